@@ -1,0 +1,67 @@
+# Longplay — one entry point for a fresh machine: `make demo`, `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.stamp
+
+# The CPU wheel, installed first and on its own: a bare `torch` requirement on a GPU-less machine
+# would resolve to a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+
+# Debian packages the suite needs. The soundfile wheel bundles libsndfile, so nothing yet.
+# Later issues append here, e.g. fluidsynth fluid-soundfont-gm xvfb libportaudio2
+# libxcb-icccm4 libxcb-keysyms1
+APT_PACKAGES :=
+
+PYTEST_ARGS ?=
+
+.PHONY: venv apt test demo bench clean distclean
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-runs only when pyproject.toml changes; otherwise `make venv` is a no-op.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install $(TORCH_PIN)
+	$(PIP) install -e '.[test]'
+	touch $@
+
+apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "apt: nothing to install"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "apt: no apt-get on this machine; install by hand:$$missing"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "apt: not root, skipping; missing:$$missing"; exit 0; fi; \
+	apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+test: venv apt
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	@echo "longplay-mini, the embedded demo model, arrives with the training issue."
+	@echo "Models Longplay can see right now:"
+	$(VENV)/bin/longplay models
+
+bench: venv
+	@shopt -s nullglob; scripts=(benchmarks/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py yet"; exit 0; fi; \
+	for s in "$${scripts[@]}"; do echo "== $$s"; $(PY) "$$s" || exit $$?; done
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache outputs
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Also drops the virtualenv; the next `make` rebuilds it.
+distclean: clean
+	rm -rf $(VENV)

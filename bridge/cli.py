@@ -1,0 +1,254 @@
+"""The ``longplay`` command line: a thin door over the engine's public API.
+
+Arguments are validated here, before the engine (and torch) is imported, so a typo costs
+milliseconds and ends with exit code 2 and one line on stderr naming the argument.
+
+Exit codes: 0 done, 1 the engine failed (message on stderr), 2 bad input or command not
+available yet, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from .errors import BridgeError, EngineUnavailable, UsageError
+from .naming import AUDIO_SUFFIXES, output_name, slug, unique_path, write_recipe
+
+PROG = "longplay"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Commands whose door exists but whose room is not built yet.
+_LATER = {
+    "serve": ("run the headless job queue, OSC server and watched folder", "the job queue + OSC issue"),
+    "app": ("open the desktop app", "the desktop app issue"),
+    "train": ("train or fine-tune a model", "the training issue"),
+    "eval": ("evaluate a model", "the evaluation issue"),
+}
+
+_DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so every bad input is one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (got {text!r})") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number (got {text!r})")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer (got {text!r})") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Long-form music generation with latent diffusion.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    g = sub.add_parser("generate", help="render audio from a text prompt")
+    g.add_argument("prompt", metavar="PROMPT")
+    g.add_argument("--seconds", type=_finite, help="length in seconds (default: the model's)")
+    g.add_argument("--seed", type=_integer, help="random seed; -1 or omitted picks one")
+    g.add_argument("--steps", type=_integer, help="sampler steps, 1-500")
+    g.add_argument("--cfg", type=_finite, help="classifier-free guidance scale, 0-25")
+    g.add_argument("--negative", metavar="TEXT", help="negative prompt")
+    g.add_argument("--init-audio", metavar="FILE", help="audio-to-audio: start from this file")
+    g.add_argument("--init-strength", type=_finite, help="0 keeps the init audio, 1 ignores it")
+    g.add_argument("--bpm", type=_finite, help="tempo, 20-300 (with --bars: bar-exact length)")
+    g.add_argument("--bars", type=_integer, help="length in bars, 1-512; needs --bpm")
+    g.add_argument("--variations", type=_integer, default=1, help="how many renders, 1-16, each with its own seed")
+    g.add_argument("--model", metavar="DIR|NAME", help="model folder or name (see `longplay models`)")
+    g.add_argument("--out", metavar="PATH", help="output .wav/.flac file or folder (default: outputs/)")
+    g.add_argument("--sampler", help="sampler name (default: the engine's)")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+
+    sub.add_parser("models", help="list the models Longplay can find")
+    for name, (what, _) in _LATER.items():
+        sub.add_parser(name, help=f"{what} (not available yet)", add_help=False)
+    return p
+
+
+def _range(name: str, value: float | None, lo: float, hi: float) -> None:
+    if value is not None and not lo <= value <= hi:
+        raise UsageError(f"{name} must be between {lo:g} and {hi:g} (got {value:g})")
+
+
+def validate_generate(args: argparse.Namespace) -> None:
+    """Check ``generate`` arguments at the door; raise ``UsageError`` naming the first bad one."""
+    if not args.prompt.strip():
+        raise UsageError("PROMPT must not be empty")
+    if args.seconds is not None and not args.seconds > 0:
+        raise UsageError(f"--seconds must be greater than 0 (got {args.seconds:g})")
+    if args.seed is not None and args.seed < -1:
+        raise UsageError(f"--seed must be >= 0, or -1 for a random seed (got {args.seed})")
+    _range("--steps", args.steps, 1, 500)
+    _range("--cfg", args.cfg, 0, 25)
+    _range("--init-strength", args.init_strength, 0, 1)
+    _range("--bpm", args.bpm, 20, 300)
+    _range("--bars", args.bars, 1, 512)
+    _range("--variations", args.variations, 1, 16)
+    if args.init_strength is not None and args.init_audio is None:
+        raise UsageError("--init-strength requires --init-audio")
+    if args.init_audio is not None and not Path(args.init_audio).is_file():
+        raise UsageError(f"--init-audio: no such file: {args.init_audio}")
+    if args.bars is not None and args.bpm is None:
+        raise UsageError("--bars requires --bpm")
+    if args.bars is not None and args.seconds is not None:
+        raise UsageError("--seconds and --bars are mutually exclusive")
+    if args.device is not None and not _DEVICE_RE.fullmatch(args.device):
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps (got {args.device!r})")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() in AUDIO_SUFFIXES and out.exists():
+        raise UsageError(f"--out: {out} already exists (Longplay never overwrites)")
+
+
+def render_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``RenderRequest`` keyword arguments the user set; unset ones keep the engine's defaults."""
+    fields = {
+        "prompt": args.prompt,
+        "negative": args.negative,
+        "seconds": args.seconds,
+        "bpm": args.bpm,
+        "bars": args.bars,
+        "seed": None if args.seed == -1 else args.seed,
+        "steps": args.steps,
+        "cfg": args.cfg,
+        "variations": args.variations,
+        "init_audio": str(Path(args.init_audio).resolve()) if args.init_audio else None,
+        "init_strength": args.init_strength,
+        "sampler": args.sampler,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclass
+class _Progress:
+    """Render progress on stderr: an updating line on a terminal, stage changes otherwise."""
+
+    tty: bool
+    stage: str = ""
+
+    def __call__(self, step: int, total: int, stage: str) -> None:
+        if self.tty:
+            end = "\n" if step >= total else ""
+            print(f"\r{stage}: {step}/{total}", end=end, file=sys.stderr, flush=True)
+        elif stage != self.stage:
+            print(f"{stage}…", file=sys.stderr, flush=True)
+        self.stage = stage
+
+
+def _target(out: str | None, name: str, *, seed: int, variation: int, variations: int,
+            bpm: float | None, bars: int | None) -> Path:
+    path = Path(out) if out else Path("outputs")
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        if variations > 1:
+            path = path.with_name(f"{path.stem}_v{variation}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return unique_path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return unique_path(path / output_name(name, seed=seed, variation=variation, bpm=bpm, bars=bars))
+
+
+# --- TODO(engine): finish against the real public API once engine/__init__.py exports it. ---
+# Written against: load_model(name_or_path | None) -> model (None = the default model);
+# Generator(model[, device=str]).render(RenderRequest(**render_fields(args)),
+#     on_progress=f(step, total, stage), cancel=threading.Event)
+#     -> list of results with .audio [C, N], .sample_rate, .seed, .seconds;
+# write_audio_atomic(path, audio [C, N], sample_rate): WAV/FLAC by suffix, never a partial file.
+def _run_generate(args: argparse.Namespace) -> int:
+    try:
+        from engine import EngineError, Generator, RenderRequest, load_model, write_audio_atomic
+    except ImportError as err:
+        raise EngineUnavailable(err) from err
+
+    try:
+        model = load_model(args.model)
+        generator = Generator(model) if args.device is None else Generator(model, device=args.device)
+        request = RenderRequest(**render_fields(args))
+        results = generator.render(
+            request, on_progress=_Progress(tty=sys.stderr.isatty()), cancel=threading.Event())
+    except EngineError as err:
+        raise BridgeError(str(err)) from err
+
+    model_name = args.model or Path(getattr(model, "folder", "longplay-mini")).name
+    name = slug(args.prompt)
+    for i, result in enumerate(results, start=1):
+        path = _target(args.out, name, seed=result.seed, variation=i, variations=len(results),
+                       bpm=args.bpm, bars=args.bars)
+        try:
+            write_audio_atomic(path, result.audio, result.sample_rate)
+        except EngineError as err:
+            raise BridgeError(str(err)) from err
+        recipe = {**render_fields(args), "seed": result.seed, "seconds": result.seconds,
+                  "sample_rate": result.sample_rate, "variation": i, "model": model_name}
+        write_recipe(path, recipe)
+        print(path)
+    return EXIT_OK
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    try:
+        from engine import find_models
+    except ImportError as err:
+        raise EngineUnavailable(err) from err
+
+    models = find_models()
+    if not models:
+        print("no models found (looked in resources/models/, the user data dir and $LONGPLAY_MODELS)")
+        return EXIT_OK
+    width = max(len(m.name) for m in models)
+    for m in models:
+        print(f"{m.name:<{width}}  {m.path}  {m.description or ''}".rstrip())
+    return EXIT_OK
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``longplay`` console script; returns the process exit code."""
+    try:
+        args, extra = build_parser().parse_known_args(argv)
+        if args.command in _LATER:
+            _fail(f"{args.command} is not available yet: arrives with {_LATER[args.command][1]}")
+            return EXIT_USAGE
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "generate":
+            validate_generate(args)
+            return _run_generate(args)
+        return _run_models(args)
+    except UsageError as err:
+        _fail(str(err))
+        return EXIT_USAGE
+    except BridgeError as err:
+        _fail(str(err))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except SystemExit as exit_:  # --help / --version from argparse
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Oobleck autoencoder (Stable Audio 2, section 2.1): weight-normed convs, SnakeBeta, VAE bottleneck.
+
+State-dict layout equals stable-audio-tools' `OobleckEncoder`/`OobleckDecoder` wrapped in an
+`AudioAutoencoder` wrapped in an `AutoencoderPretransform`, so released weights load unchanged:
+`pretransform.model.encoder.layers.1.layers.0.layers.1.weight_g`, ...
+
+Weight norm is written by hand (not `torch.nn.utils.parametrizations.weight_norm`) because the
+parametrization API stores `parametrizations.weight.original0/1`, not the `weight_g`/`weight_v`
+keys the released checkpoints use; a hand-written one also lets inference fold the norm once.
+
+Long audio is encoded/decoded in overlapping chunks whose edges are cropped (the receptive field
+of the convs is a few latent frames), so memory is bounded whatever the length.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import AutoencoderConfig, OobleckConfig
+from . import fastconv
+
+
+class WNConv1d(nn.Module):
+    """Conv1d (or ConvTranspose1d) with weight norm stored as `weight_g` / `weight_v`.
+
+    g has one entry per dim-0 slice of the weight: `[out,1,1]` for a conv, `[in,1,1]` for a
+    transposed conv (whose weight is `[in, out, k]`), matching `torch.nn.utils.weight_norm`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | str = 0, dilation: int = 1, bias: bool = True, transpose: bool = False):
+        super().__init__()
+        self.transpose = transpose
+        self.stride, self.dilation = stride, dilation
+        # padding="same" (stride 1): total k-1 split with the extra sample on the right, as torch does.
+        total = dilation * (kernel_size - 1)
+        self.pad_lr = (total // 2, total - total // 2) if padding == "same" else (0, 0)
+        self.padding = 0 if padding == "same" else int(padding)
+        shape = (in_channels, out_channels, kernel_size) if transpose else (out_channels, in_channels, kernel_size)
+        v = torch.empty(shape)
+        nn.init.kaiming_uniform_(v, a=math.sqrt(5))
+        self.weight_v = nn.Parameter(v)
+        self.weight_g = nn.Parameter(v.flatten(1).norm(dim=1).view(-1, 1, 1).clone())
+        if bias:
+            fan_in = in_channels * kernel_size
+            bound = 1 / math.sqrt(fan_in)
+            self.bias: nn.Parameter | None = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+        # Inference cache of the folded weight; never part of the state dict.
+        self._folded: Tensor | None = None
+
+    def weight(self) -> Tensor:
+        v = self.weight_v
+        return self.weight_g * v / v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+
+    def _weight_for_forward(self) -> Tensor:
+        if self.training or torch.is_grad_enabled():
+            self._folded = None
+            return self.weight()
+        w = self._folded
+        if w is None or w.device != self.weight_v.device or w.dtype != self.weight_v.dtype:
+            w = self._folded = self.weight().detach()
+        return w
+
+    def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._folded = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self._weight_for_forward()
+        if self.transpose:
+            return F.conv_transpose1d(x, w, self.bias, self.stride, self.padding, dilation=self.dilation)
+        if self.pad_lr != (0, 0):
+            x = F.pad(x, self.pad_lr)
+        return fastconv.conv1d(x, w, self.bias, self.stride, self.padding, self.dilation)
+
+
+class SnakeBeta(nn.Module):
+    """SnakeBeta with log-scale parameters: x + 1/(e^beta + 1e-9) * sin(e^alpha * x)^2."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:  # x: [B, C, T]
+        alpha = self.alpha.exp().view(1, -1, 1)
+        inv_beta = 1.0 / (self.beta.exp().view(1, -1, 1) + 1e-9)
+        return x + inv_beta * torch.sin(alpha * x).pow(2)
+
+
+def _act(use_snake: bool, channels: int) -> nn.Module:
+    return SnakeBeta(channels) if use_snake else nn.ELU()
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, channels: int, dilation: int, use_snake: bool):
+        super().__init__()
+        self.layers = nn.Sequential(
+            _act(use_snake, channels),
+            WNConv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation),
+            _act(use_snake, channels),
+            WNConv1d(channels, channels, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.layers(x)
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, use_snake: bool):
+        super().__init__()
+        self.layers = nn.Sequential(
+            ResidualUnit(in_ch, 1, use_snake),
+            ResidualUnit(in_ch, 3, use_snake),
+            ResidualUnit(in_ch, 9, use_snake),
+            _act(use_snake, in_ch),
+            WNConv1d(in_ch, out_ch, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+def _nearest_upsample(in_ch: int, out_ch: int, stride: int) -> nn.Module:
+    # Same nesting as stable-audio-tools (Sequential(Upsample, conv)): keys `layers.1.1.*`.
+    return nn.Sequential(nn.Upsample(scale_factor=stride, mode="nearest"),
+                         WNConv1d(in_ch, out_ch, 2 * stride, padding="same", bias=False))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, use_snake: bool, nearest: bool):
+        super().__init__()
+        up: nn.Module
+        if nearest:
+            up = _nearest_upsample(in_ch, out_ch, stride)
+        else:
+            up = WNConv1d(in_ch, out_ch, 2 * stride, stride=stride, padding=math.ceil(stride / 2), transpose=True)
+        self.layers = nn.Sequential(
+            _act(use_snake, in_ch),
+            up,
+            ResidualUnit(out_ch, 1, use_snake),
+            ResidualUnit(out_ch, 3, use_snake),
+            ResidualUnit(out_ch, 9, use_snake),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class OobleckEncoder(nn.Module):
+    """Audio `[B, audio_channels, N]` -> pre-bottleneck latents `[B, latent_dim, N / hop]`."""
+
+    def __init__(self, cfg: OobleckConfig):
+        super().__init__()
+        ch, mults = cfg.channels, (1,) + tuple(cfg.c_mults)
+        layers: list[nn.Module] = [WNConv1d(cfg.audio_channels, mults[0] * ch, 7, padding=3)]
+        for i in range(len(mults) - 1):
+            layers.append(EncoderBlock(mults[i] * ch, mults[i + 1] * ch, cfg.strides[i], cfg.use_snake))
+        layers += [_act(cfg.use_snake, mults[-1] * ch), WNConv1d(mults[-1] * ch, cfg.latent_dim, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class OobleckDecoder(nn.Module):
+    """Latents `[B, latent_dim, L]` -> audio `[B, audio_channels, L * hop]`."""
+
+    def __init__(self, cfg: OobleckConfig):
+        super().__init__()
+        ch, mults = cfg.channels, (1,) + tuple(cfg.c_mults)
+        layers: list[nn.Module] = [WNConv1d(cfg.latent_dim, mults[-1] * ch, 7, padding=3)]
+        for i in range(len(mults) - 1, 0, -1):
+            layers.append(DecoderBlock(mults[i] * ch, mults[i - 1] * ch, cfg.strides[i - 1],
+                                       cfg.use_snake, cfg.use_nearest_upsample))
+        layers += [_act(cfg.use_snake, mults[0] * ch),
+                   WNConv1d(mults[0] * ch, cfg.audio_channels, 7, padding=3, bias=False)]
+        if cfg.final_tanh:
+            layers.append(nn.Tanh())
+        else:
+            layers.append(nn.Identity())
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+def vae_sample(mean: Tensor, scale: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Reparameterised sample and KL of the VAE bottleneck (std = softplus(scale) + 1e-4)."""
+    std = F.softplus(scale) + 1e-4
+    var = std * std
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    kl = (mean * mean + var - torch.log(var) - 1).sum(1).mean()
+    return mean + std * noise, kl
+
+
+class AudioAutoencoder(nn.Module):
+    """Encoder + VAE bottleneck + decoder. Keys `encoder.*`, `decoder.*` (the bottleneck has none)."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = OobleckEncoder(cfg.encoder)
+        self.decoder = OobleckDecoder(cfg.decoder)
+
+    def encode(self, audio: Tensor, sample: bool = True,
+               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """`[B, C, N]` -> (latents `[B, D, N/hop]`, kl). `sample=False` returns the mean."""
+        h = self.encoder(audio)
+        if self.cfg.bottleneck != "vae":
+            return h, h.new_zeros(())
+        mean, scale = h.chunk(2, dim=1)
+        if not sample:
+            return mean, h.new_zeros(())
+        return vae_sample(mean, scale, generator)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return self.decoder(latents)
+
+
+def _chunk_starts(total: int, chunk: int, hop: int) -> list[int]:
+    starts = list(range(0, max(total - chunk, 0) + 1, hop))
+    if starts[-1] + chunk < total:
+        starts.append(total - chunk)
+    return starts
+
+
+def run_chunked(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, overlap: int,
+                in_per_frame: int, out_per_frame: int, out_channels: int) -> Tensor:
+    """Apply a conv net `fn` over time in overlapping chunks, cropping overlap/2 at inner edges.
+
+    Units are latent frames: `x` has `in_per_frame` samples per frame and the output
+    `out_per_frame`. Chunks overlap by `overlap` frames; each keeps its middle, so the result
+    equals the whole-signal result wherever the receptive field fits inside overlap/2.
+    """
+    frames = x.shape[-1] // in_per_frame
+    if frames <= chunk:
+        return fn(x)
+    if overlap >= chunk:
+        raise ValueError(f"overlap ({overlap}) must be smaller than the chunk ({chunk})")
+    half = overlap // 2
+    starts = _chunk_starts(frames, chunk, chunk - overlap)
+    out = x.new_zeros(x.shape[0], out_channels, frames * out_per_frame)
+    for n, s in enumerate(starts):
+        y = fn(x[..., s * in_per_frame:(s + chunk) * in_per_frame])
+        keep_from = 0 if n == 0 else half
+        keep_to = chunk if n == len(starts) - 1 else chunk - half
+        if n > 0:
+            # The previous chunk kept frames up to its end minus `half`; start exactly there.
+            prev_end = starts[n - 1] + (chunk - half)
+            keep_from = prev_end - s
+        out[..., (s + keep_from) * out_per_frame:(s + keep_to) * out_per_frame] = \
+            y[..., keep_from * out_per_frame:keep_to * out_per_frame]
+    return out
+
+
+class AutoencoderPretransform(nn.Module):
+    """The DiT's view of the autoencoder: audio <-> latents / scale, chunked for long signals."""
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.model = AudioAutoencoder(cfg)
+        self.downsampling_ratio = cfg.downsampling_ratio
+        self.io_channels = cfg.io_channels
+        self.latent_dim = cfg.latent_dim
+        self.scale = cfg.scale
+
+    def encode(self, audio: Tensor, sample: bool = True, generator: torch.Generator | None = None,
+               chunk_frames: int = 128, overlap_frames: int = 32) -> Tensor:
+        """Audio `[B, C, N]` (N a multiple of the hop) -> latents `[B, D, N / hop]`."""
+        hop = self.downsampling_ratio
+        if audio.shape[-1] % hop:
+            raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the hop {hop}")
+        enc_ch = self.cfg.encoder.latent_dim
+        pre = run_chunked(self.model.encoder, audio, chunk_frames, overlap_frames, hop, 1, enc_ch)
+        if self.cfg.bottleneck == "vae":
+            mean, scale = pre.chunk(2, dim=1)
+            latents = vae_sample(mean, scale, generator)[0] if sample else mean
+        else:
+            latents = pre
+        return latents / self.scale
+
+    def decode(self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 32) -> Tensor:
+        """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""
+        z = latents * self.scale
+        return run_chunked(self.model.decoder, z, chunk_frames, overlap_frames, 1,
+                           self.downsampling_ratio, self.io_channels)

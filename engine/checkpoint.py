@@ -1,0 +1,195 @@
+"""Model folders: find them, load them strictly, save them.
+
+A model folder is stable-audio-tools' release format: `model_config.json` plus
+`model.safetensors` (or `model.ckpt`). Public folders load unchanged. Folders Longplay writes add
+a `"longplay": {"format_version": N, ...}` block to the config (ignored by other tools); an
+unknown version is refused with a `ModelLoadError` rather than failing deep inside a layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from .config import parse_model_config
+from .errors import ConfigError, ModelLoadError
+from .model import ConditionedDiffusionModel, build_model
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "model_config.json"
+WEIGHT_NAMES = ("model.safetensors", "model.ckpt")
+REPO_MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: Path
+    description: str
+    sample_rate: int
+    window_seconds: float
+
+
+def model_search_paths() -> list[Path]:
+    """Where model folders are looked up, first match wins: LONGPLAY_MODELS, user data, resources."""
+    paths: list[Path] = []
+    env = os.environ.get("LONGPLAY_MODELS")
+    if env:
+        paths += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    try:
+        from platformdirs import user_data_dir
+
+        paths.append(Path(user_data_dir("longplay")) / "models")
+    except ImportError:  # platformdirs is a declared dependency; tolerate its absence in odd installs
+        pass
+    paths.append(REPO_MODELS)
+    return paths
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    cfg_path = folder / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ModelLoadError(f"{folder} is not a model folder: {CONFIG_NAME} is missing")
+    try:
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{cfg_path} is not readable JSON: {exc}") from exc
+    meta = raw.get("longplay", {}) if isinstance(raw, dict) else {}
+    version = meta.get("format_version", FORMAT_VERSION) if isinstance(meta, dict) else None
+    if version != FORMAT_VERSION:
+        raise ModelLoadError(f"{cfg_path}: longplay format_version {version!r} is not supported by this "
+                             f"version of Longplay (it reads version {FORMAT_VERSION})")
+    return raw
+
+
+def find_models() -> list[ModelInfo]:
+    """Every model folder under the search paths, named by folder; earlier paths shadow later."""
+    seen: dict[str, ModelInfo] = {}
+    for root in model_search_paths():
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if (p / CONFIG_NAME).is_file()):
+            if folder.name in seen:
+                continue
+            try:
+                raw = read_config(folder)
+                cfg = parse_model_config(raw)
+            except ModelLoadError:
+                continue
+            desc = str(raw.get("longplay", {}).get("description", "")) if isinstance(raw.get("longplay"), dict) else ""
+            seen[folder.name] = ModelInfo(folder.name, folder, desc, cfg.sample_rate, cfg.window_seconds)
+    return list(seen.values())
+
+
+def resolve_model(name_or_path: str | os.PathLike[str] | None, default: str = "longplay-mini") -> Path:
+    """A folder path, or a model name looked up in the search paths."""
+    name = str(name_or_path) if name_or_path is not None else default
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    for root in model_search_paths():
+        if (root / name / CONFIG_NAME).is_file():
+            return root / name
+    where = ", ".join(str(p) for p in model_search_paths())
+    raise ModelLoadError(f"model {name!r} not found (looked for a folder of that path, and in {where})")
+
+
+def read_state_dict(folder: Path) -> dict[str, Tensor]:
+    for name in WEIGHT_NAMES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            if name.endswith(".safetensors"):
+                from safetensors.torch import load_file
+
+                return load_file(str(path))
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a corrupt file to the user
+            raise ModelLoadError(f"{path} could not be read: {exc}") from exc
+        if isinstance(sd, Mapping) and "state_dict" in sd:
+            sd = sd["state_dict"]
+        return dict(sd)
+    raise ModelLoadError(f"{folder} holds no weights ({' or '.join(WEIGHT_NAMES)})")
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, Tensor], source: str = "checkpoint") -> None:
+    """Copy `state` into `model`; any missing, unexpected or mis-shaped key is a `ModelLoadError`."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), first: {missing[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), first: {unexpected[0]!r}")
+        raise ModelLoadError(f"{source} does not fit the model config: " + "; ".join(parts))
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ModelLoadError(f"{source}: key {k!r} has shape {tuple(state[k].shape)}, "
+                                 f"the config needs {tuple(v.shape)}")
+    model.load_state_dict(dict(state), strict=True)
+
+
+def load_model(folder: str | os.PathLike[str] | None = None, text_encoder: str | os.PathLike[str] | None = None,
+               require_text_encoder: bool = True) -> ConditionedDiffusionModel:
+    """Load a model folder (or a model name) onto the CPU in float32, in eval mode."""
+    path = resolve_model(folder)
+    raw = read_config(path)
+    try:
+        model = build_model(raw)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{path / CONFIG_NAME}: {exc}") from exc
+    load_state_dict_strict(model, read_state_dict(path), source=str(path))
+    _attach_text_encoders(model, path, text_encoder, require_text_encoder)
+    model.folder = path  # type: ignore[assignment]
+    return model.eval().requires_grad_(False)
+
+
+def _attach_text_encoders(model: ConditionedDiffusionModel, folder: Path,
+                          text_encoder: str | os.PathLike[str] | None, required: bool) -> None:
+    for cond in model.conditioner.conditioners.values():
+        attach = getattr(cond, "attach", None)
+        if attach is None:
+            continue
+        enc = Path(text_encoder) if text_encoder else folder / "text_encoder"
+        tok = enc if text_encoder else folder / "tokenizer"
+        if not tok.is_dir():
+            tok = enc
+        if enc.is_dir():
+            attach(enc, tok)
+        elif required:
+            from .errors import TextEncoderMissingError
+
+            raise TextEncoderMissingError(
+                f"{folder} needs a text encoder: put the Hugging Face folders in {folder / 'text_encoder'} "
+                f"and {folder / 'tokenizer'}, or pass a text encoder path (nothing is downloaded)")
+
+
+def save_model(model: ConditionedDiffusionModel, folder: str | os.PathLike[str],
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Write `model_config.json` (with the longplay block) + `model.safetensors` to `folder`."""
+    from safetensors.torch import save_file
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    raw = dict(model.config.raw)
+    meta = dict(raw.get("longplay", {}))
+    meta["format_version"] = FORMAT_VERSION
+    meta.update(extra or {})
+    raw["longplay"] = meta
+    tmp = out / (CONFIG_NAME + ".tmp")
+    tmp.write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    os.replace(tmp, out / CONFIG_NAME)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmpw = out / "model.safetensors.tmp"
+    save_file(state, str(tmpw), metadata={"format": "pt", "longplay_format_version": str(FORMAT_VERSION)})
+    os.replace(tmpw, out / "model.safetensors")
+    return out

@@ -1,0 +1,311 @@
+"""Model configuration: frozen dataclasses, and the one parser of `model_config.json`.
+
+The JSON format is stable-audio-tools' release format, so public model folders load unchanged.
+Layers never read JSON: they take these dataclasses (or plain arguments). Unknown keys that would
+change the computation are refused with a `ConfigError` instead of being silently ignored, because
+a model that loads but computes something else is worse than one that does not load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+# Keys that stable-audio-tools configs carry but that do not change inference numerics.
+_HARMLESS = {"requires_grad", "iterate_batch", "model_half", "chunked", "type"}
+
+
+def _check_keys(section: str, cfg: Mapping[str, Any], known: set[str]) -> None:
+    unknown = set(cfg) - known - _HARMLESS
+    if unknown:
+        raise ConfigError(
+            f"{section}: unsupported key(s) {sorted(unknown)}; this engine builds only "
+            f"{sorted(known)}"
+        )
+
+
+def _get(section: str, cfg: Mapping[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    if key not in cfg:
+        if default is ...:
+            raise ConfigError(f"{section}: missing required key '{key}'")
+        return default
+    value = cfg[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{section}.{key}: expected a list, got {value!r}")
+        return tuple(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{section}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OobleckConfig:
+    """One side (encoder or decoder) of an Oobleck autoencoder."""
+
+    audio_channels: int = 2
+    channels: int = 128
+    c_mults: tuple[int, ...] = (1, 2, 4, 8, 16)
+    strides: tuple[int, ...] = (2, 4, 4, 8, 8)
+    latent_dim: int = 128
+    use_snake: bool = True
+    final_tanh: bool = True
+    use_nearest_upsample: bool = False
+
+    @property
+    def hop(self) -> int:
+        hop = 1
+        for s in self.strides:
+            hop *= s
+        return hop
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    encoder: OobleckConfig
+    decoder: OobleckConfig
+    bottleneck: str | None  # "vae" or None
+    latent_dim: int
+    downsampling_ratio: int
+    io_channels: int
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Hyperparameters of the diffusion transformer (stable-audio-tools `dit` + our extensions)."""
+
+    io_channels: int = 64
+    embed_dim: int = 1536
+    depth: int = 24
+    num_heads: int = 24
+    cond_token_dim: int = 768
+    global_cond_dim: int = 1536
+    project_cond_tokens: bool = False
+    project_global_cond: bool = True
+    global_cond_type: str = "prepend"
+    qk_norm: str = "none"  # "none" | "ln" | "l2"
+    ff_mult: float = 4.0
+    timestep_features_dim: int = 256
+    # Longplay extension (off for every public config): self-attention limited to a band of
+    # +/- attn_window latent frames in all layers except `global_layers`, which attend fully.
+    # See seeds/000: windowed attention plus a few global layers keeps long context affordable.
+    attn_window: int = 0
+    global_layers: tuple[int, ...] = ()
+
+    @property
+    def dim_heads(self) -> int:
+        return self.embed_dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class ConditionerSpec:
+    id: str
+    type: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    output_dim: int = 768
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A whole `diffusion_cond` model: autoencoder + conditioners + DiT."""
+
+    sample_size: int
+    sample_rate: int
+    audio_channels: int
+    autoencoder: AutoencoderConfig
+    conditioners: tuple[ConditionerSpec, ...]
+    dit: DiTConfig
+    cross_attention_cond_ids: tuple[str, ...]
+    global_cond_ids: tuple[str, ...]
+    objective: str  # "v" | "rf_denoiser"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def latent_rate(self) -> float:
+        return self.sample_rate / self.autoencoder.downsampling_ratio
+
+    @property
+    def window_frames(self) -> int:
+        return self.sample_size // self.autoencoder.downsampling_ratio
+
+    @property
+    def window_seconds(self) -> float:
+        return self.sample_size / self.sample_rate
+
+    def conditioner(self, cond_id: str) -> ConditionerSpec | None:
+        for spec in self.conditioners:
+            if spec.id == cond_id:
+                return spec
+        return None
+
+
+def _parse_oobleck(section: str, block: Mapping[str, Any], encoder: bool) -> OobleckConfig:
+    if block.get("type") != "oobleck":
+        raise ConfigError(f"{section}.type: only 'oobleck' is supported, got {block.get('type')!r}")
+    cfg = block.get("config", {})
+    io_key = "in_channels" if encoder else "out_channels"
+    known = {io_key, "channels", "c_mults", "strides", "latent_dim", "use_snake",
+             "antialias_activation", "final_tanh", "use_nearest_upsample"}
+    _check_keys(f"{section}.config", cfg, known)
+    if cfg.get("antialias_activation", False):
+        raise ConfigError(f"{section}.config.antialias_activation=true is not supported")
+    s = f"{section}.config"
+    out = OobleckConfig(
+        audio_channels=_get(s, cfg, io_key, int, 2),
+        channels=_get(s, cfg, "channels", int, 128),
+        c_mults=_get(s, cfg, "c_mults", tuple, (1, 2, 4, 8)),
+        strides=_get(s, cfg, "strides", tuple, (2, 4, 8, 8)),
+        latent_dim=_get(s, cfg, "latent_dim", int, 32),
+        use_snake=_get(s, cfg, "use_snake", bool, False),
+        final_tanh=_get(s, cfg, "final_tanh", bool, True),
+        use_nearest_upsample=_get(s, cfg, "use_nearest_upsample", bool, False),
+    )
+    if len(out.c_mults) != len(out.strides):
+        raise ConfigError(f"{s}: c_mults and strides must have the same length")
+    return out
+
+
+def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.config") -> AutoencoderConfig:
+    """Parse the autoencoder block (`model.pretransform.config` of a diffusion config)."""
+    _check_keys(section, cfg, {"encoder", "decoder", "bottleneck", "latent_dim",
+                               "downsampling_ratio", "io_channels", "sample_rate", "scale"})
+    bottleneck = cfg.get("bottleneck")
+    btype = None if bottleneck is None else bottleneck.get("type")
+    if btype not in (None, "vae"):
+        raise ConfigError(f"{section}.bottleneck.type: only 'vae' is supported, got {btype!r}")
+    enc = _parse_oobleck(f"{section}.encoder", _get(section, cfg, "encoder", dict), True)
+    dec = _parse_oobleck(f"{section}.decoder", _get(section, cfg, "decoder", dict), False)
+    ae = AutoencoderConfig(
+        encoder=enc,
+        decoder=dec,
+        bottleneck=btype,
+        latent_dim=_get(section, cfg, "latent_dim", int),
+        downsampling_ratio=_get(section, cfg, "downsampling_ratio", int),
+        io_channels=_get(section, cfg, "io_channels", int),
+        scale=_get(section, cfg, "scale", float, 1.0),
+    )
+    if enc.hop != ae.downsampling_ratio:
+        raise ConfigError(f"{section}: strides multiply to {enc.hop}, "
+                          f"but downsampling_ratio is {ae.downsampling_ratio}")
+    expected_enc_out = ae.latent_dim * (2 if btype == "vae" else 1)
+    if enc.latent_dim != expected_enc_out or dec.latent_dim != ae.latent_dim:
+        raise ConfigError(f"{section}: encoder latent_dim {enc.latent_dim} / decoder latent_dim "
+                          f"{dec.latent_dim} do not fit latent_dim {ae.latent_dim} with "
+                          f"bottleneck {btype!r}")
+    return ae
+
+
+def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
+    s = "diffusion.config"
+    known = {"io_channels", "embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim",
+             "project_cond_tokens", "project_global_cond", "transformer_type", "global_cond_type",
+             "attn_kwargs", "ff_kwargs", "patch_size", "input_concat_dim", "prepend_cond_dim",
+             "attn_window", "global_layers"}
+    _check_keys(s, cfg, known)
+    ttype = cfg.get("transformer_type", "continuous_transformer")
+    if ttype != "continuous_transformer":
+        raise ConfigError(f"{s}.transformer_type: only 'continuous_transformer' is supported, "
+                          f"got {ttype!r}")
+    for key, ok in (("patch_size", 1), ("input_concat_dim", 0), ("prepend_cond_dim", 0)):
+        if cfg.get(key, ok) != ok:
+            raise ConfigError(f"{s}.{key}={cfg[key]!r} is not supported (only {ok})")
+    attn_kwargs = dict(cfg.get("attn_kwargs", {}))
+    _check_keys(f"{s}.attn_kwargs", attn_kwargs, {"qk_norm"})
+    qk = attn_kwargs.get("qk_norm", "none")
+    qk = {False: "none", True: "l2", None: "none"}.get(qk, qk)
+    if qk not in ("none", "ln", "l2"):
+        raise ConfigError(f"{s}.attn_kwargs.qk_norm: expected 'none', 'ln' or 'l2', got {qk!r}")
+    ff_kwargs = dict(cfg.get("ff_kwargs", {}))
+    _check_keys(f"{s}.ff_kwargs", ff_kwargs, {"mult"})
+    gtype = cfg.get("global_cond_type", "prepend")
+    if gtype != "prepend":
+        raise ConfigError(f"{s}.global_cond_type: only 'prepend' is supported, got {gtype!r}")
+    dit = DiTConfig(
+        io_channels=_get(s, cfg, "io_channels", int),
+        embed_dim=_get(s, cfg, "embed_dim", int),
+        depth=_get(s, cfg, "depth", int),
+        num_heads=_get(s, cfg, "num_heads", int),
+        cond_token_dim=_get(s, cfg, "cond_token_dim", int, 0),
+        global_cond_dim=_get(s, cfg, "global_cond_dim", int, 0),
+        project_cond_tokens=_get(s, cfg, "project_cond_tokens", bool, True),
+        project_global_cond=_get(s, cfg, "project_global_cond", bool, True),
+        global_cond_type=gtype,
+        qk_norm=qk,
+        ff_mult=float(ff_kwargs.get("mult", 4)),
+        attn_window=_get(s, cfg, "attn_window", int, 0),
+        global_layers=_get(s, cfg, "global_layers", tuple, ()),
+    )
+    if dit.embed_dim % dit.num_heads:
+        raise ConfigError(f"{s}: embed_dim {dit.embed_dim} is not divisible by num_heads {dit.num_heads}")
+    if dit.cond_token_dim:
+        ctx = dit.embed_dim if dit.project_cond_tokens else dit.cond_token_dim
+        kv_heads = ctx // dit.dim_heads
+        if kv_heads == 0 or ctx % dit.dim_heads or dit.num_heads % kv_heads:
+            raise ConfigError(f"{s}: cross-attention context width {ctx} gives {ctx / dit.dim_heads:g} "
+                              f"kv heads of {dit.dim_heads}, which cannot be shared by "
+                              f"{dit.num_heads} query heads")
+    return dit
+
+
+def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
+    """Parse a stable-audio-tools `diffusion_cond` model_config.json dict."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("model config must be a JSON object")
+    if raw.get("model_type") != "diffusion_cond":
+        raise ConfigError(f"model_type: only 'diffusion_cond' is supported, got {raw.get('model_type')!r}")
+    model = _get("", raw, "model", dict)
+    pre = _get("model", model, "pretransform", dict)
+    if pre.get("type") != "autoencoder":
+        raise ConfigError(f"model.pretransform.type: only 'autoencoder' is supported, got {pre.get('type')!r}")
+    pre_cfg = dict(_get("model.pretransform", pre, "config", dict))
+    if "scale" in pre:
+        pre_cfg["scale"] = pre["scale"]
+    ae = parse_autoencoder(pre_cfg)
+
+    cond = _get("model", model, "conditioning", dict)
+    cond_dim = _get("model.conditioning", cond, "cond_dim", int)
+    specs = []
+    for i, c in enumerate(_get("model.conditioning", cond, "configs", tuple)):
+        if not isinstance(c, Mapping) or "id" not in c or "type" not in c:
+            raise ConfigError(f"model.conditioning.configs[{i}]: needs 'id' and 'type'")
+        specs.append(ConditionerSpec(id=str(c["id"]), type=str(c["type"]),
+                                     config=dict(c.get("config", {})), output_dim=cond_dim))
+
+    diff = _get("model", model, "diffusion", dict)
+    if diff.get("type") != "dit":
+        raise ConfigError(f"model.diffusion.type: only 'dit' is supported, got {diff.get('type')!r}")
+    dit = _parse_dit(_get("model.diffusion", diff, "config", dict))
+    objective = diff.get("diffusion_objective", "v")
+    if objective not in ("v", "rf_denoiser"):
+        raise ConfigError(f"model.diffusion.diffusion_objective: expected 'v' or 'rf_denoiser', "
+                          f"got {objective!r}")
+    ids = {s.id for s in specs}
+    xattn = tuple(diff.get("cross_attention_cond_ids", ()))
+    glob = tuple(diff.get("global_cond_ids", ()))
+    for cid in xattn + glob:
+        if cid not in ids:
+            raise ConfigError(f"model.diffusion: conditioning id {cid!r} is not among the "
+                              f"conditioners {sorted(ids)}")
+    if glob and dit.global_cond_dim != cond_dim * len(glob):
+        raise ConfigError(f"diffusion.config.global_cond_dim is {dit.global_cond_dim} but "
+                          f"{len(glob)} global conditioners of width {cond_dim} give {cond_dim * len(glob)}")
+    if dit.io_channels != ae.latent_dim:
+        raise ConfigError(f"diffusion.config.io_channels {dit.io_channels} != autoencoder "
+                          f"latent_dim {ae.latent_dim}")
+    return ModelConfig(
+        sample_size=_get("", raw, "sample_size", int),
+        sample_rate=_get("", raw, "sample_rate", int),
+        audio_channels=_get("", raw, "audio_channels", int),
+        autoencoder=ae,
+        conditioners=tuple(specs),
+        dit=dit,
+        cross_attention_cond_ids=xattn,
+        global_cond_ids=glob,
+        objective=objective,
+        raw=raw,
+    )

@@ -1,0 +1,105 @@
+"""The diffusion transformer (Stable Audio 2, section 2.2 and Figure 2) and classifier-free guidance.
+
+Conditioning: text and timing tokens by cross-attention; timing (global) + timestep embedding
+summed and prepended as ONE token. Layout equals stable-audio-tools' `DiffusionTransformer`
+(`to_timestep_embed`, `to_cond_embed`, `to_global_embed`, `preprocess_conv`, `transformer.*`,
+`postprocess_conv`), wrapped as `model.model.*` by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .config import DiTConfig
+from .transformer import ContinuousTransformer
+
+
+class FourierFeatures(nn.Module):
+    """Learned Fourier features of the timestep: weight `[out/2, in]`, output `[cos, sin]`."""
+
+    def __init__(self, in_features: int, out_features: int, std: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features // 2, in_features) * std)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: [B, in]
+        f = 2 * math.pi * x @ self.weight.T
+        return torch.cat((f.cos(), f.sin()), dim=-1)
+
+
+class DiffusionTransformer(nn.Module):
+    """Network `(x [B, C, T], t [B], cross-attn tokens [B, S, Dc], global [B, Dg]) -> [B, C, T]`."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        dim = cfg.embed_dim
+        self.timestep_features = FourierFeatures(1, cfg.timestep_features_dim)
+        self.to_timestep_embed = nn.Sequential(
+            nn.Linear(cfg.timestep_features_dim, dim, bias=True), nn.SiLU(), nn.Linear(dim, dim, bias=True))
+        cond_embed_dim = None
+        if cfg.cond_token_dim > 0:
+            cond_embed_dim = dim if cfg.project_cond_tokens else cfg.cond_token_dim
+            self.to_cond_embed = nn.Sequential(
+                nn.Linear(cfg.cond_token_dim, cond_embed_dim, bias=False), nn.SiLU(),
+                nn.Linear(cond_embed_dim, cond_embed_dim, bias=False))
+        if cfg.global_cond_dim > 0:
+            g = dim if cfg.project_global_cond else cfg.global_cond_dim
+            self.to_global_embed = nn.Sequential(
+                nn.Linear(cfg.global_cond_dim, g, bias=False), nn.SiLU(), nn.Linear(g, g, bias=False))
+        self.transformer = ContinuousTransformer(
+            dim, cfg.depth, cfg.dim_heads, dim_in=cfg.io_channels, dim_out=cfg.io_channels,
+            cond_token_dim=cond_embed_dim, qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
+            attn_window=cfg.attn_window, global_layers=cfg.global_layers)
+        self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
+        self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
+        # Zero-init residual convs: the reference's init, so a fresh model starts as identity there.
+        nn.init.zeros_(self.preprocess_conv.weight)
+        nn.init.zeros_(self.postprocess_conv.weight)
+
+    def forward(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
+                global_cond: Tensor | None = None) -> Tensor:
+        context = self.to_cond_embed(cross_attn_cond) if cross_attn_cond is not None else None
+        t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype)))  # [B, dim]
+        g = t_embed if global_cond is None else self.to_global_embed(global_cond) + t_embed
+        x = self.preprocess_conv(x) + x  # [B, C, T]
+        out = self.transformer(x.transpose(1, 2), prepend=g[:, None, :], context=context)  # [B, 1 + T, C]
+        out = out.transpose(1, 2)[:, :, 1:]  # [B, C, T]: drop the prepended token
+        return self.postprocess_conv(out) + out
+
+
+class DiTWrapper(nn.Module):
+    """Holds the network as `.model` so keys read `model.model.transformer...` under the top model."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.model = DiffusionTransformer(cfg)
+
+    def forward(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
+                global_cond: Tensor | None = None) -> Tensor:
+        return self.model(x, t, cross_attn_cond, global_cond)
+
+
+def guided_forward(net: nn.Module, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None,
+                   global_cond: Tensor | None, cfg_scale: float = 1.0,
+                   negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0) -> Tensor:
+    """Classifier-free guidance as stable-audio-tools computes it, on the network output.
+
+    The unconditional branch has every cross-attention token zeroed (or the negative prompt's
+    tokens), while the prepended global token is kept. Both branches run as one batch.
+    CFG rescale (Lin et al. 2023, "Common diffusion noise schedules...") blends in the guided
+    output rescaled to the conditional output's std over channels, with weight `cfg_rescale`.
+    """
+    if cfg_scale == 1.0 or cross_attn_cond is None:
+        return net(x, t, cross_attn_cond, global_cond)
+    uncond = negative_cross_attn_cond if negative_cross_attn_cond is not None else torch.zeros_like(cross_attn_cond)
+    batch = net(torch.cat((x, x)), torch.cat((t, t)), torch.cat((cross_attn_cond, uncond)),
+                None if global_cond is None else torch.cat((global_cond, global_cond)))
+    cond_out, uncond_out = batch.chunk(2)
+    out = uncond_out + (cond_out - uncond_out) * cfg_scale
+    if cfg_rescale:
+        ratio = cond_out.std(dim=1, keepdim=True) / out.std(dim=1, keepdim=True)
+        out = cfg_rescale * (out * ratio) + (1 - cfg_rescale) * out
+    return out

@@ -1,0 +1,71 @@
+"""The whole model: conditioner + DiT + autoencoder pretransform, and `build_model(config)`.
+
+Top-level names mirror stable-audio-tools' `ConditionedDiffusionModelWrapper`
+(`model.model.*`, `conditioner.conditioners.*`, `pretransform.model.*`), so `state_dict()` of a
+model built from a public config has exactly the released checkpoint's keys and shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .autoencoder import AutoencoderPretransform
+from .conditioners import CondTensors, MultiConditioner
+from .config import ModelConfig, parse_model_config
+from .dit import DiTWrapper, guided_forward
+
+
+class ConditionedDiffusionModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.model = DiTWrapper(config.dit)
+        self.conditioner = MultiConditioner(config.conditioners)
+        self.pretransform = AutoencoderPretransform(config.autoencoder)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def conditioning_inputs(self, cond: CondTensors) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """-> (cross-attention tokens `[B, S, D]`, their mask `[B, S]`, global vector `[B, G]`).
+
+        Cross-attention inputs are concatenated over tokens in `cross_attention_cond_ids` order;
+        global inputs over channels in `global_cond_ids` order (as the reference).
+        """
+        cfg = self.config
+        xattn = mask = glob = None
+        if cfg.cross_attention_cond_ids:
+            xattn = torch.cat([cond[k][0] for k in cfg.cross_attention_cond_ids], dim=1)
+            mask = torch.cat([cond[k][1] for k in cfg.cross_attention_cond_ids], dim=1)
+        if cfg.global_cond_ids:
+            glob = torch.cat([cond[k][0][:, 0, :] if cond[k][0].dim() == 3 else cond[k][0]
+                              for k in cfg.global_cond_ids], dim=-1)
+        return xattn, mask, glob
+
+    def encode_conditioning(self, metadata: Sequence[Mapping[str, Any]],
+                            negative: bool = False) -> dict[str, Tensor | None]:
+        """Metadata dicts -> keyword arguments for `network` (or its negative-prompt part)."""
+        xattn, mask, glob = self.conditioning_inputs(self.conditioner(metadata, self.device))
+        if negative:
+            # A negative prompt's padded tokens become the null (zero) embedding, as the reference.
+            if xattn is not None and mask is not None:
+                xattn = xattn * mask[..., None].to(xattn.dtype)
+            return {"negative_cross_attn_cond": xattn}
+        return {"cross_attn_cond": xattn, "global_cond": glob}
+
+    def network(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
+                global_cond: Tensor | None = None, cfg_scale: float = 1.0,
+                negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0) -> Tensor:
+        """The DiT with classifier-free guidance: the `inner` of a v- or RF-denoiser wrapper."""
+        return guided_forward(self.model, x, t, cross_attn_cond, global_cond, cfg_scale,
+                              negative_cross_attn_cond, cfg_rescale)
+
+
+def build_model(config: Mapping[str, Any] | ModelConfig) -> ConditionedDiffusionModel:
+    """Build a model (random weights) from a `model_config.json` dict or a parsed `ModelConfig`."""
+    cfg = config if isinstance(config, ModelConfig) else parse_model_config(config)
+    return ConditionedDiffusionModel(cfg)
