@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from .errors import BridgeError, EngineUnavailable, UsageError
-from .naming import AUDIO_SUFFIXES, output_name, slug, unique_path, write_recipe
+from .naming import AUDIO_SUFFIXES, output_name, sidecar_path, slug, unique_path
 
 PROG = "longplay"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -141,18 +141,22 @@ def render_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 @dataclass
 class _Progress:
-    """Render progress on stderr: an updating line on a terminal, stage changes otherwise."""
+    """Render progress on stderr: an updating bar on a terminal, stage changes otherwise."""
 
     tty: bool
     stage: str = ""
 
-    def __call__(self, step: int, total: int, stage: str) -> None:
+    def __call__(self, p: Any) -> None:  # p: engine.Progress
         if self.tty:
-            end = "\n" if step >= total else ""
-            print(f"\r{stage}: {step}/{total}", end=end, file=sys.stderr, flush=True)
-        elif stage != self.stage:
-            print(f"{stage}…", file=sys.stderr, flush=True)
-        self.stage = stage
+            filled = int(p.fraction * 30)
+            bar = "#" * filled + "-" * (30 - filled)
+            label = f"{p.stage} {p.step}/{p.total}" if p.stage == "sampling" else p.stage
+            var = f" v{p.variation + 1}/{p.variations}" if p.variations > 1 else ""
+            end = "\n" if p.stage == "done" else ""
+            print(f"\r[{bar}] {p.fraction:4.0%} {label}{var}\033[K", end=end, file=sys.stderr, flush=True)
+        elif p.stage != self.stage:
+            print(f"{p.stage}…", file=sys.stderr, flush=True)
+        self.stage = p.stage
 
 
 def _target(out: str | None, name: str, *, seed: int, variation: int, variations: int,
@@ -167,15 +171,10 @@ def _target(out: str | None, name: str, *, seed: int, variation: int, variations
     return unique_path(path / output_name(name, seed=seed, variation=variation, bpm=bpm, bars=bars))
 
 
-# --- TODO(engine): finish against the real public API once engine/__init__.py exports it. ---
-# Written against: load_model(name_or_path | None) -> model (None = the default model);
-# Generator(model[, device=str]).render(RenderRequest(**render_fields(args)),
-#     on_progress=f(step, total, stage), cancel=threading.Event)
-#     -> list of results with .audio [C, N], .sample_rate, .seed, .seconds;
-# write_audio_atomic(path, audio [C, N], sample_rate): WAV/FLAC by suffix, never a partial file.
 def _run_generate(args: argparse.Namespace) -> int:
     try:
-        from engine import EngineError, Generator, RenderRequest, load_model, write_audio_atomic
+        from engine import (EngineError, Generator, RenderRequest, load_model, write_audio_atomic,
+                            write_json_atomic)
     except ImportError as err:
         raise EngineUnavailable(err) from err
 
@@ -188,18 +187,17 @@ def _run_generate(args: argparse.Namespace) -> int:
     except EngineError as err:
         raise BridgeError(str(err)) from err
 
-    model_name = args.model or Path(getattr(model, "folder", "longplay-mini")).name
+    model_name = Path(getattr(model, "folder", args.model or "longplay-mini")).name
     name = slug(args.prompt)
     for i, result in enumerate(results, start=1):
         path = _target(args.out, name, seed=result.seed, variation=i, variations=len(results),
                        bpm=args.bpm, bars=args.bars)
         try:
             write_audio_atomic(path, result.audio, result.sample_rate)
-        except EngineError as err:
-            raise BridgeError(str(err)) from err
-        recipe = {**render_fields(args), "seed": result.seed, "seconds": result.seconds,
-                  "sample_rate": result.sample_rate, "variation": i, "model": model_name}
-        write_recipe(path, recipe)
+            write_json_atomic(sidecar_path(path), {**result.recipe, "model": model_name,
+                                                   "file": path.name})
+        except (EngineError, OSError) as err:
+            raise BridgeError(f"could not write {path}: {err}") from err
         print(path)
     return EXIT_OK
 

@@ -6,12 +6,8 @@ Names follow the drop-folder contract of DESIGN.md: ``<name>_<bpm>bpm_<bars>bar_
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Mapping
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -47,18 +43,3 @@ def unique_path(path: Path) -> Path:
 
 def sidecar_path(audio_path: Path) -> Path:
     return audio_path.with_suffix(".json")
-
-
-def write_recipe(audio_path: Path, recipe: Mapping[str, Any]) -> Path:
-    """Atomically write the JSON recipe next to ``audio_path`` (temp file + rename)."""
-    target = sidecar_path(audio_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(dict(recipe), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target

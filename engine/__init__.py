@@ -1,0 +1,30 @@
+"""Longplay's engine: the public API. Everything torch lives behind these names.
+
+Doors (bridge/, CLI) import only from here:
+
+    model = load_model("longplay-mini")            # or a folder path
+    gen = Generator(model)                          # picks CUDA / MPS / CPU
+    results = gen.render(RenderRequest(prompt="warm analog house", seconds=30), on_progress, cancel)
+"""
+
+from __future__ import annotations
+
+from .audio_io import load_audio, write_audio_atomic, write_json_atomic
+from .checkpoint import ModelInfo, find_models, load_model, model_search_paths, resolve_model, save_model
+from .config import ModelConfig, parse_model_config
+from .devices import pick_device
+from .errors import (AudioInputError, ConfigError, EngineError, ModelLoadError, RenderCancelled,
+                     RequestError, TextEncoderMissingError)
+from .model import ConditionedDiffusionModel, build_model
+from .presets import tiny_config
+from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
+from .sampling import SAMPLERS
+
+__all__ = [
+    "AudioInputError", "ConditionedDiffusionModel", "ConfigError", "EngineError", "Generator",
+    "ModelConfig", "ModelInfo", "ModelLoadError", "Progress", "RenderCancelled", "RenderRequest",
+    "RenderResult", "RequestError", "SAMPLERS", "TextEncoderMissingError", "build_model",
+    "find_models", "load_audio", "load_model", "model_defaults", "model_search_paths",
+    "parse_model_config", "pick_device", "tiny_config", "resolve_model", "save_model", "write_audio_atomic",
+    "write_json_atomic",
+]

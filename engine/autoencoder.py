@@ -196,7 +196,9 @@ def vae_sample(mean: Tensor, scale: Tensor, generator: torch.Generator | None = 
     """Reparameterised sample and KL of the VAE bottleneck (std = softplus(scale) + 1e-4)."""
     std = F.softplus(scale) + 1e-4
     var = std * std
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    # Drawn on the generator's device and moved, so a seed gives the same latents on any device.
+    gen_device = generator.device if generator is not None else mean.device
+    noise = torch.randn(mean.shape, generator=generator, device=gen_device, dtype=mean.dtype).to(mean.device)
     kl = (mean * mean + var - torch.log(var) - 1).sum(1).mean()
     return mean + std * noise, kl
 

@@ -118,9 +118,17 @@ class T5Conditioner(nn.Module):
         return h * mask[..., None].float(), mask
 
 
+def _longplay_text(output_dim: int, c: Mapping[str, Any]) -> nn.Module:
+    from .text_encoder import LongplayTextConditioner
+
+    return LongplayTextConditioner(output_dim, int(c.get("max_length", 64)), int(c.get("width", 256)),
+                                   int(c.get("depth", 2)), int(c.get("num_heads", 4)))
+
+
 # type -> factory(output_dim, config) ; later issues register their own (e.g. our small encoder).
 CONDITIONER_TYPES: dict[str, Callable[[int, Mapping[str, Any]], nn.Module]] = {
     "number": lambda d, c: NumberConditioner(d, c.get("min_val", 0), c.get("max_val", 1)),
+    "longplay_text": lambda d, c: _longplay_text(d, c),
     "t5": lambda d, c: T5Conditioner(d, c.get("t5_model_name", "t5-base"), c.get("max_length", 128),
                                      c.get("project_out", False), c.get("enable_grad", False)),
 }

@@ -242,6 +242,10 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
     )
     if dit.embed_dim % dit.num_heads:
         raise ConfigError(f"{s}: embed_dim {dit.embed_dim} is not divisible by num_heads {dit.num_heads}")
+    if dit.dim_heads < 32:
+        # Rotary embeddings cover max(dim_heads / 2, 32) dims of each head (as the reference).
+        raise ConfigError(f"{s}: heads of {dit.dim_heads} dims are too narrow; rotary embeddings "
+                          f"need at least 32 (embed_dim / num_heads)")
     if dit.cond_token_dim:
         ctx = dit.embed_dim if dit.project_cond_tokens else dit.cond_token_dim
         kv_heads = ctx // dit.dim_heads

@@ -25,3 +25,16 @@ def tmp_out(tmp_path: Path) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model saved as a real model folder (config + safetensors), built once."""
+    import torch
+
+    from engine import build_model, save_model, tiny_config
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-test"
+    save_model(build_model(tiny_config(window_seconds=3.0)), folder, {"description": "tiny random test model"})
+    return folder

@@ -1,18 +1,14 @@
 """The CLI door: bad input ends with exit 2 and one line naming the argument, before the engine.
 
-The engine is never imported here: validation tests run before any import, and the render path
-is driven through a fake ``engine`` module that follows the public API the CLI is written against.
+Validation tests run with the engine made unimportable, proving they need no torch; the render
+path runs the real engine on a tiny random model saved as a model folder.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
-import types
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -98,117 +94,73 @@ def test_missing_engine_is_a_one_line_failure(no_engine: None, capsys: pytest.Ca
     assert "the engine is not available" in _error_line(capsys)
 
 
-# --- the render path, against a fake engine with the expected public API -------------------
+# --- the render path, with a real (tiny, random) model built in memory and saved as a folder ---
 
 
-class FakeEngineError(Exception):
-    pass
-
-
-@dataclass
-class FakeResult:
-    audio: list[list[float]]
-    sample_rate: int
-    seed: int
-    seconds: float
-
-
-class FakeRequest:
-    def __init__(self, prompt: str, **kwargs: Any) -> None:
-        self.prompt = prompt
-        self.seconds = kwargs.pop("seconds", None)
-        self.seed = kwargs.pop("seed", None)
-        self.variations = kwargs.pop("variations", 1)
-        self.extra = kwargs
-
-
-def _fake_engine(calls: dict[str, Any], fail: str | None = None) -> types.ModuleType:
-    engine = types.ModuleType("engine")
-
-    class Generator:
-        def __init__(self, model: object, device: str | None = None) -> None:
-            calls["model"], calls["device"] = model, device
-
-        def render(self, request: FakeRequest, *, on_progress: Any, cancel: threading.Event) -> list[FakeResult]:
-            calls["request"] = request
-            assert not cancel.is_set()
-            if fail:
-                raise FakeEngineError(fail)
-            for step in range(1, 4):
-                on_progress(step, 3, "sampling")
-            on_progress(1, 1, "decoding")
-            seed = 7 if request.seed is None else request.seed
-            return [FakeResult([[0.0] * 4] * 2, 44100, seed + i, request.seconds or 1.0)
-                    for i in range(request.variations)]
-
-    def load_model(name_or_path: str | None) -> object:
-        calls["load"] = name_or_path
-        return types.SimpleNamespace(folder=Path("/models/fake-mini"))
-
-    def write_audio_atomic(path: Path, audio: Any, sample_rate: int) -> Path:
-        Path(path).write_bytes(b"RIFFfake")
-        return Path(path)
-
-    def find_models() -> list[object]:
-        return calls.get("models", [])
-
-    engine.EngineError = FakeEngineError  # type: ignore[attr-defined]
-    engine.Generator = Generator  # type: ignore[attr-defined]
-    engine.RenderRequest = FakeRequest  # type: ignore[attr-defined]
-    engine.load_model = load_model  # type: ignore[attr-defined]
-    engine.write_audio_atomic = write_audio_atomic  # type: ignore[attr-defined]
-    engine.find_models = find_models  # type: ignore[attr-defined]
-    return engine
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[Path], str]:
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, [Path(p) for p in out.out.splitlines()], out.err
 
 
 def test_generate_renders_names_and_writes_recipes(
-    tmp_out: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tiny_model_dir: Path, tmp_out: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    calls: dict[str, Any] = {}
-    monkeypatch.setitem(sys.modules, "engine", _fake_engine(calls))
-    code = main(["generate", "Dusty lo-fi drums!", "--bpm", "92.5", "--bars", "8", "--seed", "41",
-                 "--variations", "2", "--steps", "20", "--device", "cpu", "--out", str(tmp_out)])
-    assert code == 0
-    assert calls["load"] is None and calls["device"] == "cpu"
-    assert calls["request"].extra == {"bpm": 92.5, "bars": 8, "steps": 20}
-    out = capsys.readouterr()
-    paths = [Path(p) for p in out.out.splitlines()]
-    assert [p.name for p in paths] == ["dusty-lo-fi-drums_92.5bpm_8bar_s41_v1.wav",
-                                       "dusty-lo-fi-drums_92.5bpm_8bar_s42_v2.wav"]
-    recipe = json.loads(paths[1].with_suffix(".json").read_text())
-    assert recipe["seed"] == 42 and recipe["variation"] == 2 and recipe["model"] == "fake-mini"
-    assert "sampling" in out.err and "decoding" in out.err
+    import soundfile as sf
 
-    # Same seed again: new names, nothing overwritten.
-    assert main(["generate", "Dusty lo-fi drums!", "--bpm", "92.5", "--bars", "8", "--seed", "41",
-                 "--out", str(tmp_out)]) == 0
-    assert Path(capsys.readouterr().out.strip()).name == "dusty-lo-fi-drums_92.5bpm_8bar_s41_v1-1.wav"
+    argv = ["generate", "Dusty lo-fi drums!", "--bpm", "92.5", "--bars", "1", "--seed", "41",
+            "--variations", "2", "--steps", "3", "--device", "cpu", "--model", str(tiny_model_dir),
+            "--out", str(tmp_out)]
+    code, paths, err = _run(argv, capsys)
+    assert code == 0, err
+    assert [p.name for p in paths] == ["dusty-lo-fi-drums_92.5bpm_1bar_s41_v1.wav",
+                                       "dusty-lo-fi-drums_92.5bpm_1bar_s42_v2.wav"]
+    info = sf.info(str(paths[0]))
+    # Bar-exact: 1 bar of 4 beats at 92.5 BPM, in samples; 24-bit stereo WAV.
+    assert info.frames == round(4 * 60 / 92.5 * 44100) and info.channels == 2
+    assert info.subtype == "PCM_24" and info.samplerate == 44100
+    recipe = json.loads(paths[1].with_suffix(".json").read_text())
+    assert recipe["seed"] == 42 and recipe["variation"] == 1 and recipe["model"] == tiny_model_dir.name
+    assert recipe["prompt"] == "Dusty lo-fi drums!" and recipe["steps"] == 3 and recipe["sampler"]
+    assert "sampling" in err and "decoding" in err
+
+    # Same seed again: new names, nothing overwritten, and the same audio (determinism).
+    code, again, _ = _run(argv[:8] + ["--steps", "3", "--model", str(tiny_model_dir), "--out", str(tmp_out)], capsys)
+    assert code == 0 and again[0].name == "dusty-lo-fi-drums_92.5bpm_1bar_s41_v1-1.wav"
+    a, _ = sf.read(str(paths[0]))
+    b, _ = sf.read(str(again[0]))
+    assert (a == b).all()
 
 
 def test_generate_to_an_explicit_file(
-    tmp_out: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tiny_model_dir: Path, tmp_out: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(sys.modules, "engine", _fake_engine({}))
     target = tmp_out / "bed.flac"
-    assert main(["generate", "pads", "--seconds", "30", "--variations", "2", "--out", str(target)]) == 0
+    code, _, err = _run(["generate", "pads", "--seconds", "0.5", "--steps", "2", "--variations", "2",
+                         "--model", str(tiny_model_dir), "--out", str(target)], capsys)
+    assert code == 0, err
     assert sorted(p.name for p in tmp_out.iterdir()) == ["bed_v1.flac", "bed_v1.json", "bed_v2.flac", "bed_v2.json"]
 
 
 def test_engine_errors_are_one_line_failures(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(sys.modules, "engine", _fake_engine({}, fail="out of memory:\n  try fewer seconds"))
-    assert main(["generate", "pads"]) == 1
-    assert _error_line(capsys) == "longplay: error: out of memory: try fewer seconds"
+    # Longer than the tiny model's 3 s window: the engine refuses with a reason.
+    assert main(["generate", "pads", "--seconds", "30", "--model", str(tiny_model_dir)]) == 1
+    assert "longer than this model's window" in _error_line(capsys)
+    assert main(["generate", "pads", "--model", str(tmp_path / "nowhere")]) == 1
+    assert "not found" in _error_line(capsys)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    assert main(["generate", "pads", "--seconds", "0.5", "--steps", "2", "--init-audio", str(bad),
+                 "--model", str(tiny_model_dir)]) == 1
+    assert "bad.wav is not a readable audio file" in _error_line(capsys)
 
 
 def test_models_lists_what_the_engine_finds(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    calls: dict[str, Any] = {}
-    monkeypatch.setitem(sys.modules, "engine", _fake_engine(calls))
+    monkeypatch.setenv("LONGPLAY_MODELS", str(tiny_model_dir.parent))
     assert main(["models"]) == 0
-    assert "no models found" in capsys.readouterr().out
-    calls["models"] = [types.SimpleNamespace(name="longplay-mini", path="/m/mini", description="demo")]
-    assert main(["models"]) == 0
-    assert capsys.readouterr().out.split() == ["longplay-mini", "/m/mini", "demo"]
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith(tiny_model_dir.name))
+    assert str(tiny_model_dir) in line

@@ -304,8 +304,15 @@ def test_pingpong_parity_with_diffusers_flowmatch_stochastic_same_generator_seed
     sched.set_timesteps(sigmas=t[:-1].tolist())
     assert torch.equal(sched.sigmas, t)
     ref = drive(sched, x, lambda i, _: sched.sigmas[i], v_scaled=False, generator=torch.Generator().manual_seed(9))
-    ours = S.sample_pingpong(S.RFDenoiser(NET), x, t, extra_args=EA, generator=torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    ours = S.sample_pingpong(S.RFDenoiser(NET), x, t, extra_args=EA, generator=g)
     assert rel(ours, ref) < 1e-6
+    # Same number of draws as diffusers and the reference (the last, zero-weighted one included), so a generator
+    # shared with later work is left in the same state.
+    g_ref = torch.Generator().manual_seed(9)
+    for _ in range(len(t) - 1):
+        torch.randn(B, C, T, generator=g_ref)
+    assert torch.equal(g.get_state(), g_ref.get_state())
 
 
 # ----------------------------------------------------------------------------- float64 paper references
@@ -437,6 +444,15 @@ def test_seed_reproducibility_and_no_global_rng(name: str, wrap: type, kw: dict[
     assert rel(run(124), a) > 1e-3
     with pytest.raises(ValueError, match="generator"):
         S.sample(name, wrap(NET), x, sig, extra_args=EA, **kw)
+
+
+@pytest.mark.parametrize("name,wrap,kw", STOCHASTIC)
+def test_seeded_noise_does_not_depend_on_latent_dtype(name: str, wrap: type, kw: dict[str, Any]) -> None:
+    # The generator draws float32 whatever x's dtype, so a float64 run is the float32 render to rounding.
+    x, sig = _start(name)
+    run = lambda dtype: S.sample(name, wrap(NET), x.to(dtype), sig, extra_args=EA,  # noqa: E731
+                                 generator=torch.Generator().manual_seed(5), **kw)
+    assert rel(run(torch.float32), run(torch.float64)) < 1e-5
 
 
 ALL = [

@@ -1,0 +1,267 @@
+"""The render pipeline: request -> conditioning -> sampler over the DiT (CFG) -> chunked decode -> trim.
+
+`Generator(model).render(request, on_progress, cancel)` is the one call every door (CLI, job
+queue, GUI) makes. Progress is reported per sampler step through one callback, and cancel is a
+flag checked in that same callback (STYLE point 5), so a cancelled render stops within one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import sampling
+from .audio_io import conform, load_audio
+from .devices import autocast_for, pick_device
+from .errors import RenderCancelled, RequestError
+from .model import ConditionedDiffusionModel
+
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Everything that decides a render. Unset (None) values take the model's defaults."""
+
+    prompt: str
+    seconds: float | None = None
+    negative: str = ""
+    seed: int = -1
+    steps: int | None = None
+    cfg: float | None = None
+    cfg_rescale: float = 0.0
+    cfg_interval: tuple[float, float] | None = None  # sigma range where CFG applies (None: all steps)
+    sampler: str | None = None
+    sigma_min: float | None = None
+    sigma_max: float | None = None
+    seconds_start: float = 0.0
+    init_audio: str | None = None
+    init_strength: float = 0.7
+    variations: int = 1
+    # Tempo grid: with bars, the length is exactly round(bars * beats_per_bar * 60 / bpm * rate) samples.
+    bpm: float | None = None
+    bars: int | None = None
+    beats_per_bar: int = 4
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: stage is loading | conditioning | sampling | decoding | done."""
+
+    stage: str
+    step: int
+    total: int
+    variation: int
+    variations: int
+    fraction: float
+
+
+@dataclass
+class RenderResult:
+    audio: np.ndarray  # [C, N] float32
+    sample_rate: int
+    seed: int
+    seconds: float
+    variation: int
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Progress], None]
+
+# Share of one variation's progress bar spent sampling; decoding takes the rest.
+_SAMPLE_SHARE = 0.9
+
+
+def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
+    """Sampler defaults: rectified-flow models (SAO Small) use 8-step ping-pong; v-models 3M SDE."""
+    meta = model.config.raw.get("longplay", {}) if isinstance(model.config.raw, dict) else {}
+    if model.config.objective == "rf_denoiser":
+        base = {"sampler": "pingpong", "steps": 8, "cfg": 1.0, "sigma_min": 0.0, "sigma_max": 1.0}
+    else:
+        base = {"sampler": sampling.DEFAULT_SAMPLER, "steps": sampling.DEFAULT_STEPS, "cfg": 7.0,
+                "sigma_min": sampling.DEFAULT_SIGMA_MIN, "sigma_max": sampling.DEFAULT_SIGMA_MAX}
+    base.update(meta.get("defaults", {}) if isinstance(meta, dict) else {})
+    return base
+
+
+class Generator:
+    """Renders requests with one model on one device. Not thread-safe: one worker owns it."""
+
+    def __init__(self, model: ConditionedDiffusionModel, device: str | torch.device | None = None,
+                 precision: str = "auto"):
+        self.device = pick_device(device)
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+        self.defaults = model_defaults(model)
+
+    # ------------------------------------------------------------------ validation
+    def resolve(self, req: RenderRequest) -> RenderRequest:
+        """Fill defaults and check every value against what this model can do."""
+        cfg = self.model.config
+        d = self.defaults
+        seconds = req.seconds if req.seconds is not None else min(30.0, cfg.window_seconds)
+        if req.bars is not None:
+            if req.bpm is None or not (math.isfinite(req.bpm) and 20 <= req.bpm <= 300):
+                raise RequestError(f"bars needs a bpm between 20 and 300 (got {req.bpm})")
+            if not 1 <= req.bars <= 512 or not 1 <= req.beats_per_bar <= 32:
+                raise RequestError(f"bars must be 1-512 and beats_per_bar 1-32 (got {req.bars}, {req.beats_per_bar})")
+            samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
+            seconds = samples / cfg.sample_rate
+        values = dict(
+            seconds=float(seconds),
+            steps=int(req.steps if req.steps is not None else d["steps"]),
+            cfg=float(req.cfg if req.cfg is not None else d["cfg"]),
+            sampler=req.sampler or d["sampler"],
+            sigma_min=float(req.sigma_min if req.sigma_min is not None else d["sigma_min"]),
+            sigma_max=float(req.sigma_max if req.sigma_max is not None else d["sigma_max"]),
+        )
+        if not isinstance(req.prompt, str):
+            raise RequestError("prompt must be text")
+        if not (math.isfinite(values["seconds"]) and values["seconds"] > 0):
+            raise RequestError(f"seconds must be a positive number (got {seconds})")
+        if values["seconds"] + req.seconds_start > cfg.window_seconds + 1e-6:
+            raise RequestError(f"seconds {values['seconds']:g} is longer than this model's window of "
+                               f"{cfg.window_seconds:.2f} s")
+        if not 1 <= values["steps"] <= 500:
+            raise RequestError(f"steps must be between 1 and 500 (got {values['steps']})")
+        if not (math.isfinite(values["cfg"]) and 0 <= values["cfg"] <= 25):
+            raise RequestError(f"cfg must be between 0 and 25 (got {values['cfg']})")
+        if values["sampler"] not in sampling.SAMPLERS:
+            raise RequestError(f"unknown sampler {values['sampler']!r}; choose one of "
+                               f"{', '.join(sorted(sampling.SAMPLERS))}")
+        if not 1 <= req.variations <= 16:
+            raise RequestError(f"variations must be between 1 and 16 (got {req.variations})")
+        if not (math.isfinite(req.init_strength) and 0 <= req.init_strength <= 1):
+            raise RequestError(f"init_strength must be between 0 and 1 (got {req.init_strength})")
+        if not -1 <= req.seed <= MAX_SEED:
+            raise RequestError(f"seed must be -1 (random) or between 0 and {MAX_SEED} (got {req.seed})")
+        if not 0 <= req.cfg_rescale <= 1:
+            raise RequestError(f"cfg_rescale must be between 0 and 1 (got {req.cfg_rescale})")
+        seed = req.seed if req.seed >= 0 else secrets.randbelow(MAX_SEED - 16)
+        return _replace(req, seed=seed, **values)
+
+    # ------------------------------------------------------------------ render
+    def render(self, request: RenderRequest, on_progress: ProgressFn | None = None,
+               cancel: threading.Event | None = None) -> list[RenderResult]:
+        """Render `request.variations` files; variation i uses seed `seed + i`."""
+        req = self.resolve(request)
+        cancel = cancel or threading.Event()
+        report = on_progress or (lambda p: None)
+        init = self._init_latents(req) if req.init_audio else None
+        results = []
+        for v in range(req.variations):
+            results.append(self._render_one(req, v, init, report, cancel))
+        report(Progress("done", 1, 1, req.variations, req.variations, 1.0))
+        return results
+
+    def _check(self, cancel: threading.Event) -> None:
+        if cancel.is_set():
+            raise RenderCancelled("render cancelled")
+
+    @torch.no_grad()
+    def _render_one(self, req: RenderRequest, v: int, init: Tensor | None, report: ProgressFn,
+                    cancel: threading.Event) -> RenderResult:
+        model, cfg = self.model, self.model.config
+        n = req.variations
+        seed = req.seed + v
+        t0 = time.perf_counter()
+        self._check(cancel)
+        report(Progress("conditioning", 0, req.steps, v, n, v / n))
+        meta = {"prompt": req.prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds}
+        cond = model.encode_conditioning([meta])
+        if req.negative:
+            cond.update(model.encode_conditioning([{**meta, "prompt": req.negative}], negative=True))
+
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        frames = cfg.window_frames
+        noise = torch.randn((1, cfg.dit.io_channels, frames), generator=gen).to(self.device)  # [1, C, L]
+        sigmas, x = self._schedule_and_start(req, noise, init)
+
+        def on_step(info: dict[str, Any]) -> None:
+            self._check(cancel)
+            i = int(info["i"]) + 1
+            report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
+
+        total = len(sigmas) - 1
+        inner = self._inner(req, cond)
+        denoiser = sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
+        report(Progress("sampling", 0, total, v, n, v / n))
+        with self._autocast():
+            latents = sampling.sample(req.sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
+        self._check(cancel)
+        report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
+        audio = model.pretransform.decode(latents.float())[0]  # [C, N]
+        keep = int(round(req.seconds * cfg.sample_rate))
+        audio = audio[:, :keep].float().cpu().numpy()
+        report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
+        recipe = {**asdict(req), "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
+                  "render_seconds": round(time.perf_counter() - t0, 3), "device": str(self.device)}
+        recipe.pop("variations", None)
+        return RenderResult(audio, cfg.sample_rate, seed, keep / cfg.sample_rate, v, recipe)
+
+    def _schedule_and_start(self, req: RenderRequest, noise: Tensor, init: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The sigma schedule and the starting latent (pure noise, or the re-noised init)."""
+        rf = self.model.config.objective == "rf_denoiser"
+        top = req.sigma_max
+        if init is not None:
+            # RF times start at 0; the log-linear strength map needs a positive floor.
+            floor = max(req.sigma_min, 1e-3) if rf else req.sigma_min
+            top = sampling.init_sigma_for_strength(req.init_strength, floor, req.sigma_max)
+            if top == 0.0:
+                return torch.zeros(2, device=self.device), init  # strength 0: the input, unchanged
+        if rf:
+            sigmas = sampling.get_sigmas_rf_logsnr(req.steps, top, device=self.device)
+            x = noise if init is None else (1 - top) * init + top * noise
+        else:
+            if init is not None and top < req.sigma_min:
+                top = req.sigma_min
+            sigmas = sampling.get_sigmas_polyexponential(req.steps, req.sigma_min, top, device=self.device)
+            x = noise * top if init is None else init + noise * top
+        return sigmas, x
+
+    def _inner(self, req: RenderRequest, cond: dict[str, Tensor | None]) -> Callable[..., Tensor]:
+        """The network with guidance; CFG only where sigma is inside `cfg_interval`."""
+        model = self.model
+        rf = model.config.objective == "rf_denoiser"
+        lo, hi = req.cfg_interval or (0.0, math.inf)
+
+        def inner(x: Tensor, t: Tensor) -> Tensor:
+            # t is the network's time: atan(sigma)*2/pi for v-models, sigma itself for RF models.
+            sigma = float(t[0]) if rf else math.tan(float(t[0]) * math.pi / 2)
+            scale = req.cfg if lo <= sigma <= hi else 1.0
+            return model.network(x, t, cond.get("cross_attn_cond"), cond.get("global_cond"), scale,
+                                 cond.get("negative_cross_attn_cond"), req.cfg_rescale)
+
+        return inner
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        with autocast_for(self.device, self.precision):
+            yield
+
+    @torch.no_grad()
+    def _init_latents(self, req: RenderRequest) -> Tensor:
+        """Load, resample, pad/trim to the window and encode the init audio -> `[1, C, L]`."""
+        cfg = self.model.config
+        audio, sr = load_audio(req.init_audio)  # type: ignore[arg-type]
+        audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
+        n = cfg.sample_size
+        audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+        x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
+        gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))
+        return self.model.pretransform.encode(x, generator=gen)
+
+
+def _replace(req: RenderRequest, **changes: Any) -> RenderRequest:
+    from dataclasses import replace
+
+    return replace(req, **changes)

@@ -1,0 +1,54 @@
+"""Small model configs built in memory: the `debug` model tests and examples run on.
+
+They are real `model_config.json` dicts (stable-audio-tools format), so everything downstream
+(save, load, render) is exercised exactly as with a released model, only smaller.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def tiny_config(window_seconds: float = 2.0, sample_rate: int = 44100, text: str = "longplay_text",
+                embed_dim: int = 64, depth: int = 2) -> dict[str, Any]:
+    """A model of a few hundred kB: hop 256 (172 latent frames/s), DiT 64 wide, byte text encoder."""
+    hop = 256
+    frames = max(1, int(round(window_seconds * sample_rate / hop)))
+    cond_dim = 32
+    prompt: dict[str, Any] = ({"id": "prompt", "type": "longplay_text",
+                               "config": {"max_length": 32, "width": 32, "depth": 1, "num_heads": 2}}
+                              if text == "longplay_text" else
+                              {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-small", "max_length": 16}})
+    if text != "longplay_text":
+        cond_dim = 512
+    return copy.deepcopy({
+        "model_type": "diffusion_cond",
+        "sample_size": frames * hop,
+        "sample_rate": sample_rate,
+        "audio_channels": 2,
+        "model": {
+            "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": {
+                "encoder": {"type": "oobleck", "config": {
+                    "in_channels": 2, "channels": 4, "c_mults": [1, 2, 2], "strides": [4, 8, 8],
+                    "latent_dim": 16, "use_snake": True}},
+                "decoder": {"type": "oobleck", "config": {
+                    "out_channels": 2, "channels": 4, "c_mults": [1, 2, 2], "strides": [4, 8, 8],
+                    "latent_dim": 8, "use_snake": True, "final_tanh": False}},
+                "bottleneck": {"type": "vae"}, "latent_dim": 8, "downsampling_ratio": hop,
+                "io_channels": 2}},
+            "conditioning": {"configs": [
+                prompt,
+                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+            ], "cond_dim": cond_dim},
+            "diffusion": {
+                "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+                "global_cond_ids": ["seconds_start", "seconds_total"],
+                "type": "dit",
+                "config": {"io_channels": 8, "embed_dim": embed_dim, "depth": depth, "num_heads": 2,
+                           "cond_token_dim": cond_dim, "global_cond_dim": 2 * cond_dim,
+                           "project_cond_tokens": False, "transformer_type": "continuous_transformer"}},
+            "io_channels": 8,
+        },
+    })
