@@ -79,6 +79,8 @@ ProgressFn = Callable[[Progress], None]
 
 # Share of one variation's progress bar spent sampling; decoding takes the rest.
 _SAMPLE_SHARE = 0.9
+# Latent frames decoded past the requested end (the decoder's receptive field is a few frames).
+DECODE_MARGIN_FRAMES = 16
 
 
 def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
@@ -191,16 +193,22 @@ class Generator:
             i = int(info["i"]) + 1
             report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
 
-        total = len(sigmas) - 1
-        inner = self._inner(req, cond)
-        denoiser = sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
+        total = 0 if sigmas is None else len(sigmas) - 1
         report(Progress("sampling", 0, total, v, n, v / n))
-        with self._autocast():
-            latents = sampling.sample(req.sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
+        latents = x
+        if sigmas is not None:
+            inner = self._inner(req, cond)
+            denoiser = sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
+            with self._autocast():
+                latents = sampling.sample(req.sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
         self._check(cancel)
         report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
-        audio = model.pretransform.decode(latents.float())[0]  # [C, N]
         keep = int(round(req.seconds * cfg.sample_rate))
+        # Decode only the frames the request keeps, plus a margin wider than the decoder's
+        # receptive field, so the kept samples equal a whole-window decode (tested).
+        hop = cfg.autoencoder.downsampling_ratio
+        frames_needed = min(latents.shape[-1], -(-keep // hop) + DECODE_MARGIN_FRAMES)
+        audio = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
         audio = audio[:, :keep].float().cpu().numpy()
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
         recipe = {**asdict(req), "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
@@ -208,7 +216,8 @@ class Generator:
         recipe.pop("variations", None)
         return RenderResult(audio, cfg.sample_rate, seed, keep / cfg.sample_rate, v, recipe)
 
-    def _schedule_and_start(self, req: RenderRequest, noise: Tensor, init: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _schedule_and_start(self, req: RenderRequest, noise: Tensor,
+                            init: Tensor | None) -> tuple[Tensor | None, Tensor]:
         """The sigma schedule and the starting latent (pure noise, or the re-noised init)."""
         rf = self.model.config.objective == "rf_denoiser"
         top = req.sigma_max
@@ -217,7 +226,7 @@ class Generator:
             floor = max(req.sigma_min, 1e-3) if rf else req.sigma_min
             top = sampling.init_sigma_for_strength(req.init_strength, floor, req.sigma_max)
             if top == 0.0:
-                return torch.zeros(2, device=self.device), init  # strength 0: the input, unchanged
+                return None, init  # strength 0: the input, unchanged
         if rf:
             sigmas = sampling.get_sigmas_rf_logsnr(req.steps, top, device=self.device)
             x = noise if init is None else (1 - top) * init + top * noise

@@ -117,7 +117,8 @@ def init_sigma_for_strength(strength: float, sigma_min: float, sigma_max: float)
     between ``exp(lerp(log sigma_min, log sigma_max, strength))``. Log-linear because the polyexponential (rho=1)
     schedule is uniform in log sigma and DPM-Solver steps are uniform in log-SNR: equal strength increments then
     re-run equal numbers of solver steps and change the SNR by equal decibels, which tracks how much of the
-    input survives far better than a linear map (linear in sigma would spend nearly all of [0, 1] above SNR 0 dB).
+    input survives. Linear in sigma would not: with 0.03…500, strengths above 0.002 already give sigma > 1
+    (SNR < 0 dB), so almost the whole slider would mean "input mostly gone".
     """
     if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
         raise SamplingError(f"strength must be in [0, 1], got {strength}")
@@ -201,8 +202,8 @@ def _noise_sampler(
     def draw(sigma: float, sigma_next: float) -> Tensor:
         # i.i.d. N(0, 1) per step instead of k-diffusion's torchsde BrownianTree: no torchsde dependency, and one
         # generator seed fixes the whole render. Drawn in float32 on the generator's device, then moved, so the
-        # stream depends only on the seed, not on the latent's dtype/device (this is also what diffusers'
-        # randn_tensor does, so streams line up with its schedulers).
+        # stream depends only on the seed, not on the latent's dtype/device (a CPU generator driving a CUDA
+        # latent draws on CPU, as diffusers' randn_tensor does; float32 latents get diffusers' exact stream).
         noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=torch.float32)
         return noise.to(device=x.device, dtype=x.dtype)
 

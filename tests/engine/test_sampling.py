@@ -164,7 +164,7 @@ def test_strength_mapping() -> None:
 
 def test_vdenoiser_recovers_x0_from_the_exact_v() -> None:
     g = torch.Generator().manual_seed(3)
-    x0, eps = torch.randn(B, C, T, generator=g, dtype=torch.float64), torch.randn(B, C, T, generator=g, dtype=torch.float64)
+    x0, eps = (torch.randn(B, C, T, generator=g, dtype=torch.float64) for _ in range(2))
     sigma = torch.tensor([0.05, 40.0], dtype=torch.float64)
 
     def oracle_v(x_in: torch.Tensor, t: torch.Tensor, *, tag: str) -> torch.Tensor:
@@ -179,7 +179,7 @@ def test_vdenoiser_recovers_x0_from_the_exact_v() -> None:
 
 def test_rfdenoiser_recovers_x0_from_the_exact_velocity() -> None:
     g = torch.Generator().manual_seed(4)
-    x0, n = torch.randn(B, C, T, generator=g, dtype=torch.float64), torch.randn(B, C, T, generator=g, dtype=torch.float64)
+    x0, n = (torch.randn(B, C, T, generator=g, dtype=torch.float64) for _ in range(2))
     t = torch.tensor([0.3, 0.9], dtype=torch.float64)
 
     def oracle_v(x: torch.Tensor, tt: torch.Tensor, *, tag: str) -> torch.Tensor:
@@ -213,7 +213,7 @@ def edm_dpmsolver(n: int, sig: torch.Tensor, **cfg: Any):
     # Its exponential schedule is k-diffusion's polyexponential(rho=1) up to float32 rounding...
     assert rel(sched.sigmas, sig) < 1e-5
     # ...then run both on the identical sigma list. Its c_noise (log(sigma)/4) is EDM's, so the harness feeds
-    # the network VDenoiser's time atan(sigma)·2/pi itself; preconditioning, c_skip/c_out and the solver are diffusers'.
+    # the network VDenoiser's time atan(sigma)·2/pi itself; c_in, c_skip/c_out and the solver are diffusers'.
     sched.sigmas, sched.timesteps = sig.clone(), 0.25 * sig[:-1].log()
     return sched
 
@@ -373,7 +373,8 @@ def test_samplers_match_float64_references(case: str) -> None:
         "euler": lambda: ref_euler(f64_den, x.double(), sl),
         "2m": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2),
         "2m-sde": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2, eta=1.0, noise=nz),
-        "2m-sde-heun-eta0.5": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2, eta=0.5, noise=nz, second="heun"),
+        "2m-sde-heun-eta0.5": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2, eta=0.5, noise=nz,
+                                                      second="heun"),
         "3m-sde": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=3, eta=1.0, noise=nz),
         "3m-sde-eta0.5": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=3, eta=0.5, noise=nz),
         "3m-ode": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=3),
@@ -382,7 +383,8 @@ def test_samplers_match_float64_references(case: str) -> None:
 
     def ours(dtype: torch.dtype) -> torch.Tensor:
         kw: dict[str, Any] = {"extra_args": EA}
-        name = {"euler": "euler", "2m": "dpmpp-2m"}.get(case, "dpmpp-2m-sde" if case.startswith("2m") else "dpmpp-3m-sde")
+        sde = "dpmpp-2m-sde" if case.startswith("2m") else "dpmpp-3m-sde"
+        name = {"euler": "euler", "2m": "dpmpp-2m"}.get(case, sde)
         if name.endswith("sde"):
             kw.update(noise_sampler=injector(noises, dtype), eta=0.5 if "eta0.5" in case else 1.0)
             if case == "3m-ode":

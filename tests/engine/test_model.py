@@ -1,0 +1,150 @@
+"""Model-level properties: chunked == whole, CFG math, windowed attention, config and checkpoint errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import ConfigError, ModelLoadError, build_model, load_model, save_model, tiny_config
+from engine.autoencoder import AutoencoderPretransform
+from engine.config import parse_autoencoder
+from engine.dit import DiffusionTransformer, guided_forward
+from engine.config import DiTConfig
+
+
+def _randomize(module: torch.nn.Module, std: float = 0.2) -> None:
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std + (1.0 if name.endswith("weight_g") else 0.0))
+
+
+@pytest.fixture(scope="module")
+def vae() -> AutoencoderPretransform:
+    cfg = tiny_config()["model"]["pretransform"]["config"]
+    ae = AutoencoderPretransform(parse_autoencoder(cfg))
+    _randomize(ae, 0.1)
+    return ae.eval()
+
+
+def test_chunked_decode_equals_whole_decode(vae: AutoencoderPretransform) -> None:
+    z = torch.randn(1, 8, 300, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = vae.decode(z, chunk_frames=10_000)
+        chunked = vae.decode(z, chunk_frames=64, overlap_frames=32)
+    err = (whole - chunked).abs().max() / whole.abs().max()
+    assert err < 1e-5, f"chunked decode differs by {err:.2e} (relative to peak)"
+    # The overlap is what makes it exact: without it the seams show.
+    seams = vae.decode(z, chunk_frames=64, overlap_frames=0)
+    assert (whole - seams).abs().max() / whole.abs().max() > 1e-3
+
+
+def test_chunked_encode_equals_whole_encode(vae: AutoencoderPretransform) -> None:
+    x = torch.randn(1, 2, 256 * 300, generator=torch.Generator().manual_seed(2)) * 0.3
+    with torch.no_grad():
+        whole = vae.encode(x, sample=False, chunk_frames=10_000)
+        chunked = vae.encode(x, sample=False, chunk_frames=64, overlap_frames=32)
+    assert ((whole - chunked).abs().max() / whole.abs().max()) < 1e-5
+
+
+def test_cfg_is_uncond_plus_scaled_difference_with_zeroed_tokens() -> None:
+    cfg = DiTConfig(io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32, global_cond_dim=16)
+    net = DiffusionTransformer(cfg)
+    _randomize(net)
+    x, t = torch.randn(1, 4, 10), torch.tensor([0.3])
+    ctx, glob = torch.randn(1, 5, 32), torch.randn(1, 16)
+    with torch.no_grad():
+        cond = net(x, t, ctx, glob)
+        uncond = net(x, t, torch.zeros_like(ctx), glob)  # tokens zeroed, global token kept
+        guided = guided_forward(net, x, t, ctx, glob, cfg_scale=4.0)
+        neg = torch.randn(1, 5, 32)
+        guided_neg = guided_forward(net, x, t, ctx, glob, cfg_scale=4.0, negative_cross_attn_cond=neg)
+        negative = net(x, t, neg, glob)
+        assert torch.allclose(guided, uncond + 4.0 * (cond - uncond), atol=1e-5)
+        assert torch.allclose(guided_neg, negative + 4.0 * (cond - negative), atol=1e-5)
+        assert torch.equal(guided_forward(net, x, t, ctx, glob, cfg_scale=1.0), cond)
+        # Rescale 1.0: the guided output takes the conditional output's std over channels.
+        resc = guided_forward(net, x, t, ctx, glob, cfg_scale=4.0, cfg_rescale=1.0)
+        assert torch.allclose(resc.std(dim=1), cond.std(dim=1), rtol=1e-4)
+
+
+def test_windowed_attention_is_local_and_full_when_wide() -> None:
+    base = dict(io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=0, global_cond_dim=0)
+    full = DiffusionTransformer(DiTConfig(**base))
+    _randomize(full)
+    wide = DiffusionTransformer(DiTConfig(**base, attn_window=1000))
+    narrow = DiffusionTransformer(DiTConfig(**base, attn_window=3))
+    wide.load_state_dict(full.state_dict())
+    narrow.load_state_dict(full.state_dict())
+    x, t = torch.randn(1, 4, 40), torch.tensor([0.5])
+    x2 = x.clone()
+    x2[:, :, 0] += 5.0
+    with torch.no_grad():
+        assert torch.allclose(wide(x, t), full(x, t), atol=1e-6)
+        # One layer, window 3: the last frame cannot see frame 0 (the global token saw only
+        # the conditioning), while with full attention it can.
+        assert torch.allclose(narrow(x, t)[..., -1], narrow(x2, t)[..., -1], atol=1e-6)
+        assert not torch.allclose(full(x, t)[..., -1], full(x2, t)[..., -1], atol=1e-4)
+
+
+def test_config_refuses_what_it_cannot_build() -> None:
+    cfg = tiny_config()
+    bad = copy.deepcopy(cfg)
+    bad["model"]["diffusion"]["config"]["mystery_option"] = 3
+    with pytest.raises(ConfigError, match="mystery_option"):
+        build_model(bad)
+    bad = copy.deepcopy(cfg)
+    bad["model"]["diffusion"]["global_cond_ids"] = ["tempo"]
+    with pytest.raises(ConfigError, match="'tempo'"):
+        build_model(bad)
+    bad = copy.deepcopy(cfg)
+    bad["model"]["pretransform"]["config"]["downsampling_ratio"] = 512
+    with pytest.raises(ConfigError, match="downsampling_ratio"):
+        build_model(bad)
+
+
+def test_checkpoint_errors_are_model_load_errors(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    folder = save_model(build_model(tiny_config()), tmp_path / "m")
+    raw = json.loads((folder / "model_config.json").read_text())
+    raw["longplay"]["format_version"] = 99
+    (folder / "model_config.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match="format_version 99"):
+        load_model(folder)
+    raw["longplay"]["format_version"] = 1
+    (folder / "model_config.json").write_text(json.dumps(raw))
+    load_model(folder)  # back to a good folder
+    (folder / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelLoadError, match="could not be read"):
+        load_model(folder)
+    (folder / "model_config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not readable JSON"):
+        load_model(folder)
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "nothing-here")
+
+
+def test_weights_that_do_not_fit_the_config_name_the_key(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    folder = save_model(build_model(tiny_config()), tmp_path / "m")
+    raw = json.loads((folder / "model_config.json").read_text())
+    raw["model"]["diffusion"]["config"]["depth"] = 3
+    (folder / "model_config.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelLoadError, match=r"missing key.*layers\.2\."):
+        load_model(folder)
+
+
+def test_decoding_only_the_kept_frames_plus_margin_equals_the_whole_window(vae: AutoencoderPretransform) -> None:
+    # The pipeline decodes ceil(kept / hop) + DECODE_MARGIN_FRAMES frames of a longer window.
+    from engine.pipeline import DECODE_MARGIN_FRAMES
+
+    z = torch.randn(1, 8, 200, generator=torch.Generator().manual_seed(3))
+    keep = 57 * 256 + 100
+    with torch.no_grad():
+        whole = vae.decode(z)[..., :keep]
+        part = vae.decode(z[..., : -(-keep // 256) + DECODE_MARGIN_FRAMES])[..., :keep]
+    assert ((whole - part).abs().max() / whole.abs().max()) < 1e-5
