@@ -90,6 +90,7 @@ class DiTConfig:
     global_cond_type: str = "prepend"
     qk_norm: str = "none"  # "none" | "ln" | "l2"
     ff_mult: float = 4.0
+    norm_bias: bool = False
     timestep_features_dim: int = 256
     # Longplay extension (off for every public config): self-attention limited to a band of
     # +/- attn_window latent frames in all layers except `global_layers`, which attend fully.
@@ -204,7 +205,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
     s = "diffusion.config"
     known = {"io_channels", "embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim",
              "project_cond_tokens", "project_global_cond", "transformer_type", "global_cond_type",
-             "attn_kwargs", "ff_kwargs", "patch_size", "input_concat_dim", "prepend_cond_dim",
+             "attn_kwargs", "ff_kwargs", "norm_kwargs", "patch_size", "input_concat_dim", "prepend_cond_dim",
              "attn_window", "global_layers"}
     _check_keys(s, cfg, known)
     ttype = cfg.get("transformer_type", "continuous_transformer")
@@ -222,6 +223,8 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         raise ConfigError(f"{s}.attn_kwargs.qk_norm: expected 'none', 'ln' or 'l2', got {qk!r}")
     ff_kwargs = dict(cfg.get("ff_kwargs", {}))
     _check_keys(f"{s}.ff_kwargs", ff_kwargs, {"mult"})
+    norm_kwargs = dict(cfg.get("norm_kwargs", {}))
+    _check_keys(f"{s}.norm_kwargs", norm_kwargs, {"bias"})
     gtype = cfg.get("global_cond_type", "prepend")
     if gtype != "prepend":
         raise ConfigError(f"{s}.global_cond_type: only 'prepend' is supported, got {gtype!r}")
@@ -237,6 +240,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         global_cond_type=gtype,
         qk_norm=qk,
         ff_mult=float(ff_kwargs.get("mult", 4)),
+        norm_bias=bool(norm_kwargs.get("bias", False)),
         attn_window=_get(s, cfg, "attn_window", int, 0),
         global_layers=_get(s, cfg, "global_layers", tuple, ()),
     )

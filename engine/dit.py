@@ -52,7 +52,7 @@ class DiffusionTransformer(nn.Module):
         self.transformer = ContinuousTransformer(
             dim, cfg.depth, cfg.dim_heads, dim_in=cfg.io_channels, dim_out=cfg.io_channels,
             cond_token_dim=cond_embed_dim, qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
-            attn_window=cfg.attn_window, global_layers=cfg.global_layers)
+            attn_window=cfg.attn_window, global_layers=cfg.global_layers, norm_bias=cfg.norm_bias)
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         # Zero-init residual convs: the reference's init, so a fresh model starts as identity there.

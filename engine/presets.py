@@ -52,3 +52,29 @@ def tiny_config(window_seconds: float = 2.0, sample_rate: int = 44100, text: str
             "io_channels": 8,
         },
     })
+
+
+def sao_small_like_config() -> dict[str, Any]:
+    """Stable Audio Open Small's architecture as far as it is public: DiT 1024 wide x 16 deep,
+    8 heads, projected cond tokens, LayerNorm on q/k, `seconds_total` only, rf_denoiser objective
+    (8-step ping-pong sampling), 524288-sample window. Used to check the variant builds and runs."""
+    cfg = tiny_config()
+    cfg["sample_size"] = 524288
+    cfg["model"]["pretransform"]["config"] = {
+        "encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16],
+                                                  "strides": [2, 4, 4, 8, 8], "latent_dim": 128, "use_snake": True}},
+        "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16],
+                                                  "strides": [2, 4, 4, 8, 8], "latent_dim": 64, "use_snake": True,
+                                                  "final_tanh": False}},
+        "bottleneck": {"type": "vae"}, "latent_dim": 64, "downsampling_ratio": 2048, "io_channels": 2}
+    cfg["model"]["conditioning"] = {"configs": [
+        {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 64}},
+        {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 256}}], "cond_dim": 768}
+    cfg["model"]["diffusion"] = {
+        "cross_attention_cond_ids": ["prompt", "seconds_total"], "global_cond_ids": ["seconds_total"],
+        "diffusion_objective": "rf_denoiser", "type": "dit",
+        "config": {"io_channels": 64, "embed_dim": 1024, "depth": 16, "num_heads": 8, "cond_token_dim": 768,
+                   "global_cond_dim": 768, "project_cond_tokens": True, "transformer_type": "continuous_transformer",
+                   "attn_kwargs": {"qk_norm": "ln"}}}
+    cfg["model"]["io_channels"] = 64
+    return cfg

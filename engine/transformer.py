@@ -22,10 +22,13 @@ except Exception:  # noqa: BLE001 - any import failure just means "not available
 class LayerNorm(nn.Module):
     """LayerNorm with learned gain and a zero bias kept as a saved buffer (as the reference)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, bias: bool = False):
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(dim))
-        self.register_buffer("beta", torch.zeros(dim))
+        if bias:  # `norm_kwargs: {"bias": true}` configs learn it; same key either way
+            self.beta = nn.Parameter(torch.zeros(dim))
+        else:
+            self.register_buffer("beta", torch.zeros(dim))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, x.shape[-1:], weight=self.gamma, bias=self.beta)
@@ -138,15 +141,16 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, dim: int, dim_heads: int, dim_context: int | None, qk_norm: str, ff_mult: float):
+    def __init__(self, dim: int, dim_heads: int, dim_context: int | None, qk_norm: str, ff_mult: float,
+                 norm_bias: bool = False):
         super().__init__()
-        self.pre_norm = LayerNorm(dim)
+        self.pre_norm = LayerNorm(dim, norm_bias)
         self.self_attn = Attention(dim, dim_heads, qk_norm=qk_norm)
         self.cross_attend = dim_context is not None
         if dim_context is not None:
-            self.cross_attend_norm = LayerNorm(dim)
+            self.cross_attend_norm = LayerNorm(dim, norm_bias)
             self.cross_attn = Attention(dim, dim_heads, dim_context=dim_context, qk_norm=qk_norm)
-        self.ff_norm = LayerNorm(dim)
+        self.ff_norm = LayerNorm(dim, norm_bias)
         self.ff = FeedForward(dim, ff_mult)
 
     def forward(self, x: Tensor, context: Tensor | None, freqs: Tensor | None,
@@ -171,13 +175,13 @@ class ContinuousTransformer(nn.Module):
 
     def __init__(self, dim: int, depth: int, dim_heads: int, dim_in: int, dim_out: int,
                  cond_token_dim: int | None, qk_norm: str = "none", ff_mult: float = 4.0,
-                 attn_window: int = 0, global_layers: tuple[int, ...] = ()):
+                 attn_window: int = 0, global_layers: tuple[int, ...] = (), norm_bias: bool = False):
         super().__init__()
         self.project_in = nn.Linear(dim_in, dim, bias=False)
         self.project_out = nn.Linear(dim, dim_out, bias=False)
         self.rotary_pos_emb = RotaryEmbedding(max(dim_heads // 2, 32))
         self.layers = nn.ModuleList(
-            TransformerBlock(dim, dim_heads, cond_token_dim, qk_norm, ff_mult) for _ in range(depth))
+            TransformerBlock(dim, dim_heads, cond_token_dim, qk_norm, ff_mult, norm_bias) for _ in range(depth))
         self.attn_window = attn_window
         self.global_layers = frozenset(global_layers)
 
