@@ -1,10 +1,17 @@
-"""Errors raised at the bridge's doors. Each carries a one-line reason a person can act on."""
+"""Errors raised at the bridge's doors. Each carries a one-line reason a person can act on.
+
+``code`` is the OSC error code of DESIGN.md that reports the error (400 bad argument, 404 missing
+source or unknown id, 409 duplicate id, 413 too long, 499 cancelled, 500 internal, 503 busy or out
+of memory); the drop folder writes it into status files too.
+"""
 
 from __future__ import annotations
 
 
 class BridgeError(Exception):
     """Base class for bridge errors; ``str(err)`` is a single line shown to the user."""
+
+    code = 500
 
     def __init__(self, message: str) -> None:
         # Collapse to one line: the message ends up on a terminal, in an OSC reply or a status file.
@@ -17,6 +24,38 @@ class BridgeError(Exception):
 
 class UsageError(BridgeError):
     """A request that fails validation at the door (CLI exit code 2, OSC error code 400)."""
+
+    code = 400
+
+
+class SourceNotFound(UsageError):
+    """A transform's source file does not exist (OSC 404)."""
+
+    code = 404
+
+
+class TooLong(UsageError):
+    """A requested length past what the model can render (OSC 413)."""
+
+    code = 413
+
+
+class UnknownJob(BridgeError):
+    """A status or cancel request for an id the journal has never seen (OSC 404)."""
+
+    code = 404
+
+
+class DuplicateRequest(BridgeError):
+    """A known request id re-sent with a different request (OSC 409)."""
+
+    code = 409
+
+
+class QueueFull(BridgeError):
+    """The queue holds as many waiting jobs as it may; the request is refused, not dropped (OSC 503)."""
+
+    code = 503
 
 
 class EngineUnavailable(BridgeError):

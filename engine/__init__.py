@@ -9,7 +9,7 @@ Doors (bridge/, CLI) import only from here:
 
 from __future__ import annotations
 
-from .audio_io import load_audio, write_audio_atomic, write_json_atomic
+from .audio_io import fade_edges, load_audio, write_audio_atomic, write_json_atomic
 from .checkpoint import ModelInfo, find_models, load_model, model_search_paths, resolve_model, save_model
 from .config import ModelConfig, parse_model_config
 from .devices import pick_device
@@ -22,6 +22,7 @@ from .sampling import SAMPLERS
 
 __all__ = [
     "AudioInputError", "ConditionedDiffusionModel", "ConfigError", "EngineError", "Generator",
+    "fade_edges",
     "ModelConfig", "ModelInfo", "ModelLoadError", "Progress", "RenderCancelled", "RenderRequest",
     "RenderResult", "RequestError", "SAMPLERS", "TextEncoderMissingError", "build_model",
     "find_models", "load_audio", "load_model", "model_defaults", "model_search_paths",

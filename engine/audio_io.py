@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -64,8 +65,13 @@ def _finish(tmp: str, path: Path) -> None:
 
 
 def write_audio_atomic(path: str | os.PathLike[str], audio: np.ndarray, sr: int,
-                       subtype: str = "pcm24") -> Path:
-    """Write `[C, N]` float audio as WAV/FLAC (by suffix) without ever leaving a partial file."""
+                       subtype: str = "pcm24",
+                       riff_chunks: Sequence[tuple[bytes, bytes]] = ()) -> Path:
+    """Write `[C, N]` float audio as WAV/FLAC (by suffix) without ever leaving a partial file.
+
+    `riff_chunks` (WAV only), e.g. `[(b"LIST", info), (b"acid", acid)]`, are appended after the
+    audio data in the temporary file, before the fsync and rename.
+    """
     import soundfile as sf
 
     target = Path(path)
@@ -75,15 +81,51 @@ def write_audio_atomic(path: str | os.PathLike[str], audio: np.ndarray, sr: int,
     sub = SUBTYPES[subtype]
     if fmt == "FLAC" and sub == "FLOAT":
         raise ValueError("FLAC cannot hold 32-bit float samples; use pcm16 or pcm24")
+    if riff_chunks and fmt != "WAV":
+        raise ValueError("RIFF chunks can only be added to a .wav file")
+    for cid, _ in riff_chunks:
+        if len(cid) != 4:
+            raise ValueError(f"a RIFF chunk id is 4 bytes (got {cid!r})")
     fd, tmp = _atomic_target(target)
     os.close(fd)
     try:
         sf.write(tmp, np.ascontiguousarray(audio.T), sr, subtype=sub, format=fmt)
+        if riff_chunks:
+            _append_riff_chunks(tmp, riff_chunks)
         _finish(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _append_riff_chunks(path: str, chunks: Sequence[tuple[bytes, bytes]]) -> None:
+    """Append chunks to a RIFF/WAVE file and fix the RIFF size (chunks are word-aligned)."""
+    with open(path, "r+b") as fh:
+        head = fh.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError(f"{path} is not a RIFF/WAVE file (RF64 files take no extra chunks)")
+        end = fh.seek(0, os.SEEK_END)
+        if end % 2:  # the data chunk had an odd size: its pad byte comes first
+            fh.write(b"\0")
+        for cid, payload in chunks:
+            fh.write(cid + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) % 2))
+        size = fh.tell() - 8
+        if size > 0xFFFFFFFF:
+            raise ValueError("the file is too large for RIFF chunks")
+        fh.seek(4)
+        fh.write(struct.pack("<I", size))
+
+
+def fade_edges(audio: np.ndarray, n: int) -> np.ndarray:
+    """Raised-cosine fade-in and fade-out of `n` samples at the ends of `[C, N]` audio, in place:
+    the first and last samples become exactly 0, so a cut file starts and ends without a click."""
+    n = min(int(n), audio.shape[-1] // 2)
+    if n > 0:
+        ramp = (0.5 - 0.5 * np.cos(np.pi * np.arange(n) / n)).astype(audio.dtype)  # [n], 0 -> ~1
+        audio[..., :n] *= ramp
+        audio[..., audio.shape[-1] - n:] *= ramp[::-1]
+    return audio
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import sampling
-from .audio_io import conform, load_audio
+from .audio_io import conform, fade_edges, load_audio
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError
 from .model import ConditionedDiffusionModel
@@ -51,6 +51,8 @@ class RenderRequest:
     bpm: float | None = None
     bars: int | None = None
     beats_per_bar: int = 4
+    # Raised-cosine fades at both ends, in milliseconds (0: none), so a cut file has no clicks.
+    fade_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class Generator:
             raise RequestError(f"seed must be -1 (random) or between 0 and {MAX_SEED} (got {req.seed})")
         if not 0 <= req.cfg_rescale <= 1:
             raise RequestError(f"cfg_rescale must be between 0 and 1 (got {req.cfg_rescale})")
+        if not (math.isfinite(req.fade_ms) and 0 <= req.fade_ms <= 1000):
+            raise RequestError(f"fade_ms must be between 0 and 1000 (got {req.fade_ms})")
         seed = req.seed if req.seed >= 0 else secrets.randbelow(MAX_SEED - 16)
         return _replace(req, seed=seed, **values)
 
@@ -210,6 +214,7 @@ class Generator:
         frames_needed = min(latents.shape[-1], -(-keep // hop) + DECODE_MARGIN_FRAMES)
         audio = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
         audio = audio[:, :keep].float().cpu().numpy()
+        fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
         recipe = {**asdict(req), "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
                   "render_seconds": round(time.perf_counter() - t0, 3), "device": str(self.device)}

@@ -21,7 +21,6 @@ import torch
 from torch import Tensor
 
 from engine.config import AutoencoderConfig, ConditionerSpec, DiTConfig, ModelConfig
-from engine.conditioners import T5_DIMS
 
 DIT_PREFIX = "model.model."
 VAE_PREFIX = "pretransform.model."
@@ -334,10 +333,9 @@ def convert_model(sd: Mapping[str, Tensor], cfg: ModelConfig) -> DiffusersWeight
                             numbers=numbers, text=text)
 
 
-def t5_width(spec: ConditionerSpec) -> int:
-    return T5_DIMS[spec.config.get("t5_model_name", "t5-base")]
-
-
 def network_t(sigma: Tensor) -> Tensor:
-    """The t the networks take for noise level sigma under the v objective: atan(sigma) * 2 / pi."""
-    return torch.atan(sigma) * 2 / math.pi
+    """The t the networks take for noise level sigma under the v objective: atan(sigma) * 2 / pi.
+
+    Same op order as engine.sampling's v-denoiser (and k-diffusion), so t is bitwise the sampler's.
+    """
+    return sigma.atan() / math.pi * 2

@@ -32,7 +32,7 @@ from diffusers.pipelines.stable_audio.modeling_stable_audio import (  # noqa: E4
     StableAudioProjectionModel,
 )
 
-from engine.autoencoder import AutoencoderPretransform, SnakeBeta  # noqa: E402
+from engine.autoencoder import AutoencoderPretransform, SnakeBeta, vae_sample  # noqa: E402
 from engine.checkpoint import load_model, load_state_dict_strict, save_model  # noqa: E402
 from engine.conditioners import NumberConditioner, T5Conditioner  # noqa: E402
 from engine.config import AutoencoderConfig, DiTConfig, OobleckConfig, parse_model_config  # noqa: E402
@@ -40,6 +40,10 @@ from engine.dit import DiffusionTransformer  # noqa: E402
 from engine.errors import ModelLoadError, TextEncoderMissingError  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from tests.engine import diffusers_convert as conv  # noqa: E402
+
+# diffusers builds its Oobleck convs with the deprecated torch.nn.utils.weight_norm (whose
+# weight_g/weight_v names match the released checkpoints); its warning is not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning")
 
 SAO_CONFIG = Path("/work/shared/reference/stable-audio-open-1.0.model_config.json")
 TOL = 1e-5  # max |ours - diffusers| / max |diffusers|, fp32
@@ -98,7 +102,7 @@ DIT_CASES = {
     # dim_heads 64 as in SAO, so our max(dh // 2, 32) RoPE dims equal the pipeline's dh // 2.
     "gqa_dh64": DiTConfig(io_channels=16, embed_dim=256, depth=2, num_heads=4, cond_token_dim=128,
                           global_cond_dim=128, project_cond_tokens=False),
-    # One kv head for two q heads (the most extreme sharing the config allows).
+    # 64-d cond tokens over 64-d heads: one kv head shared by both q heads.
     "mqa_dh64": DiTConfig(io_channels=16, embed_dim=128, depth=2, num_heads=2, cond_token_dim=64,
                           global_cond_dim=128, project_cond_tokens=False),
     # dim_heads 32: stable-audio-tools rotates max(16, 32) = 32 dims (the whole head), the diffusers
@@ -147,32 +151,29 @@ def test_dit_parity_with_diffusers(case: str) -> None:
 
 
 def test_dit_parity_every_path_matters() -> None:
-    """The comparison is sensitive: perturbing one converted tensor breaks parity (no dead paths)."""
+    """Parity is not vacuous: every converted diffusers tensor influences the output.
+
+    One backward pass of a random projection of the output; a tensor with an all-zero gradient
+    would be a dead path (e.g. a zero-init layer or a key loaded into an unused module) on which
+    the comparison above says nothing.
+    """
     cfg = DIT_CASES["gqa_dh64"]
     torch.manual_seed(0)
     ours = DiffusionTransformer(cfg).eval()
     randomize_(ours, seed=1)
-    sd = conv.convert_dit(ours.state_dict(), cfg, prefix="")
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(1, cfg.io_channels, 12, generator=g)
-    t = conv.network_t(torch.tensor([1.0]))
-    ctx = torch.randn(1, 5, cfg.cond_token_dim, generator=g)
-    glob = torch.randn(1, 1, cfg.global_cond_dim, generator=g)
-    rotary = pipeline_rotary(conv.rotary_dim(cfg), 13)
     ref = StableAudioDiTModel(**conv.dit_config(cfg)).eval()
-    ref.load_state_dict(sd)
-    with torch.no_grad():
-        base = ours(x, t, ctx, glob[:, 0])
-        # Parameters only: the LayerNorm bias is a zero buffer in ours, nothing to perturb.
-        for name in [k for k in sd if not k.endswith(("norm1.bias", "norm2.bias", "norm3.bias"))]:
-            bad = dict(sd)
-            # Random, not constant: a constant shift of a weight feeding a LayerNorm is invisible.
-            noise = torch.randn(sd[name].shape, generator=g)
-            bad[name] = sd[name] + 0.5 * sd[name].abs().mean().clamp_min(0.1) * noise
-            ref.load_state_dict(bad)
-            out = ref(x, timestep=t, encoder_hidden_states=ctx, global_hidden_states=glob,
-                      rotary_embedding=rotary, return_dict=False)[0]
-            assert rel_err(base, out) > 100 * TOL, f"perturbing {name} did not change the output"
+    ref.load_state_dict(conv.convert_dit(ours.state_dict(), cfg, prefix=""))
+    ref.requires_grad_(True)  # time_proj.weight is created with requires_grad=False
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, cfg.io_channels, 12, generator=g)
+    t = conv.network_t(torch.tensor([1.0, 0.2]))
+    ctx = torch.randn(2, 5, cfg.cond_token_dim, generator=g)
+    glob = torch.randn(2, 1, cfg.global_cond_dim, generator=g)
+    out = ref(x, timestep=t, encoder_hidden_states=ctx, global_hidden_states=glob,
+              rotary_embedding=pipeline_rotary(conv.rotary_dim(cfg), 13), return_dict=False)[0]
+    (out * torch.randn(out.shape, generator=g)).sum().backward()
+    dead = [n for n, p in ref.named_parameters() if p.grad is None or not bool(p.grad.abs().max() > 0)]
+    assert not dead, f"parameters without influence on the output: {dead}"
 
 
 # ---------------------------------------------------------------------------------------- 2. VAE
@@ -197,20 +198,22 @@ def test_vae_parity_with_diffusers() -> None:
     load_into(ref, conv.convert_vae(ours.state_dict(), ae, prefix="model."), "VAE")
 
     g = torch.Generator().manual_seed(4)
-    audio = torch.randn(2, 2, 64 * ae.downsampling_ratio, generator=g) * 0.5
-    latents = torch.randn(2, ae.latent_dim, 100, generator=g)
+    # Small on purpose: Snake's sin is slow on the CI CPUs; 32 frames still span the receptive field.
+    audio = torch.randn(2, 2, 32 * ae.downsampling_ratio, generator=g) * 0.5
+    latents = torch.randn(2, ae.latent_dim, 64, generator=g)
     with torch.no_grad():
-        pre, pre_ref = ours.model.encoder(audio), ref.encoder(audio)  # mean ++ scale, pre-bottleneck
+        pre = ours.model.encoder(audio)  # mean ++ scale, pre-bottleneck
         dist = ref.encode(audio).latent_dist
+        pre_ref = dist.parameters  # diffusers keeps the raw encoder output here
         mean = ours.encode(audio, sample=False)
         sampled = ours.encode(audio, sample=True, generator=torch.Generator().manual_seed(5))
         sampled_ref = dist.sample(generator=torch.Generator().manual_seed(5))
-        _, kl = ours.model.encode(audio, sample=True)
-        dec, dec_ref = ours.decode(latents), ref.decode(latents).sample  # 100 <= 128 frames: one chunk
+        _, kl = vae_sample(*pre.chunk(2, dim=1))
+        dec, dec_ref = ours.decode(latents), ref.decode(latents).sample  # 64 <= 128 frames: one chunk
         # Our bounded-memory chunked decode vs diffusers' whole-signal decode. This decoder sees
         # +/-18 latent frames (a hop of 32 makes the receptive field wide in frames; SAO's 2048 hop
         # keeps it near 10), so half the overlap must be >= 18 for the crop-and-join to be exact.
-        dec_chunked = ours.decode(latents, chunk_frames=48, overlap_frames=40)
+        dec_chunked = ours.decode(latents, chunk_frames=44, overlap_frames=38)  # 5 chunks
     errs = {
         "encoder (pre-bottleneck)": rel_err(pre, pre_ref),
         "latent_dist.mean": rel_err(mean, dist.mean),
@@ -220,7 +223,7 @@ def test_vae_parity_with_diffusers() -> None:
         "decoder (chunked)": rel_err(dec_chunked, dec_ref),
     }
     print("VAE max rel err " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))
-    assert pre.shape == (2, 16, 64) and dec.shape == (2, 2, 100 * 32)
+    assert pre.shape == (2, 16, 32) and dec.shape == (2, 2, 64 * 32)
     for name, err in errs.items():
         assert err <= TOL, f"VAE {name}: relative error {err:.3e} > {TOL}"
 
@@ -247,7 +250,9 @@ def test_number_conditioner_parity_with_diffusers() -> None:
     half = w.numel()  # 128 frequencies for the 256-wide internal embedding
     torch.testing.assert_close(feats[:, 1:1 + half], torch.sin(2 * math.pi * u[:, None] * w), rtol=0, atol=1e-5)
     torch.testing.assert_close(feats[:, 1 + half:], torch.cos(2 * math.pi * u[:, None] * w), rtol=0, atol=1e-5)
-    assert torch.equal(emb[0], emb[1]) and torch.equal(emb[5], emb[6])  # clamped ends coincide
+    # Clamped ends coincide (compared at equal batch positions: GEMM rounding may vary by row).
+    with torch.no_grad():
+        assert torch.equal(ours([-3.0, 512.0], "cpu")[0], ours([0.0, 900.0], "cpu")[0])
     assert err <= TOL
 
 
@@ -311,7 +316,7 @@ def test_t5_conditioner_parity_with_transformers(t5_dirs: tuple[Path, Path]) -> 
     assert torch.equal(mask, want_mask)
     assert mask.sum(1).tolist() == [5, 2, T5_MAX_LEN]  # words + </s>; the long prompt is truncated
     assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))  # pads exactly zero
-    assert out[mask].abs().min() >= 0 and out[mask].abs().amax(-1).min() > 0
+    assert bool((out[mask].abs().amax(-1) > 0).all())  # every real token carries a non-zero vector
     assert err <= TOL
     assert list(cond.state_dict()) == []  # the encoder never enters the checkpoint
 

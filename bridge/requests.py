@@ -1,0 +1,272 @@
+"""Validation at the door: key/values from any door (OSC pairs, drop-folder JSON, a GUI form) ->
+a typed ``JobSpec`` (the engine's ``RenderRequest`` plus where and how to write the files).
+
+Every check names the argument, so a bad OSC packet is answered with
+``/longplay/error <id> 400 "steps must be an integer between 1 and 500 (got 0)"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine import SAMPLERS, RenderRequest
+
+from .errors import SourceNotFound, TooLong, UsageError
+from .naming import slug
+from .sniff import sniff_audio
+
+MAX_SEED = 2**31 - 1
+MAX_VARIATIONS = 16
+# Request ids become file names (`<id>.status`): letters, digits, dot, dash, underscore.
+ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+# format -> (file suffix, engine sample format). 24-bit PCM WAV unless asked otherwise.
+FORMATS: dict[str, tuple[str, str]] = {
+    "wav": (".wav", "pcm24"), "wav24": (".wav", "pcm24"), "wav16": (".wav", "pcm16"),
+    "wav32f": (".wav", "float32"), "float": (".wav", "float32"),
+    "flac": (".flac", "pcm24"), "flac24": (".flac", "pcm24"), "flac16": (".flac", "pcm16"),
+}
+RENDER_KEYS = frozenset({"prompt", "negative", "seconds", "bars", "bpm", "beats_per_bar", "seed", "steps",
+                         "cfg", "variations", "name", "format", "sampler", "fade_ms"})
+TRANSFORM_KEYS = frozenset({"source_path", "strength"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the door accepts; ``max_seconds`` is the loaded model's window (or the planner's limit)."""
+
+    max_seconds: float = 47.55
+    max_prompt: int = 1000
+    max_name: int = 64
+    allowed_roots: tuple[Path, ...] = ()  # empty: any readable file may be a source
+    default_prompt: str = ""  # transform requests without a prompt
+    default_strength: float = 0.7
+    default_fade_ms: float = 3.0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job: what to render and how to name and write it. Seeds are always resolved,
+    so a job run again after a crash renders the same audio under the same names."""
+
+    request: RenderRequest
+    name: str  # file-name stem, already safe (slug)
+    format: str = "wav"
+    out_dir: str = "outputs"
+    random_seed: bool = False  # the client asked for -1; kept for the duplicate-id check
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return FORMATS[self.format][0]
+
+    @property
+    def subtype(self) -> str:
+        return FORMATS[self.format][1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request": dataclasses.asdict(self.request), "name": self.name, "format": self.format,
+                "out_dir": self.out_dir, "random_seed": self.random_seed, "extra": self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
+        known = {f.name for f in dataclasses.fields(RenderRequest)}
+        req = {k: v for k, v in dict(data["request"]).items() if k in known}
+        if req.get("cfg_interval") is not None:
+            req["cfg_interval"] = tuple(req["cfg_interval"])
+        return cls(RenderRequest(**req), str(data["name"]), str(data.get("format", "wav")),
+                   str(data["out_dir"]), bool(data.get("random_seed", False)), dict(data.get("extra", {})))
+
+    def fingerprint(self) -> str:
+        """Equal for two submissions of the same request (a random seed counts as -1)."""
+        d = self.to_json()
+        if self.random_seed:
+            d["request"]["seed"] = -1
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def check_id(value: Any, what: str = "req_id") -> str:
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
+        raise UsageError(f"{what} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' "
+                         f"or '-' (got {show(value)})")
+    return value
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | os.PathLike[str],
+                  transform: bool | None = None) -> JobSpec:
+    """Check every key of a request and build its ``JobSpec``; ``UsageError`` (or its 404/413
+    subclasses) names the first bad argument. ``transform`` defaults to "has a source_path"."""
+    if not isinstance(values, Mapping):
+        raise UsageError(f"a request must be a set of key/value pairs (got {type(values).__name__})")
+    transform = "source_path" in values if transform is None else transform
+    allowed = RENDER_KEYS | TRANSFORM_KEYS if transform else RENDER_KEYS
+    for key in values:
+        if not isinstance(key, str) or key not in allowed:
+            raise UsageError(f"unknown argument {show(key)}; expected some of {', '.join(sorted(allowed))}")
+    v = dict(values)
+    kw: dict[str, Any] = {}
+
+    prompt = v.get("prompt", limits.default_prompt if transform else None)
+    if prompt is None:
+        raise UsageError("prompt is required")
+    kw["prompt"] = as_text("prompt", prompt, limits.max_prompt)
+    if not transform and not kw["prompt"].strip():
+        raise UsageError("prompt must not be empty")
+    if "negative" in v:
+        kw["negative"] = as_text("negative", v["negative"], limits.max_prompt)
+
+    _length(v, kw, limits)
+    seed = as_int("seed", v.get("seed", -1), -1, MAX_SEED - MAX_VARIATIONS)
+    kw["seed"] = seed if seed >= 0 else secrets.randbelow(MAX_SEED - MAX_VARIATIONS)
+    if "steps" in v:
+        kw["steps"] = as_int("steps", v["steps"], 1, 500)
+    if "cfg" in v:
+        kw["cfg"] = as_float("cfg", v["cfg"], 0, 25)
+    kw["variations"] = as_int("variations", v.get("variations", 1), 1, MAX_VARIATIONS)
+    kw["fade_ms"] = as_float("fade_ms", v.get("fade_ms", limits.default_fade_ms), 0, 100)
+    if "sampler" in v:
+        sampler = as_text("sampler", v["sampler"], 32)
+        if sampler not in SAMPLERS:
+            raise UsageError(f"sampler must be one of {', '.join(sorted(SAMPLERS))} (got {show(sampler)})")
+        kw["sampler"] = sampler
+
+    fmt = as_text("format", v.get("format", "wav"), 16).lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)} (got {show(fmt)})")
+
+    if transform:
+        if "source_path" not in v:
+            raise UsageError("source_path is required for a transform")
+        source = check_source(v["source_path"], limits)
+        kw["init_audio"] = str(source)
+        kw["init_strength"] = as_float("strength", v.get("strength", limits.default_strength), 0, 1)
+    name = check_name(v["name"], limits) if "name" in v else ""
+    name = slug(name or (Path(kw["init_audio"]).stem if transform and "prompt" not in v else kw["prompt"]))
+    return JobSpec(RenderRequest(**kw), name, fmt, str(Path(out_dir).resolve()), random_seed=seed < 0)
+
+
+def spec_from_request(request: RenderRequest, *, out_dir: str | os.PathLike[str], name: str | None = None,
+                      fmt: str = "wav") -> JobSpec:
+    """A ``JobSpec`` for a ``RenderRequest`` built in-process (GUI, CLI); the seed is resolved here."""
+    random_seed = request.seed < 0
+    if random_seed:
+        request = dataclasses.replace(request, seed=secrets.randbelow(MAX_SEED - MAX_VARIATIONS))
+    if fmt not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)} (got {show(fmt)})")
+    return JobSpec(request, slug(name or request.prompt), fmt, str(Path(out_dir).resolve()), random_seed)
+
+
+def check_name(value: Any, limits: Limits) -> str:
+    """An output name: text, no path separators, no traversal; it only ever names a file in the
+    output folder (the file stem is a slug of it)."""
+    name = as_text("name", value, limits.max_name)
+    if _NAME_BAD.search(name) or ".." in name or name.startswith(".") or not name.strip():
+        raise UsageError(f"name must be a plain file name: no path separators, '..', leading '.' or "
+                         f"control characters (got {show(name)})")
+    return name
+
+
+def check_source(value: Any, limits: Limits) -> Path:
+    """A source file for audio-to-audio: an absolute path to a readable audio file, under an allowed
+    root when roots are configured. Missing files are 404, everything else 400."""
+    text = as_text("source_path", value, 4096)
+    if "\x00" in text or not text:
+        raise UsageError("source_path must be a file path")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        raise UsageError(f"source_path must be an absolute path (got {show(text)})")
+    real = Path(os.path.realpath(path))
+    if limits.allowed_roots and not any(real.is_relative_to(Path(os.path.realpath(r))) for r in limits.allowed_roots):
+        raise UsageError(f"source_path {show(text)} is outside the allowed source folders")
+    if not real.exists():
+        raise SourceNotFound(f"source_path: no such file: {show(text)}")
+    if not real.is_file() or not os.access(real, os.R_OK):
+        raise UsageError(f"source_path {show(text)} is not a readable file")
+    try:
+        sniff_audio(real)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"source_path {show(text)} is not readable audio ({err})") from None
+    return real
+
+
+def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits) -> None:
+    """seconds, or bars + bpm (+ beats_per_bar); bpm alone only tags the file with a tempo."""
+    if "bpm" in v:
+        kw["bpm"] = as_float("bpm", v["bpm"], 20, 300)
+    if "beats_per_bar" in v:
+        kw["beats_per_bar"] = as_int("beats_per_bar", v["beats_per_bar"], 1, 32)
+    if "bars" in v:
+        if "seconds" in v:
+            raise UsageError("seconds and bars are mutually exclusive")
+        kw["bars"] = bars = as_int("bars", v["bars"], 1, 512)
+        if "bpm" not in kw:
+            raise UsageError("bars needs a bpm")
+        seconds = bars * kw.get("beats_per_bar", 4) * 60 / kw["bpm"]
+        if seconds > limits.max_seconds + 1e-9:
+            raise TooLong(f"{bars} bars at {kw['bpm']:g} bpm is {seconds:.2f} s, longer than this model's "
+                          f"window of {limits.max_seconds:.2f} s")
+    elif "seconds" in v:
+        seconds = as_float("seconds", v["seconds"], 0, math.inf)
+        if seconds <= 0:
+            raise UsageError(f"seconds must be greater than 0 (got {seconds:g})")
+        if seconds > limits.max_seconds + 1e-9:
+            raise TooLong(f"seconds {seconds:g} is longer than this model's window of {limits.max_seconds:.2f} s")
+        kw["seconds"] = seconds
+
+
+def as_text(key: str, value: Any, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise UsageError(f"{key} must be text (got {kind(value)})")
+    if len(value) > max_len:
+        raise UsageError(f"{key} is too long ({len(value)} characters; at most {max_len})")
+    if "\x00" in value:
+        raise UsageError(f"{key} must not contain NUL characters")
+    return value
+
+
+def as_float(key: str, value: Any, lo: float, hi: float) -> float:
+    """A finite number in [lo, hi]; ints are accepted where floats are expected."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{key} must be a number (got {kind(value)})")
+    x = float(value)
+    if not math.isfinite(x):
+        raise UsageError(f"{key} must be a finite number (got {x})")
+    if not lo <= x <= hi:
+        raise UsageError(f"{key} must be between {lo:g} and {hi:g} (got {x:g})")
+    return x
+
+
+def as_int(key: str, value: Any, lo: int, hi: int) -> int:
+    """An integer in [lo, hi]; whole floats (20.0) pass, as some OSC controllers send only floats."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{key} must be an integer (got {kind(value)})")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise UsageError(f"{key} must be a whole number (got {value:g})")
+    n = int(value)
+    if not lo <= n <= hi:
+        raise UsageError(f"{key} must be an integer between {lo} and {hi} (got {n})")
+    return n
+
+
+def kind(value: Any) -> str:
+    return f"{type(value).__name__} {show(value)}"
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A short, printable rendering of a client's value for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

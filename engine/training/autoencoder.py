@@ -1,0 +1,141 @@
+"""Autoencoder training (Stable Audio 2, section 2.1): multi-resolution STFT on mid/side plus L/R at
+half weight, and a KL term on the VAE bottleneck. The adversarial term is left out: on a 2-core CPU
+its discriminator would cost more steps than it buys (measured in the training issue's note).
+
+Output folder: `model_config.json` (`"model_type": "autoencoder"`, stable-audio-tools format) +
+`model.safetensors` with keys `encoder.*` / `decoder.*`, loadable by `load_autoencoder`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..autoencoder import AudioAutoencoder
+from ..checkpoint import load_state_dict_strict
+from ..config import parse_autoencoder
+from ..errors import ModelLoadError
+from .data import AudioBank, read_index
+from .loop import Logger, load_state, rng_state, save_state, seed_everything, set_rng_state
+
+STFT_SIZES = [2048, 1024, 512, 256, 128, 64, 32]  # stable-audio-tools' Oobleck recipe
+
+
+@dataclass(frozen=True)
+class AETrainConfig:
+    steps: int = 2000
+    batch_size: int = 4
+    crop_samples: int = 65536
+    lr: float = 1.5e-4
+    kl_weight: float = 1e-4
+    seed: int = 0
+    log_every: int = 25
+    ckpt_every: int = 200
+    sample_rate: int = 44100
+
+
+class StereoSTFTLoss(nn.Module):
+    """MR-STFT on the mid/side signal plus 0.5 x MR-STFT on left/right (auraloss does the STFTs)."""
+
+    def __init__(self, sample_rate: int, sizes: list[int] | None = None):
+        super().__init__()
+        import auraloss
+
+        sizes = sizes or STFT_SIZES
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=sizes, hop_sizes=[s // 4 for s in sizes], win_lengths=sizes,
+            perceptual_weighting=True, sample_rate=sample_rate)
+
+    def forward(self, y: Tensor, x: Tensor) -> Tensor:  # y: reconstruction, x: target, [B, 2, N]
+        def ms(a: Tensor) -> Tensor:
+            return torch.stack(((a[:, 0] + a[:, 1]) / 2, (a[:, 0] - a[:, 1]) / 2), dim=1)  # [B, 2, N]
+
+        return self.mrstft(ms(y), ms(x)) + 0.5 * self.mrstft(y, x)
+
+
+def ae_folder_config(ae_raw: Mapping[str, Any], sample_rate: int, sample_size: int, meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {"model_type": "autoencoder", "sample_rate": sample_rate, "sample_size": sample_size,
+            "audio_channels": ae_raw["io_channels"], "model": dict(ae_raw), "longplay": {"format_version": 1, **meta}}
+
+
+def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    return folder
+
+
+def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, Any]]:
+    """An `autoencoder` model folder -> (model in eval mode, its config dict)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        raw = json.loads((folder / "model_config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{folder}: no readable autoencoder model_config.json ({exc})") from exc
+    if raw.get("model_type") != "autoencoder":
+        raise ModelLoadError(f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder")
+    model = AudioAutoencoder(parse_autoencoder(raw["model"], "model"))
+    load_state_dict_strict(model, load_file(str(folder / "model.safetensors")), str(folder))
+    return model.eval(), raw
+
+
+def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mapping[str, Any],
+                      cfg: AETrainConfig = AETrainConfig(), quiet: bool = False,
+                      should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train (or resume) an Oobleck autoencoder on the corpus; returns the model folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    ae_cfg = parse_autoencoder(ae_raw, "autoencoder")
+    if cfg.crop_samples % ae_cfg.downsampling_ratio:
+        raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
+    model = AudioAutoencoder(ae_cfg).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
+    loss_fn = StereoSTFTLoss(cfg.sample_rate)
+    rng = random.Random(cfg.seed)
+    state_path = out / "train_state.pt"
+    step = 0
+    state = load_state(state_path)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        set_rng_state(rng, state["rng"])
+    bank = AudioBank(read_index(corpus_dir, "train"), cfg.sample_rate, ae_cfg.io_channels)
+    log = Logger(out, cfg.steps, "ae", quiet)
+    meta = {"train": asdict(cfg), "corpus": str(corpus_dir)}
+
+    def checkpoint() -> None:
+        save_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng)})
+        save_autoencoder(model, out, ae_folder_config(ae_raw, cfg.sample_rate, cfg.crop_samples, {**meta, "step": step}))
+
+    while step < cfg.steps:
+        if should_stop is not None and should_stop():
+            break
+        x = torch.from_numpy(np.stack([bank.crop(rng, cfg.crop_samples) for _ in range(cfg.batch_size)]))  # [B, C, N]
+        z, kl = model.encode(x)
+        y = model.decode(z)
+        rec = loss_fn(y, x)
+        loss = rec + cfg.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            log.log(step, loss=loss.item(), stft=rec.item(), kl=kl.item())
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            checkpoint()
+    checkpoint()
+    return out

@@ -1,0 +1,103 @@
+"""Training runs in CI size: losses fall, runs resume deterministically, the result is a model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine import Generator, RenderRequest, load_model, tiny_config
+from engine.training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
+from engine.training.data import CorpusError, read_index
+from engine.training.diffusion import DiTTrainConfig, encode_corpus, train_dit
+
+SR = 44100
+
+
+def _synthetic_corpus(root: Path, n: int = 4) -> Path:
+    """Tone-and-click loops with prompts: enough structure for losses to fall in a few steps."""
+    (root / "audio").mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        sec = 1.0 + 0.5 * i
+        t = np.arange(int(SR * sec)) / SR
+        f = 110 * (i + 1)
+        tone = 0.3 * np.sin(2 * np.pi * f * t)
+        clicks = (np.mod(t, 0.25) < 0.005) * 0.5
+        audio = np.stack([tone + clicks, tone - clicks], axis=1).astype(np.float32)
+        sf.write(str(root / "audio" / f"s{i}.flac"), audio, SR, subtype="PCM_24")
+        lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": sec,
+                                 "split": "test" if i == n - 1 else "train", "kind": "mix",
+                                 "prompts": [f"tone {f} Hz, clicks", f"Genre: test|BPM: 240|Key: {i}"]}))
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+AE_RAW = tiny_config()["model"]["pretransform"]["config"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _synthetic_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def trained_ae(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ae")
+    train_autoencoder(corpus, out, AE_RAW, AETrainConfig(steps=24, batch_size=2, crop_samples=4096,
+                                                         lr=1e-3, log_every=4, ckpt_every=12), quiet=True)
+    return out
+
+
+def _losses(folder: Path, key: str = "loss") -> list[float]:
+    return [json.loads(l)[key] for l in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_autoencoder_loss_falls_and_folder_loads(trained_ae: Path) -> None:
+    losses = _losses(trained_ae, "stft")
+    assert np.mean(losses[-2:]) < 0.9 * np.mean(losses[:2]), losses
+    ae, raw = load_autoencoder(trained_ae)
+    assert raw["model_type"] == "autoencoder" and raw["longplay"]["step"] == 24
+
+
+def test_autoencoder_training_resumes_exactly(corpus: Path, tmp_path: Path) -> None:
+    cfg = dict(batch_size=1, crop_samples=4096, log_every=1, ckpt_every=3)
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    train_autoencoder(corpus, straight, AE_RAW, AETrainConfig(steps=6, **cfg), quiet=True)
+    train_autoencoder(corpus, resumed, AE_RAW, AETrainConfig(steps=3, **cfg), quiet=True)
+    train_autoencoder(corpus, resumed, AE_RAW, AETrainConfig(steps=6, **cfg), quiet=True)
+    a, _ = load_autoencoder(straight)
+    b, _ = load_autoencoder(resumed)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    assert sorted(p.name for p in latents.glob("s*.npy")) == [f"s{i}.npy" for i in range(4)]
+    config = tiny_config(window_seconds=1.5)
+    folder = train_dit(config, corpus, latents, trained_ae, tmp_path / "dit",
+                       DiTTrainConfig(steps=30, batch_size=2, lr=1e-3, log_every=5, ckpt_every=15),
+                       quiet=True, description="test")
+    losses = _losses(tmp_path / "dit")
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
+    model = load_model(folder)
+    assert model.config.raw["longplay"]["description"] == "test"
+    # The frozen autoencoder is the one trained above, unchanged.
+    ae, _ = load_autoencoder(trained_ae)
+    for k, v in ae.state_dict().items():
+        assert torch.equal(model.pretransform.model.state_dict()[k], v), k
+    res = Generator(model, device="cpu").render(RenderRequest("tone 220 Hz, clicks", seconds=1.0, steps=4, seed=0))[0]
+    assert res.audio.shape == (2, SR) and np.isfinite(res.audio).all()
+
+
+def test_corpus_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="metadata.jsonl is missing"):
+        read_index(tmp_path)
+    (tmp_path / "metadata.jsonl").write_text('{"id": 1}\n')
+    with pytest.raises(CorpusError, match="metadata.jsonl:1: malformed"):
+        read_index(tmp_path)
