@@ -16,11 +16,15 @@ from .devices import pick_device
 from .errors import (AudioInputError, ConfigError, EngineError, ModelLoadError, RenderCancelled,
                      RequestError, TextEncoderMissingError)
 from .model import ConditionedDiffusionModel, build_model
-from .presets import tiny_config
+from .presets import diffusion_config, mini_autoencoder_config, tiny_config
+from .training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
+from .training.diffusion import DiTTrainConfig, encode_corpus, train_dit
 from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
 from .sampling import SAMPLERS
 
 __all__ = [
+    "AETrainConfig", "DiTTrainConfig", "diffusion_config", "encode_corpus", "load_autoencoder",
+    "mini_autoencoder_config", "train_autoencoder", "train_dit",
     "AudioInputError", "ConditionedDiffusionModel", "ConfigError", "EngineError", "Generator",
     "fade_edges",
     "ModelConfig", "ModelInfo", "ModelLoadError", "Progress", "RenderCancelled", "RenderRequest",

@@ -92,8 +92,9 @@ class DiTConfig:
     ff_mult: float = 4.0
     norm_bias: bool = False
     timestep_features_dim: int = 256
-    # Longplay extension (off for every public config): self-attention limited to a band of
-    # +/- attn_window latent frames in all layers except `global_layers`, which attend fully.
+    # Longplay extension (off for every public config): self-attention limited to blocks of
+    # `attn_window` latent frames (each token sees its own and the two neighbouring blocks, plus
+    # the prepended global token) in all layers except `global_layers`, which attend fully.
     # See seeds/000: windowed attention plus a few global layers keeps long context affordable.
     attn_window: int = 0
     global_layers: tuple[int, ...] = ()

@@ -78,3 +78,48 @@ def sao_small_like_config() -> dict[str, Any]:
                    "attn_kwargs": {"qk_norm": "ln"}}}
     cfg["model"]["io_channels"] = 64
     return cfg
+
+
+def mini_autoencoder_config(channels: int = 32, c_mults: tuple[int, ...] = (1, 2, 4, 8, 8),
+                            strides: tuple[int, ...] = (2, 4, 4, 8, 8), latent_dim: int = 32) -> dict[str, Any]:
+    """A small Oobleck at the paper's 21.5 Hz latent rate (hop 2048 at 44.1 kHz) for CPU training."""
+    hop = 1
+    for s in strides:
+        hop *= s
+    side = {"channels": channels, "c_mults": list(c_mults), "strides": list(strides), "use_snake": True}
+    return {"encoder": {"type": "oobleck", "config": {"in_channels": 2, "latent_dim": 2 * latent_dim, **side}},
+            "decoder": {"type": "oobleck", "config": {"out_channels": 2, "latent_dim": latent_dim,
+                                                      "final_tanh": False, **side}},
+            "bottleneck": {"type": "vae"}, "latent_dim": latent_dim, "downsampling_ratio": hop, "io_channels": 2}
+
+
+def diffusion_config(ae_raw: dict[str, Any], window_seconds: float = 190.0, embed_dim: int = 256, depth: int = 8,
+                     num_heads: int = 4, text_width: int = 256, text_depth: int = 2, text_max_length: int = 96,
+                     attn_window: int = 0, global_layers: tuple[int, ...] = (),
+                     sample_rate: int = 44100) -> dict[str, Any]:
+    """A `diffusion_cond` config around a trained autoencoder, with our byte-level text encoder."""
+    hop = int(ae_raw["downsampling_ratio"])
+    frames = int(round(window_seconds * sample_rate / hop))
+    cond_dim = embed_dim
+    dit: dict[str, Any] = {"io_channels": ae_raw["latent_dim"], "embed_dim": embed_dim, "depth": depth,
+                           "num_heads": num_heads, "cond_token_dim": cond_dim, "global_cond_dim": 2 * cond_dim,
+                           "project_cond_tokens": False, "transformer_type": "continuous_transformer"}
+    if attn_window:
+        dit.update(attn_window=attn_window, global_layers=list(global_layers))
+    return {
+        "model_type": "diffusion_cond", "sample_size": frames * hop, "sample_rate": sample_rate, "audio_channels": 2,
+        "model": {
+            "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": copy.deepcopy(ae_raw)},
+            "conditioning": {"configs": [
+                {"id": "prompt", "type": "longplay_text",
+                 "config": {"max_length": text_max_length, "width": text_width, "depth": text_depth,
+                            "num_heads": max(1, text_width // 64)}},
+                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+            ], "cond_dim": cond_dim},
+            "diffusion": {"cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+                          "global_cond_ids": ["seconds_start", "seconds_total"], "type": "dit",
+                          "diffusion_objective": "v", "config": dit},
+            "io_channels": ae_raw["latent_dim"],
+        },
+    }

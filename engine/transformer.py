@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .local_attention import block_local_attention
+
 try:  # Optional CUDA extra (`longplay[cuda]`); never required.
     from flash_attn import flash_attn_func  # type: ignore[import-not-found]
 except Exception:  # noqa: BLE001 - any import failure just means "not available"
@@ -98,7 +100,8 @@ class Attention(nn.Module):
             self.k_norm = nn.LayerNorm(dim_heads, elementwise_affine=True, eps=1.0e-6)
 
     def forward(self, x: Tensor, context: Tensor | None = None, freqs: Tensor | None = None,
-                mask: Tensor | None = None) -> Tensor:
+                mask: Tensor | None = None, local: tuple[int, int] | None = None) -> Tensor:
+        """`local=(block, n_global)` switches self-attention to block-local attention."""
         b, n, _ = x.shape
         if context is not None:
             q = self.to_q(x).view(b, n, self.num_heads, -1).transpose(1, 2)  # [B, H, T, D]
@@ -113,7 +116,10 @@ class Attention(nn.Module):
             q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         if freqs is not None and context is None:
             q, k = apply_rotary(q, freqs), apply_rotary(k, freqs)
-        out = attention(q, k, v, mask)
+        if local is not None and context is None:
+            out = block_local_attention(q, k, v, *local)
+        else:
+            out = attention(q, k, v, mask)
         out = out.transpose(1, 2).reshape(b, n, -1)  # [B, T, H*D]
         return self.to_out(out)
 
@@ -154,20 +160,11 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, ff_mult)
 
     def forward(self, x: Tensor, context: Tensor | None, freqs: Tensor | None,
-                mask: Tensor | None = None) -> Tensor:
-        x = x + self.self_attn(self.pre_norm(x), freqs=freqs, mask=mask)
+                mask: Tensor | None = None, local: tuple[int, int] | None = None) -> Tensor:
+        x = x + self.self_attn(self.pre_norm(x), freqs=freqs, mask=mask, local=local)
         if context is not None and self.cross_attend:
             x = x + self.cross_attn(self.cross_attend_norm(x), context=context)
         return x + self.ff(self.ff_norm(x))
-
-
-def band_mask(seq_len: int, window: int, n_global: int, device: torch.device) -> Tensor:
-    """Boolean `[T, T]` mask: |i - j| <= window, and the first `n_global` tokens see/are seen by all."""
-    idx = torch.arange(seq_len, device=device)
-    mask = (idx[:, None] - idx[None, :]).abs() <= window
-    mask[:n_global, :] = True
-    mask[:, :n_global] = True
-    return mask
 
 
 class ContinuousTransformer(nn.Module):
@@ -194,9 +191,8 @@ class ContinuousTransformer(nn.Module):
             x = torch.cat((prepend.to(x.dtype), x), dim=1)  # [B, P + T, dim]
         freqs = self.rotary_pos_emb(x.shape[1])
         local = None
-        if self.attn_window > 0 and x.shape[1] > self.attn_window + 1:
-            local = band_mask(x.shape[1], self.attn_window, n_pre, x.device)
+        if self.attn_window > 0 and x.shape[1] - n_pre > 3 * self.attn_window:
+            local = (self.attn_window, n_pre)
         for i, layer in enumerate(self.layers):
-            mask = None if (local is None or i in self.global_layers) else local
-            x = layer(x, context, freqs, mask)
+            x = layer(x, context, freqs, local=None if i in self.global_layers else local)
         return self.project_out(x)
