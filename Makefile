@@ -12,10 +12,10 @@ STAMP  := $(VENV)/.stamp
 # would resolve to a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-# Debian packages the suite needs. The soundfile wheel bundles libsndfile, so nothing yet.
-# Later issues append here, e.g. fluidsynth fluid-soundfont-gm xvfb libportaudio2
-# libxcb-icccm4 libxcb-keysyms1
-APT_PACKAGES :=
+# Debian packages the suite needs. The soundfile wheel bundles libsndfile; the training-data
+# generator (engine/data) renders MIDI with the FluidSynth CLI and the FluidR3 GM soundfont.
+# Later issues append here, e.g. xvfb libportaudio2 libxcb-icccm4 libxcb-keysyms1
+APT_PACKAGES := fluidsynth fluid-soundfont-gm
 
 PYTEST_ARGS ?=
 

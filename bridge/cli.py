@@ -26,7 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Commands whose door exists but whose room is not built yet.
 _LATER = {
-    "serve": ("run the headless job queue, OSC server and watched folder", "the job queue + OSC issue"),
     "app": ("open the desktop app", "the desktop app issue"),
     "train": ("train or fine-tune a model", "the training issue"),
     "eval": ("evaluate a model", "the evaluation issue"),
@@ -81,6 +80,33 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
 
     sub.add_parser("models", help="list the models Longplay can find")
+
+    c = sub.add_parser("corpus", help="compose and render a training corpus (needs FluidSynth)")
+    c.add_argument("out_dir", metavar="OUT_DIR", help="corpus folder; an interrupted build resumes")
+    c.add_argument("--songs", type=_integer, default=100, help="how many songs (default 100)")
+    c.add_argument("--seed", type=_integer, default=0, help="corpus seed; same seed, same corpus (default 0)")
+    c.add_argument("--min-seconds", type=_finite, help="shortest song (default 10, or --max-seconds if lower)")
+    c.add_argument("--max-seconds", type=_finite, default=285.0, help="longest song, up to 285 (default 285)")
+    c.add_argument("--stems", type=_integer, default=2, help="stems written per song, 0-5 (default 2)")
+    c.add_argument("--held-out", type=_finite, default=0.1, help="fraction of songs in the test split (default 0.1)")
+    c.add_argument("--jobs", type=_integer, default=1, help="songs rendered in parallel, 1-16 (default 1)")
+
+    s = sub.add_parser("serve", help="run the headless job queue, OSC server and watched folder")
+    s.add_argument("--osc-port", type=_integer, default=9030, help="UDP port (default 9030; 0 picks a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--allow", metavar="HOST", nargs="+", action="extend", default=[],
+                   help="client hosts (IP, network or name) allowed to send requests; required off loopback")
+    s.add_argument("--drop", metavar="DIR", help="watched folder (DIR/inbox in, DIR/outbox out)")
+    s.add_argument("--model", metavar="DIR|NAME", help="model folder or name (see `longplay models`)")
+    s.add_argument("--out", metavar="DIR", default="outputs", help="folder for OSC renders (default: outputs/)")
+    s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    s.add_argument("--journal", metavar="FILE", help="job journal (default: OUT/.longplay/jobs.sqlite3)")
+    s.add_argument("--queue-limit", type=_integer, default=32, help="jobs waiting before requests are refused")
+    s.add_argument("--source-root", metavar="DIR", nargs="+", action="extend", default=[],
+                   help="transform sources must lie under these folders")
+    s.add_argument("--prompt", default="", help="the drop folder's prompt for dropped audio files")
+    s.add_argument("--strength", type=_finite, default=0.7, help="the drop folder's transform strength, 0-1")
+    s.add_argument("--verbose", "-v", action="store_true", help="log every request")
     for name, (what, _) in _LATER.items():
         sub.add_parser(name, help=f"{what} (not available yet)", add_help=False)
     return p
@@ -118,6 +144,47 @@ def validate_generate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() in AUDIO_SUFFIXES and out.exists():
         raise UsageError(f"--out: {out} already exists (Longplay never overwrites)")
+
+
+def validate_serve(args: argparse.Namespace) -> None:
+    """Check ``serve`` arguments at the door; raise ``UsageError`` naming the first bad one."""
+    _range("--osc-port", args.osc_port, 0, 65535)
+    _range("--queue-limit", args.queue_limit, 1, 100000)
+    _range("--strength", args.strength, 0, 1)
+    if args.device is not None and not _DEVICE_RE.fullmatch(args.device):
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps (got {args.device!r})")
+    if not _loopback(args.host) and not args.allow:
+        raise UsageError(f"--host {args.host} is not loopback: name the clients allowed to send requests "
+                         "with --allow HOST [HOST ...]")
+    for root in args.source_root:
+        if not Path(root).is_dir():
+            raise UsageError(f"--source-root: no such folder: {root}")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_corpus(args: argparse.Namespace) -> None:
+    """Check ``corpus`` arguments at the door; fills in the default --min-seconds."""
+    _range("--songs", args.songs, 1, 100_000)
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0 (got {args.seed})")
+    _range("--max-seconds", args.max_seconds, 1, 285)
+    if args.min_seconds is None:
+        args.min_seconds = min(10.0, args.max_seconds)
+    _range("--min-seconds", args.min_seconds, 1, args.max_seconds)
+    _range("--stems", args.stems, 0, 5)
+    _range("--held-out", args.held_out, 0, 1)
+    _range("--jobs", args.jobs, 1, 16)
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"OUT_DIR: {out} exists and is not a folder")
 
 
 def render_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,6 +269,18 @@ def _run_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve import ServeOptions, run
+    except ImportError as err:
+        raise EngineUnavailable(err) from err
+
+    return run(ServeOptions(
+        host=args.host, port=args.osc_port, allow=tuple(args.allow), drop=args.drop, model=args.model,
+        out=args.out, device=args.device, journal=args.journal, queue_limit=args.queue_limit,
+        source_roots=tuple(args.source_root), prompt=args.prompt, strength=args.strength, verbose=args.verbose))
+
+
 def _run_models(args: argparse.Namespace) -> int:
     try:
         from engine import find_models
@@ -215,6 +294,32 @@ def _run_models(args: argparse.Namespace) -> int:
     width = max(len(m.name) for m in models)
     for m in models:
         print(f"{m.name:<{width}}  {m.path}  {m.description or ''}".rstrip())
+    return EXIT_OK
+
+
+def _corpus_progress(p: Any) -> None:  # p: engine.CorpusProgress
+    """One line per song: where the build is, and how fast audio is being made."""
+    rate = p.audio_s / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    how = "already there" if p.skipped else f"{p.realtime:.1f}x real time"
+    print(f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s ({how}) | "
+          f"{p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s", file=sys.stderr, flush=True)
+
+
+def _run_corpus(args: argparse.Namespace) -> int:
+    try:
+        from engine import EngineError, build_corpus
+    except ImportError as err:
+        raise EngineUnavailable(err) from err
+
+    try:
+        summary = build_corpus(args.out_dir, args.songs, args.seed, stems_per_song=args.stems,
+                               min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                               held_out_fraction=args.held_out, jobs=args.jobs, progress=_corpus_progress)
+    except EngineError as err:
+        raise BridgeError(str(err)) from err
+    except OSError as err:
+        raise BridgeError(f"could not write the corpus in {args.out_dir}: {err}") from err
+    print(Path(summary.out_dir) / "metadata.jsonl")
     return EXIT_OK
 
 
@@ -234,6 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             validate_generate(args)
             return _run_generate(args)
+        if args.command == "corpus":
+            validate_corpus(args)
+            return _run_corpus(args)
+        if args.command == "serve":
+            validate_serve(args)
+            return _run_serve(args)
         return _run_models(args)
     except UsageError as err:
         _fail(str(err))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .audio_io import fade_edges, load_audio, write_audio_atomic, write_json_atomic
 from .checkpoint import ModelInfo, find_models, load_model, model_search_paths, resolve_model, save_model
 from .config import ModelConfig, parse_model_config
+from .data import build_corpus
 from .devices import pick_device
 from .errors import (AudioInputError, ConfigError, EngineError, ModelLoadError, RenderCancelled,
                      RequestError, TextEncoderMissingError)
@@ -21,10 +22,12 @@ from .training.autoencoder import AETrainConfig, load_autoencoder, train_autoenc
 from .training.diffusion import DiTTrainConfig, encode_corpus, train_dit
 from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
 from .sampling import SAMPLERS
+from .evaluation import run_eval
 
 __all__ = [
     "AETrainConfig", "DiTTrainConfig", "diffusion_config", "encode_corpus", "load_autoencoder",
     "mini_autoencoder_config", "train_autoencoder", "train_dit",
+    "build_corpus",
     "AudioInputError", "ConditionedDiffusionModel", "ConfigError", "EngineError", "Generator",
     "fade_edges",
     "ModelConfig", "ModelInfo", "ModelLoadError", "Progress", "RenderCancelled", "RenderRequest",
@@ -32,4 +35,5 @@ __all__ = [
     "find_models", "load_audio", "load_model", "model_defaults", "model_search_paths",
     "parse_model_config", "pick_device", "tiny_config", "resolve_model", "save_model", "write_audio_atomic",
     "write_json_atomic",
+    "run_eval",
 ]

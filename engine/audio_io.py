@@ -61,6 +61,8 @@ def _atomic_target(path: Path) -> tuple[int, str]:
 def _finish(tmp: str, path: Path) -> None:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    # mkstemp creates 0600; results are ordinary user files that a DAW or a colleague may read.
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

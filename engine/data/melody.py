@@ -66,15 +66,14 @@ def melody_part(motif: Motif, spans: list[Span], bars: int, scale: Scale, feel: 
     ``variation`` (None for the first statement) redraws the A' and B bars, so a second verse
     is recognisably the same tune without being a copy-paste.
     """
-    alt = vary(motif, random.Random(hash_motif(motif)))
-    if variation is not None:
-        alt = vary(motif, variation)
+    alt = vary(motif, variation if variation is not None else random.Random(hash_motif(motif)))
+    ending = cadence(alt if variation is not None else motif)
     notes: list[Note] = []
     anchor = (low + high) // 2
     for bar in range(bars):
         role = bar % 4
         last_bar = bar == bars - 1
-        shape = cadence(alt if variation is not None else motif) if role == 3 or last_bar else (alt if role == 2 else motif)
+        shape = ending if role == 3 or last_bar else (alt if role == 2 else motif)
         pitch = anchor
         for i, (step, length, move) in enumerate(zip(shape.steps, shape.lengths, shape.moves)):
             beat = bar * BEATS_PER_BAR + step / 4

@@ -1,0 +1,218 @@
+"""Build a training corpus folder: composed, rendered, mixed songs and stems with prompts.
+
+Layout::
+
+    OUT/corpus.json       the settings the folder was built with (a resume must match them)
+    OUT/metadata.jsonl    one line per audio file: id, path, seconds, split, kind, metadata, prompts
+    OUT/audio/<id>.flac   24-bit stereo 44.1 kHz FLAC (full mixes and stems)
+
+Everything is a function of ``seed``: song i's genre, length, split and music. A run can be
+stopped at any point and started again: finished songs are skipped, every file is written under
+a temporary name and renamed, and a song's metadata lines are appended in one write with the
+mix line last, so a mix line on disk means the whole song is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ..audio_io import write_audio_atomic, write_json_atomic
+from .composer import STEMS, Song, compose, rng_for
+from .errors import CorpusBuildError
+from .genres import GENRES
+from .prompts import sample_prompts
+from .render import SAMPLE_RATE, Rendered, Synth, find_synth, render_song
+
+FORMAT = 1
+MAX_SECONDS = 285.0  # the model's context (Stable Audio 2's 4 m 45 s)
+PROMPTS_PER_ITEM = 3
+
+
+@dataclass(frozen=True)
+class SongPlan:
+    """What song ``index`` of a corpus is, decided from the corpus seed alone."""
+
+    index: int
+    song_id: str
+    seed: int
+    genre: str
+    target_s: float
+    split: str
+
+
+@dataclass(frozen=True)
+class CorpusProgress:
+    done: int
+    total: int
+    song_id: str
+    genre: str
+    seconds: float  # length of this song (0 when it was already there)
+    skipped: bool
+    audio_s: float  # audio seconds written so far in this run, mixes and stems
+    elapsed_s: float
+    realtime: float  # this song's render speed, x real time (0 when skipped)
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    out_dir: Path
+    songs: int
+    songs_built: int
+    files_written: int
+    audio_s: float
+    elapsed_s: float
+
+
+def plan_songs(n_songs: int, seed: int, *, min_seconds: float, max_seconds: float,
+               held_out_fraction: float, genres: Sequence[str]) -> list[SongPlan]:
+    """The corpus's songs. Genres cycle through shuffled rounds so every genre is equally
+    represented; a song's split is drawn per song, so its stems always share it."""
+    plans = []
+    for i in range(n_songs):
+        order = rng_for(seed, "genres", i // len(genres)).sample(list(genres), len(genres))
+        plans.append(SongPlan(
+            index=i, song_id=f"{seed}-{i:05d}", seed=rng_for(seed, "song", i).getrandbits(31),
+            genre=order[i % len(genres)], target_s=rng_for(seed, "length", i).uniform(min_seconds, max_seconds),
+            split="test" if rng_for(seed, "split", i).random() < held_out_fraction else "train"))
+    return plans
+
+
+def chosen_stems(song: Song, k: int, seed: int) -> list[str]:
+    """The stems a song contributes: drums first whenever it has them (audio-to-audio from a
+    beatbox needs drum stems most), the rest drawn at random."""
+    present = [s for s in STEMS if s in song.tracks]
+    first = ["drums"] if "drums" in present and k > 0 else []
+    rest = [s for s in present if s not in first]
+    picked = first + rng_for(seed, "stems").sample(rest, max(0, min(k - len(first), len(rest))))
+    return [s for s in STEMS if s in picked]
+
+
+def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
+    """Existing metadata lines by id; a torn last line (a crash mid-append) is cut off."""
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(raw))
+    lines = {}
+    for n, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CorpusBuildError(f"{path}:{n} is not JSON ({err}); fix or remove that line") from err
+            lines[item["id"]] = item
+    return lines
+
+
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    header = out / "corpus.json"
+    if header.exists():
+        old = json.loads(header.read_text(encoding="utf-8"))
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            changes = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in diff.items())
+            raise CorpusBuildError(f"{out} was built with other settings ({changes}); "
+                              "use the same settings to resume, or a new folder")
+    write_json_atomic(header, settings)
+
+
+def _items(plan: SongPlan, song: Song, stems: list[str], seconds: float) -> Iterator[dict[str, Any]]:
+    """Metadata lines of a song: stems first, the mix last (see the module docstring)."""
+    for kind, stem in [(f"stem:{s}", s) for s in stems] + [("mix", None)]:
+        item_id = plan.song_id if stem is None else f"{plan.song_id}-{stem}"
+        meta = dict(song.metadata)
+        if stem is not None:
+            meta["stem"] = stem
+            meta["instruments"] = [song.tracks[stem].instrument]
+        prompts = sample_prompts(song.metadata, rng_for(plan.seed, "prompts", item_id), PROMPTS_PER_ITEM, stem=stem)
+        yield {"id": item_id, "path": f"audio/{item_id}.flac", "seconds": round(seconds, 6),
+               "split": plan.split, "kind": kind, "song_id": plan.song_id, "metadata": meta, "prompts": prompts}
+
+
+def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, stems_per_song: int = 2,
+                 min_seconds: float = 10.0, max_seconds: float = MAX_SECONDS, held_out_fraction: float = 0.1,
+                 genres: Sequence[str] | None = None, soundfont: str | os.PathLike[str] | None = None,
+                 jobs: int = 1, progress: Callable[[CorpusProgress], None] | None = None) -> CorpusSummary:
+    """Compose, render and write ``n_songs`` songs (plus ``stems_per_song`` stems each) into
+    ``out_dir``; resumable, deterministic in ``seed``. ``jobs`` > 1 renders songs in parallel
+    (FluidSynth and pedalboard both run outside the GIL)."""
+    genres = list(genres) if genres is not None else sorted(GENRES)
+    if n_songs < 0 or stems_per_song < 0 or jobs < 1:
+        raise CorpusBuildError("n_songs and stems_per_song must be >= 0 and jobs >= 1")
+    if not 0 < min_seconds <= max_seconds:
+        raise CorpusBuildError(f"need 0 < min_seconds <= max_seconds (got {min_seconds:g}, {max_seconds:g})")
+    if not 0.0 <= held_out_fraction <= 1.0:
+        raise CorpusBuildError(f"held_out_fraction must be between 0 and 1 (got {held_out_fraction:g})")
+    unknown = sorted(set(genres) - set(GENRES))
+    if unknown or not genres:
+        raise CorpusBuildError(f"unknown genres {unknown}; choose from {sorted(GENRES)}")
+    out = Path(out_dir)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    _check_settings(out, {"format": FORMAT, "seed": seed, "stems_per_song": stems_per_song,
+                          "min_seconds": min_seconds, "max_seconds": max_seconds,
+                          "held_out_fraction": held_out_fraction, "genres": genres, "sample_rate": SAMPLE_RATE})
+    for stale in (out / "audio").glob(".*.part"):  # temp files of an interrupted run
+        stale.unlink()
+    jsonl = out / "metadata.jsonl"
+    lines = _read_lines(jsonl)
+    plans = plan_songs(n_songs, seed, min_seconds=min_seconds, max_seconds=max_seconds,
+                       held_out_fraction=held_out_fraction, genres=genres)
+    todo = [p for p in plans if not (p.song_id in lines and (out / lines[p.song_id]["path"]).exists())]
+    synth: list[Synth] = []
+    start = time.perf_counter()
+
+    def work(plan: SongPlan) -> tuple[SongPlan, Song, list[str], Rendered | None]:
+        song = compose(plan.seed, plan.genre, plan.target_s)
+        stems = chosen_stems(song, stems_per_song, plan.seed)
+        ids = [plan.song_id] + [f"{plan.song_id}-{s}" for s in stems]
+        if all((out / "audio" / f"{i}.flac").exists() for i in ids):
+            return plan, song, stems, None  # files survived a crash; only their lines are missing
+        return plan, song, stems, render_song(song, synth=synth[0], stems=stems)
+
+    if todo:
+        synth.append(find_synth(soundfont))  # fail before any work if FluidSynth is missing
+    done, written, audio_s = len(plans) - len(todo), 0, 0.0
+    # Batches of ``jobs`` songs: a finished 285 s render holds ~300 MB, so none may pile up.
+    batches = [todo[i:i + jobs] for i in range(0, len(todo), jobs)]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for plan, song, stems, rendered in (r for batch in batches for r in pool.map(work, batch)):
+            # The exact file length (whole samples), whether or not the audio was rendered now.
+            items = list(_items(plan, song, stems, int(round(song.length_s * SAMPLE_RATE)) / SAMPLE_RATE))
+            if rendered is not None:
+                for item in items:
+                    stem = item["metadata"].get("stem")
+                    audio = rendered.mix if stem is None else rendered.stems[stem]
+                    write_audio_atomic(out / item["path"], audio, rendered.sample_rate, subtype="pcm24")
+                    written += 1
+                    audio_s += rendered.seconds
+            fresh = [item for item in items if item["id"] not in lines]  # a torn append left some
+            with open(jsonl, "a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in fresh))
+                fh.flush()
+                os.fsync(fh.fileno())
+            done += 1
+            if progress is not None:
+                progress(CorpusProgress(done, len(plans), plan.song_id, plan.genre, song.length_s, rendered is None,
+                                        audio_s, time.perf_counter() - start, rendered.realtime if rendered else 0.0))
+    return CorpusSummary(out, len(plans), len(todo), written, audio_s, time.perf_counter() - start)
+
+
+def print_progress(p: CorpusProgress) -> None:
+    """One progress line on stderr: rewritten in place on a terminal, one line per song otherwise."""
+    rate = p.audio_s / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    line = (f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s"
+            f"{' (already there)' if p.skipped else f' at {p.realtime:.1f}x real time'}"
+            f" | {p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s")
+    tty = sys.stderr.isatty()
+    print(("\r" + line + "\033[K") if tty else line, end="" if tty and p.done < p.total else "\n",
+          file=sys.stderr, flush=True)
