@@ -8,11 +8,14 @@ returns, so an acknowledged request is never lost, even to a power cut. Progress
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+from .errors import BridgeError
 
 SCHEMA_VERSION = 1
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -43,14 +46,14 @@ _COLUMNS = ("id", "source", "fingerprint", "spec", "reply_to", "state", "created
             "attempts", "planned", "files", "error_code", "error")
 
 
-class JournalError(Exception):
+class JournalError(BridgeError):
     """The journal file cannot be opened or belongs to another version of Longplay."""
 
 
 class Journal:
     """Thread-safe access to the jobs table. Rows come back as plain dicts with JSON decoded."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "FULL") -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +79,10 @@ class Journal:
     def insert(self, id: str, *, source: str, fingerprint: str, spec: dict[str, Any],
                reply_to: str | None = None) -> dict[str, Any]:
         """Journal a new queued job; raises ``sqlite3.IntegrityError`` if the id exists."""
-        row = {"id": id, "source": source, "fingerprint": fingerprint, "spec": spec, "reply_to": reply_to,
-               "state": QUEUED, "created": time.time(), "started": None, "finished": None, "attempts": 0,
-               "planned": [], "files": [], "error_code": None, "error": None}
+        row: dict[str, Any] = {
+            "id": id, "source": source, "fingerprint": fingerprint, "spec": spec, "reply_to": reply_to,
+            "state": QUEUED, "created": time.time(), "started": None, "finished": None, "attempts": 0,
+            "planned": [], "files": [], "error_code": None, "error": None}
         with self._lock:
             self._db.execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                              [_encode(k, row[k]) for k in _COLUMNS])

@@ -29,13 +29,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from engine import (AudioInputError, ConditionedDiffusionModel, EngineError, Generator, Progress,
-                    RenderCancelled, RenderRequest, RequestError, load_model)
+from engine import ConditionedDiffusionModel, Generator, Progress, RenderCancelled, RenderRequest, load_model
 
 from .errors import BridgeError, DuplicateRequest, QueueFull, UnknownJob
-from .journal import CANCELLED, DONE, FAILED, FINAL_STATES, QUEUED, RUNNING, Journal
+from .jobs import FileInfo, JobEvent, JobInfo, Listener, classify
+from .journal import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Journal
 from .requests import JobSpec, Limits, check_id, new_id, parse_request, spec_from_request
 from .writer import clean_temp_files, plan_paths, write_render
 
@@ -43,57 +43,6 @@ log = logging.getLogger("longplay.bridge")
 
 # Share of the progress bar for the render; writing the files takes the rest.
 _RENDER_SHARE = 0.98
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    variation: int  # counts from 1, as in the file name's `_v<n>`
-    path: str  # absolute
-    seconds: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A snapshot of one job. ``position`` is the number of jobs ahead of a queued one (0: next)."""
-
-    id: str
-    source: str
-    state: str  # queued | running | done | failed | cancelled
-    spec: JobSpec
-    created: float
-    started: float | None = None
-    finished: float | None = None
-    stage: str = ""  # queued | starting | conditioning | sampling | decoding | writing | <state>
-    fraction: float = 0.0
-    step: int = 0
-    steps: int = 0
-    files: tuple[FileInfo, ...] = ()
-    error_code: int | None = None
-    error: str | None = None
-    position: int = -1
-    reply_to: str | None = None
-    duplicate: bool = False  # submit() found this id already journaled with the same request
-
-    @property
-    def is_final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def elapsed(self) -> float:
-        if self.started is None:
-            return 0.0
-        return (self.finished or time.time()) - self.started
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    kind: str  # accepted | progress | file | done | failed | cancelled
-    job: JobInfo
-    file: FileInfo | None = None
-
-
-Listener = Callable[[JobEvent], None]
 
 
 @dataclass
@@ -108,27 +57,6 @@ class _Live:
     fraction: float = 0.0
     step: int = 0
     steps: int = 0
-
-
-def classify(err: BaseException) -> tuple[int, str]:
-    """An exception from a render -> (OSC error code, one-line reason)."""
-    msg = " ".join(str(err).split())[:300] or type(err).__name__
-    if isinstance(err, RenderCancelled):
-        return 499, "cancelled"
-    if isinstance(err, RequestError):
-        return (413 if "longer than" in msg else 400), msg
-    if isinstance(err, AudioInputError):
-        return (404 if "not found" in msg else 400), msg
-    # torch's OutOfMemoryError is a RuntimeError; the bridge cannot import torch to name it.
-    if isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and "out of memory" in msg.lower()):
-        return 503, f"out of memory: {msg}"
-    if isinstance(err, BridgeError):
-        return err.code, err.message
-    if isinstance(err, EngineError):
-        return 500, msg
-    if isinstance(err, OSError):
-        return 500, f"could not write the output: {msg}"
-    return 500, f"internal error ({type(err).__name__}): {msg}"
 
 
 class JobQueue:
@@ -370,10 +298,10 @@ class JobQueue:
         self._live.pop(live.row["id"], None)
 
     def _finish(self, live: _Live, state: str, code: int | None, msg: str | None,
-                files: list[FileInfo] | None = None) -> JobInfo:
+                files: Sequence[FileInfo] = ()) -> JobInfo:
         """Journal a final state and tell the listeners. Called with the lock held."""
         now = time.time()
-        file_rows = [dataclasses.asdict(f) for f in files or []]
+        file_rows = [dataclasses.asdict(f) for f in files]
         self.journal.update(live.row["id"], state=state, finished=now, files=file_rows, error_code=code, error=msg)
         live.row.update(state=state, finished=now, files=file_rows, error_code=code, error=msg)
         self._live.pop(live.row["id"], None)

@@ -151,8 +151,10 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
     if transform:
         if "source_path" not in v:
             raise UsageError("source_path is required for a transform")
-        source = check_source(v["source_path"], limits)
+        source, source_seconds = check_source(v["source_path"], limits)
         kw["init_audio"] = str(source)
+        if "seconds" not in kw and "bars" not in kw and source_seconds:
+            kw["seconds"] = min(source_seconds, limits.max_seconds)  # keep the source's length
         kw["init_strength"] = as_float("strength", v.get("strength", limits.default_strength), 0, 1)
     name = check_name(v["name"], limits) if "name" in v else ""
     name = slug(name or (Path(kw["init_audio"]).stem if transform and "prompt" not in v else kw["prompt"]))
@@ -180,9 +182,10 @@ def check_name(value: Any, limits: Limits) -> str:
     return name
 
 
-def check_source(value: Any, limits: Limits) -> Path:
+def check_source(value: Any, limits: Limits) -> tuple[Path, float | None]:
     """A source file for audio-to-audio: an absolute path to a readable audio file, under an allowed
-    root when roots are configured. Missing files are 404, everything else 400."""
+    root when roots are configured; -> (resolved path, its length in seconds if the header says).
+    Missing files are 404, everything else 400."""
     text = as_text("source_path", value, 4096)
     if "\x00" in text or not text:
         raise UsageError("source_path must be a file path")
@@ -197,10 +200,10 @@ def check_source(value: Any, limits: Limits) -> Path:
     if not real.is_file() or not os.access(real, os.R_OK):
         raise UsageError(f"source_path {show(text)} is not a readable file")
     try:
-        sniff_audio(real)
+        _, seconds = sniff_audio(real)
     except (OSError, ValueError) as err:
         raise UsageError(f"source_path {show(text)} is not readable audio ({err})") from None
-    return real
+    return real, seconds
 
 
 def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits) -> None:

@@ -76,7 +76,7 @@ def test_missing_or_unknown_pieces_are_one_line_errors(
     _error_line(capsys)
 
 
-@pytest.mark.parametrize("command", ["serve", "app", "train", "eval"])
+@pytest.mark.parametrize("command", ["app", "train", "eval"])
 def test_later_commands_say_not_available_yet(
     command: str, no_engine: None, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -164,3 +164,26 @@ def test_models_lists_what_the_engine_finds(
     assert main(["models"]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith(tiny_model_dir.name))
     assert str(tiny_model_dir) in line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--osc-port", "70000"], "--osc-port must be between 0 and 65535 (got 70000)"),
+    (["--osc-port", "x"], "argument --osc-port: expected an integer (got 'x')"),
+    (["--host", "0.0.0.0"], "--host 0.0.0.0 is not loopback: name the clients allowed to send requests"),
+    (["--queue-limit", "0"], "--queue-limit must be between 1 and 100000 (got 0)"),
+    (["--strength", "2"], "--strength must be between 0 and 1 (got 2)"),
+    (["--device", "gpu"], "--device must be auto, cpu, cuda, cuda:N or mps (got 'gpu')"),
+    (["--source-root", "/no/such/folder"], "--source-root: no such folder: /no/such/folder"),
+])
+def test_serve_rejects_bad_input_at_the_door(
+    args: list[str], expected: str, no_engine: None, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", *args]) == 2
+    assert expected in _error_line(capsys)
+
+
+def test_serve_with_a_missing_model_is_a_one_line_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--osc-port", "0", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 1
+    assert "not found" in _error_line(capsys)
