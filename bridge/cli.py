@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="PATH", help="output .wav/.flac file or folder (default: outputs/)")
     g.add_argument("--sampler", help="sampler name (default: the engine's)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    g.add_argument("--waveform", action="store_true", help="also write a waveform PNG next to each file")
 
     sub.add_parser("models", help="list the models Longplay can find")
 
@@ -241,8 +242,8 @@ def _target(out: str | None, name: str, *, seed: int, variation: int, variations
 
 def _run_generate(args: argparse.Namespace) -> int:
     try:
-        from engine import (EngineError, Generator, RenderRequest, load_model, write_audio_atomic,
-                            write_json_atomic)
+        from engine import (EngineError, Generator, RenderRequest, load_model, waveform_png,
+                            write_audio_atomic, write_json_atomic)
     except ImportError as err:
         raise EngineUnavailable(err) from err
 
@@ -264,9 +265,14 @@ def _run_generate(args: argparse.Namespace) -> int:
             write_audio_atomic(path, result.audio, result.sample_rate)
             write_json_atomic(sidecar_path(path), {**result.recipe, "model": model_name,
                                                    "file": path.name})
+            if args.waveform:
+                png = waveform_png(result.audio, path.with_suffix(".png"),
+                                   title=f"{args.prompt[:80]}  (seed {result.seed}, {result.seconds:.1f} s)")
         except (EngineError, OSError) as err:
             raise BridgeError(f"could not write {path}: {err}") from err
         print(path)
+        if args.waveform:
+            print(png)
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from .devices import pick_device
 from .errors import (AudioInputError, ConfigError, EngineError, ModelLoadError, RenderCancelled,
                      RequestError, TextEncoderMissingError)
 from .model import ConditionedDiffusionModel, build_model
+from .waveform import peaks, waveform_png
 from .presets import diffusion_config, mini_autoencoder_config, tiny_config
 from .training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
 from .training.diffusion import DiTTrainConfig, encode_corpus, train_dit
@@ -25,6 +26,7 @@ from .sampling import SAMPLERS
 from .evaluation import run_eval
 
 __all__ = [
+    "peaks", "waveform_png",
     "AETrainConfig", "DiTTrainConfig", "diffusion_config", "encode_corpus", "load_autoencoder",
     "mini_autoencoder_config", "train_autoencoder", "train_dit",
     "build_corpus",

@@ -136,10 +136,12 @@ def test_generate_to_an_explicit_file(
     tiny_model_dir: Path, tmp_out: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     target = tmp_out / "bed.flac"
-    code, _, err = _run(["generate", "pads", "--seconds", "0.5", "--steps", "2", "--variations", "2",
-                         "--model", str(tiny_model_dir), "--out", str(target)], capsys)
+    code, printed, err = _run(["generate", "pads", "--seconds", "0.5", "--steps", "2", "--variations", "2",
+                               "--model", str(tiny_model_dir), "--out", str(target), "--waveform"], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in tmp_out.iterdir()) == ["bed_v1.flac", "bed_v1.json", "bed_v2.flac", "bed_v2.json"]
+    assert sorted(p.name for p in tmp_out.iterdir()) == ["bed_v1.flac", "bed_v1.json", "bed_v1.png",
+                                                          "bed_v2.flac", "bed_v2.json", "bed_v2.png"]
+    assert [p.suffix for p in printed] == [".flac", ".png", ".flac", ".png"]
 
 
 def test_engine_errors_are_one_line_failures(
