@@ -120,6 +120,7 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         save_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng)})
         save_autoencoder(model, out, ae_folder_config(ae_raw, cfg.sample_rate, cfg.crop_samples, {**meta, "step": step}))
 
+    log.begin(step)
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break

@@ -167,6 +167,7 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
 
     model.model.train()
     model.conditioner.train()
+    log.begin(step)
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break

@@ -64,11 +64,15 @@ class Logger:
         self.t0 = time.perf_counter()
         self.start_step: int | None = None
 
+    def begin(self, step: int) -> None:
+        """Mark where this process started (a resumed run starts mid-way) for rate and ETA."""
+        self.start_step, self.t0 = step, time.perf_counter()
+
     def log(self, step: int, **values: float) -> None:
         now = time.perf_counter()
         if self.start_step is None:
-            self.start_step, self.t0 = step - 1, now
-        done = step - self.start_step
+            self.begin(0)
+        done = step - (self.start_step or 0)
         rate = done / max(now - self.t0, 1e-9)
         eta = (self.total - step) / max(rate, 1e-9)
         rec = {"run": self.name, "step": step, "time": round(now - self.t0, 2), **{k: round(float(v), 6) for k, v in values.items()}}
