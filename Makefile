@@ -15,7 +15,8 @@ TORCH_PIN := torch==2.13.0
 # Debian packages the suite needs. The soundfile wheel bundles libsndfile; the training-data
 # generator (engine/data) renders MIDI with the FluidSynth CLI and the FluidR3 GM soundfont.
 # Later issues append here, e.g. xvfb libportaudio2 libxcb-icccm4 libxcb-keysyms1
-APT_PACKAGES := fluidsynth fluid-soundfont-gm
+# espeak-ng speaks the evaluation suite's beatbox clip (engine/evaluation/beatbox.py).
+APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng
 
 PYTEST_ARGS ?=
 
@@ -29,7 +30,7 @@ $(PY):
 # Re-runs only when pyproject.toml changes; otherwise `make venv` is a no-op.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install $(TORCH_PIN)
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,eval]'
 	touch $@
 
 apt:

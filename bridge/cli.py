@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from .eval_cli import add_eval_parser, run_eval_command
 from .train_cli import add_train_parser, run_train
 from .errors import BridgeError, EngineUnavailable, UsageError
 from .naming import AUDIO_SUFFIXES, output_name, sidecar_path, slug, unique_path
@@ -28,7 +29,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Commands whose door exists but whose room is not built yet.
 _LATER = {
     "app": ("open the desktop app", "the desktop app issue"),
-    "eval": ("evaluate a model", "the evaluation issue"),
 }
 
 _DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=_finite, default=0.7, help="the drop folder's transform strength, 0-1")
     s.add_argument("--verbose", "-v", action="store_true", help="log every request")
     add_train_parser(sub)
+    add_eval_parser(sub)
     for name, (what, _) in _LATER.items():
         sub.add_parser(name, help=f"{what} (not available yet)", add_help=False)
     return p
@@ -354,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_serve(args)
         if args.command == "train":
             return run_train(args)
+        if args.command == "eval":
+            return run_eval_command(args)
         return _run_models(args)
     except UsageError as err:
         _fail(str(err))

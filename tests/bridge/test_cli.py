@@ -76,7 +76,7 @@ def test_missing_or_unknown_pieces_are_one_line_errors(
     _error_line(capsys)
 
 
-@pytest.mark.parametrize("command", ["app", "eval"])
+@pytest.mark.parametrize("command", ["app"])
 def test_later_commands_say_not_available_yet(
     command: str, no_engine: None, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -1,0 +1,110 @@
+"""eval.json -> eval.md: one Markdown table per section, the paper's number beside ours where it has one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DASH = "—"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return DASH
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(rows: list[tuple[str, str, str]]) -> list[str]:
+    lines = ["| measure | Longplay | Stable Audio 2 paper |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return lines + [""]
+
+
+def _skipped(section: dict[str, Any]) -> list[str] | None:
+    return [f"Skipped: {section['skipped']}", ""] if "skipped" in section else None
+
+
+def _autoencoder(s: dict[str, Any]) -> list[str]:
+    paper = s["paper"]
+    lines = [f"Middle {s['crop_seconds']:g} s crops of {s['n']} held-out items, scored at 44.1 kHz "
+             "with auraloss defaults (paper Table 5, 'Ours').", ""]
+    return lines + _table([
+        ("STFT distance ↓", _num(s["stft"]), _num(paper["stft"], 2)),
+        ("MEL distance ↓", _num(s["mel"]), _num(paper["mel"], 2)),
+        ("SI-SDR (dB) ↑", _num(s["sisdr"], 2), _num(paper["sisdr"], 2)),
+        ("latent rate (Hz)", _num(s["latent_rate_hz"], 1), _num(paper["latent_rate_hz"], 1)),
+    ])
+
+
+def _prompts(s: dict[str, Any]) -> list[str]:
+    t, ref, d = s["tempo"], s["tempo_of_held_out_songs"], s["drums"]
+
+    def counts(x: dict[str, Any]) -> str:
+        return " / ".join(str(x[f"{k}_matches"]) for k in ("exact", "half", "double", "none"))
+
+    drums, quiet = d["drums"], d["no_drums"]
+    lines = [f"{t['n']} renders of {s['render_seconds']:.1f} s asked for held-out BPMs; "
+             f"{len(drums['items'])} per drum group. 'Drums present' = percussive ratio ≥ "
+             f"{s['drums_threshold']:g}.", ""]
+    return lines + _table([
+        ("tempo: median relative error ↓", _num(t["median_relative_error"]), DASH),
+        ("tempo: median error allowing half/double ↓", _num(t["median_octave_error"]), DASH),
+        ("tempo matches: exact / half / double / none (±4 %)", counts(t), DASH),
+        ("same estimator on the held-out songs: median error / matches",
+         f"{_num(ref['median_relative_error'])} ({counts(ref)})", DASH),
+        ("percussive ratio, drums asked", _num(drums["mean_percussive_ratio"]), DASH),
+        ("percussive ratio, 'ambient, no drums' asked", _num(quiet["mean_percussive_ratio"]), DASH),
+        ("share judged 'drums present': drums / no drums",
+         f"{_num(drums['share_with_drums'], 2)} / {_num(quiet['share_with_drums'], 2)}", DASH),
+    ])
+
+
+def _structure(s: dict[str, Any]) -> list[str]:
+    r, c = s["render"], s["corpus"]
+    lag = r["min_lag_seconds"]
+    lines = [f"Prompt {s['prompt']!r}, {s['render_seconds']:.1f} s; held-out songs cut to the same length. "
+             f"SSMs: {', '.join(s['pngs'])} (the paper shows SSMs in Figure 4, no number).", ""]
+    return lines + _table([
+        (f"frames repeated ≥ {lag:g} s away: render", _num(r["fraction"]), DASH),
+        (f"frames repeated ≥ {lag:g} s away: corpus songs (mean of {len(c['items'])})", _num(c["mean_fraction"]), DASH),
+        ("best stripe similarity: render / corpus", f"{_num(r['stripe'])} / {_num(c['mean_stripe'])}", DASH),
+    ])
+
+
+def _audio_to_audio(s: dict[str, Any]) -> list[str]:
+    lines = [f"espeak-ng beatbox, {s['onsets']} onsets at {s['bpm']:g} BPM, {s['seconds']:.1f} s, "
+             f"restyled with {s['prompt']!r} at strength {s['init_strength']:g} (paper §4.6: demo only).", ""]
+    return lines + _table([
+        (f"onset F-measure vs beatbox onsets (±{1000 * s['onset_window_seconds']:g} ms): render",
+         _num(s["onset_f_render"]["f_measure"]), DASH),
+        ("same, the beatbox clip itself (ceiling)", _num(s["onset_f_clip"]["f_measure"]), DASH),
+        ("percussive ratio before → after", f"{_num(s['percussive_before'])} → {_num(s['percussive_after'])}", DASH),
+        ("tempo of the render (BPM)", _num(s["tempo_after"]["estimate"], 1), DASH),
+    ])
+
+
+def _speed(s: dict[str, Any]) -> list[str]:
+    lines = [f"{s['sampler']}, {s['steps']} steps on {s['device']}; the paper's times are on a GPU.", ""]
+    return lines + _table([
+        (f"wall time, {r['seconds']:.1f} s render (s)", _num(r["wall_seconds"], 1),
+         _num(r["paper_gpu_seconds"], 0) if r["paper_gpu_seconds"] is not None else DASH)
+        for r in s["items"]
+    ])
+
+
+SECTIONS = (("autoencoder", "Autoencoder reconstruction (Table 5)", _autoencoder),
+            ("prompt_adherence", "Prompt adherence", _prompts),
+            ("structure", "Structure (self-similarity, §4.4)", _structure),
+            ("audio_to_audio", "Audio-to-audio: beatbox → drums", _audio_to_audio),
+            ("speed", "Speed", _speed))
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Longplay evaluation{' (quick)' if report.get('quick') else ''}", "",
+             f"Model `{report['model']}`, corpus `{report['corpus']}`, {report['created']}.", ""]
+    for key, title, fn in SECTIONS:
+        section = report.get(key, {"skipped": "not run"})
+        lines += [f"## {title}", ""]
+        lines += _skipped(section) or fn(section)
+    return "\n".join(lines)

@@ -1,0 +1,291 @@
+"""`run_eval`: the whole evaluation of one model on one corpus -> eval.json, eval.md, SSM PNGs.
+
+Sections (each one's numbers, or the reason it was skipped, land in eval.json):
+
+* autoencoder: Table-5 metrics on middle crops of held-out (`test` split) mixes;
+* prompt_adherence: tempo of renders asked for held-out BPMs, and the percussive ratio of
+  renders asked for drums vs "ambient, no drums";
+* structure: SSM + repetition score of one long render against held-out songs of that length;
+* audio_to_audio: an espeak-ng beatbox clip restyled with a drum prompt at strength 0.7;
+* speed: wall time to render 30 s and 285 s (clamped to the model's window) on this machine.
+
+A folder holding only an autoencoder (`"model_type": "autoencoder"`) gets the first section.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
+from ..checkpoint import load_model, resolve_model
+from ..errors import EngineError, ModelLoadError
+from ..model import ConditionedDiffusionModel
+from ..pipeline import Generator, RenderRequest, model_defaults
+from ..training.data import CorpusItem, read_index
+from . import beatbox, metrics, music
+from .markdown import render_markdown
+from .plots import save_ssm_png
+
+PAPER_SPEED = {"285": 13.0, "190": 8.0}  # seconds per render, Tables 2-3 (fully / pre-trained), on a GPU
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Sizes of every section; `EvalConfig.quick()` is the CI version. Seconds are clamped to the window."""
+
+    ae_items: int = 16
+    ae_crop_seconds: float = 10.0
+    tempo_prompts: int = 8
+    tempo_seconds: float = 20.0
+    drum_prompts: int = 4  # per group (drums asked / no drums asked)
+    structure_seconds: float = 180.0
+    corpus_songs: int = 4
+    beatbox_bpm: float = 100.0
+    beatbox_seconds: float = 10.0
+    init_strength: float = 0.7
+    speed_seconds: tuple[float, ...] = (30.0, 285.0)
+    steps: int | None = None  # None: the model's default
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> EvalConfig:
+        return cls(ae_items=2, ae_crop_seconds=1.0, tempo_prompts=1, tempo_seconds=1.0, drum_prompts=1,
+                   structure_seconds=2.0, corpus_songs=1, beatbox_seconds=1.5, speed_seconds=(1.0,), steps=2)
+
+
+def run_eval(model_dir: str | os.PathLike[str], corpus_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+             quick: bool = False, *, config: EvalConfig | None = None, log: Log | None = None) -> dict[str, Any]:
+    """Evaluate `model_dir` (folder or model name) on `corpus_dir`; write eval.json/eval.md to `out_dir`."""
+    cfg = config or (EvalConfig.quick() if quick else EvalConfig())
+    say = log or (lambda msg: None)
+    folder = resolve_model(model_dir)
+    kind = _model_type(folder)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "model": str(folder), "corpus": str(corpus_dir), "quick": quick, "config": asdict(cfg),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "paper": {"table5": metrics.PAPER_TABLE5, "render_seconds_gpu": PAPER_SPEED},
+    }
+    if kind == "autoencoder":
+        report["autoencoder"] = _section(say, "autoencoder", lambda: _autoencoder_only(folder, corpus_dir, cfg))
+        for name in ("prompt_adherence", "structure", "audio_to_audio", "speed"):
+            report[name] = {"skipped": "the folder holds an autoencoder only"}
+    else:
+        model = load_model(folder)
+        ctx = _Context(model, Generator(model), Path(corpus_dir), out, cfg, say)
+        report["machine"]["device"] = str(ctx.gen.device)
+        report["model_info"] = {"sample_rate": model.config.sample_rate, "window_seconds": model.config.window_seconds,
+                                "latent_rate_hz": model.config.latent_rate, "defaults": model_defaults(model)}
+        report["autoencoder"] = _section(say, "autoencoder", ctx.autoencoder)
+        report["prompt_adherence"] = _section(say, "prompt adherence", ctx.prompt_adherence)
+        report["structure"] = _section(say, "structure", ctx.structure)
+        report["audio_to_audio"] = _section(say, "audio-to-audio", ctx.audio_to_audio)
+        report["speed"] = _section(say, "speed", ctx.speed)
+    write_json_atomic(out / "eval.json", report)
+    tmp = out / ".eval.md.part"
+    tmp.write_text(render_markdown(report), encoding="utf-8")
+    os.replace(tmp, out / "eval.md")  # never a half-written table
+    say(f"wrote {out / 'eval.json'} and {out / 'eval.md'}")
+    return report
+
+
+def _model_type(folder: Path) -> str | None:
+    path = folder / "model_config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{folder} is not a readable model folder ({exc})") from exc
+    return raw.get("model_type") if isinstance(raw, dict) else None
+
+
+def _section(say: Log, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one section; an engine error (missing corpus split, missing espeak-ng...) becomes its reason."""
+    say(f"{name}...")
+    t0 = time.perf_counter()
+    try:
+        result = fn()
+    except EngineError as err:
+        say(f"{name}: skipped ({err})")
+        return {"skipped": str(err)}
+    result["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    return result
+
+
+def _held_out(corpus: Path) -> list[CorpusItem]:
+    """The `test` split's full mixes (the paper scores songs), or its stems if it has no mixes."""
+    items = read_index(corpus, "test")
+    return [it for it in items if it.kind == "mix"] or items
+
+
+def _crops(items: list[CorpusItem], n: int, seconds: float, rate: int, channels: int, hop: int) -> list[tuple[str, np.ndarray]]:
+    length = max(hop, int(seconds * rate) // hop * hop)
+    clips = []
+    for it in items[:n]:
+        audio, sr = load_audio(it.path)
+        clips.append((it.id, metrics.middle_crop(conform(audio, sr, rate, channels), length)))
+    return clips
+
+
+def _ae_summary(result: dict[str, Any], latent_rate: float, seconds: float) -> dict[str, Any]:
+    return {**result, "crop_seconds": seconds, "latent_rate_hz": round(latent_rate, 3),
+            "paper": metrics.PAPER_TABLE5}
+
+
+def _autoencoder_only(folder: Path, corpus: str | os.PathLike[str], cfg: EvalConfig) -> dict[str, Any]:
+    from ..training.autoencoder import load_autoencoder
+
+    ae, raw = load_autoencoder(folder)
+    rate, hop = int(raw.get("sample_rate", 44100)), ae.cfg.downsampling_ratio
+    clips = _crops(_held_out(Path(corpus)), cfg.ae_items, cfg.ae_crop_seconds, rate, ae.cfg.io_channels, hop)
+    result = metrics.evaluate_reconstruction(lambda x: ae.decode(ae.encode(x, sample=False)[0]), clips, rate)
+    return _ae_summary(result, rate / hop, cfg.ae_crop_seconds)
+
+
+class _Context:
+    """One model, its generator and the run's settings; each public method is one section."""
+
+    def __init__(self, model: ConditionedDiffusionModel, gen: Generator, corpus: Path, out: Path,
+                 cfg: EvalConfig, say: Log):
+        self.model, self.gen, self.corpus, self.out, self.cfg, self.say = model, gen, corpus, out, cfg, say
+        self.rate = model.config.sample_rate
+        self.window = model.config.window_seconds
+        (out / "renders").mkdir(exist_ok=True)
+
+    def seconds(self, wanted: float) -> float:
+        return float(min(wanted, self.window))
+
+    def render(self, prompt: str, seconds: float, seed: int, name: str, **extra: Any) -> tuple[np.ndarray, float]:
+        """One render -> (audio `[C, N]`, wall seconds); also written to renders/`name`.wav."""
+        req = RenderRequest(prompt=prompt, seconds=seconds, seed=seed, steps=self.cfg.steps, **extra)
+        t0 = time.perf_counter()
+        result = self.gen.render(req)[0]
+        wall = time.perf_counter() - t0
+        write_audio_atomic(self.out / "renders" / f"{name}.wav", result.audio, result.sample_rate, "pcm16")
+        self.say(f"  rendered {name} ({seconds:.1f} s, {wall:.1f} s wall): {prompt!r}")
+        return result.audio, wall
+
+    # ------------------------------------------------------------------ sections
+    def autoencoder(self) -> dict[str, Any]:
+        pre = self.model.pretransform
+        items = _held_out(self.corpus)
+        clips = _crops(items, self.cfg.ae_items, self.cfg.ae_crop_seconds, self.rate, pre.io_channels,
+                       pre.downsampling_ratio)
+        device = self.gen.device
+        result = metrics.evaluate_reconstruction(lambda x: pre.decode(pre.encode(x.to(device), sample=False)),
+                                                 clips, self.rate)
+        return _ae_summary(result, self.model.config.latent_rate, self.cfg.ae_crop_seconds)
+
+    def prompt_adherence(self) -> dict[str, Any]:
+        songs = [it for it in _held_out(self.corpus) if it.metadata.get("bpm")]
+        cfg, seconds = self.cfg, self.seconds(self.cfg.tempo_seconds)
+        tempo_rows, reference_rows = [], []
+        for i, it in enumerate(songs[:cfg.tempo_prompts]):
+            bpm = float(it.metadata["bpm"])
+            prompt = f"{it.metadata.get('genre', 'music')}, {bpm:g} BPM"
+            audio, _ = self.render(prompt, seconds, cfg.seed + i, f"tempo_{i:02d}")
+            tempo_rows.append({"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))})
+            # The same estimator on the song whose BPM was asked: how far the measure itself gets.
+            song, sr = load_audio(it.path)
+            ref = music.estimate_tempo(metrics.middle_crop(song, int(seconds * sr)), sr)
+            reference_rows.append({"id": it.id, **asdict(music.tempo_error(ref, bpm))})
+        groups: dict[str, list[dict[str, Any]]] = {"drums": [], "no_drums": []}
+        drummed = [it for it in songs if it.metadata.get("has_drums", True)] or songs
+        for i in range(cfg.drum_prompts):
+            meta: dict[str, Any] = drummed[i % len(drummed)].metadata if drummed else {"genre": "house", "bpm": 120}
+            asks = {"drums": f"{meta.get('genre', 'house')}, {float(meta['bpm']):g} BPM, drums",
+                    "no_drums": "ambient, no drums"}
+            for group, prompt in asks.items():
+                audio, _ = self.render(prompt, seconds, cfg.seed + 100 + i, f"{group}_{i:02d}")
+                ratio = music.percussive_ratio(audio, self.rate)
+                groups[group].append({"prompt": prompt, "percussive_ratio": ratio,
+                                      "drums_present": music.drums_present(ratio)})
+        return {
+            "render_seconds": seconds,
+            "tempo": _tempo_summary(tempo_rows),
+            "tempo_of_held_out_songs": _tempo_summary(reference_rows),
+            "drums": {group: {"items": rows, "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
+                              "share_with_drums": _mean([float(r["drums_present"]) for r in rows])}
+                      for group, rows in groups.items()},
+            "drums_threshold": music.DRUMS_THRESHOLD,
+        }
+
+    def structure(self) -> dict[str, Any]:
+        songs = _held_out(self.corpus)
+        seconds = self.seconds(self.cfg.structure_seconds)
+        meta = songs[0].metadata if songs else {}
+        prompt = f"{meta.get('genre', 'pop')}, {float(meta.get('bpm', 120)):g} BPM"
+        audio, _ = self.render(prompt, seconds, self.cfg.seed + 200, "structure")
+        ssm = music.self_similarity(audio, self.rate)
+        panels = [(f"render ({seconds:.0f} s)", ssm)]
+        corpus_rows = []
+        for it in songs[:self.cfg.corpus_songs]:
+            song, sr = load_audio(it.path)
+            song = song[:, : int(seconds * sr)]  # from the start: intros are part of the structure
+            s = music.self_similarity(song, sr)
+            corpus_rows.append({"id": it.id, "genre": it.metadata.get("genre"), **asdict(music.repetition_score(s))})
+            panels.append((f"{it.metadata.get('genre', 'corpus')}: {it.id}", s))
+        binary = save_ssm_png(panels, self.out / "ssm_binary.png", binary=True, title="Self-similarity (mutual k-NN)")
+        cosine = save_ssm_png(panels, self.out / "ssm_cosine.png", binary=False, title="Self-similarity (cosine)")
+        rep = music.repetition_score(ssm)
+        return {"prompt": prompt, "render_seconds": seconds, "frame_seconds": ssm.frame_seconds,
+                "render": asdict(rep), "corpus": {"items": corpus_rows,
+                                                  "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
+                                                  "mean_stripe": _mean([r["stripe"] for r in corpus_rows])},
+                "pngs": [binary.name, cosine.name]}
+
+    def audio_to_audio(self) -> dict[str, Any]:
+        cfg = self.cfg
+        seconds = self.seconds(cfg.beatbox_seconds)
+        clip = beatbox.make_beatbox(cfg.beatbox_bpm, seconds, sample_rate=self.rate,
+                                    channels=self.model.config.audio_channels)
+        source = write_audio_atomic(self.out / "renders" / "beatbox.wav", clip.audio, clip.sample_rate, "pcm16")
+        prompt = f"drums only, {cfg.beatbox_bpm:g} BPM"
+        audio, _ = self.render(prompt, seconds, cfg.seed + 300, "beatbox_to_drums", init_audio=str(source),
+                               init_strength=cfg.init_strength)
+        before = music.onset_f_measure(clip.onsets, music.detect_onsets(clip.audio, self.rate))
+        after = music.onset_f_measure(clip.onsets, music.detect_onsets(audio, self.rate))
+        return {"prompt": prompt, "bpm": cfg.beatbox_bpm, "seconds": seconds, "init_strength": cfg.init_strength,
+                "onsets": len(clip.onsets), "onset_window_seconds": music.ONSET_WINDOW,
+                "onset_f_render": asdict(after), "onset_f_clip": asdict(before),
+                "percussive_before": music.percussive_ratio(clip.audio, self.rate),
+                "percussive_after": music.percussive_ratio(audio, self.rate),
+                "tempo_after": asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), cfg.beatbox_bpm))}
+
+    def speed(self) -> dict[str, Any]:
+        defaults = model_defaults(self.model)
+        steps = self.cfg.steps if self.cfg.steps is not None else int(defaults["steps"])
+        rows = []
+        clamped = {self.seconds(asked): asked for asked in sorted(self.cfg.speed_seconds, reverse=True)}
+        for seconds, asked in sorted(clamped.items()):  # 30 s and 285 s on a 3 s model: one render
+            _, wall = self.render("house, 124 BPM, warm", seconds, self.cfg.seed + 400, f"speed_{seconds:.0f}s")
+            rows.append({"asked_seconds": asked, "seconds": seconds, "wall_seconds": round(wall, 3),
+                         "realtime_factor": round(seconds / wall, 3) if wall > 0 else None,
+                         "paper_gpu_seconds": PAPER_SPEED.get(str(round(seconds)))})
+        return {"items": rows, "steps": steps, "sampler": defaults["sampler"], "device": str(self.gen.device)}
+
+
+def _tempo_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median errors and how many estimates sit at the asked tempo, half or double it, or elsewhere."""
+    octaves = [r["octave"] for r in rows]
+    return {"items": rows, "n": len(rows),
+            "median_relative_error": float(np.median([r["relative_error"] for r in rows])) if rows else None,
+            "median_octave_error": float(np.median([r["octave_error"] for r in rows])) if rows else None,
+            **{f"{k}_matches": octaves.count(k) for k in ("exact", "half", "double", "none")}}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+

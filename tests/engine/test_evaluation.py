@@ -1,0 +1,161 @@
+"""The evaluation suite measures what it says: properties on signals whose answer is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("librosa", reason="the eval extra (librosa, mir_eval, matplotlib) is not installed")
+pytest.importorskip("mir_eval", reason="the eval extra is not installed")
+pytest.importorskip("matplotlib", reason="the eval extra is not installed")
+
+from engine.evaluation import (beatbox, detect_onsets, drums_present, estimate_tempo,  # noqa: E402
+                               onset_f_measure, percussive_ratio, reconstruction_metrics, repetition_score,
+                               run_eval, self_similarity, tempo_error)
+
+SR = 22050  # the analysis rate: no resampling in the music tests
+
+
+def _clicks(bpm: float, seconds: float, sr: int = SR) -> tuple[np.ndarray, np.ndarray]:
+    """A click track (10 ms decaying noise bursts on every beat) -> (mono audio, click times)."""
+    rng = np.random.default_rng(1)
+    times = np.arange(0.0, seconds - 0.05, 60.0 / bpm)
+    audio = np.zeros(int(seconds * sr), dtype=np.float32)
+    burst = (rng.standard_normal(int(0.01 * sr)) * np.exp(-np.linspace(0, 6, int(0.01 * sr)))).astype(np.float32)
+    for t in times:
+        i = int(round(t * sr))
+        audio[i:i + burst.size] += 0.8 * burst
+    return audio, times
+
+
+def _tones(pitches: list[list[int]], note_seconds: float, sr: int = SR) -> np.ndarray:
+    """A sequence of sine chords (MIDI pitches), one per `note_seconds`, with short fades."""
+    n = int(note_seconds * sr)
+    t = np.arange(n) / sr
+    env = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+    out = [sum(np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t) for p in chord) * env / len(chord) for chord in pitches]
+    return (0.3 * np.concatenate(out)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ reconstruction metrics
+def test_identical_audio_scores_perfectly_and_noise_scores_worse() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(44100) / 44100
+    x = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)]).astype(np.float32) * 0.3
+    x += 0.01 * rng.standard_normal(x.shape).astype(np.float32)
+    same = reconstruction_metrics(x, x.copy(), 44100)
+    assert same.stft < 1e-3 and same.mel < 1e-3 and same.sisdr > 60
+    light = reconstruction_metrics(x, x + 0.01 * rng.standard_normal(x.shape).astype(np.float32), 44100)
+    heavy = reconstruction_metrics(x, x + 0.1 * rng.standard_normal(x.shape).astype(np.float32), 44100)
+    assert same.stft < light.stft < heavy.stft
+    assert same.mel < light.mel < heavy.mel
+    assert same.sisdr > light.sisdr > heavy.sisdr
+    assert 20 < light.sisdr < 35 and 0 < heavy.sisdr < 15  # signal power ~0.045 vs noise 1e-4 / 1e-2
+
+
+# ------------------------------------------------------------------ tempo
+@pytest.mark.parametrize("bpm", [100.0, 128.0])
+def test_tempo_of_a_click_track_within_two_percent(bpm: float) -> None:
+    audio, _ = _clicks(bpm, 10.0)
+    assert tempo_error(estimate_tempo(audio, SR), bpm).relative_error < 0.02
+
+
+def test_tempo_error_names_half_and_double_time() -> None:
+    assert tempo_error(121.0, 120.0).octave == "exact"
+    half = tempo_error(60.5, 120.0)
+    assert half.octave == "half" and half.relative_error == pytest.approx(0.496, abs=1e-3)
+    assert half.octave_error == pytest.approx(0.5 / 60, abs=1e-6)
+    assert tempo_error(238.0, 120.0).octave == "double"
+    assert tempo_error(90.0, 120.0).octave == "none"
+    with pytest.raises(ValueError):
+        tempo_error(100.0, 0.0)
+
+
+# ------------------------------------------------------------------ percussiveness and onsets
+def test_percussive_ratio_says_drums_for_clicks_not_for_a_chord() -> None:
+    clicks, _ = _clicks(120.0, 4.0)
+    chord = _tones([[60, 64, 67]], 4.0)
+    hit, sustained = percussive_ratio(clicks, SR), percussive_ratio(chord, SR)
+    assert hit > 0.8 and sustained < 0.05
+    assert drums_present(hit) and not drums_present(sustained)
+    assert percussive_ratio(np.zeros(SR, np.float32), SR) == 0.0
+
+
+def test_onset_f_measure_is_one_for_identical_onsets_and_drops_when_shifted() -> None:
+    ref = np.arange(0.5, 8.0, 0.5)
+    assert onset_f_measure(ref, ref).f_measure == 1.0
+    assert onset_f_measure(ref, ref + 0.03).f_measure == 1.0  # inside +-50 ms
+    assert onset_f_measure(ref, ref + 0.08).f_measure == 0.0
+    assert onset_f_measure(ref, np.concatenate([ref, ref + 0.25])).precision == pytest.approx(0.5)
+    assert onset_f_measure(ref, np.zeros(0)).f_measure == 0.0
+
+
+def test_detected_onsets_of_a_click_track_match_its_clicks() -> None:
+    audio, times = _clicks(110.0, 6.0)
+    assert onset_f_measure(times, detect_onsets(audio, SR)).f_measure >= 0.9
+
+
+# ------------------------------------------------------------------ structure
+def test_repeated_section_scores_higher_than_no_repetition() -> None:
+    rng = np.random.default_rng(3)
+
+    def section() -> list[list[int]]:  # 10 s of random triads, 0.5 s each
+        return [[int(r), int(r) + 4, int(r) + 7] for r in rng.integers(48, 72, size=20)]
+
+    a, b, c = section(), section(), section()
+    repeating = self_similarity(_tones(a + b + a, 0.5), SR)
+    through = self_similarity(_tones(a + b + c, 0.5), SR)
+    rep, none = repetition_score(repeating), repetition_score(through)
+    assert rep.fraction is not None and none.fraction is not None and rep.stripe is not None and none.stripe is not None
+    assert rep.fraction > 0.5 and none.fraction < 0.1  # A at 0-10 s and 20-30 s: two thirds of the frames
+    assert rep.stripe > none.stripe
+    short = repetition_score(self_similarity(_tones(a[:8], 0.5), SR))  # 4 s: nothing 8 s away
+    assert short.fraction is None and short.stripe is None
+
+
+# ------------------------------------------------------------------ beatbox
+@pytest.mark.skipif(not beatbox.espeak_available(), reason="espeak-ng is not installed (make apt)")
+def test_beatbox_clip_has_onsets_where_intended() -> None:
+    clip = beatbox.make_beatbox(bpm=100.0, seconds=4.0, sample_rate=SR, channels=1)
+    assert clip.audio.shape == (1, 4 * SR)
+    assert np.allclose(clip.onsets, np.arange(14) * 0.3)  # eighth notes at 100 BPM
+    assert clip.syllables[:4] == beatbox.DEFAULT_PATTERN
+    assert onset_f_measure(clip.onsets, detect_onsets(clip.audio, SR)).f_measure >= 0.9
+
+
+# ------------------------------------------------------------------ end to end
+def _tiny_corpus(root: Path) -> Path:
+    import soundfile as sf
+
+    (root / "audio").mkdir(parents=True)
+    lines = []
+    for i, (split, bpm) in enumerate([("train", 100), ("test", 120), ("test", 90)]):
+        clicks, _ = _clicks(bpm, 3.0, 44100)
+        audio = clicks + _tones([[57, 60, 64], [55, 59, 62], [53, 57, 60]], 1.0, 44100)
+        sf.write(root / "audio" / f"s{i}.flac", np.stack([audio, audio], axis=1), 44100)
+        lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": 3.0, "split": split,
+                                 "kind": "mix", "prompts": [f"house, {bpm} BPM"],
+                                 "metadata": {"genre": "house", "bpm": bpm}}))
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    report = run_eval(tiny_model_dir, _tiny_corpus(tmp_path / "corpus"), out, quick=True)
+    for name in ("eval.json", "eval.md", "ssm_binary.png", "ssm_cosine.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert json.loads((out / "eval.json").read_text(encoding="utf-8"))["quick"] is True
+    expected_skips = set() if beatbox.espeak_available() else {"audio_to_audio"}
+    skipped = {k for k in ("autoencoder", "prompt_adherence", "structure", "audio_to_audio", "speed")
+               if "skipped" in report[k]}
+    assert skipped == expected_skips, {k: report[k].get("skipped") for k in skipped}
+    ae = report["autoencoder"]
+    assert ae["n"] == 2 and all(np.isfinite(ae[k]) for k in ("stft", "mel", "sisdr"))
+    assert report["prompt_adherence"]["tempo"]["n"] == 1
+    assert report["speed"]["items"][0]["wall_seconds"] > 0
+    md = (out / "eval.md").read_text(encoding="utf-8")
+    assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
