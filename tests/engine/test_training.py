@@ -101,3 +101,21 @@ def test_corpus_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "metadata.jsonl").write_text('{"id": 1}\n')
     with pytest.raises(CorpusError, match="metadata.jsonl:1: malformed"):
         read_index(tmp_path)
+
+
+def test_stereo_stft_loss_equals_auraloss_weighting_inside_each_resolution() -> None:
+    import auraloss
+
+    from engine.training.autoencoder import STFT_SIZES, StereoSTFTLoss
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 2, 8192, generator=g) * 0.1, torch.randn(2, 2, 8192, generator=g) * 0.1
+    ref = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=STFT_SIZES, hop_sizes=[s // 4 for s in STFT_SIZES],
+                                                win_lengths=STFT_SIZES, perceptual_weighting=True, sample_rate=SR)
+
+    def ms(a: torch.Tensor) -> torch.Tensor:
+        return torch.stack(((a[:, 0] + a[:, 1]) / 2, (a[:, 0] - a[:, 1]) / 2), dim=1)
+
+    expected = ref(ms(y), ms(x)) + 0.5 * ref(y, x)
+    assert torch.allclose(StereoSTFTLoss(SR)(y, x), expected, rtol=1e-5)
+    assert StereoSTFTLoss(SR)(x, x) < 1e-3 < float(expected)
