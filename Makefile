@@ -14,9 +14,13 @@ TORCH_PIN := torch==2.13.0
 
 # Debian packages the suite needs. The soundfile wheel bundles libsndfile; the training-data
 # generator (engine/data) renders MIDI with the FluidSynth CLI and the FluidR3 GM soundfont.
-# Later issues append here, e.g. xvfb libportaudio2 libxcb-icccm4 libxcb-keysyms1
 # espeak-ng speaks the evaluation suite's beatbox clip (engine/evaluation/beatbox.py).
-APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng
+# The desktop app: PortAudio for sounddevice, the libraries Qt's xcb platform plugin loads, a font,
+# and Xvfb (`xvfb-run -a longplay app --smoke docs/screenshot.png`); the tests run Qt offscreen.
+QT_APT := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libxkbcommon-x11-0 libxcb-cursor0 \
+	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 \
+	libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core
+APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng libportaudio2 xvfb xauth $(QT_APT)
 
 PYTEST_ARGS ?=
 

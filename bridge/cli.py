@@ -3,8 +3,12 @@
 Arguments are validated here, before the engine (and torch) is imported, so a typo costs
 milliseconds and ends with exit code 2 and one line on stderr naming the argument.
 
-Exit codes: 0 done, 1 the engine failed (message on stderr), 2 bad input or command not
-available yet, 130 interrupted.
+Exit codes: 0 done, 1 the engine failed (message on stderr), 2 bad input, 130 interrupted.
+
+``longplay app`` checks its arguments here and then runs ``python -m desktop`` with them, in
+place of this process (exec): the arrows point desktop → bridge, so the bridge starts the desktop
+app as a program and never imports it. ``longplay-app`` (``desktop.app:main``) is the same app
+as its own console script.
 """
 
 from __future__ import annotations
@@ -25,11 +29,6 @@ from .naming import AUDIO_SUFFIXES, output_name, sidecar_path, slug, unique_path
 
 PROG = "longplay"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-# Commands whose door exists but whose room is not built yet.
-_LATER = {
-    "app": ("open the desktop app", "the desktop app issue"),
-}
 
 _DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -108,10 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", default="", help="the drop folder's prompt for dropped audio files")
     s.add_argument("--strength", type=_finite, default=0.7, help="the drop folder's transform strength, 0-1")
     s.add_argument("--verbose", "-v", action="store_true", help="log every request")
+    a = sub.add_parser("app", help="open the desktop app (the queue, OSC server and drop folder run inside it)")
+    a.add_argument("--model", metavar="DIR|NAME", help="model folder or name (default: the one used last)")
+    a.add_argument("--out", metavar="DIR", help="output folder and its history (default: ~/Music/Longplay)")
+    a.add_argument("--osc-port", type=_integer, help="UDP port for DAW requests (default: the saved one, 9030)")
+    a.add_argument("--no-osc", action="store_true", help="do not listen for OSC in this run")
+    a.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    a.add_argument("--smoke", metavar="PNG", help="wait until the window is idle, save a screenshot, exit")
     add_train_parser(sub)
     add_eval_parser(sub)
-    for name, (what, _) in _LATER.items():
-        sub.add_parser(name, help=f"{what} (not available yet)", add_help=False)
     return p
 
 
@@ -162,6 +166,39 @@ def validate_serve(args: argparse.Namespace) -> None:
     for root in args.source_root:
         if not Path(root).is_dir():
             raise UsageError(f"--source-root: no such folder: {root}")
+
+
+def validate_app(args: argparse.Namespace) -> None:
+    """Check ``app`` arguments at the door; raise ``UsageError`` naming the first bad one."""
+    _range("--osc-port", args.osc_port, 0, 65535)
+    if args.device is not None and not _DEVICE_RE.fullmatch(args.device):
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps (got {args.device!r})")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out: {args.out} exists and is not a folder")
+    if args.smoke is not None and Path(args.smoke).suffix.lower() != ".png":
+        raise UsageError(f"--smoke must name a .png file (got {args.smoke!r})")
+
+
+def app_argv(args: argparse.Namespace) -> list[str]:
+    """The checked ``app`` arguments, spelled out again for the desktop process."""
+    argv: list[str] = []
+    for flag, value in (("--model", args.model), ("--out", args.out), ("--osc-port", args.osc_port),
+                        ("--device", args.device), ("--smoke", args.smoke)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + (["--no-osc"] if args.no_osc else [])
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    command = [sys.executable, "-m", "desktop", *app_argv(args)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(sys.executable, command)  # the app takes over this process: signals, exit code, pid
+    return subprocess.call(command)
 
 
 def _loopback(host: str) -> bool:
@@ -339,9 +376,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``longplay`` console script; returns the process exit code."""
     try:
         args, extra = build_parser().parse_known_args(argv)
-        if args.command in _LATER:
-            _fail(f"{args.command} is not available yet: arrives with {_LATER[args.command][1]}")
-            return EXIT_USAGE
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "generate":
@@ -353,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             validate_serve(args)
             return _run_serve(args)
+        if args.command == "app":
+            validate_app(args)
+            return _run_app(args)
         if args.command == "train":
             return run_train(args)
         if args.command == "eval":

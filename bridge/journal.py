@@ -96,6 +96,13 @@ class Journal:
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [_encode(k, v) for k, v in fields.items()] + [id])
 
+    def delete(self, id: str) -> bool:
+        """Remove a finished job's row (the history's delete); queued or running rows stay."""
+        marks = ", ".join("?" * len(FINAL_STATES))
+        with self._lock:
+            cur = self._db.execute(f"DELETE FROM jobs WHERE id = ? AND state IN ({marks})", (id, *FINAL_STATES))
+        return cur.rowcount > 0
+
     def get(self, id: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (id,)).fetchone()

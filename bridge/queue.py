@@ -191,6 +191,19 @@ class JobQueue:
     def waiting(self) -> int:
         return len(self._pending)
 
+    @property
+    def model_defaults(self) -> dict[str, Any]:
+        """The loaded model's sampler defaults (steps, cfg, sampler…); empty before ``start``."""
+        return dict(self._generator.defaults) if self._generator is not None else {}
+
+    def forget(self, job_id: str) -> bool:
+        """Remove a finished job from the journal (its files are the caller's business); a queued
+        or running job is kept. -> whether a row was removed."""
+        with self._cond:
+            if job_id in self._live:
+                return False
+        return self.journal.delete(job_id)
+
     # ------------------------------------------------------------------ internals
     def _known(self, job_id: str, fingerprint: str) -> JobInfo | None:
         row = self.journal.get(job_id)

@@ -76,12 +76,24 @@ def test_missing_or_unknown_pieces_are_one_line_errors(
     _error_line(capsys)
 
 
-@pytest.mark.parametrize("command", ["app"])
-def test_later_commands_say_not_available_yet(
-    command: str, no_engine: None, capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--osc-port", "70000"], "--osc-port must be between 0 and 65535"),
+    (["--device", "tpu"], "--device must be auto"),
+    (["--smoke", "shot.jpg"], "--smoke must name a .png file"),
+    (["--colour", "red"], "unrecognized arguments: --colour red"),
+])
+def test_app_rejects_bad_input_at_the_door(
+    args: list[str], expected: str, no_engine: None, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main([command, "--osc-port", "9030"]) == 2
-    assert f"{command} is not available yet: arrives with" in _error_line(capsys)
+    assert main(["app", *args]) == 2
+    assert expected in _error_line(capsys)
+
+
+def test_app_arguments_are_passed_on_to_the_desktop_process() -> None:
+    from bridge.cli import app_argv, build_parser
+
+    args = build_parser().parse_args(["app", "--model", "m", "--osc-port", "0", "--no-osc", "--smoke", "a.png"])
+    assert app_argv(args) == ["--model", "m", "--osc-port", "0", "--smoke", "a.png", "--no-osc"]
 
 
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:

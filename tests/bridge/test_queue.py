@@ -100,6 +100,18 @@ def test_the_queue_is_bounded_and_cancel_works_queued_or_running(make_queue: Mak
     assert [j.id for j in queue.list(10)] == ["q1", "q0", "run"]
 
 
+def test_forget_removes_finished_jobs_only(make_queue: MakeQueue) -> None:
+    """The GUI's history delete: a finished job leaves the journal, a live one stays."""
+    queue = make_queue()
+    queue.submit(SLOW, "live")
+    wait_for(lambda: queue.get("live").stage == "sampling", what="sampling")
+    assert not queue.forget("live") and queue.get("live") is not None
+    queue.cancel("live")
+    _done(queue, "live")
+    assert queue.forget("live") and queue.get("live") is None and not queue.forget("live")
+    assert queue.model_defaults["steps"] >= 1
+
+
 def test_a_stopped_server_leaves_its_running_job_queued(make_queue: MakeQueue, tmp_path: Path) -> None:
     queue = make_queue()
     queue.submit(SLOW, "interrupted")
