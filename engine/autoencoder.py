@@ -52,8 +52,11 @@ class WNConv1d(nn.Module):
             self.bias: nn.Parameter | None = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
         else:
             self.register_parameter("bias", None)
-        # Inference cache of the folded weight; never part of the state dict.
+        # Inference cache of the folded weight; never part of the state dict. Keyed on the
+        # parameters' identity and in-place version, so any change (load_state_dict, an optimizer
+        # step, `p.copy_`, `.to()`) refreshes it.
         self._folded: Tensor | None = None
+        self._stamp: tuple = ()
 
     def weight(self) -> Tensor:
         v = self.weight_v
@@ -63,22 +66,24 @@ class WNConv1d(nn.Module):
         if self.training or torch.is_grad_enabled():
             self._folded = None
             return self.weight()
-        w = self._folded
-        if w is None or w.device != self.weight_v.device or w.dtype != self.weight_v.dtype:
-            w = self._folded = self.weight().detach()
-        return w
+        key = fastconv.stamp(self.weight_g, self.weight_v)
+        if self._folded is None or key != self._stamp:
+            self._folded, self._stamp = self.weight().detach(), key
+        return self._folded
 
     def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self._folded = None
         super()._load_from_state_dict(*args, **kwargs)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """`residual` (inference fast path of ResidualUnit) is added to the output."""
         w = self._weight_for_forward()
         if self.transpose:
-            return F.conv_transpose1d(x, w, self.bias, self.stride, self.padding, dilation=self.dilation)
+            y = fastconv.conv_transpose1d(x, w, self.bias, self.stride, self.padding, self.dilation)
+            return y if residual is None else y + residual
         if self.pad_lr != (0, 0):
             x = F.pad(x, self.pad_lr)
-        return fastconv.conv1d(x, w, self.bias, self.stride, self.padding, self.dilation)
+        return fastconv.conv1d(x, w, self.bias, self.stride, self.padding, self.dilation, residual=residual)
 
 
 class SnakeBeta(nn.Module):
@@ -88,11 +93,20 @@ class SnakeBeta(nn.Module):
         super().__init__()
         self.alpha = nn.Parameter(torch.zeros(channels))
         self.beta = nn.Parameter(torch.zeros(channels))
+        # Inference fold of (e^alpha, 1/(e^beta + 1e-9)), refreshed when the parameters change.
+        self._folded: tuple[Tensor, Tensor] | None = None
+        self._stamp: tuple = ()
 
     def forward(self, x: Tensor) -> Tensor:  # x: [B, C, T]
-        alpha = self.alpha.exp().view(1, -1, 1)
-        inv_beta = 1.0 / (self.beta.exp().view(1, -1, 1) + 1e-9)
-        return x + inv_beta * torch.sin(alpha * x).pow(2)
+        if self.training or torch.is_grad_enabled():
+            alpha = self.alpha.exp().view(1, -1, 1)
+            inv_beta = 1.0 / (self.beta.exp().view(1, -1, 1) + 1e-9)
+            return x + inv_beta * torch.sin(alpha * x).pow(2)
+        key = fastconv.stamp(self.alpha, self.beta)
+        if self._folded is None or key != self._stamp:
+            self._folded = (self.alpha.exp().detach(), 1.0 / (self.beta.exp().detach() + 1e-9))
+            self._stamp = key
+        return fastconv.snake_beta(x, *self._folded)
 
 
 def _act(use_snake: bool, channels: int) -> nn.Module:
@@ -110,7 +124,14 @@ class ResidualUnit(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if fastconv.enabled():  # the residual add rides in the k=1 conv's GEMM accumulator
+            return self.layers[3](self.layers[2](self.layers[1](self.layers[0](x))), residual=x)
         return x + self.layers(x)
+
+
+def _reach(units: list[ResidualUnit]) -> int:
+    """Samples each side that a stack of residual units reads: sum of dilation * (k - 1) / 2."""
+    return sum(u.layers[1].dilation * (u.layers[1].weight_v.shape[-1] - 1) // 2 for u in units)
 
 
 class EncoderBlock(nn.Module):
@@ -123,8 +144,13 @@ class EncoderBlock(nn.Module):
             _act(use_snake, in_ch),
             WNConv1d(in_ch, out_ch, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
         )
+        self.stride, self.out_ch = stride, out_ch
+        # Input samples an output reads beyond its stride window: residual units + kernel 2*stride.
+        self.halo = _reach(list(self.layers[:3])) + 2 * stride
 
     def forward(self, x: Tensor) -> Tensor:
+        if fastconv.enabled() and self.stride % 2 == 0:
+            return fastconv.run_tiled(self.layers, x, self.halo, down=self.stride, out_channels=self.out_ch)
         return self.layers(x)
 
 
@@ -149,8 +175,14 @@ class DecoderBlock(nn.Module):
             ResidualUnit(out_ch, 3, use_snake),
             ResidualUnit(out_ch, 9, use_snake),
         )
+        self.stride, self.out_ch = stride, out_ch
+        # Input samples an output reads around its position: residual units (at the output rate)
+        # plus the two (transposed) or ~2 (nearest + conv 2*stride) input taps of the upsampler.
+        self.halo = -(-_reach(list(self.layers[2:])) // stride) + 3
 
     def forward(self, x: Tensor) -> Tensor:
+        if fastconv.enabled() and self.stride % 2 == 0:
+            return fastconv.run_tiled(self.layers, x, self.halo, up=self.stride, out_channels=self.out_ch)
         return self.layers(x)
 
 
@@ -167,7 +199,11 @@ class OobleckEncoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
+        if not fastconv.enabled():
+            return self.layers(x)
+        head = self.layers[0]  # audio-rate conv k7: reaches 3 samples; tiled like the blocks
+        x = fastconv.run_tiled(head, x, 3, out_channels=head.weight_v.shape[0])
+        return self.layers[1:](x)
 
 
 class OobleckDecoder(nn.Module):
@@ -189,7 +225,11 @@ class OobleckDecoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
+        if not fastconv.enabled():
+            return self.layers(x)
+        x = self.layers[:-3](x)
+        tail = self.layers[-3:]  # act, audio-rate conv k7 (reaches 3 samples), tanh: tiled
+        return fastconv.run_tiled(tail, x, 3, out_channels=tail[1].weight_v.shape[0])
 
 
 def vae_sample(mean: Tensor, scale: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
