@@ -53,10 +53,13 @@ apt:
 test: venv apt
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The README's first command: renders two minutes with the embedded model, longplay-mini, and
+# prints where the WAV and its waveform PNG are.
+DEMO_PROMPT ?= warm analog house bed, 124 BPM, Rhodes, sub bass
+DEMO_SECONDS ?= 120
 demo: venv
-	@echo "longplay-mini, the embedded demo model, arrives with the training issue."
-	@echo "Models Longplay can see right now:"
-	$(VENV)/bin/longplay models
+	$(VENV)/bin/longplay generate "$(DEMO_PROMPT)" --seconds $(DEMO_SECONDS) --seed 7 \
+	  --out outputs/demo.wav --waveform
 
 bench: venv
 	@shopt -s nullglob; scripts=(benchmarks/*.py); \

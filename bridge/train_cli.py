@@ -30,11 +30,24 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--seed", type=int, default=0)
     ae.add_argument("--channels", type=int, default=32)
     ae.add_argument("--latent-dim", type=int, default=32)
+    ae.add_argument("--patch-size", type=int, default=4,
+                    help="samples folded into channels before the encoder (1: none, as SAO)")
+    ae.add_argument("--decoder-only", action="store_true",
+                    help="train only the decoder (encoder frozen, latents unchanged); resumes OUT's state")
+    ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
 
     enc = tsub.add_parser("encode", help="encode the corpus to latents with a trained autoencoder")
     enc.add_argument("--corpus", required=True)
     enc.add_argument("--ae", required=True, help="trained autoencoder folder")
     enc.add_argument("--out", required=True, help="latents folder")
+    enc.add_argument("--shard", default="0/1", help="I/N: encode every N-th item from the I-th (parallel processes)")
+
+    pkg = tsub.add_parser("package", help="make a trained model folder shippable (fine-tuned decoder, float16)")
+    pkg.add_argument("--model", required=True, help="trained model folder (train dit's OUT/model)")
+    pkg.add_argument("--out", required=True, help="folder to write")
+    pkg.add_argument("--ae", help="autoencoder folder whose decoder replaces the model's (same encoder)")
+    pkg.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16)")
+    pkg.add_argument("--description", help="replace the model's description")
 
     dit = tsub.add_parser("dit", help="train the DiT and text encoder on encoded latents")
     dit.add_argument("--corpus", required=True)
@@ -44,6 +57,7 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--steps", type=int, default=4000)
     dit.add_argument("--batch", type=int, default=4)
     dit.add_argument("--lr", type=float, default=3e-4)
+    dit.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved weights")
     dit.add_argument("--seed", type=int, default=0)
     dit.add_argument("--window", type=float, default=190.0, help="training window in seconds")
     dit.add_argument("--width", type=int, default=256)
@@ -51,6 +65,11 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--heads", type=int, default=4)
     dit.add_argument("--attn-window", type=int, default=0, help="local attention block in latent frames (0: full)")
     dit.add_argument("--global-layers", default="", help="comma-separated layers keeping full attention")
+    dit.add_argument("--patch", type=int, default=1, help="latent frames per DiT token")
+    dit.add_argument("--crop", type=float, default=0.0, help="training crop in seconds (0: the whole window)")
+    dit.add_argument("--long", type=float, default=0.0,
+                     help="every 4th step trains on one crop this long, in seconds (0: never)")
+    dit.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     dit.add_argument("--description", default="")
 
 
@@ -67,18 +86,35 @@ def run_train(args: argparse.Namespace) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.train_command == "ae":
-            raw = engine.mini_autoencoder_config(channels=args.channels, latent_dim=args.latent_dim)
+            raw = engine.mini_autoencoder_config(channels=args.channels, latent_dim=args.latent_dim,
+                                                 patch_size=args.patch_size)
             cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
-                                       lr=args.lr, seed=args.seed)
+                                       lr=args.lr, seed=args.seed, decoder_only=args.decoder_only,
+                                       time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, raw, cfg, should_stop=stop.is_set)
+        elif args.train_command == "package":
+            out = engine.package_model(args.model, args.out, args.ae, half=not args.float32,
+                                       description=args.description)
         elif args.train_command == "encode":
-            out = engine.encode_corpus(args.corpus, args.ae, args.out)
+            index, _, count = args.shard.partition("/")
+            if not (index.isdigit() and count.isdigit()):
+                raise BridgeError(f"--shard must look like 0/2, got {args.shard!r}")
+            out = engine.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)))
         else:
             ae_raw = json.loads((Path(args.ae) / "model_config.json").read_text())["model"]
             layers = tuple(int(x) for x in args.global_layers.split(",") if x.strip())
             config = engine.diffusion_config(ae_raw, args.window, args.width, args.depth, args.heads,
-                                             attn_window=args.attn_window, global_layers=layers)
-            cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed)
+                                             attn_window=args.attn_window, global_layers=layers,
+                                             patch_size=args.patch)
+            rate = config["sample_rate"] / ae_raw["downsampling_ratio"]
+
+            def frames(seconds: float) -> int:
+                return -(-round(seconds * rate) // args.patch) * args.patch
+
+            cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
+                                        ema_decay=args.ema,
+                                        crop_frames=frames(args.crop), long_frames=frames(args.long),
+                                        time_limit_s=args.minutes * 60)
             out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
                                    should_stop=stop.is_set, description=args.description)
     except (engine.EngineError, OSError, ValueError) as err:

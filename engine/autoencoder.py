@@ -252,10 +252,35 @@ class AudioAutoencoder(nn.Module):
         self.encoder = OobleckEncoder(cfg.encoder)
         self.decoder = OobleckDecoder(cfg.decoder)
 
+    def patch(self, audio: Tensor) -> Tensor:
+        """`[B, C, N]` -> `[B, C * p, N / p]`, channel c*p + h at frame l = sample l*p + h of
+        channel c: stable-audio-tools' "patched" pretransform (`b c (l h) -> b (c h) l`)."""
+        p = self.cfg.patch_size
+        if p == 1:
+            return audio
+        b, c, n = audio.shape
+        return audio.reshape(b, c, n // p, p).transpose(2, 3).reshape(b, c * p, n // p)
+
+    def unpatch(self, x: Tensor) -> Tensor:
+        """The exact inverse of `patch`."""
+        p = self.cfg.patch_size
+        if p == 1:
+            return x
+        b, cp, n = x.shape
+        return x.reshape(b, cp // p, p, n).transpose(2, 3).reshape(b, cp // p, n * p)
+
+    def encode_pre(self, audio: Tensor) -> Tensor:
+        """Audio `[B, C, N]` -> pre-bottleneck `[B, encoder latent_dim, N / hop]`."""
+        return self.encoder(self.patch(audio))
+
+    def decode_audio(self, latents: Tensor) -> Tensor:
+        """Latents `[B, D, L]` -> audio `[B, C, L * hop]` (decode without the pretransform's scale)."""
+        return self.unpatch(self.decoder(latents))
+
     def encode(self, audio: Tensor, sample: bool = True,
                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """`[B, C, N]` -> (latents `[B, D, N/hop]`, kl). `sample=False` returns the mean."""
-        h = self.encoder(audio)
+        h = self.encode_pre(audio)
         if self.cfg.bottleneck != "vae":
             return h, h.new_zeros(())
         mean, scale = h.chunk(2, dim=1)
@@ -264,7 +289,7 @@ class AudioAutoencoder(nn.Module):
         return vae_sample(mean, scale, generator)
 
     def decode(self, latents: Tensor) -> Tensor:
-        return self.decoder(latents)
+        return self.decode_audio(latents)
 
 
 def _chunk_starts(total: int, chunk: int, hop: int) -> list[int]:
@@ -322,7 +347,7 @@ class AutoencoderPretransform(nn.Module):
         if audio.shape[-1] % hop:
             raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the hop {hop}")
         enc_ch = self.cfg.encoder.latent_dim
-        pre = run_chunked(self.model.encoder, audio, chunk_frames, overlap_frames, hop, 1, enc_ch)
+        pre = run_chunked(self.model.encode_pre, audio, chunk_frames, overlap_frames, hop, 1, enc_ch)
         if self.cfg.bottleneck == "vae":
             mean, scale = pre.chunk(2, dim=1)
             latents = vae_sample(mean, scale, generator)[0] if sample else mean
@@ -333,5 +358,5 @@ class AutoencoderPretransform(nn.Module):
     def decode(self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 32) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""
         z = latents * self.scale
-        return run_chunked(self.model.decoder, z, chunk_frames, overlap_frames, 1,
+        return run_chunked(self.model.decode_audio, z, chunk_frames, overlap_frames, 1,
                            self.downsampling_ratio, self.io_channels)

@@ -174,8 +174,11 @@ def _attach_text_encoders(model: ConditionedDiffusionModel, folder: Path,
 
 
 def save_model(model: ConditionedDiffusionModel, folder: str | os.PathLike[str],
-               extra: Mapping[str, Any] | None = None) -> Path:
-    """Write `model_config.json` (with the longplay block) + `model.safetensors` to `folder`."""
+               extra: Mapping[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write `model_config.json` (with the longplay block) + `model.safetensors` to `folder`.
+
+    `dtype` (e.g. `torch.float16`) stores floating-point weights smaller; loading always builds
+    float32 and copies into it, so a half-stored folder loads like any other."""
     from safetensors.torch import save_file
 
     out = Path(folder)
@@ -189,6 +192,8 @@ def save_model(model: ConditionedDiffusionModel, folder: str | os.PathLike[str],
     tmp.write_text(json.dumps(raw, indent=2), encoding="utf-8")
     os.replace(tmp, out / CONFIG_NAME)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     tmpw = out / "model.safetensors.tmp"
     save_file(state, str(tmpw), metadata={"format": "pt", "longplay_format_version": str(FORMAT_VERSION)})
     os.replace(tmpw, out / "model.safetensors")

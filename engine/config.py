@@ -73,6 +73,10 @@ class AutoencoderConfig:
     downsampling_ratio: int
     io_channels: int
     scale: float = 1.0
+    # stable-audio-tools' "patched" pretransform inside the autoencoder: `patch_size` consecutive
+    # samples of each channel folded into channels before the encoder (unfolded after the decoder),
+    # so the costly audio-rate layers run at rate / patch_size. 1 = none (every public SAO model).
+    patch_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,11 @@ class DiTConfig:
     ff_mult: float = 4.0
     norm_bias: bool = False
     timestep_features_dim: int = 256
+    # stable-audio-tools' DiT patching: `patch_size` latent frames folded into one token
+    # (`b (t p) c -> b t (c p)`), so attention and MLPs run on 1/patch_size of the frames.
+    patch_size: int = 1
     # Longplay extension (off for every public config): self-attention limited to blocks of
-    # `attn_window` latent frames (each token sees its own and the two neighbouring blocks, plus
+    # `attn_window` tokens (latent frames / patch_size; each token sees its own and the two neighbouring blocks, plus
     # the prepended global token) in all layers except `global_layers`, which attend fully.
     # See seeds/000: windowed attention plus a few global layers keeps long context affordable.
     attn_window: int = 0
@@ -172,10 +179,27 @@ def _parse_oobleck(section: str, block: Mapping[str, Any], encoder: bool) -> Oob
     return out
 
 
+def _parse_patch(section: str, block: Any) -> int:
+    """The autoencoder's own pretransform: absent, or `{"type": "patched", "config": {"channels",
+    "patch_size"}}` as stable-audio-tools writes it; -> the patch size (1 = none)."""
+    if block is None:
+        return 1
+    if not isinstance(block, Mapping) or block.get("type") != "patched":
+        got = block.get("type") if isinstance(block, Mapping) else block
+        raise ConfigError(f"{section}.type: only 'patched' is supported, got {got!r}")
+    _check_keys(section, block, {"type", "config"})
+    conf = _get(section, block, "config", dict)
+    _check_keys(f"{section}.config", conf, {"channels", "patch_size"})
+    size = _get(f"{section}.config", conf, "patch_size", int)
+    if size < 1:
+        raise ConfigError(f"{section}.config.patch_size must be at least 1, got {size}")
+    return size
+
+
 def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.config") -> AutoencoderConfig:
     """Parse the autoencoder block (`model.pretransform.config` of a diffusion config)."""
     _check_keys(section, cfg, {"encoder", "decoder", "bottleneck", "latent_dim",
-                               "downsampling_ratio", "io_channels", "sample_rate", "scale"})
+                               "downsampling_ratio", "io_channels", "sample_rate", "scale", "pretransform"})
     bottleneck = cfg.get("bottleneck")
     btype = None if bottleneck is None else bottleneck.get("type")
     if btype not in (None, "vae"):
@@ -190,10 +214,20 @@ def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.confi
         downsampling_ratio=_get(section, cfg, "downsampling_ratio", int),
         io_channels=_get(section, cfg, "io_channels", int),
         scale=_get(section, cfg, "scale", float, 1.0),
+        patch_size=_parse_patch(f"{section}.pretransform", cfg.get("pretransform")),
     )
-    if enc.hop != ae.downsampling_ratio:
-        raise ConfigError(f"{section}: strides multiply to {enc.hop}, "
-                          f"but downsampling_ratio is {ae.downsampling_ratio}")
+    p = ae.patch_size
+    patch_channels = cfg["pretransform"]["config"].get("channels", ae.io_channels) if p > 1 else ae.io_channels
+    if patch_channels != ae.io_channels:
+        raise ConfigError(f"{section}.pretransform.config.channels is {patch_channels!r}, "
+                          f"but io_channels is {ae.io_channels}")
+    if enc.hop * p != ae.downsampling_ratio:
+        raise ConfigError(f"{section}: strides multiply to {enc.hop}" + (f" (x patch_size {p})" if p > 1 else "")
+                          + f", but downsampling_ratio is {ae.downsampling_ratio}")
+    for side, conf in (("encoder.config.in_channels", enc), ("decoder.config.out_channels", dec)):
+        if conf.audio_channels != ae.io_channels * p:
+            raise ConfigError(f"{section}.{side} is {conf.audio_channels}, but io_channels {ae.io_channels}"
+                              + (f" x patch_size {p}" if p > 1 else "") + f" needs {ae.io_channels * p}")
     expected_enc_out = ae.latent_dim * (2 if btype == "vae" else 1)
     if enc.latent_dim != expected_enc_out or dec.latent_dim != ae.latent_dim:
         raise ConfigError(f"{section}: encoder latent_dim {enc.latent_dim} / decoder latent_dim "
@@ -213,7 +247,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
     if ttype != "continuous_transformer":
         raise ConfigError(f"{s}.transformer_type: only 'continuous_transformer' is supported, "
                           f"got {ttype!r}")
-    for key, ok in (("patch_size", 1), ("input_concat_dim", 0), ("prepend_cond_dim", 0)):
+    for key, ok in (("input_concat_dim", 0), ("prepend_cond_dim", 0)):
         if cfg.get(key, ok) != ok:
             raise ConfigError(f"{s}.{key}={cfg[key]!r} is not supported (only {ok})")
     attn_kwargs = dict(cfg.get("attn_kwargs", {}))
@@ -244,7 +278,10 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         norm_bias=bool(norm_kwargs.get("bias", False)),
         attn_window=_get(s, cfg, "attn_window", int, 0),
         global_layers=_get(s, cfg, "global_layers", tuple, ()),
+        patch_size=_get(s, cfg, "patch_size", int, 1),
     )
+    if dit.patch_size < 1:
+        raise ConfigError(f"{s}.patch_size must be at least 1, got {dit.patch_size}")
     if dit.embed_dim % dit.num_heads:
         raise ConfigError(f"{s}: embed_dim {dit.embed_dim} is not divisible by num_heads {dit.num_heads}")
     if dit.dim_heads < 32:
@@ -306,8 +343,13 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
     if dit.io_channels != ae.latent_dim:
         raise ConfigError(f"diffusion.config.io_channels {dit.io_channels} != autoencoder "
                           f"latent_dim {ae.latent_dim}")
+    sample_size = _get("", raw, "sample_size", int)
+    unit = ae.downsampling_ratio * dit.patch_size
+    if sample_size % unit:
+        raise ConfigError(f"sample_size {sample_size} is not a multiple of {unit} (downsampling_ratio "
+                          f"{ae.downsampling_ratio} x DiT patch_size {dit.patch_size})")
     return ModelConfig(
-        sample_size=_get("", raw, "sample_size", int),
+        sample_size=sample_size,
         sample_rate=_get("", raw, "sample_rate", int),
         audio_channels=_get("", raw, "audio_channels", int),
         autoencoder=ae,

@@ -50,7 +50,8 @@ class DiffusionTransformer(nn.Module):
             self.to_global_embed = nn.Sequential(
                 nn.Linear(cfg.global_cond_dim, g, bias=False), nn.SiLU(), nn.Linear(g, g, bias=False))
         self.transformer = ContinuousTransformer(
-            dim, cfg.depth, cfg.dim_heads, dim_in=cfg.io_channels, dim_out=cfg.io_channels,
+            dim, cfg.depth, cfg.dim_heads, dim_in=cfg.io_channels * cfg.patch_size,
+            dim_out=cfg.io_channels * cfg.patch_size,
             cond_token_dim=cond_embed_dim, qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
             attn_window=cfg.attn_window, global_layers=cfg.global_layers, norm_bias=cfg.norm_bias)
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
@@ -65,8 +66,17 @@ class DiffusionTransformer(nn.Module):
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype)))  # [B, dim]
         g = t_embed if global_cond is None else self.to_global_embed(global_cond) + t_embed
         x = self.preprocess_conv(x) + x  # [B, C, T]
-        out = self.transformer(x.transpose(1, 2), prepend=g[:, None, :], context=context)  # [B, 1 + T, C]
-        out = out.transpose(1, 2)[:, :, 1:]  # [B, C, T]: drop the prepended token
+        b, c, frames = x.shape
+        p = self.cfg.patch_size
+        if frames % p:
+            raise ValueError(f"{frames} latent frames are not a multiple of the DiT's patch_size {p}")
+        tokens = x.transpose(1, 2)  # [B, T, C]
+        if p > 1:  # "b (t p) c -> b t (c p)"
+            tokens = tokens.reshape(b, frames // p, p, c).transpose(2, 3).reshape(b, frames // p, c * p)
+        out = self.transformer(tokens, prepend=g[:, None, :], context=context)  # [B, 1 + T/p, C*p]
+        out = out.transpose(1, 2)[:, :, 1:]  # [B, C*p, T/p]: drop the prepended token
+        if p > 1:  # "b (c p) t -> b c (t p)"
+            out = out.reshape(b, c, p, frames // p).transpose(2, 3).reshape(b, c, frames)
         return self.postprocess_conv(out) + out
 
 

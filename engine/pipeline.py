@@ -188,7 +188,7 @@ class Generator:
             cond.update(model.encode_conditioning([{**meta, "prompt": req.negative}], negative=True))
 
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        frames = cfg.window_frames
+        frames = self.render_frames(req.seconds)
         noise = torch.randn((1, cfg.dit.io_channels, frames), generator=gen).to(self.device)  # [1, C, L]
         sigmas, x = self._schedule_and_start(req, noise, init)
 
@@ -262,13 +262,30 @@ class Generator:
         with autocast_for(self.device, self.precision):
             yield
 
+    def render_frames(self, seconds: float) -> int:
+        """Latent frames sampled for a render of `seconds`.
+
+        Full-attention models (every public SAO config) always sample their whole window, as they
+        were trained: timing conditioning tells them where to stop. Models with local attention
+        (`attn_window`) were trained on crops shorter than their window with the same timing
+        conditioning, so they sample only what the render keeps plus the decode margin, rounded
+        up to whole attention blocks: a 30 s render of a 285 s model costs 30 s, not 285 s.
+        """
+        cfg = self.model.config
+        window, dit = cfg.window_frames, cfg.dit
+        if not dit.attn_window:
+            return window
+        unit = dit.attn_window * dit.patch_size
+        need = -(-int(round(seconds * cfg.sample_rate)) // cfg.autoencoder.downsampling_ratio) + DECODE_MARGIN_FRAMES
+        return min(window, -(-need // unit) * unit)
+
     @torch.no_grad()
     def _init_latents(self, req: RenderRequest) -> Tensor:
         """Load, resample, pad/trim to the window and encode the init audio -> `[1, C, L]`."""
         cfg = self.model.config
         audio, sr = load_audio(req.init_audio)  # type: ignore[arg-type]
         audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
-        n = cfg.sample_size
+        n = self.render_frames(req.seconds) * cfg.autoencoder.downsampling_ratio
         audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
         x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
         gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))

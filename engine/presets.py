@@ -80,32 +80,47 @@ def sao_small_like_config() -> dict[str, Any]:
     return cfg
 
 
-def mini_autoencoder_config(channels: int = 32, c_mults: tuple[int, ...] = (1, 2, 4, 8, 8),
-                            strides: tuple[int, ...] = (2, 4, 4, 8, 8), latent_dim: int = 32) -> dict[str, Any]:
-    """A small Oobleck at the paper's 21.5 Hz latent rate (hop 2048 at 44.1 kHz) for CPU training."""
-    hop = 1
+def mini_autoencoder_config(channels: int = 32, c_mults: tuple[int, ...] = (1, 2, 4, 8),
+                            strides: tuple[int, ...] = (4, 4, 4, 8), latent_dim: int = 32,
+                            patch_size: int = 4) -> dict[str, Any]:
+    """A small Oobleck at the paper's 21.5 Hz latent rate (hop 2048 at 44.1 kHz) for CPU training.
+
+    `patch_size` folds that many samples into channels first (stable-audio-tools' "patched"
+    pretransform), so no layer runs at the audio rate. Measured here (1 thread, 10 s of audio):
+    ch16 strides 2-4-4-8-8 unpatched encodes at 0.16 s/s and decodes at 0.18 s/s; patch 4 with
+    ch32 strides 4-4-4-8 at 0.08 / 0.06 s/s with more parameters (2.4 M vs 2.0 M).
+    """
+    hop = patch_size
     for s in strides:
         hop *= s
     side = {"channels": channels, "c_mults": list(c_mults), "strides": list(strides), "use_snake": True}
-    return {"encoder": {"type": "oobleck", "config": {"in_channels": 2, "latent_dim": 2 * latent_dim, **side}},
-            "decoder": {"type": "oobleck", "config": {"out_channels": 2, "latent_dim": latent_dim,
-                                                      "final_tanh": False, **side}},
-            "bottleneck": {"type": "vae"}, "latent_dim": latent_dim, "downsampling_ratio": hop, "io_channels": 2}
+    io = 2
+    raw: dict[str, Any] = {
+        "encoder": {"type": "oobleck", "config": {"in_channels": io * patch_size, "latent_dim": 2 * latent_dim, **side}},
+        "decoder": {"type": "oobleck", "config": {"out_channels": io * patch_size, "latent_dim": latent_dim,
+                                                  "final_tanh": False, **side}},
+        "bottleneck": {"type": "vae"}, "latent_dim": latent_dim, "downsampling_ratio": hop, "io_channels": io}
+    if patch_size > 1:
+        raw["pretransform"] = {"type": "patched", "config": {"channels": io, "patch_size": patch_size}}
+    return raw
 
 
 def diffusion_config(ae_raw: dict[str, Any], window_seconds: float = 190.0, embed_dim: int = 256, depth: int = 8,
                      num_heads: int = 4, text_width: int = 256, text_depth: int = 2, text_max_length: int = 96,
                      attn_window: int = 0, global_layers: tuple[int, ...] = (),
-                     sample_rate: int = 44100) -> dict[str, Any]:
-    """A `diffusion_cond` config around a trained autoencoder, with our byte-level text encoder."""
+                     sample_rate: int = 44100, patch_size: int = 1) -> dict[str, Any]:
+    """A `diffusion_cond` config around a trained autoencoder, with our byte-level text encoder.
+    `patch_size` latent frames make one DiT token; the window is rounded up to whole tokens."""
     hop = int(ae_raw["downsampling_ratio"])
-    frames = int(round(window_seconds * sample_rate / hop))
+    frames = -(-int(round(window_seconds * sample_rate / hop)) // patch_size) * patch_size
     cond_dim = embed_dim
     dit: dict[str, Any] = {"io_channels": ae_raw["latent_dim"], "embed_dim": embed_dim, "depth": depth,
                            "num_heads": num_heads, "cond_token_dim": cond_dim, "global_cond_dim": 2 * cond_dim,
                            "project_cond_tokens": False, "transformer_type": "continuous_transformer"}
     if attn_window:
         dit.update(attn_window=attn_window, global_layers=list(global_layers))
+    if patch_size > 1:
+        dit["patch_size"] = patch_size
     return {
         "model_type": "diffusion_cond", "sample_size": frames * hop, "sample_rate": sample_rate, "audio_channels": 2,
         "model": {

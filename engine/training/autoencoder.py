@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -39,6 +40,11 @@ class AETrainConfig:
     log_every: int = 25
     ckpt_every: int = 200
     sample_rate: int = 44100
+    # Train the decoder only (the encoder frozen), e.g. after the latents were encoded for the DiT:
+    # the latent space stays fixed while the decoder keeps improving. Resumes a full run's state.
+    decoder_only: bool = False
+    # Stop (with a checkpoint) after this many seconds of training in this run; 0 = no limit.
+    time_limit_s: float = 0.0
 
 
 class StereoSTFTLoss(nn.Module):
@@ -129,12 +135,18 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         save_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng)})
         save_autoencoder(model, out, ae_folder_config(ae_raw, cfg.sample_rate, cfg.crop_samples, {**meta, "step": step}))
 
+    if cfg.decoder_only:
+        model.encoder.requires_grad_(False)  # AdamW skips parameters without gradients
+    started = time.monotonic()
     log.begin(step)
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break
+        if cfg.time_limit_s and time.monotonic() - started > cfg.time_limit_s:
+            break
         x = torch.from_numpy(np.stack([bank.crop(rng, cfg.crop_samples) for _ in range(cfg.batch_size)]))  # [B, C, N]
-        z, kl = model.encode(x)
+        with torch.set_grad_enabled(not cfg.decoder_only):
+            z, kl = model.encode(x)
         y = model.decode(z)
         rec = loss_fn(y, x)
         loss = rec + cfg.kl_weight * kl

@@ -7,9 +7,12 @@ autoencoder is frozen. Latents are encoded once (`encode_corpus`) and cropped pe
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import math
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -36,15 +39,24 @@ class DiTTrainConfig:
     seed: int = 0
     log_every: int = 25
     ckpt_every: int = 250
+    # Training crops: `batch_size` x `crop_frames` latent frames per step (0: the model's whole
+    # window), and every `long_every`-th step one crop of `long_frames` (0: never), so the global
+    # layers see minutes of context at the same cost per step.
+    crop_frames: int = 0
+    long_frames: int = 0
+    long_every: int = 4
+    # Stop (with a checkpoint) after this many seconds of training in this run; 0 = no limit.
+    time_limit_s: float = 0.0
 
 
 @torch.no_grad()
 def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Path,
-                  quiet: bool = False) -> Path:
+                  quiet: bool = False, shard: tuple[int, int] = (0, 1)) -> Path:
     """Encode every corpus item (both splits) to `<id>.npy` float16 `[2D, L]` (VAE mean and scale).
 
     The VAE is sampled per training step from the stored mean/scale, as the reference's
-    pre-encoded training does; resumable (existing files are kept).
+    pre-encoded training does; resumable (existing files are kept). `shard=(i, n)` encodes every
+    n-th item from the i-th, so n processes can share the work (one CPU thread each).
     """
     from ..audio_io import conform, load_audio
     from ..autoencoder import run_chunked
@@ -54,22 +66,25 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
     ae, raw = load_autoencoder(ae_dir)
     cfg = ae.cfg
     hop = cfg.downsampling_ratio
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count} does not exist")
     items = read_index(corpus_dir, None)
     for n, item in enumerate(items, 1):
         target = out / f"{item.id}.npy"
-        if target.is_file():
+        if (n - 1) % count != index or target.is_file():
             continue
         audio, sr = load_audio(item.path)
         audio = conform(audio, sr, raw["sample_rate"], cfg.io_channels)
         pad = (-audio.shape[1]) % hop
         x = torch.from_numpy(np.pad(audio, ((0, 0), (0, pad))))[None]  # [1, C, N]
-        h = run_chunked(ae.encoder, x, 128, 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
-        tmp = target.with_suffix(".tmp.npy")
+        h = run_chunked(ae.encode_pre, x, 128, 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
+        tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, h.numpy().astype(np.float16))
         tmp.replace(target)
         if not quiet and (n % 20 == 0 or n == len(items)):
             print(f"[encode] {n}/{len(items)}", flush=True)
-    silence = run_chunked(ae.encoder, torch.zeros(1, cfg.io_channels, hop * 64), 128, 32, hop, 1,
+    silence = run_chunked(ae.encode_pre, torch.zeros(1, cfg.io_channels, hop * 64), 128, 32, hop, 1,
                           cfg.encoder.latent_dim)[0, :, 32]  # [2D]: a frame from the middle
     np.save(out / "_silence.npy", silence.numpy().astype(np.float32))
     return out
@@ -78,12 +93,24 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
 class LatentBank:
     """Per-item latents (mean, scale) in RAM, and training windows cropped from them."""
 
-    def __init__(self, corpus_dir: str | Path, latent_dir: str | Path, latent_rate: float, split: str = "train"):
+    def __init__(self, corpus_dir: str | Path, latent_dir: str | Path, latent_rate: float, split: str = "train",
+                 scale: float = 1.0):
         self.items = read_index(corpus_dir, split)
         root = Path(latent_dir)
         self.latents = [np.load(root / f"{it.id}.npy") for it in self.items]
         self.silence = torch.from_numpy(np.load(root / "_silence.npy"))  # [2D]
         self.rate = latent_rate
+        self.scale = scale  # the pretransform's: the DiT sees latents / scale
+
+    def latent_std(self) -> float:
+        """Standard deviation of the VAE means over the whole bank (the pretransform scale that
+        gives the DiT unit-variance latents, as stable-audio-tools' `scale`)."""
+        total, sq, n = 0.0, 0.0, 0
+        for lat in self.latents:
+            mean = lat[: lat.shape[0] // 2].astype(np.float64)
+            total, sq, n = total + mean.sum(), sq + (mean * mean).sum(), n + mean.size
+        mu = total / max(n, 1)
+        return float(math.sqrt(max(sq / max(n, 1) - mu * mu, 1e-12)))
 
     def batch(self, rng: random.Random, n: int, frames: int) -> tuple[Tensor, list[dict[str, Any]]]:
         """-> latents `[n, D, frames]` (sampled from the VAE posterior) and conditioning metadata."""
@@ -99,7 +126,7 @@ class LatentBank:
             mean, scale = crop.chunk(2, dim=0)
             std = torch.nn.functional.softplus(scale) + 1e-4
             g = torch.Generator().manual_seed(rng.randrange(2**31))
-            xs.append(mean + std * torch.randn(mean.shape, generator=g))
+            xs.append((mean + std * torch.randn(mean.shape, generator=g)) / self.scale)
             item = self.items[i]
             metas.append({"prompt": rng.choice(item.prompts) if item.prompts else "",
                           "seconds_start": start / self.rate, "seconds_total": item.seconds})
@@ -135,6 +162,13 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
+    config = copy.deepcopy(dict(config))
+    ae_block = config["model"]["pretransform"]["config"]
+    rate = config["sample_rate"] / ae_block["downsampling_ratio"]
+    bank = LatentBank(corpus_dir, latent_dir, rate)
+    if "scale" not in ae_block:  # unit-variance latents for the DiT, recorded in the model config
+        ae_block["scale"] = round(bank.latent_std(), 6)
+    bank.scale = float(ae_block["scale"])
     model = build_model(config)
     ae, _ = load_autoencoder(ae_dir)
     model.pretransform.model.load_state_dict(ae.state_dict())
@@ -155,9 +189,13 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
         step = state["step"]
         set_rng_state(rng, state["rng"])
     mc = model.config
-    bank = LatentBank(corpus_dir, latent_dir, mc.latent_rate)
     log = Logger(out, cfg.steps, "dit", quiet)
-    frames = mc.window_frames
+    frames = cfg.crop_frames or mc.window_frames
+    unit = mc.dit.patch_size
+    if frames % unit or cfg.long_frames % unit:
+        raise ValueError(f"crop_frames {frames} / long_frames {cfg.long_frames} must be multiples of the "
+                         f"DiT's patch_size {unit}")
+    started = time.monotonic()
 
     def checkpoint() -> None:
         save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
@@ -171,7 +209,12 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break
-        x0, metas = bank.batch(rng, cfg.batch_size, frames)
+        if cfg.time_limit_s and time.monotonic() - started > cfg.time_limit_s:
+            break
+        if cfg.long_frames and step % cfg.long_every == cfg.long_every - 1:
+            x0, metas = bank.batch(rng, 1, cfg.long_frames)
+        else:
+            x0, metas = bank.batch(rng, cfg.batch_size, frames)
         loss = v_loss(model, x0, metas, rng, cfg.cfg_dropout)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -187,3 +230,30 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     checkpoint()
     (out / "model" / "train_summary.json").write_text(json.dumps({"steps": step, **asdict(cfg)}, indent=2))
     return out / "model"
+
+
+def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path | None = None,
+                  half: bool = True, description: str | None = None) -> Path:
+    """A trained model folder -> a shippable one: optionally with the autoencoder of `ae_dir`
+    swapped in (a decoder trained on after the latents were encoded: its encoder must be the same,
+    so the latent space the DiT learned is unchanged), weights stored as float16 when `half`."""
+    from ..checkpoint import load_model
+
+    model = load_model(model_dir)
+    if ae_dir is not None:
+        ae, _ = load_autoencoder(ae_dir)
+        own = model.pretransform.model.state_dict()
+        new = ae.state_dict()
+        if own.keys() != new.keys() or any(own[k].shape != new[k].shape for k in own):
+            raise ValueError(f"{ae_dir}: this autoencoder does not fit the model in {model_dir}")
+        changed = [k for k in own if k.startswith("encoder.") and not torch.equal(own[k], new[k])]
+        if changed:
+            raise ValueError(f"{ae_dir}: its encoder differs from the one the DiT was trained on "
+                             f"(first: {changed[0]}); only a decoder trained with the encoder frozen fits")
+        model.pretransform.model.load_state_dict(new)
+    extra: dict[str, Any] = {}
+    if description is not None:
+        extra["description"] = description
+    if ae_dir is not None:
+        extra["decoder_from"] = str(ae_dir)
+    return save_model(model, out_dir, extra, dtype=torch.float16 if half else None)

@@ -148,3 +148,87 @@ def test_decoding_only_the_kept_frames_plus_margin_equals_the_whole_window(vae: 
         whole = vae.decode(z)[..., :keep]
         part = vae.decode(z[..., : -(-keep // 256) + DECODE_MARGIN_FRAMES])[..., :keep]
     assert ((whole - part).abs().max() / whole.abs().max()) < 1e-5
+
+
+def _patched_raw(patch: int = 4) -> dict:
+    from engine import mini_autoencoder_config
+    return mini_autoencoder_config(channels=4, c_mults=(1, 2), strides=(4, 8), latent_dim=8, patch_size=patch)
+
+
+def test_patched_front_end_is_stable_audio_tools_layout_and_exactly_invertible() -> None:
+    ae = AutoencoderPretransform(parse_autoencoder(_patched_raw(4)))
+    assert ae.downsampling_ratio == 128 and ae.model.encoder.layers[0].weight_v.shape[1] == 8
+    x = torch.arange(2 * 12, dtype=torch.float32).reshape(1, 2, 12)
+    patched = ae.model.patch(x)
+    # "b c (l h) -> b (c h) l": channel c*p + h at frame l holds sample l*p + h of channel c.
+    assert patched.shape == (1, 8, 3)
+    for c in range(2):
+        for h in range(4):
+            for l in range(3):
+                assert patched[0, c * 4 + h, l] == x[0, c, l * 4 + h]
+    assert torch.equal(ae.model.unpatch(patched), x)
+
+
+def test_patched_autoencoder_chunks_exactly_and_matches_manual_patching() -> None:
+    ae = AutoencoderPretransform(parse_autoencoder(_patched_raw(4)))
+    _randomize(ae, 0.1)
+    ae.eval()
+    x = torch.randn(1, 2, 128 * 200, generator=torch.Generator().manual_seed(3)) * 0.3
+    with torch.no_grad():
+        whole = ae.encode(x, sample=False, chunk_frames=10_000)
+        chunked = ae.encode(x, sample=False, chunk_frames=64, overlap_frames=32)
+        manual = ae.model.encoder(x.reshape(1, 2, -1, 4).transpose(2, 3).reshape(1, 8, -1)).chunk(2, dim=1)[0]
+        assert torch.allclose(whole, manual, atol=1e-6)
+        assert ((whole - chunked).abs().max() / whole.abs().max()) < 1e-5
+        y = ae.decode(whole, chunk_frames=10_000)
+        y_chunked = ae.decode(whole, chunk_frames=64, overlap_frames=32)
+        raw_y = ae.model.decoder(whole)  # [1, 8, L * 32]: unpatching interleaves it back to [1, 2, L * 128]
+    assert y.shape == x.shape
+    assert ((y - y_chunked).abs().max() / y.abs().max()) < 1e-5
+    assert torch.equal(y[0, 1, 4 * 5 + 2], raw_y[0, 4 + 2, 5])
+
+
+def test_patched_config_errors_name_the_problem() -> None:
+    raw = _patched_raw(4)
+    raw["downsampling_ratio"] = 32
+    with pytest.raises(ConfigError, match="x patch_size 4"):
+        parse_autoencoder(raw)
+    raw = _patched_raw(4)
+    raw["encoder"]["config"]["in_channels"] = 2
+    with pytest.raises(ConfigError, match="in_channels is 2.*needs 8"):
+        parse_autoencoder(raw)
+    raw = _patched_raw(4)
+    raw["pretransform"]["type"] = "pqmf"
+    with pytest.raises(ConfigError, match="only 'patched'"):
+        parse_autoencoder(raw)
+    raw = _patched_raw(4)
+    raw["pretransform"]["config"]["channels"] = 1
+    with pytest.raises(ConfigError, match="channels is 1"):
+        parse_autoencoder(raw)
+
+
+def test_dit_patching_folds_frames_into_tokens_as_stable_audio_tools() -> None:
+    """patch_size p: tokens are "b (t p) c -> b t (c p)" and the output unfolds back exactly."""
+    cfg = DiTConfig(io_channels=3, embed_dim=64, depth=1, num_heads=2, cond_token_dim=0, global_cond_dim=0,
+                    patch_size=2)
+    net = DiffusionTransformer(cfg).eval()
+    assert net.transformer.project_in.weight.shape[1] == 6
+    seen: list[torch.Tensor] = []
+
+    def identity_transformer(tokens: torch.Tensor, prepend: torch.Tensor, context: object) -> torch.Tensor:
+        seen.append(tokens)
+        return torch.cat((torch.zeros_like(tokens[:, :1]), tokens), dim=1)
+
+    net.transformer.forward = identity_transformer  # type: ignore[method-assign]
+    x = torch.randn(2, 3, 10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = net(x, torch.rand(2))
+    tokens = seen[0]
+    assert tokens.shape == (2, 5, 6)
+    for t in range(5):
+        for c in range(3):
+            for j in range(2):
+                assert tokens[1, t, c * 2 + j] == x[1, c, t * 2 + j]
+    assert torch.equal(out, x)  # zero-initialised pre/post convs: unfolding is the exact inverse
+    with pytest.raises(ValueError, match="multiple of the DiT's patch_size 2"):
+        net(x[..., :9], torch.rand(2))

@@ -153,3 +153,29 @@ def test_recipe_holds_everything_needed_to_reproduce(gen: Generator) -> None:
     again = gen.render(RenderRequest(**{k: recipe[k] for k in (
         "prompt", "seconds", "negative", "seed", "steps", "cfg", "sampler", "sigma_min", "sigma_max")}))[0]
     assert np.array_equal(res.audio, again.audio)
+
+
+def test_local_attention_models_sample_only_what_the_render_keeps() -> None:
+    torch.manual_seed(0)
+    raw = tiny_config(window_seconds=6.0)
+    raw["model"]["diffusion"]["config"].update(attn_window=8, global_layers=[1], patch_size=2)
+    local = Generator(build_model(raw), device="cpu")
+    window = local.model.config.window_frames  # 6 s at 172 frames/s
+    frames = local.render_frames(1.0)
+    # 1 s = 173 frames + 16 margin = 189, rounded up to blocks of 8 tokens x 2 frames = 192.
+    assert frames == 192 < window
+    assert local.render_frames(60.0) == window
+    seen: list[int] = []
+    real = local.model.model.forward
+
+    def spy(x: torch.Tensor, *a: object, **k: object) -> torch.Tensor:
+        seen.append(x.shape[-1])
+        return real(x, *a, **k)
+
+    local.model.model.forward = spy  # type: ignore[method-assign]
+    a = local.render(RenderRequest(prompt="x", seconds=1.0, steps=3, seed=4))[0].audio
+    b = local.render(RenderRequest(prompt="x", seconds=1.0, steps=3, seed=4))[0].audio
+    assert set(seen) == {192} and a.shape == (2, 44100) and np.array_equal(a, b)
+    # Full-attention models (the public configs) keep sampling their whole window.
+    full = Generator(build_model(tiny_config(window_seconds=6.0)), device="cpu")
+    assert full.render_frames(1.0) == full.model.config.window_frames

@@ -80,19 +80,34 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
     assert sorted(p.name for p in latents.glob("s*.npy")) == [f"s{i}.npy" for i in range(4)]
     config = tiny_config(window_seconds=1.5)
+    # Crops shorter than the window, one longer crop every 4th step (the long-context schedule).
     folder = train_dit(config, corpus, latents, trained_ae, tmp_path / "dit",
-                       DiTTrainConfig(steps=30, batch_size=2, lr=1e-3, log_every=5, ckpt_every=15),
+                       DiTTrainConfig(steps=30, batch_size=2, lr=1e-3, log_every=5, ckpt_every=15,
+                                      crop_frames=128, long_frames=256),
                        quiet=True, description="test")
     losses = _losses(tmp_path / "dit")
     assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
     model = load_model(folder)
     assert model.config.raw["longplay"]["description"] == "test"
+    # The pretransform scale makes the DiT's latents unit-variance, and is written to the config.
+    means = np.concatenate([np.load(f)[:8].ravel() for f in latents.glob("s*.npy")]).astype(np.float64)
+    train_means = np.concatenate([np.load(latents / f"s{i}.npy")[:8].ravel() for i in range(3)]).astype(np.float64)
+    assert model.config.autoencoder.scale == pytest.approx(train_means.std(), rel=1e-3)
+    assert means.std() > 0
     # The frozen autoencoder is the one trained above, unchanged.
     ae, _ = load_autoencoder(trained_ae)
     for k, v in ae.state_dict().items():
         assert torch.equal(model.pretransform.model.state_dict()[k], v), k
     res = Generator(model, device="cpu").render(RenderRequest("tone 220 Hz, clicks", seconds=1.0, steps=4, seed=0))[0]
     assert res.audio.shape == (2, SR) and np.isfinite(res.audio).all()
+    # Packaging: float16 weights, half the size, the same render up to float16 rounding.
+    from engine import package_model
+    shipped = package_model(folder, tmp_path / "ship", trained_ae, description="shipped")
+    assert (shipped / "model.safetensors").stat().st_size < 0.6 * (folder / "model.safetensors").stat().st_size
+    small = load_model(shipped)
+    assert small.config.raw["longplay"]["description"] == "shipped"
+    res16 = Generator(small, device="cpu").render(RenderRequest("tone 220 Hz, clicks", seconds=1.0, steps=4, seed=0))[0]
+    assert np.abs(res16.audio - res.audio).max() < 0.05 * np.abs(res.audio).max() + 1e-3
 
 
 def test_corpus_errors_are_clear(tmp_path: Path) -> None:
@@ -119,3 +134,35 @@ def test_stereo_stft_loss_equals_auraloss_weighting_inside_each_resolution() -> 
     expected = ref(ms(y), ms(x)) + 0.5 * ref(y, x)
     assert torch.allclose(StereoSTFTLoss(SR)(y, x), expected, rtol=1e-5)
     assert StereoSTFTLoss(SR)(x, x) < 1e-3 < float(expected)
+
+
+def test_decoder_only_training_keeps_the_latent_space(trained_ae: Path, corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    dec = tmp_path / "dec"
+    shutil.copytree(trained_ae, dec)
+    train_autoencoder(corpus, dec, AE_RAW, AETrainConfig(steps=28, batch_size=2, crop_samples=4096, lr=1e-3,
+                                                         log_every=4, ckpt_every=14, decoder_only=True), quiet=True)
+    before, _ = load_autoencoder(trained_ae)
+    after, raw = load_autoencoder(dec)
+    assert raw["longplay"]["step"] == 28
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+
+
+def test_time_limit_stops_with_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    out = train_autoencoder(corpus, tmp_path / "ae", AE_RAW,
+                            AETrainConfig(steps=1000, batch_size=1, crop_samples=4096, time_limit_s=1e-9), quiet=True)
+    assert load_autoencoder(out)[1]["longplay"]["step"] == 0
+
+
+def test_sharded_encoding_equals_one_pass(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    one = encode_corpus(corpus, trained_ae, tmp_path / "one", quiet=True)
+    for i in range(2):
+        two = encode_corpus(corpus, trained_ae, tmp_path / "two", quiet=True, shard=(i, 2))
+    for f in sorted(one.glob("*.npy")):
+        assert np.array_equal(np.load(f), np.load(two / f.name)), f.name
+    assert not list(two.glob("*.tmp.npy"))
+    with pytest.raises(ValueError, match="shard 2 of 2"):
+        encode_corpus(corpus, trained_ae, tmp_path / "x", quiet=True, shard=(2, 2))
