@@ -27,6 +27,8 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--batch", type=int, default=4)
     ae.add_argument("--crop", type=int, default=65536, help="samples per training crop (multiple of the hop)")
     ae.add_argument("--lr", type=float, default=1.5e-4)
+    ae.add_argument("--lr-final", type=float, default=1.0,
+                    help="learning rate at --steps as a fraction of --lr, reached linearly (1: constant)")
     ae.add_argument("--seed", type=int, default=0)
     ae.add_argument("--channels", type=int, default=32)
     ae.add_argument("--latent-dim", type=int, default=32)
@@ -57,6 +59,8 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--steps", type=int, default=4000)
     dit.add_argument("--batch", type=int, default=4)
     dit.add_argument("--lr", type=float, default=3e-4)
+    dit.add_argument("--lr-final", type=float, default=1.0,
+                     help="learning rate at --steps as a fraction of --lr, reached linearly (1: constant)")
     dit.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved weights")
     dit.add_argument("--seed", type=int, default=0)
     dit.add_argument("--window", type=float, default=190.0, help="training window in seconds")
@@ -89,7 +93,8 @@ def run_train(args: argparse.Namespace) -> int:
             raw = engine.mini_autoencoder_config(channels=args.channels, latent_dim=args.latent_dim,
                                                  patch_size=args.patch_size)
             cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
-                                       lr=args.lr, seed=args.seed, decoder_only=args.decoder_only,
+                                       lr=args.lr, lr_final=args.lr_final, seed=args.seed,
+                                       decoder_only=args.decoder_only,
                                        time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, raw, cfg, should_stop=stop.is_set)
         elif args.train_command == "package":
@@ -112,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
                 return -(-round(seconds * rate) // args.patch) * args.patch
 
             cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
-                                        ema_decay=args.ema,
+                                        ema_decay=args.ema, lr_final=args.lr_final,
                                         crop_frames=frames(args.crop), long_frames=frames(args.long),
                                         time_limit_s=args.minutes * 60)
             out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,

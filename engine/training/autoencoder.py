@@ -35,6 +35,11 @@ class AETrainConfig:
     batch_size: int = 4
     crop_samples: int = 65536
     lr: float = 1.5e-4
+    # Linear decay of the learning rate to `lr * lr_final` at `steps` (1.0: constant). Set from the
+    # step count, so a resumed run (even one resumed with another `lr`) follows the same schedule.
+    lr_final: float = 1.0
+    # Crops quieter than this (dBFS RMS) are redrawn; None keeps every crop.
+    min_rms_db: float | None = -50.0
     kl_weight: float = 1e-4
     seed: int = 0
     log_every: int = 25
@@ -144,7 +149,10 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
             break
         if cfg.time_limit_s and time.monotonic() - started > cfg.time_limit_s:
             break
-        x = torch.from_numpy(np.stack([bank.crop(rng, cfg.crop_samples) for _ in range(cfg.batch_size)]))  # [B, C, N]
+        x = torch.from_numpy(np.stack([bank.crop(rng, cfg.crop_samples, cfg.min_rms_db)
+                                       for _ in range(cfg.batch_size)]))  # [B, C, N]
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * (1.0 - (1.0 - cfg.lr_final) * min(step / max(cfg.steps, 1), 1.0))
         with torch.set_grad_enabled(not cfg.decoder_only):
             z, kl = model.encode(x)
         y = model.decode(z)

@@ -69,8 +69,22 @@ class AudioBank:
             audio = conform(audio, sr, sample_rate, channels)
             self.audio.append(np.clip(audio * 32767.0, -32768, 32767).astype(np.int16))
 
-    def crop(self, rng: random.Random, length: int) -> np.ndarray:
-        """A random `[C, length]` float32 crop (zero-padded when an item is shorter)."""
+    def crop(self, rng: random.Random, length: int, min_rms_db: float | None = None, tries: int = 8) -> np.ndarray:
+        """A random `[C, length]` float32 crop (zero-padded when an item is shorter).
+
+        With `min_rms_db`, crops quieter than that are redrawn (up to `tries` times): rendered
+        stems hold long digital silences, whose log-spectra no decoder can match, and a batch of
+        them teaches nothing but costs a step."""
+        for attempt in range(tries):
+            out = self._crop(rng, length)
+            if min_rms_db is None or attempt == tries - 1:
+                return out
+            rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))
+            if 20 * np.log10(rms + 1e-12) >= min_rms_db:
+                return out
+        return out
+
+    def _crop(self, rng: random.Random, length: int) -> np.ndarray:
         i = rng.randrange(len(self.audio))
         a = self.audio[i]
         if a.shape[1] <= length:

@@ -33,6 +33,7 @@ class DiTTrainConfig:
     steps: int = 4000
     batch_size: int = 4
     lr: float = 3e-4
+    lr_final: float = 1.0  # linear decay to lr * lr_final at `steps` after a 100-step warmup (1: constant)
     weight_decay: float = 1e-3
     ema_decay: float = 0.999
     cfg_dropout: float = 0.1
@@ -175,7 +176,10 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     model.pretransform.requires_grad_(False).eval()
     params = [p for n, p in model.named_parameters() if not n.startswith("pretransform.")]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))  # short warmup
+    def lr_factor(s: int) -> float:  # short warmup, then linear decay
+        return min(1.0, (s + 1) / 100) * (1.0 - (1.0 - cfg.lr_final) * min(s / max(cfg.steps, 1), 1.0))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     ema = make_ema(model, cfg.ema_decay)
     rng = random.Random(cfg.seed)
     state_path = out / "train_state.pt"

@@ -166,3 +166,20 @@ def test_sharded_encoding_equals_one_pass(corpus: Path, trained_ae: Path, tmp_pa
     assert not list(two.glob("*.tmp.npy"))
     with pytest.raises(ValueError, match="shard 2 of 2"):
         encode_corpus(corpus, trained_ae, tmp_path / "x", quiet=True, shard=(2, 2))
+
+
+def test_quiet_crops_are_redrawn(tmp_path: Path) -> None:
+    import random
+
+    from engine.training.data import AudioBank
+
+    root = _synthetic_corpus(tmp_path / "c", n=2)
+    sf.write(str(root / "audio" / "s1.flac"), np.zeros((SR, 2), np.float32), SR, subtype="PCM_24")
+    bank = AudioBank(read_index(root, None), SR, 2)
+
+    def silent_share(min_rms_db: float | None) -> float:
+        rng = random.Random(0)
+        return float(np.mean([not bank.crop(rng, 2048, min_rms_db).any() for _ in range(60)]))
+
+    assert silent_share(None) > 0.3
+    assert silent_share(-50.0) == 0.0
