@@ -42,6 +42,7 @@ def add_train_parser(sub: Any) -> None:
     enc.add_argument("--corpus", required=True)
     enc.add_argument("--ae", required=True, help="trained autoencoder folder")
     enc.add_argument("--out", required=True, help="latents folder")
+    enc.add_argument("--kinds", default="", help="comma-separated item kinds to encode, e.g. mix,stem:drums (default: all)")
     enc.add_argument("--shard", default="0/1", help="I/N: encode every N-th item from the I-th (parallel processes)")
 
     pkg = tsub.add_parser("package", help="make a trained model folder shippable (fine-tuned decoder, float16)")
@@ -50,6 +51,9 @@ def add_train_parser(sub: Any) -> None:
     pkg.add_argument("--ae", help="autoencoder folder whose decoder replaces the model's (same encoder)")
     pkg.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16)")
     pkg.add_argument("--description", help="replace the model's description")
+    pkg.add_argument("--default-steps", type=int, help="sampler steps renders use unless asked otherwise")
+    pkg.add_argument("--default-cfg", type=float, help="guidance scale renders use unless asked otherwise")
+    pkg.add_argument("--default-sampler", help="sampler renders use unless asked otherwise")
 
     dit = tsub.add_parser("dit", help="train the DiT and text encoder on encoded latents")
     dit.add_argument("--corpus", required=True)
@@ -67,7 +71,7 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--width", type=int, default=256)
     dit.add_argument("--depth", type=int, default=8)
     dit.add_argument("--heads", type=int, default=4)
-    dit.add_argument("--attn-window", type=int, default=0, help="local attention block in latent frames (0: full)")
+    dit.add_argument("--attn-window", type=int, default=0, help="local attention block in DiT tokens (latent frames / --patch; 0: full)")
     dit.add_argument("--global-layers", default="", help="comma-separated layers keeping full attention")
     dit.add_argument("--patch", type=int, default=1, help="latent frames per DiT token")
     dit.add_argument("--crop", type=float, default=0.0, help="training crop in seconds (0: the whole window)")
@@ -98,13 +102,16 @@ def run_train(args: argparse.Namespace) -> int:
                                        time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, raw, cfg, should_stop=stop.is_set)
         elif args.train_command == "package":
+            defaults = {k: v for k, v in (("steps", args.default_steps), ("cfg", args.default_cfg),
+                                          ("sampler", args.default_sampler)) if v is not None}
             out = engine.package_model(args.model, args.out, args.ae, half=not args.float32,
-                                       description=args.description)
+                                       description=args.description, defaults=defaults)
         elif args.train_command == "encode":
             index, _, count = args.shard.partition("/")
             if not (index.isdigit() and count.isdigit()):
                 raise BridgeError(f"--shard must look like 0/2, got {args.shard!r}")
-            out = engine.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)))
+            kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] or None
+            out = engine.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)), kinds=kinds)
         else:
             ae_raw = json.loads((Path(args.ae) / "model_config.json").read_text())["model"]
             layers = tuple(int(x) for x in args.global_layers.split(",") if x.strip())

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds docs/screenshot.png: a tiny random model (so its "music" is coloured noise), a few
-# renders requested over OSC the way a DAW would, then the app under Xvfb with --smoke.
+# Rebuilds docs/screenshot.png: the embedded model (longplay-mini; a tiny random one if it is
+# missing), a few renders requested over OSC the way a DAW would, then the app under Xvfb with --smoke.
 #   bash docs/screenshot.sh            (needs xvfb-run: `make apt`)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,18 +9,24 @@ WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export XDG_CONFIG_HOME="$WORK/config"   # leave the user's own settings alone
 
-$PY - "$WORK/models/longplay-demo" <<'PY'
+MODEL=resources/models/longplay-mini
+STEPS=
+if [ ! -f "$MODEL/model_config.json" ]; then
+  MODEL="$WORK/models/longplay-demo"
+  STEPS="--steps 4"
+  $PY - "$MODEL" <<'PY'
 import sys, torch
 from engine import build_model, save_model, tiny_config
 torch.manual_seed(0)
 save_model(build_model(tiny_config(window_seconds=12.0)), sys.argv[1], {"description": "tiny random model"})
 PY
+fi
 
 PORT=$($PY -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.venv/bin/longplay serve --model "$WORK/models/longplay-demo" --out "$WORK/out" --osc-port "$PORT" &
+.venv/bin/longplay serve --model "$MODEL" --out "$WORK/out" --osc-port "$PORT" &
 SERVER=$!
 sleep 1
-client() { $PY resources/daw/longplay_client.py --port "$PORT" --quiet --steps 4 "$@" >/dev/null; }
+client() { $PY resources/daw/longplay_client.py --port "$PORT" --quiet $STEPS "$@" >/dev/null; }
 until client "warmup" --seconds 0.5 --name warmup 2>/dev/null; do sleep 1; done
 rm -f "$WORK"/out/warmup_*
 client "dusty boom bap drums, vinyl crackle" --bpm 92 --bars 4 --seed 1234
@@ -52,10 +58,10 @@ for i in range(8):  # kick on 1 and 3, snare on 2 and 4, hats in between
 sf.write(sys.argv[1], np.stack([out, out * 0.9], axis=1).astype(np.float32) * 0.8, sr)
 s = Settings(QSettings("Longplay", "Longplay"))
 s["form/values"] = {"prompt": "dusty boom bap drums, vinyl crackle, warm Rhodes chords", "length_mode": "bars",
-                    "bars": 4, "bpm": 92.0, "steps": 4, "cfg": 7.0, "seed": 1234, "seed_locked": True,
+                    "bars": 4, "bpm": 92.0, "seed": 1234, "seed_locked": True,
                     "init_audio": sys.argv[1], "init_strength": 0.6}
 s.sync()
 PY
 
-xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/longplay app --model "$WORK/models/longplay-demo" \
+xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/longplay app --model "$MODEL" \
     --out "$WORK/out" --smoke docs/screenshot.png

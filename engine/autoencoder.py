@@ -340,13 +340,22 @@ class AutoencoderPretransform(nn.Module):
         self.latent_dim = cfg.latent_dim
         self.scale = cfg.scale
 
+    @property
+    def default_chunk_frames(self) -> int:
+        """128 latent frames per chunk for SAO-width models (stable-audio-tools' default); narrower
+        models take longer chunks at the same activation memory, so less is spent on overlaps
+        (a 32-frame overlap costs 33 % at 128 frames, 6 % at 512)."""
+        widest = max(self.cfg.encoder.channels, self.cfg.decoder.channels)
+        return 128 * max(1, min(8, 128 // max(widest, 1)))
+
     def encode(self, audio: Tensor, sample: bool = True, generator: torch.Generator | None = None,
-               chunk_frames: int = 128, overlap_frames: int = 32) -> Tensor:
+               chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
         """Audio `[B, C, N]` (N a multiple of the hop) -> latents `[B, D, N / hop]`."""
         hop = self.downsampling_ratio
         if audio.shape[-1] % hop:
             raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the hop {hop}")
         enc_ch = self.cfg.encoder.latent_dim
+        chunk_frames = chunk_frames or self.default_chunk_frames
         pre = run_chunked(self.model.encode_pre, audio, chunk_frames, overlap_frames, hop, 1, enc_ch)
         if self.cfg.bottleneck == "vae":
             mean, scale = pre.chunk(2, dim=1)
@@ -355,8 +364,9 @@ class AutoencoderPretransform(nn.Module):
             latents = pre
         return latents / self.scale
 
-    def decode(self, latents: Tensor, chunk_frames: int = 128, overlap_frames: int = 32) -> Tensor:
+    def decode(self, latents: Tensor, chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""
         z = latents * self.scale
+        chunk_frames = chunk_frames or self.default_chunk_frames
         return run_chunked(self.model.decode_audio, z, chunk_frames, overlap_frames, 1,
                            self.downsampling_ratio, self.io_channels)

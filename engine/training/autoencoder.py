@@ -89,8 +89,12 @@ def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, An
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model_config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    tmp = folder / "model_config.json.tmp"  # write-then-rename: a stop mid-save keeps the last good folder
+    tmp.write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    tmp.replace(folder / "model_config.json")
+    tmpw = folder / "model.safetensors.tmp"
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmpw))
+    tmpw.replace(folder / "model.safetensors")
     return folder
 
 

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -52,12 +52,14 @@ class DiTTrainConfig:
 
 @torch.no_grad()
 def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Path,
-                  quiet: bool = False, shard: tuple[int, int] = (0, 1)) -> Path:
+                  quiet: bool = False, shard: tuple[int, int] = (0, 1),
+                  kinds: Sequence[str] | None = None) -> Path:
     """Encode every corpus item (both splits) to `<id>.npy` float16 `[2D, L]` (VAE mean and scale).
 
     The VAE is sampled per training step from the stored mean/scale, as the reference's
     pre-encoded training does; resumable (existing files are kept). `shard=(i, n)` encodes every
-    n-th item from the i-th, so n processes can share the work (one CPU thread each).
+    n-th item from the i-th, so n processes can share the work (one CPU thread each); `kinds`
+    (e.g. `("mix", "stem:drums")`) encodes only those kinds of items.
     """
     from ..audio_io import conform, load_audio
     from ..autoencoder import run_chunked
@@ -73,13 +75,15 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
     items = read_index(corpus_dir, None)
     for n, item in enumerate(items, 1):
         target = out / f"{item.id}.npy"
-        if (n - 1) % count != index or target.is_file():
+        if (n - 1) % count != index or target.is_file() or (kinds is not None and item.kind not in kinds):
             continue
         audio, sr = load_audio(item.path)
         audio = conform(audio, sr, raw["sample_rate"], cfg.io_channels)
         pad = (-audio.shape[1]) % hop
         x = torch.from_numpy(np.pad(audio, ((0, 0), (0, pad))))[None]  # [1, C, N]
-        h = run_chunked(ae.encode_pre, x, 128, 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
+        # Longer chunks for narrow models (see AutoencoderPretransform.default_chunk_frames).
+        chunk = 128 * max(1, min(8, 128 // max(cfg.encoder.channels, cfg.decoder.channels)))
+        h = run_chunked(ae.encode_pre, x, chunk, 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
         tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, h.numpy().astype(np.float16))
         tmp.replace(target)
@@ -96,8 +100,14 @@ class LatentBank:
 
     def __init__(self, corpus_dir: str | Path, latent_dir: str | Path, latent_rate: float, split: str = "train",
                  scale: float = 1.0):
-        self.items = read_index(corpus_dir, split)
         root = Path(latent_dir)
+        items = read_index(corpus_dir, split)
+        # Items without latents (e.g. stems left out of a quicker encode) are skipped, not fatal.
+        self.items = [it for it in items if (root / f"{it.id}.npy").is_file()]
+        self.skipped = len(items) - len(self.items)
+        if not self.items:
+            raise FileNotFoundError(f"{root}: no latents for any {split} item of {corpus_dir}; "
+                                    f"run `longplay train encode` first")
         self.latents = [np.load(root / f"{it.id}.npy") for it in self.items]
         self.silence = torch.from_numpy(np.load(root / "_silence.npy"))  # [2D]
         self.rate = latent_rate
@@ -237,10 +247,12 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
 
 
 def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path | None = None,
-                  half: bool = True, description: str | None = None) -> Path:
+                  half: bool = True, description: str | None = None,
+                  defaults: Mapping[str, Any] | None = None) -> Path:
     """A trained model folder -> a shippable one: optionally with the autoencoder of `ae_dir`
     swapped in (a decoder trained on after the latents were encoded: its encoder must be the same,
-    so the latent space the DiT learned is unchanged), weights stored as float16 when `half`."""
+    so the latent space the DiT learned is unchanged), weights stored as float16 when `half`,
+    and sampler `defaults` (steps, cfg, sampler, ...) that renders use when a request leaves them unset."""
     from ..checkpoint import load_model
 
     model = load_model(model_dir)
@@ -260,4 +272,7 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
         extra["description"] = description
     if ae_dir is not None:
         extra["decoder_from"] = str(ae_dir)
+    if defaults:
+        old = model.config.raw.get("longplay", {}).get("defaults", {})
+        extra["defaults"] = {**old, **defaults}
     return save_model(model, out_dir, extra, dtype=torch.float16 if half else None)

@@ -102,12 +102,21 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     assert res.audio.shape == (2, SR) and np.isfinite(res.audio).all()
     # Packaging: float16 weights, half the size, the same render up to float16 rounding.
     from engine import package_model
-    shipped = package_model(folder, tmp_path / "ship", trained_ae, description="shipped")
+    shipped = package_model(folder, tmp_path / "ship", trained_ae, description="shipped", defaults={"steps": 4})
     assert (shipped / "model.safetensors").stat().st_size < 0.6 * (folder / "model.safetensors").stat().st_size
     small = load_model(shipped)
     assert small.config.raw["longplay"]["description"] == "shipped"
+    assert Generator(small, device="cpu").defaults["steps"] == 4
     res16 = Generator(small, device="cpu").render(RenderRequest("tone 220 Hz, clicks", seconds=1.0, steps=4, seed=0))[0]
     assert np.abs(res16.audio - res.audio).max() < 0.05 * np.abs(res.audio).max() + 1e-3
+    # A decoder can be swapped in only together with the very encoder the DiT learned from.
+    from engine.training.autoencoder import save_autoencoder
+    ae, raw = load_autoencoder(trained_ae)
+    with torch.no_grad():
+        next(p for n, p in ae.named_parameters() if n.startswith("encoder.")).add_(0.1)
+    save_autoencoder(ae, tmp_path / "other_ae", raw)
+    with pytest.raises(ValueError, match="encoder differs"):
+        package_model(folder, tmp_path / "ship2", tmp_path / "other_ae")
 
 
 def test_corpus_errors_are_clear(tmp_path: Path) -> None:
@@ -183,3 +192,16 @@ def test_quiet_crops_are_redrawn(tmp_path: Path) -> None:
 
     assert silent_share(None) > 0.3
     assert silent_share(-50.0) == 0.0
+
+
+def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    from engine.training.diffusion import LatentBank
+
+    none = encode_corpus(corpus, trained_ae, tmp_path / "none", quiet=True, kinds=("stem:drums",))
+    assert not list(none.glob("s*.npy"))
+    with pytest.raises(FileNotFoundError, match="no latents"):
+        LatentBank(corpus, none, 172.0)
+    some = encode_corpus(corpus, trained_ae, tmp_path / "some", quiet=True, kinds=("mix",))
+    (some / "s0.npy").unlink()  # an item left out: skipped, the others train
+    bank = LatentBank(corpus, some, 172.0)
+    assert [it.id for it in bank.items] == ["s1", "s2"] and bank.skipped == 1

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Rebuilds resources/models/longplay-mini from nothing, the way it was made (2-core CPU, ~2.5 h):
+# corpus -> autoencoder -> latents -> DiT (+ the decoder trained on, encoder frozen) -> package.
+# Every stage resumes if interrupted. Run from the repository root after `make venv apt`.
+#   bash scripts/train_longplay_mini.sh [WORK_DIR]     (default: data/)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+W=${1:-data}
+LP=.venv/bin/longplay
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1   # two 1-thread processes beat one 2-thread one here
+
+# 1. Corpus: 99 songs of 11 genres (seed 7), each mix with 2 stems; ~12 h of audio, ~20 min.
+$LP corpus "$W/corpus" --songs 99 --seed 7 --stems 2 --jobs 2
+
+# 2. Autoencoder (patch 4, 32 channels, 32-dim latents at 21.5 Hz): 825 steps at a constant
+#    6e-4, then to step 3400 with the learning rate falling linearly from 4e-4 (40 min, 2 threads).
+OMP_NUM_THREADS=2 $LP train ae --corpus "$W/corpus" --out "$W/runs/ae2" --steps 825 --batch 4 --crop 16384 \
+    --lr 6e-4 --channels 32 --latent-dim 32 --patch-size 4
+OMP_NUM_THREADS=2 $LP train ae --corpus "$W/corpus" --out "$W/runs/ae2" --steps 3400 --batch 4 --crop 16384 \
+    --lr 4e-4 --lr-final 0.05 --channels 32 --latent-dim 32 --patch-size 4 --minutes 40
+
+# 3. Latents of the mixes and drum stems, two processes (~15 min).
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/ae2" --out "$W/runs/latents" --kinds mix,stem:drums --shard 0/2 &
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/ae2" --out "$W/runs/latents" --kinds mix,stem:drums --shard 1/2
+wait
+
+# 4. In parallel: the decoder trains on with the encoder frozen, and the DiT trains (~50 min each).
+rm -rf "$W/runs/ae2-dec" && cp -r "$W/runs/ae2" "$W/runs/ae2-dec"
+$LP train ae --corpus "$W/corpus" --out "$W/runs/ae2-dec" --decoder-only --steps 5600 --batch 4 --crop 16384 \
+    --lr 1.5e-4 --lr-final 0.033 --channels 32 --latent-dim 32 --patch-size 4 --minutes 55 &
+$LP train dit --corpus "$W/corpus" --latents "$W/runs/latents" --ae "$W/runs/ae2" --out "$W/runs/dit1" \
+    --window 285.3 --width 192 --depth 8 --heads 3 --attn-window 32 --global-layers 3,7 --patch 2 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 6e-4 --lr-final 0.1 --ema 0.995 --steps 1600 --minutes 52 \
+    --description "longplay-mini: Longplay's embedded demo model, trained on CPU on a generated corpus"
+wait
+
+# 5. Ship: the trained-on decoder swapped in, float16 weights, sampler defaults.
+$LP train package --model "$W/runs/dit1/model" --ae "$W/runs/ae2-dec" --out resources/models/longplay-mini \
+    "$@"
