@@ -13,7 +13,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1   # two 1-thread processes beat one 2
 $LP corpus "$W/corpus" --songs 99 --seed 7 --stems 2 --jobs 2
 
 # 2. Autoencoder (patch 4, 32 channels, 32-dim latents at 21.5 Hz): 825 steps at a constant
-#    6e-4, then to step 3400 with the learning rate falling linearly from 4e-4 (40 min, 2 threads).
+#    6e-4 (18 min), then to step 3400 with the learning rate falling linearly from 4e-4 (33 min).
 OMP_NUM_THREADS=2 $LP train ae --corpus "$W/corpus" --out "$W/runs/ae2" --steps 825 --batch 4 --crop 16384 \
     --lr 6e-4 --channels 32 --latent-dim 32 --patch-size 4
 OMP_NUM_THREADS=2 $LP train ae --corpus "$W/corpus" --out "$W/runs/ae2" --steps 3400 --batch 4 --crop 16384 \
@@ -36,4 +36,5 @@ wait
 
 # 5. Ship: the trained-on decoder swapped in, float16 weights, sampler defaults.
 $LP train package --model "$W/runs/dit1/model" --ae "$W/runs/ae2-dec" --out resources/models/longplay-mini \
-    "$@"
+    --default-steps 20 --default-cfg 5 \
+    --description "longplay-mini: Longplay's embedded demo model (DiT 192x8 + Oobleck patch-4 VAE + byte-level text encoder), trained on a 2-core CPU on a generated corpus"
