@@ -37,7 +37,10 @@ class ModelInfo:
 
 
 def model_search_paths() -> list[Path]:
-    """Where model folders are looked up, first match wins: LONGPLAY_MODELS, user data, resources."""
+    """Where model folders are looked up, first match wins: LONGPLAY_MODELS, user data, resources.
+
+    LONGPLAY_BUILTIN_MODELS replaces the last one (`resources/models/` of this checkout), for a
+    packaged app whose resources live elsewhere, or a test that must see no embedded model."""
     paths: list[Path] = []
     env = os.environ.get("LONGPLAY_MODELS")
     if env:
@@ -48,7 +51,8 @@ def model_search_paths() -> list[Path]:
         paths.append(Path(user_data_dir("longplay")) / "models")
     except ImportError:  # platformdirs is a declared dependency; tolerate its absence in odd installs
         pass
-    paths.append(REPO_MODELS)
+    builtin = os.environ.get("LONGPLAY_BUILTIN_MODELS")
+    paths.append(Path(builtin).expanduser() if builtin else REPO_MODELS)
     return paths
 
 

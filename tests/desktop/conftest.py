@@ -78,10 +78,12 @@ class StreamFactory:
 
 @pytest.fixture
 def isolated_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No model is found by name (LONGPLAY_MODELS and the user data dir point at empty folders)."""
+    """No model is found by name (LONGPLAY_MODELS, the user data dir and the embedded models'
+    folder point at empty folders)."""
     models = tmp_path / "models"
     models.mkdir()
     monkeypatch.setenv("LONGPLAY_MODELS", str(models))
+    monkeypatch.setenv("LONGPLAY_BUILTIN_MODELS", str(models))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     return models
 

@@ -1,0 +1,44 @@
+"""The shipped model, resources/models/longplay-mini: the default everywhere, small, and sound."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import Generator, RenderRequest, load_model
+from engine.checkpoint import REPO_MODELS, resolve_model
+
+FOLDER = REPO_MODELS / "longplay-mini"
+
+
+def test_it_is_the_default_and_small_enough_to_commit() -> None:
+    assert resolve_model(None) == FOLDER
+    size = sum(f.stat().st_size for f in FOLDER.rglob("*") if f.is_file())
+    assert size <= 40e6, f"{size / 1e6:.1f} MB"
+    meta = json.loads((FOLDER / "model_config.json").read_text())["longplay"]
+    assert meta["defaults"]["steps"] == 20 and meta["format_version"] == 1
+
+
+def test_it_renders_deterministically_with_its_own_defaults() -> None:
+    gen = Generator(load_model("longplay-mini"), device="cpu")
+    assert gen.model.config.dit.attn_window and gen.model.config.dit.patch_size == 2
+    assert gen.model.config.autoencoder.patch_size == 4 and gen.model.config.latent_rate == pytest.approx(21.533, abs=1e-3)
+    req = RenderRequest("drum and bass, 174 BPM, drums", seconds=2.0, steps=3, seed=11)
+    a, b = gen.render(req)[0].audio, gen.render(req)[0].audio
+    assert a.shape == (2, 88200) and np.array_equal(a, b)
+    rms = float(np.sqrt(np.mean(a ** 2)))
+    assert 1e-3 < rms < 0.7 and np.abs(a).max() <= 1.0  # audible, not silent, not clipping
+
+
+def test_generate_without_model_uses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.cli import main
+
+    monkeypatch.delenv("LONGPLAY_MODELS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert main(["generate", "lo-fi piano, 80 BPM", "--seconds", "1", "--steps", "2", "--seed", "3",
+                 "--out", str(tmp_path / "x.wav")]) == 0
+    recipe = json.loads((tmp_path / "x.json").read_text())
+    assert recipe["model"] == "longplay-mini" and recipe["steps"] == 2
