@@ -50,7 +50,7 @@ class Controller(QObject):
         self.dialogs = dialogs or Dialogs()
         self.form = FormModel(FormValues.from_dict(settings["form/values"]), self)
         if settings["form/values"]:
-            self.form.mark_restored()
+            self.form.mark_restored(settings["form/values"])
         self.history = HistoryModel(self)
         self.progress = ProgressModel(parent=self)
         self.peaks = PeakCache(parent=self)

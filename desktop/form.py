@@ -115,9 +115,10 @@ class FormModel(QObject):
             self.update(**changes)
             self._untouched = keep
 
-    def mark_restored(self) -> None:
-        """Values came from the user's last session: a model's defaults must not replace them."""
-        self._untouched = set()
+    def mark_restored(self, saved: Mapping[str, Any]) -> None:
+        """Values came from the user's last session: a model's defaults must not replace them
+        (fields the saved session did not hold still take the model's defaults)."""
+        self._untouched = {k for k in self._untouched if saved.get(k) is None}
 
     def length_seconds(self) -> float:
         v = self.values

@@ -86,6 +86,15 @@ def test_model_defaults_fill_only_untouched_fields(qapp: Any) -> None:
     assert (form.values.steps, form.values.cfg) == (8, 3.0)
     form.set_limits(Limits(max_seconds=10.0))
     assert form.values.seconds == 10.0  # the default 30 s is cut to the model's window
+    # A restored session keeps what it saved; what it did not save still takes the model's defaults.
+    restored = FormModel()
+    restored.mark_restored({"prompt": "pads", "cfg": 6.0})
+    restored.apply_model_defaults({"steps": 20, "cfg": 5.0})
+    assert (restored.values.steps, restored.values.cfg) == (20, 7.0)
+    everything = FormModel()
+    everything.mark_restored({"steps": 50, "cfg": 6.0})
+    everything.apply_model_defaults({"steps": 20, "cfg": 5.0})
+    assert everything.values.steps != 20
 
 
 def test_recall_puts_a_render_back(qapp: Any) -> None:
