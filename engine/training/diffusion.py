@@ -62,7 +62,7 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
     (e.g. `("mix", "stem:drums")`) encodes only those kinds of items.
     """
     from ..audio_io import conform, load_audio
-    from ..autoencoder import run_chunked
+    from ..autoencoder import default_chunk_frames, run_chunked
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,9 +81,7 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
         audio = conform(audio, sr, raw["sample_rate"], cfg.io_channels)
         pad = (-audio.shape[1]) % hop
         x = torch.from_numpy(np.pad(audio, ((0, 0), (0, pad))))[None]  # [1, C, N]
-        # Longer chunks for narrow models (see AutoencoderPretransform.default_chunk_frames).
-        chunk = 128 * max(1, min(8, 128 // max(cfg.encoder.channels, cfg.decoder.channels)))
-        h = run_chunked(ae.encode_pre, x, chunk, 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
+        h = run_chunked(ae.encode_pre, x, default_chunk_frames(cfg), 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
         tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, h.numpy().astype(np.float16))
         tmp.replace(target)
