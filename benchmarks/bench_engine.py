@@ -37,6 +37,7 @@ from engine import fastconv  # noqa: E402
 from engine.autoencoder import AudioAutoencoder, AutoencoderPretransform  # noqa: E402
 from engine.config import AutoencoderConfig, DiTConfig, OobleckConfig  # noqa: E402
 from engine.dit import DiffusionTransformer  # noqa: E402
+from tests.engine.diffusers_convert import randomize_  # noqa: E402  (the parity tests' weights)
 
 try:
     import warnings
@@ -58,26 +59,6 @@ _OOB = dict(audio_channels=2, channels=128, c_mults=(1, 2, 4, 8, 16), strides=(2
 SAO_VAE = AutoencoderConfig(encoder=OobleckConfig(latent_dim=128, **_OOB), decoder=OobleckConfig(latent_dim=64, **_OOB),
                             bottleneck="vae", latent_dim=64, downsampling_ratio=2048, io_channels=2)
 FAILED: list[str] = []
-
-
-def randomize_(module: nn.Module, seed: int) -> None:
-    """Well-scaled random weights (as tests/engine/test_parity_diffusers.py): activations stay O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            leaf, r = name.rsplit(".", 1)[-1], torch.randn(p.shape, generator=g)
-            if leaf == "gamma":
-                p.copy_(1 + 0.2 * r)
-            elif leaf in ("alpha", "beta"):
-                p.copy_(0.5 * r)
-            elif leaf == "weight_g":
-                p.copy_(0.25 + 0.5 * torch.rand(p.shape, generator=g))
-            elif leaf == "bias":
-                p.copy_(0.1 * r)
-            elif name.endswith("timestep_features.weight"):
-                p.copy_(r)
-            else:
-                p.copy_(r / math.sqrt(p[0].numel()))
 
 
 def timed(fns: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, float], dict[str, Any]]:

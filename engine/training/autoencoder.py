@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,7 +23,7 @@ from ..checkpoint import load_state_dict_strict
 from ..config import parse_autoencoder
 from ..errors import ModelLoadError
 from .data import AudioBank, read_index
-from .loop import Logger, load_state, rng_state, save_state, seed_everything, set_rng_state
+from .loop import Deadline, Logger, linear_decay, load_state, rng_state, save_state, seed_everything, set_rng_state
 
 STFT_SIZES = [2048, 1024, 512, 256, 128, 64, 32]  # stable-audio-tools' Oobleck recipe
 
@@ -146,17 +145,17 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
 
     if cfg.decoder_only:
         model.encoder.requires_grad_(False)  # AdamW skips parameters without gradients
-    started = time.monotonic()
+    deadline = Deadline(cfg.time_limit_s)
     log.begin(step)
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break
-        if cfg.time_limit_s and time.monotonic() - started > cfg.time_limit_s:
+        if deadline.passed():
             break
         x = torch.from_numpy(np.stack([bank.crop(rng, cfg.crop_samples, cfg.min_rms_db)
                                        for _ in range(cfg.batch_size)]))  # [B, C, N]
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * (1.0 - (1.0 - cfg.lr_final) * min(step / max(cfg.steps, 1), 1.0))
+            group["lr"] = cfg.lr * linear_decay(step, cfg.steps, cfg.lr_final)
         with torch.set_grad_enabled(not cfg.decoder_only):
             z, kl = model.encode(x)
         y = model.decode(z)

@@ -12,7 +12,6 @@ import json
 import os
 import math
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from ..checkpoint import save_model
 from ..model import ConditionedDiffusionModel, build_model
 from .autoencoder import load_autoencoder
 from .data import read_index
-from .loop import Logger, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
+from .loop import Deadline, Logger, linear_decay, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     params = [p for n, p in model.named_parameters() if not n.startswith("pretransform.")]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     def lr_factor(s: int) -> float:  # short warmup, then linear decay
-        return min(1.0, (s + 1) / 100) * (1.0 - (1.0 - cfg.lr_final) * min(s / max(cfg.steps, 1), 1.0))
+        return min(1.0, (s + 1) / 100) * linear_decay(s, cfg.steps, cfg.lr_final)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     ema = make_ema(model, cfg.ema_decay)
@@ -207,7 +206,7 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     if frames % unit or cfg.long_frames % unit:
         raise ValueError(f"crop_frames {frames} / long_frames {cfg.long_frames} must be multiples of the "
                          f"DiT's patch_size {unit}")
-    started = time.monotonic()
+    deadline = Deadline(cfg.time_limit_s)
 
     def checkpoint() -> None:
         save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
@@ -221,7 +220,7 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break
-        if cfg.time_limit_s and time.monotonic() - started > cfg.time_limit_s:
+        if deadline.passed():
             break
         if cfg.long_frames and step % cfg.long_every == cfg.long_every - 1:
             x0, metas = bank.batch(rng, 1, cfg.long_frames)
@@ -251,20 +250,18 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
     swapped in (a decoder trained on after the latents were encoded: its encoder must be the same,
     so the latent space the DiT learned is unchanged), weights stored as float16 when `half`,
     and sampler `defaults` (steps, cfg, sampler, ...) that renders use when a request leaves them unset."""
-    from ..checkpoint import load_model
+    from ..checkpoint import load_model, load_state_dict_strict
 
     model = load_model(model_dir)
     if ae_dir is not None:
         ae, _ = load_autoencoder(ae_dir)
-        own = model.pretransform.model.state_dict()
+        own = {k: v.clone() for k, v in model.pretransform.model.state_dict().items()}
         new = ae.state_dict()
-        if own.keys() != new.keys() or any(own[k].shape != new[k].shape for k in own):
-            raise ValueError(f"{ae_dir}: this autoencoder does not fit the model in {model_dir}")
+        load_state_dict_strict(model.pretransform.model, new, source=str(ae_dir))  # names a misfit key
         changed = [k for k in own if k.startswith("encoder.") and not torch.equal(own[k], new[k])]
         if changed:
             raise ValueError(f"{ae_dir}: its encoder differs from the one the DiT was trained on "
                              f"(first: {changed[0]}); only a decoder trained with the encoder frozen fits")
-        model.pretransform.model.load_state_dict(new)
     extra: dict[str, Any] = {}
     if description is not None:
         extra["description"] = description

@@ -21,6 +21,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def linear_decay(step: int, steps: int, final: float) -> float:
+    """Learning-rate factor falling linearly from 1 to `final` at `steps` (then held): a function of
+    the step alone, so a resumed run follows the same schedule."""
+    return 1.0 - (1.0 - final) * min(step / max(steps, 1), 1.0)
+
+
+class Deadline:
+    """`time_limit_s` seconds from now (0: never); the loops stop, with a checkpoint, once it passed."""
+
+    def __init__(self, time_limit_s: float):
+        self.limit = time_limit_s
+        self.started = time.monotonic()
+
+    def passed(self) -> bool:
+        return bool(self.limit) and time.monotonic() - self.started > self.limit
+
+
 def make_ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
     """An exponential moving average of the weights (torch's AveragedModel, not hand-rolled)."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn

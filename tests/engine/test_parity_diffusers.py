@@ -40,6 +40,7 @@ from engine.dit import DiffusionTransformer  # noqa: E402
 from engine.errors import ModelLoadError, TextEncoderMissingError  # noqa: E402
 from engine.model import build_model  # noqa: E402
 from tests.engine import diffusers_convert as conv  # noqa: E402
+from tests.engine.diffusers_convert import randomize_  # noqa: E402
 
 # diffusers builds its Oobleck convs with the deprecated torch.nn.utils.weight_norm (whose
 # weight_g/weight_v names match the released checkpoints); its warning is not ours to fix.
@@ -53,35 +54,6 @@ def rel_err(ours: Tensor, theirs: Tensor) -> float:
     """Max abs difference relative to the reference output's max abs (scale-free, fp32-sized)."""
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     return ((ours - theirs).abs().max() / theirs.abs().max().clamp_min(1e-30)).item()
-
-
-def randomize_(module: nn.Module, seed: int) -> None:
-    """Random, non-zero, well-scaled values for every parameter (buffers such as LayerNorm beta stay).
-
-    Scales keep activations O(1) through the stacks so the relative error measures arithmetic
-    agreement, not chaos: Linear/conv weights ~ N(0, 1/fan_in), norm gains ~ 1, weight-norm g in
-    [0.25, 0.75], Snake log-alpha/beta ~ N(0, 0.5^2), Fourier frequencies ~ N(0, 1) as at init.
-    (With g in [0.5, 1.5] the Oobleck residual stacks grow activations to ~100, where
-    sin(alpha * x) turns the 1e-7 rounding difference between the two weight-norm formulas into a
-    1e-4 relative difference: measured, and not a semantic mismatch.)
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            leaf = name.rsplit(".", 1)[-1]
-            r = torch.randn(p.shape, generator=g)
-            if leaf == "gamma":
-                p.copy_(1 + 0.2 * r)
-            elif leaf in ("alpha", "beta"):
-                p.copy_(0.5 * r)
-            elif leaf == "weight_g":
-                p.copy_(0.25 + 0.5 * torch.rand(p.shape, generator=g))
-            elif leaf == "bias":
-                p.copy_(0.1 * r)
-            elif leaf == "weights" or name.endswith("timestep_features.weight"):
-                p.copy_(r)
-            else:
-                p.copy_(r / math.sqrt(p[0].numel()))
 
 
 def load_into(module: nn.Module, sd: dict[str, Tensor], what: str) -> None:
