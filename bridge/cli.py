@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--negative", metavar="TEXT", help="negative prompt")
     g.add_argument("--init-audio", metavar="FILE", help="audio-to-audio: start from this file")
     g.add_argument("--init-strength", type=_finite, help="0 keeps the init audio, 1 ignores it")
-    g.add_argument("--bpm", type=_finite, help="tempo, 20-300 (with --bars: bar-exact length)")
+    g.add_argument("--bpm", type=_finite, help="tempo, 20-300: the beat grid of models that have one (default: a BPM the prompt names); with --bars: bar-exact length")
     g.add_argument("--bars", type=_integer, help="length in bars, 1-512; needs --bpm")
     g.add_argument("--variations", type=_integer, default=1, help="how many renders, 1-16, each with its own seed")
     g.add_argument("--model", metavar="DIR|NAME", help="model folder or name (see `longplay models`)")

@@ -34,6 +34,8 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--latent-dim", type=int, default=32)
     ae.add_argument("--patch-size", type=int, default=4,
                     help="samples folded into channels before the encoder (1: none, as SAO)")
+    ae.add_argument("--mel-weight", type=float, default=0.0,
+                    help="weight of a multi-resolution mel-spectrogram term beside the STFT loss (0: off)")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged); resumes OUT's state")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
@@ -79,6 +81,9 @@ def add_train_parser(sub: Any) -> None:
                      help="every 4th step trains on one crop this long, in seconds (0: never)")
     dit.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     dit.add_argument("--description", default="")
+    dit.add_argument("--beat-phase", action="store_true",
+                     help="give the DiT a tempo grid from each item's bpm (renders then lock to a requested BPM)")
+    dit.add_argument("--init-from", help="model folder to warm-start from (same architecture; new modules start at zero)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -98,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
                                                  patch_size=args.patch_size)
             cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
-                                       decoder_only=args.decoder_only,
+                                       decoder_only=args.decoder_only, mel_weight=args.mel_weight,
                                        time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, raw, cfg, should_stop=stop.is_set)
         elif args.train_command == "package":
@@ -117,7 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
             layers = tuple(int(x) for x in args.global_layers.split(",") if x.strip())
             config = engine.diffusion_config(ae_raw, args.window, args.width, args.depth, args.heads,
                                              attn_window=args.attn_window, global_layers=layers,
-                                             patch_size=args.patch)
+                                             patch_size=args.patch, beat_phase=args.beat_phase)
             rate = config["sample_rate"] / ae_raw["downsampling_ratio"]
 
             def frames(seconds: float) -> int:
@@ -128,8 +133,9 @@ def run_train(args: argparse.Namespace) -> int:
                                         crop_frames=frames(args.crop), long_frames=frames(args.long),
                                         time_limit_s=args.minutes * 60)
             out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
-                                   should_stop=stop.is_set, description=args.description)
-    except (engine.EngineError, OSError, ValueError) as err:
+                                   should_stop=stop.is_set, description=args.description,
+                                   init_from=args.init_from)
+    except (engine.EngineError, OSError, ValueError, ArithmeticError) as err:
         raise BridgeError(str(err)) from err
     finally:
         for s, h in old.items():

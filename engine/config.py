@@ -105,6 +105,11 @@ class DiTConfig:
     # See seeds/000: windowed attention plus a few global layers keeps long context affordable.
     attn_window: int = 0
     global_layers: tuple[int, ...] = ()
+    # Longplay extension (off for every public config): beat-phase conditioning. Each latent frame
+    # gets its position on a tempo grid (sin/cos of the phase within a 16th, 8th, beat, bar and
+    # 4-bar phrase, plus the tempo), projected and added to its token, so a requested BPM is a
+    # grid the DiT plays on rather than digits in the prompt it must learn to read.
+    beat_phase: bool = False
 
     @property
     def dim_heads(self) -> int:
@@ -241,7 +246,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
     known = {"io_channels", "embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim",
              "project_cond_tokens", "project_global_cond", "transformer_type", "global_cond_type",
              "attn_kwargs", "ff_kwargs", "norm_kwargs", "patch_size", "input_concat_dim", "prepend_cond_dim",
-             "attn_window", "global_layers"}
+             "attn_window", "global_layers", "beat_phase"}
     _check_keys(s, cfg, known)
     ttype = cfg.get("transformer_type", "continuous_transformer")
     if ttype != "continuous_transformer":
@@ -279,6 +284,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         attn_window=_get(s, cfg, "attn_window", int, 0),
         global_layers=_get(s, cfg, "global_layers", tuple, ()),
         patch_size=_get(s, cfg, "patch_size", int, 1),
+        beat_phase=_get(s, cfg, "beat_phase", bool, False),
     )
     if dit.patch_size < 1:
         raise ConfigError(f"{s}.patch_size must be at least 1, got {dit.patch_size}")

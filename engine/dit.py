@@ -29,6 +29,39 @@ class FourierFeatures(nn.Module):
         return torch.cat((f.cos(), f.sin()), dim=-1)
 
 
+# Periods of the tempo grid, in beats: 16th, 8th, beat, bar of 4/4, 4-bar phrase.
+BEAT_PERIODS = (0.25, 0.5, 1.0, 4.0, 16.0)
+BEAT_FEATURES = 2 + 2 * len(BEAT_PERIODS)  # present flag, tempo, then sin/cos per period
+
+
+def beat_features(tempo: Tensor, frames: int) -> Tensor:
+    """Tempo-grid features per latent frame: `tempo [B, 2]` = (beats per frame, beat position of
+    frame 0) -> `[B, frames, BEAT_FEATURES]`. A row whose beats-per-frame is NaN has no tempo: its
+    features are all zero (which the bias-free projection maps to nothing added).
+
+    Positions are computed in float64 (on the CPU) and wrapped to the longest period before the sine, so a
+    285 s render at 180 BPM (855 beats) keeps its phase exact in any compute dtype.
+    """
+    t = tempo.detach().cpu().double()  # on the CPU: MPS has no float64
+    present = torch.isfinite(t[:, 0])
+    t = torch.nan_to_num(t, nan=0.0)
+    beats = t[:, 1:2] + t[:, 0:1] * torch.arange(frames, dtype=torch.float64)  # [B, T]
+    feats = [torch.ones_like(beats), t[:, 0:1].expand_as(beats) * 10.0]  # ~0.5-1.5 for 60-180 BPM
+    for period in BEAT_PERIODS:
+        angle = torch.remainder(beats, period) * (2 * math.pi / period)
+        feats += [angle.sin(), angle.cos()]
+    out = torch.stack(feats, dim=-1) * present[:, None, None]
+    return out.float().to(tempo.device)
+
+
+def _patch(x: Tensor, p: int) -> Tensor:
+    """`[B, T, F]` -> `[B, T/p, F*p]` as "b (t p) f -> b t (f p)" (the DiT's token layout)."""
+    if p == 1:
+        return x
+    b, frames, f = x.shape
+    return x.reshape(b, frames // p, p, f).transpose(2, 3).reshape(b, frames // p, f * p)
+
+
 class DiffusionTransformer(nn.Module):
     """Network `(x [B, C, T], t [B], cross-attn tokens [B, S, Dc], global [B, Dg]) -> [B, C, T]`."""
 
@@ -54,6 +87,10 @@ class DiffusionTransformer(nn.Module):
             dim_out=cfg.io_channels * cfg.patch_size,
             cond_token_dim=cond_embed_dim, qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
             attn_window=cfg.attn_window, global_layers=cfg.global_layers, norm_bias=cfg.norm_bias)
+        if cfg.beat_phase:
+            # Zero-init, so a model trained without the grid starts unchanged when it is added.
+            self.to_beat_embed = nn.Linear(BEAT_FEATURES * cfg.patch_size, dim, bias=False)
+            nn.init.zeros_(self.to_beat_embed.weight)
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         # Zero-init residual convs: the reference's init, so a fresh model starts as identity there.
@@ -61,7 +98,9 @@ class DiffusionTransformer(nn.Module):
         nn.init.zeros_(self.postprocess_conv.weight)
 
     def forward(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
-                global_cond: Tensor | None = None) -> Tensor:
+                global_cond: Tensor | None = None, tempo: Tensor | None = None) -> Tensor:
+        """`tempo [B, 2]` (beats per latent frame, beat at frame 0; NaN rows: none) is used by
+        `beat_phase` models and ignored by others."""
         context = self.to_cond_embed(cross_attn_cond) if cross_attn_cond is not None else None
         t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype)))  # [B, dim]
         g = t_embed if global_cond is None else self.to_global_embed(global_cond) + t_embed
@@ -70,10 +109,11 @@ class DiffusionTransformer(nn.Module):
         p = self.cfg.patch_size
         if frames % p:
             raise ValueError(f"{frames} latent frames are not a multiple of the DiT's patch_size {p}")
-        tokens = x.transpose(1, 2)  # [B, T, C]
-        if p > 1:  # "b (t p) c -> b t (c p)"
-            tokens = tokens.reshape(b, frames // p, p, c).transpose(2, 3).reshape(b, frames // p, c * p)
-        out = self.transformer(tokens, prepend=g[:, None, :], context=context)  # [B, 1 + T/p, C*p]
+        tokens = _patch(x.transpose(1, 2), p)  # [B, T/p, C*p]
+        add = None
+        if self.cfg.beat_phase and tempo is not None:
+            add = self.to_beat_embed(_patch(beat_features(tempo, frames), p).to(self.to_beat_embed.weight.dtype))
+        out = self.transformer(tokens, prepend=g[:, None, :], context=context, add=add)  # [B, 1 + T/p, C*p]
         out = out.transpose(1, 2)[:, :, 1:]  # [B, C*p, T/p]: drop the prepended token
         if p > 1:  # "b (c p) t -> b c (t p)"
             out = out.reshape(b, c, p, frames // p).transpose(2, 3).reshape(b, c, frames)
@@ -88,13 +128,14 @@ class DiTWrapper(nn.Module):
         self.model = DiffusionTransformer(cfg)
 
     def forward(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
-                global_cond: Tensor | None = None) -> Tensor:
-        return self.model(x, t, cross_attn_cond, global_cond)
+                global_cond: Tensor | None = None, tempo: Tensor | None = None) -> Tensor:
+        return self.model(x, t, cross_attn_cond, global_cond, tempo)
 
 
 def guided_forward(net: nn.Module, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None,
                    global_cond: Tensor | None, cfg_scale: float = 1.0,
-                   negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0) -> Tensor:
+                   negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0,
+                   tempo: Tensor | None = None) -> Tensor:
     """Classifier-free guidance as stable-audio-tools computes it, on the network output.
 
     The unconditional branch has every cross-attention token zeroed (or the negative prompt's
@@ -103,10 +144,11 @@ def guided_forward(net: nn.Module, x: Tensor, t: Tensor, cross_attn_cond: Tensor
     output rescaled to the conditional output's std over channels, with weight `cfg_rescale`.
     """
     if cfg_scale == 1.0 or cross_attn_cond is None:
-        return net(x, t, cross_attn_cond, global_cond)
+        return net(x, t, cross_attn_cond, global_cond, tempo)
     uncond = negative_cross_attn_cond if negative_cross_attn_cond is not None else torch.zeros_like(cross_attn_cond)
     batch = net(torch.cat((x, x)), torch.cat((t, t)), torch.cat((cross_attn_cond, uncond)),
-                None if global_cond is None else torch.cat((global_cond, global_cond)))
+                None if global_cond is None else torch.cat((global_cond, global_cond)),
+                None if tempo is None else torch.cat((tempo, tempo)))
     cond_out, uncond_out = batch.chunk(2)
     out = uncond_out + (cond_out - uncond_out) * cfg_scale
     if cfg_rescale:

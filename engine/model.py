@@ -7,6 +7,7 @@ model built from a public config has exactly the released checkpoint's keys and 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -46,6 +47,23 @@ class ConditionedDiffusionModel(nn.Module):
                               for k in cfg.global_cond_ids], dim=-1)
         return xattn, mask, glob
 
+    def tempo_inputs(self, metadata: Sequence[Mapping[str, Any]]) -> Tensor | None:
+        """`[{"bpm": float | None, "seconds_start": s}] * B` -> the DiT's `tempo [B, 2]` (beats per
+        latent frame, beat position of the first frame; NaN without a bpm), or None for models
+        without `beat_phase`. Beat 0 is at second 0 of the piece: a render starts on a downbeat."""
+        if not self.config.dit.beat_phase:
+            return None
+        rate = self.config.sample_rate / self.config.autoencoder.downsampling_ratio
+        rows = []
+        for m in metadata:
+            bpm = m.get("bpm")
+            if bpm is None:
+                rows.append((math.nan, 0.0))
+            else:
+                beats_per_s = float(bpm) / 60.0
+                rows.append((beats_per_s / rate, float(m.get("seconds_start", 0.0)) * beats_per_s))
+        return torch.tensor(rows, dtype=torch.float64, device=self.device)
+
     def encode_conditioning(self, metadata: Sequence[Mapping[str, Any]],
                             negative: bool = False) -> dict[str, Tensor | None]:
         """Metadata dicts -> keyword arguments for `network` (or its negative-prompt part)."""
@@ -55,14 +73,15 @@ class ConditionedDiffusionModel(nn.Module):
             if xattn is not None and mask is not None:
                 xattn = xattn * mask[..., None].to(xattn.dtype)
             return {"negative_cross_attn_cond": xattn}
-        return {"cross_attn_cond": xattn, "global_cond": glob}
+        return {"cross_attn_cond": xattn, "global_cond": glob, "tempo": self.tempo_inputs(metadata)}
 
     def network(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
                 global_cond: Tensor | None = None, cfg_scale: float = 1.0,
-                negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0) -> Tensor:
+                negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0,
+                tempo: Tensor | None = None) -> Tensor:
         """The DiT with classifier-free guidance: the `inner` of a v- or RF-denoiser wrapper."""
         return guided_forward(self.model, x, t, cross_attn_cond, global_cond, cfg_scale,
-                              negative_cross_attn_cond, cfg_rescale)
+                              negative_cross_attn_cond, cfg_rescale, tempo)
 
 
 def build_model(config: Mapping[str, Any] | ModelConfig) -> ConditionedDiffusionModel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import secrets
 import threading
 import time
@@ -85,6 +86,24 @@ _SAMPLE_SHARE = 0.9
 DECODE_MARGIN_FRAMES = 16
 
 
+_BPM_PATTERNS = (re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm\b", re.IGNORECASE),
+                 re.compile(r"\bbpm\s*[:=]?\s*(\d{2,3}(?:\.\d+)?)", re.IGNORECASE))
+
+
+def prompt_bpm(prompt: str) -> float | None:
+    """The tempo a prompt names ("124 BPM", "bpm: 93", "90bpm"), if one between 20 and 300."""
+    for pattern in _BPM_PATTERNS:
+        m = pattern.search(prompt)
+        if m and 20 <= float(m.group(1)) <= 300:
+            return float(m.group(1))
+    return None
+
+
+def grid_bpm(req: RenderRequest) -> float | None:
+    """The tempo a render's beat grid uses: the request's `bpm`, else the one its prompt names."""
+    return req.bpm if req.bpm is not None else prompt_bpm(req.prompt)
+
+
 def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
     """Sampler defaults: rectified-flow models (SAO Small) use 8-step ping-pong; v-models 3M SDE."""
     meta = model.config.raw.get("longplay", {}) if isinstance(model.config.raw, dict) else {}
@@ -113,9 +132,11 @@ class Generator:
         cfg = self.model.config
         d = self.defaults
         seconds = req.seconds if req.seconds is not None else min(30.0, cfg.window_seconds)
+        if req.bpm is not None and not (math.isfinite(req.bpm) and 20 <= req.bpm <= 300):
+            raise RequestError(f"bpm must be between 20 and 300 (got {req.bpm})")
         if req.bars is not None:
-            if req.bpm is None or not (math.isfinite(req.bpm) and 20 <= req.bpm <= 300):
-                raise RequestError(f"bars needs a bpm between 20 and 300 (got {req.bpm})")
+            if req.bpm is None:
+                raise RequestError("bars needs a bpm between 20 and 300 (got None)")
             if not 1 <= req.bars <= 512 or not 1 <= req.beats_per_bar <= 32:
                 raise RequestError(f"bars must be 1-512 and beats_per_bar 1-32 (got {req.bars}, {req.beats_per_bar})")
             samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
@@ -182,7 +203,8 @@ class Generator:
         t0 = time.perf_counter()
         self._check(cancel)
         report(Progress("conditioning", 0, req.steps, v, n, v / n))
-        meta = {"prompt": req.prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds}
+        bpm = grid_bpm(req) if cfg.dit.beat_phase else None
+        meta = {"prompt": req.prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds, "bpm": bpm}
         cond = model.encode_conditioning([meta])
         if req.negative:
             cond.update(model.encode_conditioning([{**meta, "prompt": req.negative}], negative=True))
@@ -218,6 +240,8 @@ class Generator:
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
         recipe = {**asdict(req), "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
                   "render_seconds": round(time.perf_counter() - t0, 3), "device": str(self.device)}
+        if cfg.dit.beat_phase:
+            recipe["grid_bpm"] = bpm  # the tempo grid the model played on (None: none)
         recipe.pop("variations", None)
         return RenderResult(audio, cfg.sample_rate, seed, keep / cfg.sample_rate, v, recipe)
 
@@ -253,7 +277,7 @@ class Generator:
             sigma = float(t[0]) if rf else math.tan(float(t[0]) * math.pi / 2)
             scale = req.cfg if lo <= sigma <= hi else 1.0
             return model.network(x, t, cond.get("cross_attn_cond"), cond.get("global_cond"), scale,
-                                 cond.get("negative_cross_attn_cond"), req.cfg_rescale)
+                                 cond.get("negative_cross_attn_cond"), req.cfg_rescale, cond.get("tempo"))
 
         return inner
 

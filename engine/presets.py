@@ -108,9 +108,10 @@ def mini_autoencoder_config(channels: int = 32, c_mults: tuple[int, ...] = (1, 2
 def diffusion_config(ae_raw: dict[str, Any], window_seconds: float = 190.0, embed_dim: int = 256, depth: int = 8,
                      num_heads: int = 4, text_width: int = 256, text_depth: int = 2, text_max_length: int = 96,
                      attn_window: int = 0, global_layers: tuple[int, ...] = (),
-                     sample_rate: int = 44100, patch_size: int = 1) -> dict[str, Any]:
+                     sample_rate: int = 44100, patch_size: int = 1, beat_phase: bool = False) -> dict[str, Any]:
     """A `diffusion_cond` config around a trained autoencoder, with our byte-level text encoder.
-    `patch_size` latent frames make one DiT token; the window is rounded up to whole tokens."""
+    `patch_size` latent frames make one DiT token; the window is rounded up to whole tokens;
+    `beat_phase` adds the tempo-grid input (see `DiTConfig.beat_phase`)."""
     hop = int(ae_raw["downsampling_ratio"])
     frames = -(-int(round(window_seconds * sample_rate / hop)) // patch_size) * patch_size
     cond_dim = embed_dim
@@ -121,6 +122,8 @@ def diffusion_config(ae_raw: dict[str, Any], window_seconds: float = 190.0, embe
         dit.update(attn_window=attn_window, global_layers=list(global_layers))
     if patch_size > 1:
         dit["patch_size"] = patch_size
+    if beat_phase:
+        dit["beat_phase"] = True
     return {
         "model_type": "diffusion_cond", "sample_size": frames * hop, "sample_rate": sample_rate, "audio_channels": 2,
         "model": {

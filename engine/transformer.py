@@ -182,9 +182,13 @@ class ContinuousTransformer(nn.Module):
         self.attn_window = attn_window
         self.global_layers = frozenset(global_layers)
 
-    def forward(self, x: Tensor, prepend: Tensor | None = None, context: Tensor | None = None) -> Tensor:
-        """x `[B, T, dim_in]`, prepend `[B, P, dim]`, context `[B, S, Dc]` -> `[B, P + T, dim_out]`."""
+    def forward(self, x: Tensor, prepend: Tensor | None = None, context: Tensor | None = None,
+                add: Tensor | None = None) -> Tensor:
+        """x `[B, T, dim_in]`, prepend `[B, P, dim]`, context `[B, S, Dc]`, add `[B, T, dim]` (summed
+        onto the projected tokens) -> `[B, P + T, dim_out]`."""
         x = self.project_in(x)  # [B, T, dim]
+        if add is not None:
+            x = x + add.to(x.dtype)
         n_pre = 0
         if prepend is not None:
             n_pre = prepend.shape[1]

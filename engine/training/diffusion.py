@@ -23,8 +23,8 @@ from torch import Tensor
 from ..checkpoint import save_model
 from ..model import ConditionedDiffusionModel, build_model
 from .autoencoder import load_autoencoder
-from .data import read_index
-from .loop import Deadline, Logger, linear_decay, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
+from .data import CorpusItem, read_index
+from .loop import Deadline, check_finite, Logger, linear_decay, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,12 @@ class DiTTrainConfig:
     weight_decay: float = 1e-3
     ema_decay: float = 0.999
     cfg_dropout: float = 0.1
+    # Share of items trained without their tempo grid (beat_phase models), so prompts without a
+    # tempo still render.
+    tempo_dropout: float = 0.2
+    # Share of items whose prompt is drawn afresh from their metadata each step (corpora with
+    # Longplay metadata) instead of one of the few stored with the item: more phrasings per item.
+    fresh_prompts: float = 0.5
     seed: int = 0
     log_every: int = 25
     ckpt_every: int = 250
@@ -120,7 +126,8 @@ class LatentBank:
         mu = total / max(n, 1)
         return float(math.sqrt(max(sq / max(n, 1) - mu * mu, 1e-12)))
 
-    def batch(self, rng: random.Random, n: int, frames: int) -> tuple[Tensor, list[dict[str, Any]]]:
+    def batch(self, rng: random.Random, n: int, frames: int,
+              fresh_prompts: float = 0.0) -> tuple[Tensor, list[dict[str, Any]]]:
         """-> latents `[n, D, frames]` (sampled from the VAE posterior) and conditioning metadata."""
         xs, metas = [], []
         for _ in range(n):
@@ -136,13 +143,25 @@ class LatentBank:
             g = torch.Generator().manual_seed(rng.randrange(2**31))
             xs.append((mean + std * torch.randn(mean.shape, generator=g)) / self.scale)
             item = self.items[i]
-            metas.append({"prompt": rng.choice(item.prompts) if item.prompts else "",
-                          "seconds_start": start / self.rate, "seconds_total": item.seconds})
+            metas.append({"prompt": self._prompt(item, rng, fresh_prompts), "seconds_start": start / self.rate,
+                          "seconds_total": item.seconds, "bpm": item.metadata.get("bpm")})
         return torch.stack(xs), metas
+
+    @staticmethod
+    def _prompt(item: CorpusItem, rng: random.Random, fresh: float) -> str:
+        if fresh > 0 and rng.random() < fresh:
+            from ..data.prompts import make_prompt
+
+            stem = item.kind.split(":", 1)[1] if item.kind.startswith("stem:") else None
+            try:
+                return make_prompt(item.metadata, rng, stem=stem)
+            except (KeyError, TypeError):  # a corpus of the user's own, without Longplay metadata
+                pass
+        return rng.choice(item.prompts) if item.prompts else ""
 
 
 def v_loss(model: ConditionedDiffusionModel, x0: Tensor, metas: list[dict[str, Any]], rng: random.Random,
-           cfg_dropout: float) -> Tensor:
+           cfg_dropout: float, tempo_dropout: float = 0.0) -> Tensor:
     """v-objective (Salimans & Ho 2022): x_t = x0 cos + n sin, target v = n cos - x0 sin, t ~ U(0,1)."""
     b = x0.shape[0]
     g = torch.Generator().manual_seed(rng.randrange(2**31))
@@ -157,16 +176,25 @@ def v_loss(model: ConditionedDiffusionModel, x0: Tensor, metas: list[dict[str, A
         # CFG dropout as the reference: all cross-attention tokens of a dropped item become zero.
         keep = torch.tensor([rng.random() >= cfg_dropout for _ in range(b)], dtype=xattn.dtype)
         xattn = xattn * keep[:, None, None]
-    out = model.model(x_t, t, xattn, glob)
+    tempo = None
+    if model.config.dit.beat_phase:
+        tempo = model.tempo_inputs([{**m, "bpm": None} if rng.random() < tempo_dropout else m for m in metas])
+    out = model.model(x_t, t, xattn, glob, tempo)
     return torch.nn.functional.mse_loss(out, target)
 
 
 def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str | Path, ae_dir: str | Path,
               out_dir: str | Path, cfg: DiTTrainConfig = DiTTrainConfig(), quiet: bool = False,
-              should_stop: Callable[[], bool] | None = None, description: str = "") -> Path:
+              should_stop: Callable[[], bool] | None = None, description: str = "",
+              init_from: str | Path | None = None) -> Path:
     """Train (or resume) the DiT + text encoder of `config` (a diffusion_cond model_config dict) on
     the encoded corpus, with the autoencoder of `ae_dir` frozen as its pretransform. Writes the
-    EMA weights as a complete model folder to `out_dir/model/`."""
+    EMA weights as a complete model folder to `out_dir/model/`.
+
+    `init_from` (a model folder) warm-starts a new run from trained weights of the same
+    architecture; modules the new config adds (`GROWN_MODULES`, zero-initialised so the start
+    is the old model) begin from scratch, and the old latent scale is kept. A run that has a
+    checkpoint of its own resumes from that instead."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
@@ -174,10 +202,21 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     ae_block = config["model"]["pretransform"]["config"]
     rate = config["sample_rate"] / ae_block["downsampling_ratio"]
     bank = LatentBank(corpus_dir, latent_dir, rate)
+    state_path = out / "train_state.pt"
+    init = None
+    if init_from is not None and not state_path.is_file():
+        from ..checkpoint import load_model
+
+        init = load_model(init_from)
+        # The DiT learned latents divided by this scale: keep it, whatever the bank holds now.
+        ae_block["scale"] = init.config.raw["model"]["pretransform"]["config"].get("scale", 1.0)
     if "scale" not in ae_block:  # unit-variance latents for the DiT, recorded in the model config
         ae_block["scale"] = round(bank.latent_std(), 6)
     bank.scale = float(ae_block["scale"])
     model = build_model(config)
+    if init is not None:
+        _warm_start(model, init.state_dict(), str(init_from))
+        del init
     ae, _ = load_autoencoder(ae_dir)
     model.pretransform.model.load_state_dict(ae.state_dict())
     model.pretransform.requires_grad_(False).eval()
@@ -189,7 +228,6 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     ema = make_ema(model, cfg.ema_decay)
     rng = random.Random(cfg.seed)
-    state_path = out / "train_state.pt"
     step = 0
     state = load_state(state_path)
     if state is not None:
@@ -223,10 +261,11 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
         if deadline.passed():
             break
         if cfg.long_frames and step % cfg.long_every == cfg.long_every - 1:
-            x0, metas = bank.batch(rng, 1, cfg.long_frames)
+            x0, metas = bank.batch(rng, 1, cfg.long_frames, cfg.fresh_prompts)
         else:
-            x0, metas = bank.batch(rng, cfg.batch_size, frames)
-        loss = v_loss(model, x0, metas, rng, cfg.cfg_dropout)
+            x0, metas = bank.batch(rng, cfg.batch_size, frames, cfg.fresh_prompts)
+        loss = v_loss(model, x0, metas, rng, cfg.cfg_dropout, cfg.tempo_dropout)
+        check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -241,6 +280,22 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     checkpoint()
     (out / "model" / "train_summary.json").write_text(json.dumps({"steps": step, **asdict(cfg)}, indent=2))
     return out / "model"
+
+
+# Modules a config option adds to a trained architecture, zero-initialised (a warm start may lack them).
+GROWN_MODULES = ("model.model.to_beat_embed.",)
+
+
+def _warm_start(model: torch.nn.Module, weights: Mapping[str, Tensor], source: str) -> None:
+    own = model.state_dict()
+    extra = sorted(set(weights) - set(own))
+    missing = sorted(k for k in set(own) - set(weights) if not k.startswith(GROWN_MODULES))
+    misfit = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if extra or missing or misfit:
+        what = (f"unexpected {extra[0]}" if extra else f"missing {missing[0]}" if missing
+                else f"{misfit[0]} is {tuple(weights[misfit[0]].shape)}, the new model has {tuple(own[misfit[0]].shape)}")
+        raise ValueError(f"{source} does not fit the model being trained ({what}): give the same architecture")
+    model.load_state_dict(weights, strict=False)
 
 
 def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path | None = None,

@@ -27,6 +27,13 @@ def linear_decay(step: int, steps: int, final: float) -> float:
     return 1.0 - (1.0 - final) * min(step / max(steps, 1), 1.0)
 
 
+def check_finite(loss: torch.Tensor, step: int, folder: Path) -> None:
+    """Stop a run whose loss went NaN/inf before it overwrites the last good checkpoint with it."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"training diverged at step {step + 1} (loss {loss.item()}); the last good "
+                                 f"checkpoint in {folder} is kept: lower the learning rate and resume")
+
+
 class Deadline:
     """`time_limit_s` seconds from now (0: never); the loops stop, with a checkpoint, once it passed."""
 

@@ -215,7 +215,7 @@ def test_dit_patching_folds_frames_into_tokens_as_stable_audio_tools() -> None:
     assert net.transformer.project_in.weight.shape[1] == 6
     seen: list[torch.Tensor] = []
 
-    def identity_transformer(tokens: torch.Tensor, prepend: torch.Tensor, context: object) -> torch.Tensor:
+    def identity_transformer(tokens: torch.Tensor, prepend: torch.Tensor, context: object, add: object = None) -> torch.Tensor:
         seen.append(tokens)
         return torch.cat((torch.zeros_like(tokens[:, :1]), tokens), dim=1)
 

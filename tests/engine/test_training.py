@@ -32,6 +32,7 @@ def _synthetic_corpus(root: Path, n: int = 4) -> Path:
         sf.write(str(root / "audio" / f"s{i}.flac"), audio, SR, subtype="PCM_24")
         lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": sec,
                                  "split": "test" if i == n - 1 else "train", "kind": "mix",
+                                 "metadata": {"bpm": 240},  # clicks every 0.25 s
                                  "prompts": [f"tone {f} Hz, clicks", f"Genre: test|BPM: 240|Key: {i}"]}))
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     return root
@@ -205,3 +206,57 @@ def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trai
     (some / "s0.npy").unlink()  # an item left out: skipped, the others train
     bank = LatentBank(corpus, some, 172.0)
     assert [it.id for it in bank.items] == ["s1", "s2"] and bank.skipped == 1
+
+
+def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    """A model trained without the grid warm-starts one with it: same outputs at step 0 (the new
+    projection starts at zero), same latent scale, and training moves the new projection."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
+                     DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, log_every=2), quiet=True)
+    grid_config = tiny_config(window_seconds=1.5)
+    grid_config["model"]["diffusion"]["config"]["beat_phase"] = True
+    start = train_dit(grid_config, corpus, latents, trained_ae, tmp_path / "grown0",
+                      DiTTrainConfig(steps=0), quiet=True, init_from=base)
+    old, new = load_model(base), load_model(start)
+    assert new.config.autoencoder.scale == old.config.autoencoder.scale
+    req = RenderRequest("tone 220 Hz, clicks, 240 BPM", seconds=1.0, steps=3, seed=2)
+    a = Generator(old, device="cpu").render(req)[0]
+    b = Generator(new, device="cpu").render(req)[0]
+    assert b.recipe["grid_bpm"] == 240.0 and np.array_equal(a.audio, b.audio)
+    trained = train_dit(grid_config, corpus, latents, trained_ae, tmp_path / "grown",
+                        DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0,
+                                       tempo_dropout=0.0, log_every=2), quiet=True, init_from=base)
+    assert load_model(trained).model.model.to_beat_embed.weight.abs().sum() > 0
+    # Another architecture does not fit, and the error names the first tensor that differs.
+    wide = tiny_config(window_seconds=1.5, depth=3)
+    with pytest.raises(ValueError, match="does not fit the model being trained"):
+        train_dit(wide, corpus, latents, trained_ae, tmp_path / "wide", DiTTrainConfig(steps=0), quiet=True,
+                  init_from=base)
+
+
+def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path) -> None:
+    import random
+
+    from engine.training.data import CorpusItem
+    from engine.training.diffusion import LatentBank
+
+    meta = {"genre": "house", "bpm": 124, "key": "A minor", "instruments": ["Rhodes", "Sub Bass"],
+            "moods": ["warm"], "stems": {"drums": "Drums"}, "has_drums": True}
+    item = CorpusItem("a", tmp_path / "a.flac", 10.0, "train", "mix", ["stored"], meta)
+    rng = random.Random(0)
+    prompts = {LatentBank._prompt(item, rng, 1.0) for _ in range(20)}
+    assert "stored" not in prompts and len(prompts) > 10
+    assert {LatentBank._prompt(item, rng, 0.0) for _ in range(5)} == {"stored"}
+    bare = CorpusItem("b", tmp_path / "b.flac", 10.0, "train", "mix", ["mine"], {"bpm": 90})
+    assert LatentBank._prompt(bare, rng, 1.0) == "mine"  # a user's corpus without Longplay metadata
+
+
+def test_mel_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
+    train_autoencoder(corpus, tmp_path, AE_RAW, AETrainConfig(steps=12, batch_size=2, crop_samples=4096, lr=1e-3,
+                                                              log_every=2, mel_weight=1.0), quiet=True)
+    mel = _losses(tmp_path, "mel")
+    total = _losses(tmp_path, "loss")
+    stft = _losses(tmp_path, "stft")
+    assert all(m > 0 for m in mel) and mel[-1] < mel[0]
+    assert total[0] == pytest.approx(stft[0] + mel[0], rel=0.01)  # + the tiny KL term
