@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Rebuilds resources/models/longplay-mini from nothing, the way it was made (2-core CPU, ~2.5 h):
-# corpus -> autoencoder -> latents -> DiT (+ the decoder trained on, encoder frozen) -> package.
+# Rebuilds resources/models/longplay-mini from nothing, the way it was made (2-core CPU, ~4 h):
+# corpus -> autoencoder -> latents -> DiT (+ the decoder trained on, encoder frozen) -> the DiT
+# warm-started with a tempo grid (+ the decoder with a mel term) -> package.
 # Every stage resumes if interrupted. Run from the repository root after `make venv apt`.
 #   bash scripts/train_longplay_mini.sh [WORK_DIR]     (default: data/)
 set -euo pipefail
@@ -34,7 +35,24 @@ $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents" --ae "$W/runs/ae2
     --description "longplay-mini: Longplay's embedded demo model, trained on CPU on a generated corpus"
 wait
 
-# 5. Ship: the trained-on decoder swapped in, float16 weights, sampler defaults.
-$LP train package --model "$W/runs/dit1/model" --ae "$W/runs/ae2-dec" --out resources/models/longplay-mini \
+# 5. (Session 3) The other stems too (bass, chords, melody, extra: "no drums" examples), ~12 min.
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/ae2" --out "$W/runs/latents" \
+    --kinds stem:bass,stem:chords,stem:melody,stem:extra
+
+# 6. In parallel, one thread each (~80 min): the decoder trains on with a mel-spectrogram term
+#    beside the STFT loss, and the DiT warm-starts from stage 4 with the tempo grid added
+#    (beat phase; the new projection starts at zero), on all latents, prompts drawn afresh per step.
+rm -rf "$W/runs/ae3-dec" && cp -r "$W/runs/ae2-dec" "$W/runs/ae3-dec"
+$LP train ae --corpus "$W/corpus" --out "$W/runs/ae3-dec" --decoder-only --steps 10000 --batch 4 --crop 16384 \
+    --lr 2e-4 --lr-final 0.1 --mel-weight 1.0 --channels 32 --latent-dim 32 --patch-size 4 --minutes 90 &
+$LP train dit --corpus "$W/corpus" --latents "$W/runs/latents" --ae "$W/runs/ae2" --out "$W/runs/dit2" \
+    --window 285.3 --width 192 --depth 8 --heads 3 --attn-window 32 --global-layers 3,7 --patch 2 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 3e-4 --lr-final 0.1 --ema 0.995 --steps 2400 --minutes 80 \
+    --beat-phase --init-from "$W/runs/dit1/model" \
+    --description "longplay-mini: Longplay's embedded demo model, trained on CPU on a generated corpus"
+wait
+
+# 7. Ship: the trained-on decoder swapped in, float16 weights, sampler defaults.
+$LP train package --model "$W/runs/dit2/model" --ae "$W/runs/ae3-dec" --out resources/models/longplay-mini \
     --default-steps 20 --default-cfg 5 \
-    --description "longplay-mini: Longplay's embedded demo model (DiT 192x8 + Oobleck patch-4 VAE + byte-level text encoder), trained on a 2-core CPU on a generated corpus"
+    --description "longplay-mini: Longplay's embedded demo model (DiT 192x8 with a tempo grid + Oobleck patch-4 VAE + byte-level text encoder), trained on a 2-core CPU on a generated corpus"
