@@ -35,6 +35,10 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install $(TORCH_PIN)
 	$(PIP) install -e '.[test,eval]'
+	@# k-diffusion's sampler source is a test oracle only: its wheel is read, never installed (its
+	@# package import pulls torchvision, which breaks beside this torch). Offline: those tests skip.
+	$(PIP) download --no-deps --quiet k-diffusion==0.1.1.post1 -d $(VENV)/oracles \
+	  || echo "k-diffusion wheel not fetched: tests/engine/test_sampling.py's k-diffusion parity tests will skip"
 	touch $@
 
 apt:

@@ -7,10 +7,8 @@ command again resumes from it.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 from .errors import BridgeError, EngineUnavailable
@@ -40,9 +38,11 @@ def add_train_parser(sub: Any) -> None:
                     help="train only the decoder (encoder frozen, latents unchanged); resumes OUT's state")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
 
+    AE_HELP = ("trained autoencoder folder, or a model folder or name (e.g. longplay-mini) "
+               "whose autoencoder is used")
     enc = tsub.add_parser("encode", help="encode the corpus to latents with a trained autoencoder")
     enc.add_argument("--corpus", required=True)
-    enc.add_argument("--ae", required=True, help="trained autoencoder folder")
+    enc.add_argument("--ae", required=True, help=AE_HELP)
     enc.add_argument("--out", required=True, help="latents folder")
     enc.add_argument("--kinds", default="", help="comma-separated item kinds to encode, e.g. mix,stem:drums (default: all)")
     enc.add_argument("--shard", default="0/1", help="I/N: encode every N-th item from the I-th (parallel processes)")
@@ -60,7 +60,7 @@ def add_train_parser(sub: Any) -> None:
     dit = tsub.add_parser("dit", help="train the DiT and text encoder on encoded latents")
     dit.add_argument("--corpus", required=True)
     dit.add_argument("--latents", required=True)
-    dit.add_argument("--ae", required=True)
+    dit.add_argument("--ae", required=True, help=AE_HELP + " (the DiT's frozen pretransform)")
     dit.add_argument("--out", required=True)
     dit.add_argument("--steps", type=int, default=4000)
     dit.add_argument("--batch", type=int, default=4)
@@ -69,13 +69,15 @@ def add_train_parser(sub: Any) -> None:
                      help="learning rate at --steps as a fraction of --lr, reached linearly (1: constant)")
     dit.add_argument("--ema", type=float, default=0.999, help="EMA decay of the saved weights")
     dit.add_argument("--seed", type=int, default=0)
-    dit.add_argument("--window", type=float, default=190.0, help="training window in seconds")
-    dit.add_argument("--width", type=int, default=256)
-    dit.add_argument("--depth", type=int, default=8)
-    dit.add_argument("--heads", type=int, default=4)
-    dit.add_argument("--attn-window", type=int, default=0, help="local attention block in DiT tokens (latent frames / --patch; 0: full)")
-    dit.add_argument("--global-layers", default="", help="comma-separated layers keeping full attention")
-    dit.add_argument("--patch", type=int, default=1, help="latent frames per DiT token")
+    # Architecture flags default to None: with --init-from they come from that model, else ARCH_DEFAULTS.
+    dit.add_argument("--window", type=float, help="training window in seconds (default 190)")
+    dit.add_argument("--width", type=int, help="DiT width (default 256)")
+    dit.add_argument("--depth", type=int, help="DiT layers (default 8)")
+    dit.add_argument("--heads", type=int, help="attention heads (default 4)")
+    dit.add_argument("--attn-window", type=int,
+                     help="local attention block in DiT tokens (latent frames / --patch; default 0: full)")
+    dit.add_argument("--global-layers", help="comma-separated layers keeping full attention")
+    dit.add_argument("--patch", type=int, help="latent frames per DiT token (default 1)")
     dit.add_argument("--crop", type=float, default=0.0, help="training crop in seconds (0: the whole window)")
     dit.add_argument("--long", type=float, default=0.0,
                      help="every 4th step trains on one crop this long, in seconds (0: never)")
@@ -83,7 +85,36 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--description", default="")
     dit.add_argument("--beat-phase", action="store_true",
                      help="give the DiT a tempo grid from each item's bpm (renders then lock to a requested BPM)")
-    dit.add_argument("--init-from", help="model folder to warm-start from (same architecture; new modules start at zero)")
+    dit.add_argument("--init-from", help="model folder or name to warm-start from, e.g. longplay-mini to fine-tune it; "
+                     "the architecture flags default to that model's (new modules, like --beat-phase's grid, start at zero)")
+
+
+ARCH_DEFAULTS = {"window": 190.0, "width": 256, "depth": 8, "heads": 4, "attn_window": 0, "global_layers": "", "patch": 1}
+
+
+def dit_architecture(args: argparse.Namespace, init_raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The DiT's architecture arguments: each flag given, else the --init-from model's value,
+    else ARCH_DEFAULTS (so fine-tuning a model needs no flags that repeat its shape)."""
+    arch = dict(ARCH_DEFAULTS)
+    text: dict[str, Any] = {}
+    if init_raw is not None:
+        if init_raw.get("model_type") != "diffusion_cond" or not isinstance(
+                init_raw.get("model", {}).get("diffusion", {}).get("config"), dict):
+            raise BridgeError(f"--init-from {args.init_from}: not a diffusion model folder "
+                              f"(model_type {init_raw.get('model_type')!r})")
+        d = init_raw["model"]["diffusion"]["config"]
+        arch.update(window=init_raw["sample_size"] / init_raw["sample_rate"], width=d["embed_dim"],
+                    depth=d["depth"], heads=d["num_heads"], attn_window=d.get("attn_window", 0),
+                    global_layers=",".join(str(n) for n in d.get("global_layers", [])),
+                    patch=d.get("patch_size", 1))
+        prompt = next((c["config"] for c in init_raw["model"]["conditioning"]["configs"] if c["id"] == "prompt"), {})
+        text = {f"text_{k}": prompt[k] for k in ("width", "depth", "max_length") if k in prompt}
+    arch.update({k: getattr(args, k) for k in ARCH_DEFAULTS if getattr(args, k) is not None})
+    beat = bool(args.beat_phase or (init_raw or {}).get("model", {}).get("diffusion", {}).get("config", {}).get("beat_phase"))
+    return {"window_seconds": arch["window"], "embed_dim": arch["width"], "depth": arch["depth"],
+            "num_heads": arch["heads"], "attn_window": arch["attn_window"],
+            "global_layers": tuple(int(x) for x in str(arch["global_layers"]).split(",") if x.strip()),
+            "patch_size": arch["patch"], "beat_phase": beat, **text}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -118,15 +149,16 @@ def run_train(args: argparse.Namespace) -> int:
             kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] or None
             out = engine.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)), kinds=kinds)
         else:
-            ae_raw = json.loads((Path(args.ae) / "model_config.json").read_text())["model"]
-            layers = tuple(int(x) for x in args.global_layers.split(",") if x.strip())
-            config = engine.diffusion_config(ae_raw, args.window, args.width, args.depth, args.heads,
-                                             attn_window=args.attn_window, global_layers=layers,
-                                             patch_size=args.patch, beat_phase=args.beat_phase)
-            rate = config["sample_rate"] / ae_raw["downsampling_ratio"]
+            ae_raw = engine.load_autoencoder(args.ae)[1]["model"]  # a folder or a model name
+            init_raw = None
+            if args.init_from:
+                init_raw = engine.read_config(engine.resolve_model(args.init_from))
+            arch = dit_architecture(args, init_raw)
+            config = engine.diffusion_config(ae_raw, **arch)
+            rate, patch = config["sample_rate"] / ae_raw["downsampling_ratio"], arch["patch_size"]
 
             def frames(seconds: float) -> int:
-                return -(-round(seconds * rate) // args.patch) * args.patch
+                return -(-round(seconds * rate) // patch) * patch
 
             cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                                         ema_decay=args.ema, lr_final=args.lr_final,

@@ -121,18 +121,31 @@ def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, An
 
 
 def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, Any]]:
-    """An `autoencoder` model folder -> (model in eval mode, its config dict)."""
-    from safetensors.torch import load_file
+    """An autoencoder folder -> (model in eval mode, its config dict).
 
-    folder = Path(folder)
+    `folder` is an `autoencoder` model folder (what `train ae` writes), or a whole `diffusion_cond`
+    model folder or name (e.g. `longplay-mini`), whose pretransform is taken: so a producer can
+    encode a sample library and fine-tune a shipped model without a separate autoencoder folder.
+    Either way the returned config is in the autoencoder-folder shape."""
+    from ..checkpoint import read_state_dict, resolve_model
+
+    folder = resolve_model(folder)
     try:
         raw = json.loads((folder / "model_config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{folder}: no readable autoencoder model_config.json ({exc})") from exc
-    if raw.get("model_type") != "autoencoder":
-        raise ModelLoadError(f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder")
+    state = read_state_dict(folder)
+    if raw.get("model_type") == "diffusion_cond" and isinstance(raw.get("model", {}).get("pretransform"), Mapping):
+        ae_raw = {k: v for k, v in raw["model"]["pretransform"].get("config", {}).items() if k != "scale"}
+        raw = ae_folder_config(ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0),
+                               {"from_model": str(folder)})
+        prefix = "pretransform.model."
+        state = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
+    elif raw.get("model_type") != "autoencoder":
+        raise ModelLoadError(f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder "
+                             f"or a model with one")
     model = AudioAutoencoder(parse_autoencoder(raw["model"], "model"))
-    load_state_dict_strict(model, load_file(str(folder / "model.safetensors")), str(folder))
+    load_state_dict_strict(model, state, str(folder))
     return model.eval(), raw
 
 

@@ -17,6 +17,7 @@ import sys
 import types
 import typing
 import zipfile
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -555,7 +556,10 @@ def test_half_precision_latent_stays_half() -> None:
 
 
 def _kdiffusion_wheel() -> str | None:
-    paths = [os.environ.get("LONGPLAY_KDIFFUSION_WHEEL", "")] + sorted(glob.glob("/tmp/kd/k_diffusion-*.whl"))
+    # `make venv` downloads it to .venv/oracles/; elsewhere point LONGPLAY_KDIFFUSION_WHEEL at one.
+    root = Path(__file__).resolve().parents[2]
+    paths = [os.environ.get("LONGPLAY_KDIFFUSION_WHEEL", "")] + sorted(
+        glob.glob(str(root / ".venv" / "oracles" / "k_diffusion-*.whl")) + glob.glob("/tmp/kd/k_diffusion-*.whl"))
     return next((p for p in paths if p and os.path.isfile(p)), None)
 
 
@@ -568,7 +572,8 @@ def kdiff() -> dict[str, types.ModuleType]:
     """
     wheel = _kdiffusion_wheel()
     if wheel is None:
-        pytest.skip("k-diffusion wheel not found (pip download --no-deps k-diffusion==0.1.1.post1 -d /tmp/kd)")
+        pytest.skip("k-diffusion wheel not found (make venv fetches it: pip download --no-deps "
+                    "k-diffusion==0.1.1.post1 -d .venv/oracles)")
     with zipfile.ZipFile(wheel) as zf:
         src = {n: zf.read(f"k_diffusion/{n}.py").decode() for n in ("sampling", "external")}
     pkg = types.ModuleType("kd_oracle")

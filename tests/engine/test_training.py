@@ -12,6 +12,7 @@ import torch
 
 from engine import Generator, RenderRequest, load_model, tiny_config
 from engine.training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
+from engine.errors import ModelLoadError
 from engine.training.data import CorpusError, read_index
 from engine.training.diffusion import DiTTrainConfig, encode_corpus, train_dit
 
@@ -260,3 +261,21 @@ def test_mel_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
     stft = _losses(tmp_path, "stft")
     assert all(m > 0 for m in mel) and mel[-1] < mel[0]
     assert total[0] == pytest.approx(stft[0] + mel[0], rel=0.01)  # + the tiny KL term
+
+
+def test_a_model_folder_serves_as_the_autoencoder(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    """Fine-tuning a shipped model needs no separate autoencoder folder: `load_autoencoder` takes
+    a whole model's pretransform, weight for weight, and encodes the corpus the same way."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
+                     DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1), quiet=True)
+    a, _ = load_autoencoder(trained_ae)
+    b, raw = load_autoencoder(base)
+    assert raw["model_type"] == "autoencoder" and raw["model"] == load_autoencoder(trained_ae)[1]["model"]
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    again = encode_corpus(corpus, base, tmp_path / "latents2", quiet=True)
+    for f in latents.glob("s*.npy"):
+        assert np.array_equal(np.load(f), np.load(again / f.name)), f.name
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_autoencoder(tmp_path / "nowhere")
