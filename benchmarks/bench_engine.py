@@ -164,10 +164,13 @@ def bench_dit(args: argparse.Namespace, use_bf16: bool) -> None:
         kv, _ = timed({"kv": kv_only}, args.repeats)
     rows = []
     base = secs.get("diffusers")
+    # bf16's error grows with depth (2.4e-2 for both at depth 24 on random weights, AVX512-BF16
+    # EPYC): ours may not be worse than 2e-2 or 1.5x the reference's own bf16 error.
+    ref_err = rel_err(outs["diffusers"], want) if use_bf16 and "diffusers" in outs else 0.0
     for k in ("diffusers", "ours"):
         if k in secs:
             err = rel_err(outs[k], want)
-            tol = 2e-2 if use_bf16 else 1e-4
+            tol = max(2e-2, 1.5 * ref_err) if use_bf16 else 1e-4
             rows.append([f"{k} ({mode})", secs[k], (base / secs[k]) if base else "-", f"{err:.1e}",
                          check(err <= tol, f"DiT {k} error {err:.2e}")])
     note = (f"{'quick: depth 2 of 24 (per-layer cost is what matters); ' if args.quick else ''}"
