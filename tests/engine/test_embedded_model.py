@@ -42,3 +42,18 @@ def test_generate_without_model_uses_it(tmp_path: Path, monkeypatch: pytest.Monk
                  "--out", str(tmp_path / "x.wav")]) == 0
     recipe = json.loads((tmp_path / "x.json").read_text())
     assert recipe["model"] == "longplay-mini" and recipe["steps"] == 2
+    assert recipe["grid_bpm"] == 80.0  # the tempo grid takes the BPM the prompt names
+
+
+def test_its_tempo_grid_moves_the_render() -> None:
+    """The shipped DiT has a trained tempo grid: the same seed at another BPM is another render,
+    and one without a BPM anywhere gets no grid."""
+    gen = Generator(load_model("longplay-mini"), device="cpu")
+    assert gen.model.config.dit.beat_phase
+    assert gen.model.model.model.to_beat_embed.weight.abs().sum() > 0
+    base = dict(seconds=2.0, steps=3, seed=5)
+    at_90 = gen.render(RenderRequest("hip hop, drums", bpm=90, **base))[0]
+    at_140 = gen.render(RenderRequest("hip hop, drums", bpm=140, **base))[0]
+    none = gen.render(RenderRequest("hip hop, drums", **base))[0]
+    assert at_90.recipe["grid_bpm"] == 90.0 and none.recipe["grid_bpm"] is None
+    assert not np.array_equal(at_90.audio, at_140.audio) and not np.array_equal(at_90.audio, none.audio)
