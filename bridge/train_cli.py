@@ -97,6 +97,7 @@ def dit_architecture(args: argparse.Namespace, init_raw: dict[str, Any] | None) 
     else ARCH_DEFAULTS (so fine-tuning a model needs no flags that repeat its shape)."""
     arch = dict(ARCH_DEFAULTS)
     text: dict[str, Any] = {}
+    beat = bool(args.beat_phase)
     if init_raw is not None:
         if init_raw.get("model_type") != "diffusion_cond" or not isinstance(
                 init_raw.get("model", {}).get("diffusion", {}).get("config"), dict):
@@ -109,8 +110,8 @@ def dit_architecture(args: argparse.Namespace, init_raw: dict[str, Any] | None) 
                     patch=d.get("patch_size", 1))
         prompt = next((c["config"] for c in init_raw["model"]["conditioning"]["configs"] if c["id"] == "prompt"), {})
         text = {f"text_{k}": prompt[k] for k in ("width", "depth", "max_length") if k in prompt}
+        beat = beat or bool(d.get("beat_phase"))  # a grid, once trained, stays
     arch.update({k: getattr(args, k) for k in ARCH_DEFAULTS if getattr(args, k) is not None})
-    beat = bool(args.beat_phase or (init_raw or {}).get("model", {}).get("diffusion", {}).get("config", {}).get("beat_phase"))
     return {"window_seconds": arch["window"], "embed_dim": arch["width"], "depth": arch["depth"],
             "num_heads": arch["heads"], "attn_window": arch["attn_window"],
             "global_layers": tuple(int(x) for x in str(arch["global_layers"]).split(",") if x.strip()),
