@@ -57,6 +57,10 @@ def _prompts(s: dict[str, Any]) -> list[str]:
         ("percussive ratio, 'ambient, no drums' asked", _num(quiet["mean_percussive_ratio"]), DASH),
         ("share judged 'drums present': drums / no drums",
          f"{_num(drums['share_with_drums'], 2)} / {_num(quiet['share_with_drums'], 2)}", DASH),
+        *([] if not s.get("drum_free_reference") else [
+            ("same measure on held-out audio without drums: as is → through the autoencoder",
+             f"{_num(s['drum_free_reference']['mean_original'])} → "
+             f"{_num(s['drum_free_reference']['mean_autoencoded'])}", DASH)]),
     ])
 
 

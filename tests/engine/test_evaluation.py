@@ -139,6 +139,11 @@ def _tiny_corpus(root: Path) -> Path:
         lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": 3.0, "split": split,
                                  "kind": "mix", "prompts": [f"house, {bpm} BPM"],
                                  "metadata": {"genre": "house", "bpm": bpm}}))
+    # A held-out stem without drums: the reference for the "no drums" renders.
+    chords = _tones([[57, 60, 64], [55, 59, 62], [53, 57, 60]], 1.0, 44100)
+    sf.write(root / "audio" / "s1-chords.flac", np.stack([chords, chords], axis=1), 44100)
+    lines.append(json.dumps({"id": "s1-chords", "path": "audio/s1-chords.flac", "seconds": 3.0, "split": "test",
+                             "kind": "stem:chords", "prompts": ["chords only"], "metadata": {"genre": "house"}}))
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
@@ -156,6 +161,10 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     ae = report["autoencoder"]
     assert ae["n"] == 2 and all(np.isfinite(ae[k]) for k in ("stft", "mel", "sisdr"))
     assert report["prompt_adherence"]["tempo"]["n"] == 1
+    ref = report["prompt_adherence"]["drum_free_reference"]
+    assert [r["id"] for r in ref["items"]] == ["s1-chords"] and not drums_present(ref["mean_original"])
+    assert np.isfinite(ref["mean_autoencoded"])
     assert report["speed"]["items"][0]["wall_seconds"] > 0
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
+    assert "held-out audio without drums: as is → through the autoencoder" in md
