@@ -35,8 +35,10 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--mel-weight", type=float, default=0.0,
                     help="weight of a multi-resolution mel-spectrogram term beside the STFT loss (0: off)")
     ae.add_argument("--decoder-only", action="store_true",
-                    help="train only the decoder (encoder frozen, latents unchanged); resumes OUT's state")
+                    help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
+    ae.add_argument("--init-from", help="autoencoder folder, or model folder or name (e.g. longplay-mini), to start "
+                    "from; its architecture replaces --channels/--latent-dim/--patch-size")
 
     AE_HELP = ("trained autoencoder folder, or a model folder or name (e.g. longplay-mini) "
                "whose autoencoder is used")
@@ -137,7 +139,8 @@ def run_train(args: argparse.Namespace) -> int:
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
                                        decoder_only=args.decoder_only, mel_weight=args.mel_weight,
                                        time_limit_s=args.minutes * 60)
-            out = engine.train_autoencoder(args.corpus, args.out, raw, cfg, should_stop=stop.is_set)
+            out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,
+                                           should_stop=stop.is_set, init_from=args.init_from)
         elif args.train_command == "package":
             defaults = {k: v for k, v in (("steps", args.default_steps), ("cfg", args.default_cfg),
                                           ("sampler", args.default_sampler)) if v is not None}

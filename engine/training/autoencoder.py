@@ -149,17 +149,33 @@ def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, An
     return model.eval(), raw
 
 
-def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mapping[str, Any],
+def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mapping[str, Any] | None,
                       cfg: AETrainConfig = AETrainConfig(), quiet: bool = False,
-                      should_stop: Callable[[], bool] | None = None) -> Path:
-    """Train (or resume) an Oobleck autoencoder on the corpus; returns the model folder."""
+                      should_stop: Callable[[], bool] | None = None,
+                      init_from: str | Path | None = None) -> Path:
+    """Train (or resume) an Oobleck autoencoder on the corpus; returns the model folder.
+
+    `init_from` (an autoencoder folder, or a model folder or name, see `load_autoencoder`) starts
+    from trained weights, and its architecture replaces `ae_raw` (which may then be None): with
+    `decoder_only`, e.g. `init_from="longplay-mini"` trains the shipped decoder on with the
+    latent space unchanged, and `package_model(..., ae_dir=out)` swaps it back in. A run with a
+    checkpoint of its own resumes from that instead."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
+    init = None
+    if init_from is not None:
+        init, init_raw = load_autoencoder(init_from)
+        ae_raw = init_raw["model"]
+    if ae_raw is None:
+        raise ValueError("train_autoencoder needs an architecture (ae_raw) or a model to start from (init_from)")
     ae_cfg = parse_autoencoder(ae_raw, "autoencoder")
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
         raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
     model = AudioAutoencoder(ae_cfg).train()
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+        del init
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
     mel_fn = StereoMelLoss(cfg.sample_rate) if cfg.mel_weight > 0 else None
@@ -172,6 +188,9 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         opt.load_state_dict(state["opt"])
         step = state["step"]
         set_rng_state(rng, state["rng"])
+    elif cfg.decoder_only and init_from is None:
+        raise ValueError(f"decoder-only training needs trained weights: give init_from (--init-from) or an "
+                         f"out folder holding a checkpoint ({state_path} is missing)")
     bank = AudioBank(read_index(corpus_dir, "train"), cfg.sample_rate, ae_cfg.io_channels)
     log = Logger(out, cfg.steps, "ae", quiet)
     meta = {"train": asdict(cfg), "corpus": str(corpus_dir)}

@@ -54,9 +54,13 @@ def test_every_training_stage_runs_from_the_cli(tmp_path: Path, capsys: pytest.C
     assert main(["train", "encode", "--corpus", corpus, "--ae", "no-such-model", "--out", latents]) != 0
     assert "'no-such-model' not found" in _err(capsys)
 
+    # The shipped model's decoder trains on from the model folder alone, and swaps back in.
+    dec = str(tmp_path / "dec")
+    assert main(["train", "ae", "--corpus", corpus, "--out", dec, "--init-from", str(base), "--decoder-only",
+                 "--steps", "1", "--batch", "1", "--crop", "16384"]) == 0
     ship = tmp_path / "ship"
     assert main(["train", "package", "--model", str(tmp_path / "ft" / "model"), "--out", str(ship),
-                 "--default-steps", "2"]) == 0
+                 "--ae", dec, "--default-steps", "2"]) == 0
     wav = tmp_path / "out.wav"
     assert main(["generate", "tone 220 Hz, 240 BPM", "--model", str(ship), "--seconds", "1", "--out", str(wav)]) == 0
     assert wav.is_file() and wav.with_suffix(".json").is_file()

@@ -160,6 +160,28 @@ def test_decoder_only_training_keeps_the_latent_space(trained_ae: Path, corpus: 
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+    # Without a checkpoint or weights to start from, a decoder-only run is refused.
+    with pytest.raises(ValueError, match="decoder-only training needs trained weights"):
+        train_autoencoder(corpus, tmp_path / "nothing", AE_RAW, AETrainConfig(steps=1, decoder_only=True), quiet=True)
+
+
+def test_decoder_of_a_shipped_model_trains_on_and_swaps_back(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    """`init_from` a whole model folder: its autoencoder (architecture and weights) is the start,
+    the encoder stays put, and the trained decoder packages back into that model."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
+                     DiTTrainConfig(steps=1, batch_size=2, crop_frames=128), quiet=True)
+    dec = train_autoencoder(corpus, tmp_path / "dec", None,
+                            AETrainConfig(steps=3, batch_size=2, crop_samples=4096, lr=1e-3, log_every=1,
+                                          decoder_only=True), quiet=True, init_from=base)
+    before, _ = load_autoencoder(base)
+    after, _ = load_autoencoder(dec)
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+    from engine import package_model
+    shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
+    assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in new.items())
 
 
 def test_time_limit_stops_with_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
