@@ -53,6 +53,9 @@ def _prompts(s: dict[str, Any]) -> list[str]:
         ("tempo matches: exact / half / double / none (±4 %)", counts(t), DASH),
         ("same estimator on the held-out songs: median error / matches",
          f"{_num(ref['median_relative_error'])} ({counts(ref)})", DASH),
+        *([] if not s.get("tempo_sweep", {}).get("n") else [
+            (f"tempo sweep, {s['tempo_sweep']['n']} prompts at 70-175 BPM over 8 genres: median error / matches",
+             f"{_num(s['tempo_sweep']['median_relative_error'])} ({counts(s['tempo_sweep'])})", DASH)]),
         ("percussive ratio, drums asked", _num(drums["mean_percussive_ratio"]), DASH),
         ("percussive ratio, 'ambient, no drums' asked", _num(quiet["mean_percussive_ratio"]), DASH),
         ("share judged 'drums present': drums / no drums",

@@ -47,6 +47,8 @@ class EvalConfig:
     ae_crop_seconds: float = 10.0
     tempo_prompts: int = 8
     tempo_seconds: float = 20.0
+    # A sweep beside the held-out BPMs (few, and clustered): genre i % 8 at BPM TEMPO_SWEEP[3i % 8].
+    tempo_sweep: int = 16
     drum_prompts: int = 4  # per group (drums asked / no drums asked)
     structure_seconds: float = 180.0
     corpus_songs: int = 4
@@ -59,8 +61,12 @@ class EvalConfig:
 
     @classmethod
     def quick(cls) -> EvalConfig:
-        return cls(ae_items=2, ae_crop_seconds=1.0, tempo_prompts=1, tempo_seconds=1.0, drum_prompts=1,
+        return cls(ae_items=2, ae_crop_seconds=1.0, tempo_prompts=1, tempo_seconds=1.0, tempo_sweep=1, drum_prompts=1,
                    structure_seconds=2.0, corpus_songs=1, beatbox_seconds=1.5, speed_seconds=(1.0,), steps=2)
+
+
+SWEEP_GENRES = ("house", "techno", "hip hop", "lo-fi", "rock", "jazz", "funk", "reggae")
+TEMPO_SWEEP = (70, 85, 100, 115, 128, 140, 160, 175)
 
 
 def run_eval(model_dir: str | os.PathLike[str], corpus_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
@@ -200,6 +206,12 @@ class _Context:
             song, sr = load_audio(it.path)
             ref = music.estimate_tempo(metrics.middle_crop(song, int(seconds * sr)), sr)
             reference_rows.append({"id": it.id, **asdict(music.tempo_error(ref, bpm))})
+        sweep_rows = []
+        for i in range(cfg.tempo_sweep):
+            bpm = float(TEMPO_SWEEP[(3 * i) % len(TEMPO_SWEEP)])
+            prompt = f"{SWEEP_GENRES[i % len(SWEEP_GENRES)]}, {bpm:g} BPM"
+            audio, _ = self.render(prompt, seconds, cfg.seed + 300 + i, f"sweep_{i:02d}")
+            sweep_rows.append({"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))})
         groups: dict[str, list[dict[str, Any]]] = {"drums": [], "no_drums": []}
         drummed = [it for it in songs if it.metadata.get("has_drums", True)] or songs
         for i in range(cfg.drum_prompts):
@@ -216,6 +228,7 @@ class _Context:
             "drum_free_reference": self.drum_free_reference(seconds),
             "tempo": _tempo_summary(tempo_rows),
             "tempo_of_held_out_songs": _tempo_summary(reference_rows),
+            "tempo_sweep": _tempo_summary(sweep_rows),
             "drums": {group: {"items": rows, "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
                               "share_with_drums": _mean([float(r["drums_present"]) for r in rows])}
                       for group, rows in groups.items()},

@@ -161,6 +161,8 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     ae = report["autoencoder"]
     assert ae["n"] == 2 and all(np.isfinite(ae[k]) for k in ("stft", "mel", "sisdr"))
     assert report["prompt_adherence"]["tempo"]["n"] == 1
+    sweep = report["prompt_adherence"]["tempo_sweep"]
+    assert sweep["n"] == 1 and sweep["items"][0]["prompt"] == "house, 70 BPM" and sweep["items"][0]["target"] == 70
     ref = report["prompt_adherence"]["drum_free_reference"]
     assert [r["id"] for r in ref["items"]] == ["s1-chords"] and not drums_present(ref["mean_original"])
     assert np.isfinite(ref["mean_autoencoded"])
@@ -168,3 +170,4 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
     assert "held-out audio without drums: as is → through the autoencoder" in md
+    assert "| tempo sweep, 1 prompts at 70-175 BPM over 8 genres: median error / matches |" in md
