@@ -76,6 +76,10 @@ def _structure(s: dict[str, Any]) -> list[str]:
         (f"frames repeated ≥ {lag:g} s away: render", _num(r["fraction"]), DASH),
         (f"frames repeated ≥ {lag:g} s away: corpus songs (mean of {len(c['items'])})", _num(c["mean_fraction"]), DASH),
         ("best stripe similarity: render / corpus", f"{_num(r['stripe'])} / {_num(c['mean_stripe'])}", DASH),
+        *([] if "median_level_db" not in r else [
+            ("level of 10 s windows, median / quietest (dBFS): render",
+             f"{_num(r['median_level_db'], 1)} / {_num(r['min_level_db'], 1)}", DASH),
+            ("same, corpus songs (means)", f"{_num(c['median_level_db'], 1)} / {_num(c['min_level_db'], 1)}", DASH)]),
     ])
 
 

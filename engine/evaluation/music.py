@@ -236,3 +236,16 @@ def repetition_score(ssm: SelfSimilarity, min_lag_seconds: float = 8.0, stripe_s
     smooth = np.where(far, _diagonal_mean(ssm.similarity, run), 0.0)
     fraction = float(np.mean(binary.max(axis=1) >= stripe_fill))
     return Repetition(fraction, float(np.mean(smooth.max(axis=1))), min_lag_seconds)
+
+
+# ------------------------------------------------------------------ level over time
+def window_levels(audio: np.ndarray, sample_rate: int, window_seconds: float = 10.0) -> np.ndarray:
+    """RMS level in dBFS of each whole `window_seconds` window (all channels; one window if shorter).
+    A long render that fades into near-silence scores well on repetition; this shows it."""
+    a = np.asarray(audio, dtype=np.float64)
+    a = a[None] if a.ndim == 1 else a
+    n = max(1, int(window_seconds * sample_rate))
+    count = max(1, a.shape[1] // n)
+    windows = [a[:, i * n:(i + 1) * n] for i in range(count)]
+    return np.array([20 * np.log10(np.sqrt(np.mean(w ** 2)) + 1e-12) for w in windows])
+

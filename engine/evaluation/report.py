@@ -269,13 +269,20 @@ class _Context:
             song, sr = load_audio(it.path)
             song = song[:, : int(seconds * sr)]  # from the start: intros are part of the structure
             s = music.self_similarity(song, sr)
-            corpus_rows.append({"id": it.id, "genre": it.metadata.get("genre"), **asdict(music.repetition_score(s))})
+            levels = music.window_levels(song, sr)
+            corpus_rows.append({"id": it.id, "genre": it.metadata.get("genre"), **asdict(music.repetition_score(s)),
+                                "median_level_db": float(np.median(levels)), "min_level_db": float(levels.min())})
             panels.append((f"{it.metadata.get('genre', 'corpus')}: {it.id}", s))
         binary = save_ssm_png(panels, self.out / "ssm_binary.png", binary=True, title="Self-similarity (mutual k-NN)")
         cosine = save_ssm_png(panels, self.out / "ssm_cosine.png", binary=False, title="Self-similarity (cosine)")
         rep = music.repetition_score(ssm)
+        levels = music.window_levels(audio, self.rate)
         return {"prompt": prompt, "render_seconds": seconds, "frame_seconds": ssm.frame_seconds,
-                "render": asdict(rep), "corpus": {"items": corpus_rows,
+                "render": {**asdict(rep), "median_level_db": float(np.median(levels)),
+                           "min_level_db": float(levels.min())},
+                "corpus": {"items": corpus_rows,
+                           "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
+                           "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),
                                                   "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
                                                   "mean_stripe": _mean([r["stripe"] for r in corpus_rows])},
                 "pngs": [binary.name, cosine.name]}

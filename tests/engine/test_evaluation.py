@@ -12,6 +12,7 @@ pytest.importorskip("librosa", reason="the eval extra (librosa, mir_eval, matplo
 pytest.importorskip("mir_eval", reason="the eval extra is not installed")
 pytest.importorskip("matplotlib", reason="the eval extra is not installed")
 
+from engine.evaluation.music import window_levels  # noqa: E402
 from engine.evaluation import (beatbox, detect_onsets, drums_present, estimate_tempo,  # noqa: E402
                                onset_f_measure, percussive_ratio, reconstruction_metrics, repetition_score,
                                run_eval, self_similarity, tempo_error)
@@ -82,6 +83,15 @@ def test_percussive_ratio_says_drums_for_clicks_not_for_a_chord() -> None:
     assert hit > 0.8 and sustained < 0.05
     assert drums_present(hit) and not drums_present(sustained)
     assert percussive_ratio(np.zeros(SR, np.float32), SR) == 0.0
+
+
+def test_window_levels_show_a_render_that_falls_silent() -> None:
+    sr = 1000
+    loud = 0.5 * np.sin(np.linspace(0, 400 * np.pi, 20 * sr))  # RMS 0.354: -9.0 dBFS
+    audio = np.stack([np.concatenate([loud, 1e-3 * loud])] * 2)
+    levels = window_levels(audio, sr, 10.0)
+    assert levels.shape == (4,) and np.allclose(levels[:2], -9.03, atol=0.05) and np.allclose(levels[2:], -69.03, atol=0.05)
+    assert window_levels(audio[:, :500], sr, 10.0).shape == (1,)  # shorter than a window: one
 
 
 def test_onset_f_measure_is_one_for_identical_onsets_and_drops_when_shifted() -> None:
@@ -171,3 +181,5 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
     assert "held-out audio without drums: as is → through the autoencoder" in md
     assert "| tempo sweep, 1 prompts at 70-175 BPM over 8 genres: median error / matches |" in md
+    assert "| level of 10 s windows, median / quietest (dBFS): render |" in md
+    assert report["structure"]["corpus"]["median_level_db"] < 0
