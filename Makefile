@@ -61,7 +61,9 @@ test: venv apt
 # prints where the WAV and its waveform PNG are.
 DEMO_PROMPT ?= warm analog house bed, 124 BPM, Rhodes, sub bass
 DEMO_SECONDS ?= 120
+# `longplay generate` never overwrites a file; the demo's own three files are replaced on each run.
 demo: venv
+	rm -f outputs/demo.wav outputs/demo.json outputs/demo.png
 	$(VENV)/bin/longplay generate "$(DEMO_PROMPT)" --seconds $(DEMO_SECONDS) --seed 7 \
 	  --out outputs/demo.wav --waveform
 
