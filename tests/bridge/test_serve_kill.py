@@ -57,11 +57,14 @@ def test_sigkill_mid_render_then_restart_completes(tiny_model_dir: Path, tmp_pat
     server = Serve(tiny_model_dir, out, log)
     client = Client(("127.0.0.1", server.port))
     try:
-        client.send("/longplay/render", "k1", "prompt", "kill me", "bpm", 240, "bars", 1, "steps", 8, "seed", 21)
+        # Enough steps that sampling outlasts the 0.1 s progress throttle on a fast CPU (with 8, a
+        # bf16-capable machine finished sampling between two progress replies and the test hung).
+        client.send("/longplay/render", "k1", "prompt", "kill me", "bpm", 240, "bars", 1, "steps", 400, "seed", 21)
         client.recv_until("k1", final=("/longplay/accepted",))
         # 1. SIGKILL while sampling.
         while True:
-            address, args = client.recv_until("k1", final=("/longplay/progress",))[-1]
+            address, args = client.recv_until("k1", final=("/longplay/progress", "/longplay/done"))[-1]
+            assert address == "/longplay/progress", f"the render ended before it could be killed: {args}"
             if args[2] == "sampling" and args[3] >= 2:
                 break
         assert server.kill() == -signal.SIGKILL
