@@ -94,25 +94,22 @@ def add_train_parser(sub: Any) -> None:
 ARCH_DEFAULTS = {"window": 190.0, "width": 256, "depth": 8, "heads": 4, "attn_window": 0, "global_layers": "", "patch": 1}
 
 
-def dit_architecture(args: argparse.Namespace, init_raw: dict[str, Any] | None) -> dict[str, Any]:
-    """The DiT's architecture arguments: each flag given, else the --init-from model's value,
-    else ARCH_DEFAULTS (so fine-tuning a model needs no flags that repeat its shape)."""
+def dit_architecture(args: argparse.Namespace, init: Any | None) -> dict[str, Any]:
+    """The DiT's architecture arguments: each flag given, else the --init-from model's value
+    (`init`: its parsed `engine.ModelConfig`), else ARCH_DEFAULTS (so fine-tuning a model needs
+    no flags that repeat its shape)."""
     arch = dict(ARCH_DEFAULTS)
     text: dict[str, Any] = {}
     beat = bool(args.beat_phase)
-    if init_raw is not None:
-        if init_raw.get("model_type") != "diffusion_cond" or not isinstance(
-                init_raw.get("model", {}).get("diffusion", {}).get("config"), dict):
-            raise BridgeError(f"--init-from {args.init_from}: not a diffusion model folder "
-                              f"(model_type {init_raw.get('model_type')!r})")
-        d = init_raw["model"]["diffusion"]["config"]
-        arch.update(window=init_raw["sample_size"] / init_raw["sample_rate"], width=d["embed_dim"],
-                    depth=d["depth"], heads=d["num_heads"], attn_window=d.get("attn_window", 0),
-                    global_layers=",".join(str(n) for n in d.get("global_layers", [])),
-                    patch=d.get("patch_size", 1))
-        prompt = next((c["config"] for c in init_raw["model"]["conditioning"]["configs"] if c["id"] == "prompt"), {})
-        text = {f"text_{k}": prompt[k] for k in ("width", "depth", "max_length") if k in prompt}
-        beat = beat or bool(d.get("beat_phase"))  # a grid, once trained, stays
+    if init is not None:
+        d = init.dit
+        arch.update(window=init.window_seconds, width=d.embed_dim, depth=d.depth, heads=d.num_heads,
+                    attn_window=d.attn_window, global_layers=",".join(str(n) for n in d.global_layers),
+                    patch=d.patch_size)
+        prompt = init.conditioner("prompt")
+        text = {f"text_{k}": prompt.config[k] for k in ("width", "depth", "max_length")
+                if prompt is not None and k in prompt.config}
+        beat = beat or d.beat_phase  # a grid, once trained, stays
     arch.update({k: getattr(args, k) for k in ARCH_DEFAULTS if getattr(args, k) is not None})
     return {"window_seconds": arch["window"], "embed_dim": arch["width"], "depth": arch["depth"],
             "num_heads": arch["heads"], "attn_window": arch["attn_window"],
@@ -153,11 +150,15 @@ def run_train(args: argparse.Namespace) -> int:
             kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] or None
             out = engine.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)), kinds=kinds)
         else:
-            ae_raw = engine.load_autoencoder(args.ae)[1]["model"]  # a folder or a model name
-            init_raw = None
+            ae_raw = engine.autoencoder_config(args.ae)[1]["model"]  # a folder or a model name
+            init = None
             if args.init_from:
-                init_raw = engine.read_config(engine.resolve_model(args.init_from))
-            arch = dit_architecture(args, init_raw)
+                raw = engine.read_config(engine.resolve_model(args.init_from))
+                try:
+                    init = engine.parse_model_config(raw)
+                except engine.ConfigError as err:
+                    raise BridgeError(f"--init-from {args.init_from}: not a diffusion model folder ({err})") from err
+            arch = dit_architecture(args, init)
             config = engine.diffusion_config(ae_raw, **arch)
             rate, patch = config["sample_rate"] / ae_raw["downsampling_ratio"], arch["patch_size"]
 

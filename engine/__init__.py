@@ -19,7 +19,7 @@ from .errors import (AudioInputError, ConfigError, EngineError, ModelLoadError, 
 from .model import ConditionedDiffusionModel, build_model
 from .waveform import peaks, waveform_png
 from .presets import diffusion_config, mini_autoencoder_config, tiny_config
-from .training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
+from .training.autoencoder import AETrainConfig, autoencoder_config, load_autoencoder, train_autoencoder
 from .training.diffusion import DiTTrainConfig, encode_corpus, package_model, train_dit
 from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
 from .sampling import SAMPLERS
@@ -27,7 +27,7 @@ from .evaluation import run_eval
 
 __all__ = [
     "peaks", "waveform_png",
-    "AETrainConfig", "DiTTrainConfig", "diffusion_config", "encode_corpus", "load_autoencoder",
+    "AETrainConfig", "DiTTrainConfig", "autoencoder_config", "diffusion_config", "encode_corpus", "load_autoencoder",
     "mini_autoencoder_config", "package_model", "train_autoencoder", "train_dit",
     "build_corpus",
     "AudioInputError", "ConditionedDiffusionModel", "ConfigError", "EngineError", "Generator",

@@ -269,17 +269,14 @@ class _Context:
             song, sr = load_audio(it.path)
             song = song[:, : int(seconds * sr)]  # from the start: intros are part of the structure
             s = music.self_similarity(song, sr)
-            levels = music.window_levels(song, sr)
             corpus_rows.append({"id": it.id, "genre": it.metadata.get("genre"), **asdict(music.repetition_score(s)),
-                                "median_level_db": float(np.median(levels)), "min_level_db": float(levels.min())})
+                                **_levels(song, sr)})
             panels.append((f"{it.metadata.get('genre', 'corpus')}: {it.id}", s))
         binary = save_ssm_png(panels, self.out / "ssm_binary.png", binary=True, title="Self-similarity (mutual k-NN)")
         cosine = save_ssm_png(panels, self.out / "ssm_cosine.png", binary=False, title="Self-similarity (cosine)")
         rep = music.repetition_score(ssm)
-        levels = music.window_levels(audio, self.rate)
         return {"prompt": prompt, "render_seconds": seconds, "frame_seconds": ssm.frame_seconds,
-                "render": {**asdict(rep), "median_level_db": float(np.median(levels)),
-                           "min_level_db": float(levels.min())},
+                "render": {**asdict(rep), **_levels(audio, self.rate)},
                 "corpus": {"items": corpus_rows,
                            "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
                            "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),
@@ -325,6 +322,12 @@ def _tempo_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "median_relative_error": float(np.median([r["relative_error"] for r in rows])) if rows else None,
             "median_octave_error": float(np.median([r["octave_error"] for r in rows])) if rows else None,
             **{f"{k}_matches": octaves.count(k) for k in ("exact", "half", "double", "none")}}
+
+
+def _levels(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
+    """Median and quietest 10 s window level (dBFS), to show a render that falls silent."""
+    levels = music.window_levels(audio, sample_rate)
+    return {"median_level_db": float(np.median(levels)), "min_level_db": float(levels.min())}
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -120,30 +120,43 @@ def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, An
     return folder
 
 
-def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, Any]]:
-    """An autoencoder folder -> (model in eval mode, its config dict).
+PRETRANSFORM_PREFIX = "pretransform.model."
 
-    `folder` is an `autoencoder` model folder (what `train ae` writes), or a whole `diffusion_cond`
-    model folder or name (e.g. `longplay-mini`), whose pretransform is taken: so a producer can
-    encode a sample library and fine-tune a shipped model without a separate autoencoder folder.
-    Either way the returned config is in the autoencoder-folder shape."""
-    from ..checkpoint import read_state_dict, resolve_model
+
+def autoencoder_config(folder: str | Path) -> tuple[Path, dict[str, Any], str]:
+    """(resolved folder, config in the autoencoder-folder shape, prefix of its weights' keys) of
+    what `load_autoencoder` loads, without reading the weights: an `autoencoder` folder's own
+    config, or the pretransform of a `diffusion_cond` model folder or name."""
+    from ..checkpoint import resolve_model
 
     folder = resolve_model(folder)
     try:
         raw = json.loads((folder / "model_config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{folder}: no readable autoencoder model_config.json ({exc})") from exc
-    state = read_state_dict(folder)
     if raw.get("model_type") == "diffusion_cond" and isinstance(raw.get("model", {}).get("pretransform"), Mapping):
         ae_raw = {k: v for k, v in raw["model"]["pretransform"].get("config", {}).items() if k != "scale"}
-        raw = ae_folder_config(ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0),
-                               {"from_model": str(folder)})
-        prefix = "pretransform.model."
-        state = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
-    elif raw.get("model_type") != "autoencoder":
+        return folder, ae_folder_config(ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0),
+                                        {"from_model": str(folder)}), PRETRANSFORM_PREFIX
+    if raw.get("model_type") != "autoencoder":
         raise ModelLoadError(f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder "
                              f"or a model with one")
+    return folder, raw, ""
+
+
+def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, Any]]:
+    """An autoencoder folder -> (model in eval mode, its config dict).
+
+    `folder` is an `autoencoder` model folder (what `train ae` writes), or a whole `diffusion_cond`
+    model folder or name (e.g. `longplay-mini`), whose pretransform is taken: so a producer can
+    encode a sample library and fine-tune a shipped model without a separate autoencoder folder.
+    Either way the returned config is in the autoencoder-folder shape (see `autoencoder_config`)."""
+    from ..checkpoint import read_state_dict
+
+    folder, raw, prefix = autoencoder_config(folder)
+    state = read_state_dict(folder)
+    if prefix:  # a whole model's weights (float16 when shipped): keep its pretransform's
+        state = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
     model = AudioAutoencoder(parse_autoencoder(raw["model"], "model"))
     load_state_dict_strict(model, state, str(folder))
     return model.eval(), raw
@@ -172,10 +185,7 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     ae_cfg = parse_autoencoder(ae_raw, "autoencoder")
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
         raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
-    model = AudioAutoencoder(ae_cfg).train()
-    if init is not None:
-        model.load_state_dict(init.state_dict())
-        del init
+    model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
     mel_fn = StereoMelLoss(cfg.sample_rate) if cfg.mel_weight > 0 else None
