@@ -36,6 +36,11 @@ def add_train_parser(sub: Any) -> None:
                     help="weight of a multi-resolution mel-spectrogram term beside the STFT loss (0: off)")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
+    ae.add_argument("--decoder-latents", choices=("sample", "mean"), default="sample",
+                    help="with --decoder-only: train on VAE posterior samples (default) or on its mean")
+    ae.add_argument("--decoder-channels", type=int,
+                    help="with --init-from and --decoder-only: widen its decoder to this many channels first "
+                    "(a multiple of its width; same function at the start)")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     ae.add_argument("--init-from", help="autoencoder folder, or model folder or name (e.g. longplay-mini), to start "
                     "from; its architecture replaces --channels/--latent-dim/--patch-size")
@@ -135,6 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
                                        decoder_only=args.decoder_only, mel_weight=args.mel_weight,
+                                       decoder_latents=args.decoder_latents, decoder_channels=args.decoder_channels,
                                        time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,
                                            should_stop=stop.is_set, init_from=args.init_from)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..autoencoder import AudioAutoencoder
+from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
 from ..checkpoint import load_state_dict_strict
 from ..config import parse_autoencoder
 from ..errors import ModelLoadError
@@ -53,6 +53,12 @@ class AETrainConfig:
     # Train the decoder only (the encoder frozen), e.g. after the latents were encoded for the DiT:
     # the latent space stays fixed while the decoder keeps improving. Resumes a full run's state.
     decoder_only: bool = False
+    # What the decoder is trained on: "sample" (the VAE posterior sampled, as the paper) or "mean"
+    # (decoder-only runs: the posterior mean, what `encode(sample=False)` gives).
+    decoder_latents: str = "sample"
+    # Grow the decoder of `init_from` to this many channels before training (see `widen_decoder`);
+    # None keeps its width. Needs decoder_only: a wider decoder on the same frozen latents.
+    decoder_channels: int | None = None
     # Stop (with a checkpoint) after this many seconds of training in this run; 0 = no limit.
     time_limit_s: float = 0.0
 
@@ -120,6 +126,53 @@ def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, An
     return folder
 
 
+@torch.no_grad()
+def widen_decoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int,
+                  noise: float = 1e-3, seed: int = 0) -> tuple[AudioAutoencoder, dict[str, Any]]:
+    """A copy of `model` whose decoder is `channels` wide (an integer multiple of its width) and
+    computes the same function (Net2WiderNet, Chen et al. 2016), encoder untouched.
+
+    Every hidden channel c of the decoder becomes copies c, c + C, ...: weights are tiled along
+    each widened output axis and tiled and divided by the factor along each widened input axis,
+    SnakeBeta parameters and biases are tiled, and weight norm is re-derived (v = w, g = |w|). So
+    `decoder-only` training can grow a trained decoder on frozen latents (the DiT's latent space
+    is the encoder's, which stays) without starting it from scratch. Relative noise `noise` on the
+    new weights breaks the symmetry between copies; 0 keeps the function exact. Written by hand:
+    no maintained library widens weight-normed 1-D conv stacks (torch has no Net2Net).
+    """
+    old = model.cfg.decoder.channels
+    if channels < old or channels % old:
+        raise ValueError(f"decoder channels {channels} must be a multiple of the current {old}")
+    factor = channels // old
+    raw = json.loads(json.dumps(ae_raw))
+    raw["decoder"]["config"]["channels"] = channels
+    wide = AudioAutoencoder(parse_autoencoder(raw, "autoencoder"))
+    wide.encoder.load_state_dict(model.encoder.state_dict())
+    gen = torch.Generator().manual_seed(seed)
+    src = dict(model.decoder.named_modules())
+    for name, mod in wide.decoder.named_modules():
+        if isinstance(mod, SnakeBeta):
+            mod.alpha.copy_(src[name].alpha.repeat(factor))
+            mod.beta.copy_(src[name].beta.repeat(factor))
+        elif isinstance(mod, WNConv1d):
+            small = src[name]
+            w = small.weight()  # conv [out, in, k]; transposed [in, out, k]
+            o_ax, i_ax = (1, 0) if mod.transpose else (0, 1)
+            reps = [1, 1, 1]
+            if mod.weight_v.shape[o_ax] != w.shape[o_ax]:
+                reps[o_ax] = factor
+            if mod.weight_v.shape[i_ax] != w.shape[i_ax]:
+                reps[i_ax] = factor
+            w = w.repeat(*reps) / reps[i_ax]
+            if noise > 0:
+                w = w + noise * w.std() * torch.randn(w.shape, generator=gen)
+            mod.weight_v.copy_(w)
+            mod.weight_g.copy_(w.flatten(1).norm(dim=1).view(-1, 1, 1))
+            if mod.bias is not None:
+                mod.bias.copy_(small.bias.repeat(mod.bias.shape[0] // small.bias.shape[0]))
+    return wide.train(model.training), raw
+
+
 PRETRANSFORM_PREFIX = "pretransform.model."
 
 
@@ -180,9 +233,18 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     if init_from is not None:
         init, init_raw = load_autoencoder(init_from)
         ae_raw = init_raw["model"]
+    if cfg.decoder_channels is not None:
+        if init is None or not cfg.decoder_only:
+            raise ValueError("decoder_channels widens a trained decoder: it needs init_from and decoder_only")
+        if cfg.decoder_channels != init.cfg.decoder.channels:
+            init, ae_raw = widen_decoder(init, ae_raw, cfg.decoder_channels, seed=cfg.seed)
     if ae_raw is None:
         raise ValueError("train_autoencoder needs an architecture (ae_raw) or a model to start from (init_from)")
     ae_cfg = parse_autoencoder(ae_raw, "autoencoder")
+    if cfg.decoder_latents not in ("sample", "mean"):
+        raise ValueError(f"decoder_latents must be 'sample' or 'mean', not {cfg.decoder_latents!r}")
+    if cfg.decoder_latents == "mean" and not cfg.decoder_only:
+        raise ValueError("decoder_latents='mean' needs decoder_only (the encoder would lose its KL term)")
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
         raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
     model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
@@ -223,7 +285,7 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         for group in opt.param_groups:
             group["lr"] = cfg.lr * linear_decay(step, cfg.steps, cfg.lr_final)
         with torch.set_grad_enabled(not cfg.decoder_only):
-            z, kl = model.encode(x)
+            z, kl = model.encode(x, sample=cfg.decoder_latents == "sample")
         y = model.decode(z)
         rec = loss_fn(y, x)
         mel = mel_fn(y, x) if mel_fn is not None else torch.zeros(())

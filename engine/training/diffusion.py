@@ -309,14 +309,29 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
 
     model = load_model(model_dir)
     if ae_dir is not None:
-        ae, _ = load_autoencoder(ae_dir)
+        ae, ae_raw = load_autoencoder(ae_dir)
         own = {k: v.clone() for k, v in model.pretransform.model.state_dict().items()}
         new = ae.state_dict()
-        load_state_dict_strict(model.pretransform.model, new, source=str(ae_dir))  # names a misfit key
-        changed = [k for k in own if k.startswith("encoder.") and not torch.equal(own[k], new[k])]
+        changed = [k for k in own if k.startswith("encoder.") and (k not in new or own[k].shape != new[k].shape
+                                                                   or not torch.equal(own[k], new[k]))]
         if changed:
             raise ValueError(f"{ae_dir}: its encoder differs from the one the DiT was trained on "
                              f"(first: {changed[0]}); only a decoder trained with the encoder frozen fits")
+        raw = json.loads(json.dumps(model.config.raw))
+        pre = raw["model"]["pretransform"]["config"]
+        if ae_raw["model"]["decoder"] != pre["decoder"]:  # a resized decoder (train ae --decoder-channels)
+            if {k: v for k, v in ae_raw["model"].items() if k != "decoder"} != \
+                    {k: v for k, v in pre.items() if k not in ("decoder", "scale")}:
+                raise ValueError(f"{ae_dir}: its latent format differs from the model's; only its decoder may")
+            pre["decoder"] = ae_raw["model"]["decoder"]
+            keep = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.model.")}
+            folder = model.folder
+            model = build_model(raw)
+            load_state_dict_strict(model, {**keep, **{"pretransform.model." + k: v for k, v in new.items()}},
+                                   source=str(ae_dir))
+            model.folder = folder  # type: ignore[assignment]
+        else:
+            load_state_dict_strict(model.pretransform.model, new, source=str(ae_dir))  # names a misfit key
     extra: dict[str, Any] = {}
     if description is not None:
         extra["description"] = description

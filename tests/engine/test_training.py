@@ -184,6 +184,66 @@ def test_decoder_of_a_shipped_model_trains_on_and_swaps_back(corpus: Path, train
     assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in new.items())
 
 
+def test_widened_decoder_computes_the_same_function(trained_ae: Path) -> None:
+    from engine.training.autoencoder import widen_decoder
+
+    ae, raw = load_autoencoder(trained_ae)
+    width = ae.cfg.decoder.channels
+    wide, wide_raw = widen_decoder(ae, raw["model"], 2 * width, noise=0.0)
+    assert wide_raw["decoder"]["config"]["channels"] == 2 * width == wide.cfg.decoder.channels
+    assert raw["model"]["decoder"]["config"]["channels"] == width  # the input config is left alone
+    n_small = sum(p.numel() for p in ae.decoder.parameters())
+    assert sum(p.numel() for p in wide.decoder.parameters()) > 3 * n_small
+    z = torch.randn(2, ae.cfg.latent_dim, 9, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref, out = ae.decode(z), wide.eval().decode(z)
+        noisy, _ = widen_decoder(ae, raw["model"], 2 * width, noise=1e-2)
+        other = noisy.eval().decode(z)
+    assert torch.allclose(out, ref, atol=1e-5 * float(ref.abs().max()))
+    assert not torch.allclose(other, ref, atol=1e-5 * float(ref.abs().max()))  # the noise breaks the tie
+    assert all(torch.equal(v, wide.state_dict()[k]) for k, v in ae.state_dict().items() if k.startswith("encoder."))
+    with pytest.raises(ValueError, match="multiple"):
+        widen_decoder(ae, raw["model"], width + 1)
+
+
+def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Path, trained_ae: Path,
+                                                                      tmp_path: Path) -> None:
+    """`decoder_channels` + `decoder_latents="mean"` from a model folder: the encoder stays, the
+    decoder grows, and `package_model` rebuilds the model around it (config and weights)."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
+                     DiTTrainConfig(steps=1, batch_size=2, crop_frames=128), quiet=True)
+    before, _ = load_autoencoder(base)
+    width = before.cfg.decoder.channels
+    cfg = AETrainConfig(steps=3, batch_size=2, crop_samples=4096, lr=1e-3, log_every=1, decoder_only=True,
+                        decoder_latents="mean", decoder_channels=2 * width)
+    dec = train_autoencoder(corpus, tmp_path / "dec", None, cfg, quiet=True, init_from=base)
+    after, raw = load_autoencoder(dec)
+    assert raw["model"]["decoder"]["config"]["channels"] == 2 * width
+    assert raw["longplay"]["train"]["decoder_latents"] == "mean"
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
+    # Resuming rebuilds the widened shapes before loading its own checkpoint.
+    train_autoencoder(corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 4}),
+                      quiet=True, init_from=base)
+    from engine import package_model
+    shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
+    assert shipped.pretransform.model.cfg.decoder.channels == 2 * width
+    assert shipped.config.raw["model"]["pretransform"]["config"]["decoder"]["config"]["channels"] == 2 * width
+    resumed, _ = load_autoencoder(dec)
+    assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in resumed.state_dict().items())
+    base_model = load_model(base)
+    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in base_model.state_dict().items()
+               if not k.startswith("pretransform."))
+    audio = Generator(shipped, device="cpu").render(RenderRequest("tone 110 Hz", seconds=0.5, steps=2, seed=1))[0].audio
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    # Only a decoder may differ; and "mean" or a new width need a decoder-only run from weights.
+    with pytest.raises(ValueError, match="needs decoder_only"):
+        train_autoencoder(corpus, tmp_path / "x", AE_RAW, AETrainConfig(steps=1, decoder_latents="mean"), quiet=True)
+    with pytest.raises(ValueError, match="needs init_from and decoder_only"):
+        train_autoencoder(corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, decoder_channels=64), quiet=True)
+
+
 def test_time_limit_stops_with_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
     out = train_autoencoder(corpus, tmp_path / "ae", AE_RAW,
                             AETrainConfig(steps=1000, batch_size=1, crop_samples=4096, time_limit_s=1e-9), quiet=True)
