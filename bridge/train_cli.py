@@ -89,6 +89,9 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--long", type=float, default=0.0,
                      help="every 4th step trains on one crop this long, in seconds (0: never)")
     dit.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
+    dit.add_argument("--train-latents", choices=("sample", "mean"), default="sample",
+                     help="learn VAE posterior samples (default, as the paper) or the posterior mean "
+                     "(for a decoder trained with --decoder-latents mean)")
     dit.add_argument("--description", default="")
     dit.add_argument("--beat-phase", action="store_true",
                      help="give the DiT a tempo grid from each item's bpm (renders then lock to a requested BPM)")
@@ -174,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                                         ema_decay=args.ema, lr_final=args.lr_final,
                                         crop_frames=frames(args.crop), long_frames=frames(args.long),
-                                        time_limit_s=args.minutes * 60)
+                                        time_limit_s=args.minutes * 60, train_latents=args.train_latents)
             out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
                                    should_stop=stop.is_set, description=args.description,
                                    init_from=args.init_from)

@@ -53,6 +53,10 @@ class DiTTrainConfig:
     long_every: int = 4
     # Stop (with a checkpoint) after this many seconds of training in this run; 0 = no limit.
     time_limit_s: float = 0.0
+    # The latents the DiT learns: "sample" draws from the stored VAE posterior each step (as the
+    # reference's pre-encoded training); "mean" takes its mean, the latents a decoder trained with
+    # `AETrainConfig(decoder_latents="mean")` expects.
+    train_latents: str = "sample"
 
 
 @torch.no_grad()
@@ -126,9 +130,10 @@ class LatentBank:
         mu = total / max(n, 1)
         return float(math.sqrt(max(sq / max(n, 1) - mu * mu, 1e-12)))
 
-    def batch(self, rng: random.Random, n: int, frames: int,
-              fresh_prompts: float = 0.0) -> tuple[Tensor, list[dict[str, Any]]]:
-        """-> latents `[n, D, frames]` (sampled from the VAE posterior) and conditioning metadata."""
+    def batch(self, rng: random.Random, n: int, frames: int, fresh_prompts: float = 0.0,
+              sample: bool = True) -> tuple[Tensor, list[dict[str, Any]]]:
+        """-> latents `[n, D, frames]` (sampled from the VAE posterior, or its mean when not
+        `sample`) and conditioning metadata."""
         xs, metas = [], []
         for _ in range(n):
             i = rng.randrange(len(self.items))
@@ -141,7 +146,7 @@ class LatentBank:
             mean, scale = crop.chunk(2, dim=0)
             std = torch.nn.functional.softplus(scale) + 1e-4
             g = torch.Generator().manual_seed(rng.randrange(2**31))
-            xs.append((mean + std * torch.randn(mean.shape, generator=g)) / self.scale)
+            xs.append(((mean + std * torch.randn(mean.shape, generator=g)) if sample else mean) / self.scale)
             item = self.items[i]
             metas.append({"prompt": self._prompt(item, rng, fresh_prompts), "seconds_start": start / self.rate,
                           "seconds_total": item.seconds, "bpm": item.metadata.get("bpm")})
@@ -202,6 +207,9 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     ae_block = config["model"]["pretransform"]["config"]
     rate = config["sample_rate"] / ae_block["downsampling_ratio"]
     bank = LatentBank(corpus_dir, latent_dir, rate)
+    if cfg.train_latents not in ("sample", "mean"):
+        raise ValueError(f"train_latents must be 'sample' or 'mean', not {cfg.train_latents!r}")
+    sample = cfg.train_latents == "sample"
     state_path = out / "train_state.pt"
     init = None
     if init_from is not None and not state_path.is_file():
@@ -261,9 +269,9 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
         if deadline.passed():
             break
         if cfg.long_frames and step % cfg.long_every == cfg.long_every - 1:
-            x0, metas = bank.batch(rng, 1, cfg.long_frames, cfg.fresh_prompts)
+            x0, metas = bank.batch(rng, 1, cfg.long_frames, cfg.fresh_prompts, sample)
         else:
-            x0, metas = bank.batch(rng, cfg.batch_size, frames, cfg.fresh_prompts)
+            x0, metas = bank.batch(rng, cfg.batch_size, frames, cfg.fresh_prompts, sample)
         loss = v_loss(model, x0, metas, rng, cfg.cfg_dropout, cfg.tempo_dropout)
         check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)

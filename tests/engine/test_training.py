@@ -291,6 +291,28 @@ def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trai
     assert [it.id for it in bank.items] == ["s1", "s2"] and bank.skipped == 1
 
 
+def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    import random
+
+    from engine.training.diffusion import LatentBank
+
+    bank = LatentBank(corpus, encode_corpus(corpus, trained_ae, tmp_path / "lat", quiet=True), 172.0, scale=2.0)
+    frames = min(lat.shape[1] for lat in bank.latents)
+    mean_a, metas = bank.batch(random.Random(5), 3, frames, sample=False)
+    mean_b, _ = bank.batch(random.Random(5), 3, frames, sample=False)
+    drawn, same_metas = bank.batch(random.Random(5), 3, frames)
+    assert torch.equal(mean_a, mean_b) and metas == same_metas  # the same items and crops either way
+    ids = [next(i for i, it in enumerate(bank.items) if it.seconds == m["seconds_total"]) for m in metas]
+    for row, i, meta in zip(mean_a, ids, metas):
+        mean = torch.from_numpy(bank.latents[i][: bank.latents[i].shape[0] // 2].astype(np.float32))
+        start = round(meta["seconds_start"] * bank.rate)
+        assert torch.allclose(row * 2.0, mean[:, start:start + frames])
+    assert not torch.allclose(drawn, mean_a)  # samples scatter around the mean
+    with pytest.raises(ValueError, match="train_latents"):
+        train_dit(tiny_config(), corpus, tmp_path / "lat", trained_ae, tmp_path / "x",
+                  DiTTrainConfig(steps=1, train_latents="median"), quiet=True)
+
+
 def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
     """A model trained without the grid warm-starts one with it: same outputs at step 0 (the new
     projection starts at zero), same latent scale, and training moves the new projection."""
