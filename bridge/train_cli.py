@@ -34,6 +34,7 @@ def add_train_parser(sub: Any) -> None:
                     help="samples folded into channels before the encoder (1: none, as SAO)")
     ae.add_argument("--mel-weight", type=float, default=0.0,
                     help="weight of a multi-resolution mel-spectrogram term beside the STFT loss (0: off)")
+    ae.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the VAE's KL term")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
     ae.add_argument("--decoder-latents", choices=("sample", "mean"), default="sample",
@@ -142,7 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
                                                  patch_size=args.patch_size)
             cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
-                                       decoder_only=args.decoder_only, mel_weight=args.mel_weight,
+                                       decoder_only=args.decoder_only, mel_weight=args.mel_weight, kl_weight=args.kl_weight,
                                        decoder_latents=args.decoder_latents, decoder_channels=args.decoder_channels,
                                        time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,

@@ -36,12 +36,13 @@ def test_every_training_stage_runs_from_the_cli(tmp_path: Path, capsys: pytest.C
     # --beat-phase grows the tempo grid on top of it.
     assert main(["train", "dit", "--corpus", corpus, "--latents", latents, "--ae", str(base),
                  "--out", str(tmp_path / "ft"), "--init-from", str(base), "--beat-phase", "--steps", "1",
-                 "--batch", "1"]) == 0
+                 "--batch", "1", "--train-latents", "mean"]) == 0
     old, new = load_model(base).config, load_model(tmp_path / "ft" / "model").config
     assert (new.dit.embed_dim, new.dit.depth, new.dit.num_heads, new.dit.patch_size, new.dit.attn_window,
             tuple(new.dit.global_layers)) == (32, 2, 1, 2, 4, (1,))
     assert new.window_frames == old.window_frames and new.dit.beat_phase and not old.dit.beat_phase
     assert new.autoencoder.scale == old.autoencoder.scale
+    assert new.raw["longplay"]["train"]["train_latents"] == "mean"
 
     # A flag that changes the shape is refused, naming the tensor that does not fit.
     assert main(["train", "dit", "--corpus", corpus, "--latents", latents, "--ae", str(base),
@@ -54,13 +55,16 @@ def test_every_training_stage_runs_from_the_cli(tmp_path: Path, capsys: pytest.C
     assert main(["train", "encode", "--corpus", corpus, "--ae", "no-such-model", "--out", latents]) != 0
     assert "'no-such-model' not found" in _err(capsys)
 
-    # The shipped model's decoder trains on from the model folder alone, and swaps back in.
+    # The shipped model's decoder trains on from the model folder alone (here twice as wide, on the
+    # posterior mean), and swaps back in.
     dec = str(tmp_path / "dec")
     assert main(["train", "ae", "--corpus", corpus, "--out", dec, "--init-from", str(base), "--decoder-only",
-                 "--steps", "1", "--batch", "1", "--crop", "16384"]) == 0
+                 "--steps", "1", "--batch", "1", "--crop", "16384", "--decoder-latents", "mean",
+                 "--decoder-channels", "8", "--kl-weight", "1e-5"]) == 0
     ship = tmp_path / "ship"
     assert main(["train", "package", "--model", str(tmp_path / "ft" / "model"), "--out", str(ship),
                  "--ae", dec, "--default-steps", "2"]) == 0
+    assert load_model(ship).pretransform.model.cfg.decoder.channels == 8
     wav = tmp_path / "out.wav"
     assert main(["generate", "tone 220 Hz, 240 BPM", "--model", str(ship), "--seconds", "1", "--out", str(wav)]) == 0
     assert wav.is_file() and wav.with_suffix(".json").is_file()
