@@ -71,7 +71,7 @@ def _structure(s: dict[str, Any]) -> list[str]:
     r, c = s["render"], s["corpus"]
     lag = r["min_lag_seconds"]
     lines = [f"Prompt {s['prompt']!r}, {s['render_seconds']:.1f} s; held-out songs cut to the same length. "
-             f"SSMs: {', '.join(s['pngs'])} (the paper shows SSMs in Figure 4, no number).", ""]
+             f"SSMs: {', '.join(f'[{p}]({p})' for p in s['pngs'])} (the paper shows SSMs in Figure 4, no number).", ""]
     return lines + _table([
         (f"frames repeated ≥ {lag:g} s away: render", _num(r["fraction"]), DASH),
         (f"frames repeated ≥ {lag:g} s away: corpus songs (mean of {len(c['items'])})", _num(c["mean_fraction"]), DASH),

@@ -79,7 +79,8 @@ def run_eval(model_dir: str | os.PathLike[str], corpus_dir: str | os.PathLike[st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "model": str(folder), "corpus": str(corpus_dir), "quick": quick, "config": asdict(cfg),
+        # As asked (a name like "longplay-mini" stays a name), and the folder it resolved to.
+        "model": str(model_dir), "model_folder": str(folder), "corpus": str(corpus_dir), "quick": quick, "config": asdict(cfg),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "paper": {"table5": metrics.PAPER_TABLE5, "render_seconds_gpu": PAPER_SPEED},

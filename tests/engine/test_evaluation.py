@@ -182,4 +182,6 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert "held-out audio without drums: as is → through the autoencoder" in md
     assert "| tempo sweep, 1 prompts at 70-175 BPM over 8 genres: median error / matches |" in md
     assert "| level of 10 s windows, median / quietest (dBFS): render |" in md
+    assert "SSMs: [ssm_binary.png](ssm_binary.png), [ssm_cosine.png](ssm_cosine.png)" in md
+    assert report["model"] == str(tiny_model_dir) and f"Model `{tiny_model_dir}`" in md
     assert report["structure"]["corpus"]["median_level_db"] < 0
