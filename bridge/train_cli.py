@@ -41,7 +41,7 @@ def add_train_parser(sub: Any) -> None:
                     help="with --decoder-only: train on VAE posterior samples (default) or on its mean")
     ae.add_argument("--decoder-channels", type=int,
                     help="with --init-from and --decoder-only: widen its decoder to this many channels first "
-                    "(a multiple of its width; same function at the start)")
+                    "(a multiple of its width; it starts as nearly the same function, channels copied)")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     ae.add_argument("--init-from", help="autoencoder folder, or model folder or name (e.g. longplay-mini), to start "
                     "from; its architecture replaces --channels/--latent-dim/--patch-size")
