@@ -281,8 +281,8 @@ class _Context:
                 "corpus": {"items": corpus_rows,
                            "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
                            "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),
-                                                  "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
-                                                  "mean_stripe": _mean([r["stripe"] for r in corpus_rows])},
+                           "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
+                           "mean_stripe": _mean([r["stripe"] for r in corpus_rows])},
                 "pngs": [binary.name, cosine.name]}
 
     def audio_to_audio(self) -> dict[str, Any]:

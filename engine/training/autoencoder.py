@@ -133,7 +133,7 @@ def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, An
 
 @torch.no_grad()
 def widen_decoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int,
-                  noise: float = 1e-3, seed: int = 0) -> tuple[AudioAutoencoder, dict[str, Any]]:
+                  noise: float = AETrainConfig.widen_noise, seed: int = 0) -> tuple[AudioAutoencoder, dict[str, Any]]:
     """A copy of `model` whose decoder is `channels` wide (an integer multiple of its width) and
     computes the same function (Net2WiderNet, Chen et al. 2016), encoder untouched.
 

@@ -333,11 +333,9 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
                 raise ValueError(f"{ae_dir}: its latent format differs from the model's; only its decoder may")
             pre["decoder"] = ae_raw["model"]["decoder"]
             keep = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.model.")}
-            folder = model.folder
             model = build_model(raw)
             load_state_dict_strict(model, {**keep, **{"pretransform.model." + k: v for k, v in new.items()}},
                                    source=str(ae_dir))
-            model.folder = folder  # type: ignore[assignment]
         else:
             load_state_dict_strict(model.pretransform.model, new, source=str(ae_dir))  # names a misfit key
     extra: dict[str, Any] = {}
