@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-seconds", type=_finite, help="shortest song (default 10, or --max-seconds if lower)")
     c.add_argument("--max-seconds", type=_finite, default=285.0, help="longest song, up to 285 (default 285)")
     c.add_argument("--stems", type=_integer, default=2, help="stems written per song, 0-5 (default 2)")
+    c.add_argument("--drumless", action="store_true",
+                   help="also write each drummed song's mix without its drums (kind mix:nodrums, prompted "
+                        "'no drums'); on a finished corpus this renders just those")
     c.add_argument("--held-out", type=_finite, default=0.1, help="fraction of songs in the test split (default 0.1)")
     c.add_argument("--jobs", type=_integer, default=1, help="songs rendered in parallel, 1-16 (default 1)")
 
@@ -357,7 +360,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
         raise EngineUnavailable(err) from err
 
     try:
-        summary = build_corpus(args.out_dir, args.songs, args.seed, stems_per_song=args.stems,
+        summary = build_corpus(args.out_dir, args.songs, args.seed, stems_per_song=args.stems, drumless=args.drumless,
                                min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                                held_out_fraction=args.held_out, jobs=args.jobs, progress=_corpus_progress)
     except EngineError as err:

@@ -90,6 +90,41 @@ _BPM_PATTERNS = (re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm\b", re.IGNORECASE),
                  re.compile(r"\bbpm\s*[:=]?\s*(\d{2,3}(?:\.\d+)?)", re.IGNORECASE))
 
 
+# "no drums", "without vocals", "w/o percussion" as a clause of its own (comma- or |-separated);
+# "beatless"/"drumless" say "no drums" in one word.
+_NEGATION = re.compile(r"^(?:no|without|w/o)\s+(?P<what>\S.*)$", re.IGNORECASE)
+_NEGATING_WORDS = {"beatless": "drums", "drumless": "drums"}
+_NOT_NEGATIONS = {"no wave"}  # a genre, not a request
+
+
+def split_negations(prompt: str) -> tuple[str, list[str]]:
+    """("house, 124 BPM, no drums") -> ("house, 124 BPM", ["drums"]): negated clauses taken out.
+
+    Text encoders learn what captions name, not what they deny (CLAP's and T5's users know it;
+    ours, trained from scratch on bytes, is no different): "hip hop, 93 BPM, no drums" rendered as
+    percussive as "... , drums" (percussive ratio 0.27 vs 0.27 over 4 seeds), while
+    "hip hop, 93 BPM" with the negative prompt "drums" fell to 0.09 and "ambient" with it to
+    0.03 (0.09 with "no drums" in the prompt). So the generator moves each negated clause into
+    the negative prompt, where classifier-free guidance steers away from it. Clauses are split on
+    the separators our prompts use (`,` and `|`); anything else is left as written.
+    """
+    kept: list[str] = []
+    negated: list[str] = []
+    for part in re.split(r"([,|])", prompt):
+        clause = part.strip()
+        m = None if clause.lower() in _NOT_NEGATIONS else _NEGATION.match(clause)
+        word = _NEGATING_WORDS.get(clause.lower())
+        if m or word:
+            negated.append(m.group("what") if m else word)
+            if kept and kept[-1] in ",|":
+                kept.pop()  # the separator before the clause goes with it
+            continue
+        if not kept and part in ",|":
+            continue  # a prompt that started with a negation: no leading separator
+        kept.append(part)
+    return "".join(kept).strip(), list(dict.fromkeys(negated))
+
+
 def prompt_bpm(prompt: str) -> float | None:
     """The tempo a prompt names ("124 BPM", "bpm: 93", "90bpm"), if one between 20 and 300."""
     for pattern in _BPM_PATTERNS:
@@ -204,10 +239,12 @@ class Generator:
         self._check(cancel)
         report(Progress("conditioning", 0, req.steps, v, n, v / n))
         bpm = grid_bpm(req) if cfg.dit.beat_phase else None
-        meta = {"prompt": req.prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds, "bpm": bpm}
+        prompt, negated = split_negations(req.prompt)
+        negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
+        meta = {"prompt": prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds, "bpm": bpm}
         cond = model.encode_conditioning([meta])
-        if req.negative:
-            cond.update(model.encode_conditioning([{**meta, "prompt": req.negative}], negative=True))
+        if negative:
+            cond.update(model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
 
         gen = torch.Generator(device="cpu").manual_seed(seed)
         frames = self.render_frames(req.seconds)
@@ -239,6 +276,8 @@ class Generator:
         fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
         recipe = {**asdict(req), "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
+                  # What the model was conditioned on, when negations moved out of the prompt.
+                  **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
                   "render_seconds": round(time.perf_counter() - t0, 3), "device": str(self.device)}
         if cfg.dit.beat_phase:
             recipe["grid_bpm"] = bpm  # the tempo grid the model played on (None: none)

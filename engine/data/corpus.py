@@ -6,6 +6,11 @@ Layout::
     OUT/metadata.jsonl    one line per audio file: id, path, seconds, split, kind, metadata, prompts
     OUT/audio/<id>.flac   24-bit stereo 44.1 kHz FLAC (full mixes and stems)
 
+Item kinds: ``mix`` (the song), ``stem:<name>`` (one stem, as it sits in the mix) and, with
+``drumless``, ``mix:nodrums`` (``<song>-nodrums``: every stem but the drums, mixed and mastered
+the same way; metadata ``has_drums: false, drums_removed: true``), so the model hears every
+genre with and without a kit and learns what "no drums" asks for.
+
 Everything is a function of ``seed``: song i's genre, length, split and music. A run can be
 stopped at any point and started again: finished songs are skipped, every file is written under
 a temporary name and renamed, and a song's metadata lines are appended in one write with the
@@ -114,11 +119,18 @@ def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
     return lines
 
 
+# Settings added after format 1 shipped: a header without them was built with these values.
+SETTING_DEFAULTS = {"drumless": False}
+# Setting changes a resume may make because they only add files: (key, old, new).
+ADDITIVE = {("drumless", False, True)}
+
+
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     header = out / "corpus.json"
     if header.exists():
-        old = json.loads(header.read_text(encoding="utf-8"))
-        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        old = {**SETTING_DEFAULTS, **json.loads(header.read_text(encoding="utf-8"))}
+        diff = {k: (old.get(k), v) for k, v in settings.items()
+                if old.get(k) != v and (k, old.get(k), v) not in ADDITIVE}
         if diff:
             changes = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in diff.items())
             raise CorpusBuildError(f"{out} was built with other settings ({changes}); "
@@ -126,26 +138,48 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     write_json_atomic(header, settings)
 
 
-def _items(plan: SongPlan, song: Song, stems: list[str], seconds: float) -> Iterator[dict[str, Any]]:
-    """Metadata lines of a song: stems first, the mix last (see the module docstring)."""
-    for kind, stem in [(f"stem:{s}", s) for s in stems] + [("mix", None)]:
-        item_id = plan.song_id if stem is None else f"{plan.song_id}-{stem}"
-        meta = dict(song.metadata)
+def drumless_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """A song's metadata for its ``mix:nodrums`` version: the kit gone from instruments and stems."""
+    stems = {k: v for k, v in meta["stems"].items() if k != "drums"}
+    return {**meta, "instruments": list(dict.fromkeys(stems.values())), "stems": stems,
+            "has_drums": False, "drums_removed": True}
+
+
+def _has_drumless(song_meta: dict[str, Any]) -> bool:
+    """Whether a song gets a ``mix:nodrums`` item: it has drums and something besides them."""
+    return bool(song_meta.get("has_drums")) and len(song_meta.get("stems", {})) > 1
+
+
+def _parts(song_id: str, stems: list[str], song_meta: dict[str, Any], drumless: bool) -> list[tuple[str, str | None, str]]:
+    """(kind, stem, id) of a song's items in file order: stems, the drumless mix, the mix last."""
+    parts: list[tuple[str, str | None, str]] = [(f"stem:{s}", s, f"{song_id}-{s}") for s in stems]
+    if drumless and _has_drumless(song_meta):
+        parts.append(("mix:nodrums", None, f"{song_id}-nodrums"))
+    return parts + [("mix", None, song_id)]
+
+
+def _items(plan: SongPlan, song: Song, stems: list[str], seconds: float, drumless: bool) -> Iterator[dict[str, Any]]:
+    """Metadata lines of a song, in `_parts` order (see the module docstring)."""
+    for kind, stem, item_id in _parts(plan.song_id, stems, song.metadata, drumless):
+        meta = drumless_metadata(song.metadata) if kind == "mix:nodrums" else dict(song.metadata)
         if stem is not None:
             meta["stem"] = stem
             meta["instruments"] = [song.tracks[stem].instrument]
-        prompts = sample_prompts(song.metadata, rng_for(plan.seed, "prompts", item_id), PROMPTS_PER_ITEM, stem=stem)
+        prompts = sample_prompts(song.metadata if stem else meta, rng_for(plan.seed, "prompts", item_id),
+                                 PROMPTS_PER_ITEM, stem=stem)
         yield {"id": item_id, "path": f"audio/{item_id}.flac", "seconds": round(seconds, 6),
                "split": plan.split, "kind": kind, "song_id": plan.song_id, "metadata": meta, "prompts": prompts}
 
 
-def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, stems_per_song: int = 2,
+def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, stems_per_song: int = 2, drumless: bool = False,
                  min_seconds: float = 10.0, max_seconds: float = MAX_SECONDS, held_out_fraction: float = 0.1,
                  genres: Sequence[str] | None = None, soundfont: str | os.PathLike[str] | None = None,
                  jobs: int = 1, progress: Callable[[CorpusProgress], None] | None = None) -> CorpusSummary:
     """Compose, render and write ``n_songs`` songs (plus ``stems_per_song`` stems each) into
     ``out_dir``; resumable, deterministic in ``seed``. ``jobs`` > 1 renders songs in parallel
-    (FluidSynth and pedalboard both run outside the GIL)."""
+    (FluidSynth and pedalboard both run outside the GIL). ``drumless`` adds a ``mix:nodrums``
+    item per song with drums; turning it on for a finished corpus renders just those (the songs
+    are the same, only missing files are written)."""
     genres = list(genres) if genres is not None else sorted(GENRES)
     if n_songs < 0 or stems_per_song < 0 or jobs < 1:
         raise CorpusBuildError("n_songs and stems_per_song must be >= 0 and jobs >= 1")
@@ -158,7 +192,7 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
         raise CorpusBuildError(f"unknown genres {unknown}; choose from {sorted(GENRES)}")
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    _check_settings(out, {"format": FORMAT, "seed": seed, "stems_per_song": stems_per_song,
+    _check_settings(out, {"format": FORMAT, "seed": seed, "stems_per_song": stems_per_song, "drumless": drumless,
                           "min_seconds": min_seconds, "max_seconds": max_seconds,
                           "held_out_fraction": held_out_fraction, "genres": genres, "sample_rate": SAMPLE_RATE})
     for stale in (out / "audio").glob(".*.part"):  # temp files of an interrupted run
@@ -167,17 +201,26 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
     lines = _read_lines(jsonl)
     plans = plan_songs(n_songs, seed, min_seconds=min_seconds, max_seconds=max_seconds,
                        held_out_fraction=held_out_fraction, genres=genres)
-    todo = [p for p in plans if not (p.song_id in lines and (out / lines[p.song_id]["path"]).exists())]
+
+    def finished(p: SongPlan) -> bool:
+        mix = lines.get(p.song_id)
+        if mix is None or not (out / mix["path"]).exists():
+            return False
+        extra = f"{p.song_id}-nodrums"  # a corpus that has just been given --drumless
+        return not (drumless and _has_drumless(mix.get("metadata", {}))) or (
+            extra in lines and (out / lines[extra]["path"]).exists())
+
+    todo = [p for p in plans if not finished(p)]
     synth: list[Synth] = []
     start = time.perf_counter()
 
     def work(plan: SongPlan) -> tuple[SongPlan, Song, list[str], Rendered | None]:
         song = compose(plan.seed, plan.genre, plan.target_s)
         stems = chosen_stems(song, stems_per_song, plan.seed)
-        ids = [plan.song_id] + [f"{plan.song_id}-{s}" for s in stems]
+        ids = [item_id for _, _, item_id in _parts(plan.song_id, stems, song.metadata, drumless)]
         if all((out / "audio" / f"{i}.flac").exists() for i in ids):
             return plan, song, stems, None  # files survived a crash; only their lines are missing
-        return plan, song, stems, render_song(song, synth=synth[0], stems=stems)
+        return plan, song, stems, render_song(song, synth=synth[0], stems=stems, drumless=drumless)
 
     if todo:
         synth.append(find_synth(soundfont))  # fail before any work if FluidSynth is missing
@@ -187,11 +230,14 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for plan, song, stems, rendered in (r for batch in batches for r in pool.map(work, batch)):
             # The exact file length (whole samples), whether or not the audio was rendered now.
-            items = list(_items(plan, song, stems, int(round(song.length_s * SAMPLE_RATE)) / SAMPLE_RATE))
+            items = list(_items(plan, song, stems, int(round(song.length_s * SAMPLE_RATE)) / SAMPLE_RATE, drumless))
             if rendered is not None:
                 for item in items:
+                    if (out / item["path"]).exists():  # written whole (write-then-rename) by an earlier run
+                        continue
                     stem = item["metadata"].get("stem")
-                    audio = rendered.mix if stem is None else rendered.stems[stem]
+                    audio = (rendered.drumless if item["kind"] == "mix:nodrums" else
+                             rendered.mix if stem is None else rendered.stems[stem])
                     write_audio_atomic(out / item["path"], audio, rendered.sample_rate, subtype="pcm24")
                     written += 1
                     audio_s += rendered.seconds

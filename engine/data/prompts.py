@@ -24,6 +24,12 @@ ONLY = {
     "extra": ("{inst} only", "isolated {inst}", "solo {inst}"),
 }
 NO_DRUMS = ("no drums", "without drums", "no percussion", "beatless")
+# How often a prompt says NO_DRUMS: a genre without drums (ambient) mostly says it by its name;
+# a drum genre's mix with the kit taken out (corpus kind ``mix:nodrums``) has only these words
+# to tell it from the full mix, so they nearly always come ("house, 124 BPM" should keep
+# its kit).
+NO_DRUMS_CHANCE = 0.4
+DRUMS_REMOVED_CHANCE = 0.9
 
 
 def _instruments(meta: Mapping[str, Any], stem: str | None, rng: random.Random) -> list[str]:
@@ -74,7 +80,8 @@ def make_prompt(meta: Mapping[str, Any], rng: random.Random, *, stem: str | None
         inst = str(meta["stems"][stem])
         extras.append(rng.choice(ONLY[stem]).format(inst=inst))
     has_drums = bool(meta.get("has_drums", True))
-    if (stem is None and not has_drums and rng.random() < 0.4) or (stem not in (None, "drums") and rng.random() < 0.15):
+    chance = DRUMS_REMOVED_CHANCE if meta.get("drums_removed") else NO_DRUMS_CHANCE
+    if (stem is None and not has_drums and rng.random() < chance) or (stem not in (None, "drums") and rng.random() < 0.15):
         extras.append(rng.choice(NO_DRUMS))
     if keyed:
         parts = [f"{LABELS[name]}: {', '.join(values)}" for name, values in chosen]

@@ -77,6 +77,7 @@ class Rendered:
     seconds: float
     synth_s: float  # wall time in FluidSynth
     mix_s: float  # wall time in the mixer
+    drumless: np.ndarray | None = None  # the master without the drum stem (``render_song(drumless=True)``)
 
     @property
     def realtime(self) -> float:
@@ -109,9 +110,16 @@ def _fit(audio: np.ndarray, n: int) -> np.ndarray:
 
 
 def render_song(song: Song, *, sample_rate: int = SAMPLE_RATE, synth: Synth | None = None,
-                stems: Sequence[str] | None = None, gain: float = 0.5) -> Rendered:
+                stems: Sequence[str] | None = None, gain: float = 0.5, drumless: bool = False) -> Rendered:
     """Synthesise every stem of ``song``, mix, and return the master plus the stems named in
-    ``stems`` (default: all the song has), each exactly ``song.length_s`` long."""
+    ``stems`` (default: all the song has), each exactly ``song.length_s`` long.
+
+    ``drumless`` also mixes a second master from every stem but the drums (when the song has
+    drums and something else): the same channel strips, pans and room, levelled to the same
+    loudness -- the "instrumental without drums" version a producer would bounce. Subtracting
+    the drum stem from the master would not do: the limiter's gain reduction at each hit would
+    leave a ghost of the drums behind.
+    """
     synth = synth or find_synth()
     present = [s for s in STEMS if s in song.tracks]
     if not present:
@@ -134,5 +142,8 @@ def render_song(song: Song, *, sample_rate: int = SAMPLE_RATE, synth: Synth | No
     t1 = time.perf_counter()
     plan = plan_mix(song.genre, present, rng_for(song.seed, "mix"))
     master, kept = mix(dry, sample_rate, plan, keep)
+    without = None
+    if drumless and "drums" in dry and len(dry) > 1:
+        without, _ = mix({s: a for s, a in dry.items() if s != "drums"}, sample_rate, plan)
     t2 = time.perf_counter()
-    return Rendered(master, kept, sample_rate, n / sample_rate, t1 - t0, t2 - t1)
+    return Rendered(master, kept, sample_rate, n / sample_rate, t1 - t0, t2 - t1, without)

@@ -43,7 +43,7 @@ def _prompts(s: dict[str, Any]) -> list[str]:
     def counts(x: dict[str, Any]) -> str:
         return " / ".join(str(x[f"{k}_matches"]) for k in ("exact", "half", "double", "none"))
 
-    drums, quiet = d["drums"], d["no_drums"]
+    drums, quiet, removed = d["drums"], d["no_drums"], d.get("drums_removed")  # absent from older reports
     lines = [f"{t['n']} renders of {s['render_seconds']:.1f} s asked for held-out BPMs; "
              f"{len(drums['items'])} per drum group. 'Drums present' = percussive ratio ≥ "
              f"{s['drums_threshold']:g}.", ""]
@@ -58,12 +58,20 @@ def _prompts(s: dict[str, Any]) -> list[str]:
              f"{_num(s['tempo_sweep']['median_relative_error'])} ({counts(s['tempo_sweep'])})", DASH)]),
         ("percussive ratio, drums asked", _num(drums["mean_percussive_ratio"]), DASH),
         ("percussive ratio, 'ambient, no drums' asked", _num(quiet["mean_percussive_ratio"]), DASH),
-        ("share judged 'drums present': drums / no drums",
-         f"{_num(drums['share_with_drums'], 2)} / {_num(quiet['share_with_drums'], 2)}", DASH),
+        *([] if removed is None else [
+            ("percussive ratio, the same genre and BPM with 'no drums' asked", _num(removed["mean_percussive_ratio"]),
+             DASH),
+            ("share of those under their 'drums' twin (same seed)", _num(removed.get("share_below_drums"), 2), DASH)]),
+        ("share judged 'drums present': drums / ambient, no drums" + ("" if removed is None else " / genre, no drums"),
+         " / ".join(_num(g["share_with_drums"], 2) for g in (drums, quiet, removed) if g is not None), DASH),
         *([] if not s.get("drum_free_reference") else [
             ("same measure on held-out audio without drums: as is → through the autoencoder",
              f"{_num(s['drum_free_reference']['mean_original'])} → "
              f"{_num(s['drum_free_reference']['mean_autoencoded'])}", DASH)]),
+        *([] if "mean_with_drums_autoencoded" not in (s.get("drum_free_reference") or {}) else [
+            ("their drummed twins through the autoencoder / share of pairs the drumless one stays under",
+             f"{_num(s['drum_free_reference']['mean_with_drums_autoencoded'])} / "
+             f"{_num(s['drum_free_reference']['share_below_with_drums_autoencoded'], 2)}", DASH)]),
     ])
 
 

@@ -213,49 +213,71 @@ class _Context:
             prompt = f"{SWEEP_GENRES[i % len(SWEEP_GENRES)]}, {bpm:g} BPM"
             audio, _ = self.render(prompt, seconds, cfg.seed + 300 + i, f"sweep_{i:02d}")
             sweep_rows.append({"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))})
-        groups: dict[str, list[dict[str, Any]]] = {"drums": [], "no_drums": []}
+        # Three asks per drummed held-out song, same seed: its genre and BPM with "drums", the same
+        # with "no drums" (a drum genre without its kit), and "ambient, no drums".
+        groups: dict[str, list[dict[str, Any]]] = {"drums": [], "no_drums": [], "drums_removed": []}
         drummed = [it for it in songs if it.metadata.get("has_drums", True)] or songs
         for i in range(cfg.drum_prompts):
             meta: dict[str, Any] = drummed[i % len(drummed)].metadata if drummed else {"genre": "house", "bpm": 120}
-            asks = {"drums": f"{meta.get('genre', 'house')}, {float(meta['bpm']):g} BPM, drums",
-                    "no_drums": "ambient, no drums"}
+            song = f"{meta.get('genre', 'house')}, {float(meta.get('bpm', 120)):g} BPM"
+            asks = {"drums": f"{song}, drums", "no_drums": "ambient, no drums", "drums_removed": f"{song}, no drums"}
             for group, prompt in asks.items():
                 audio, _ = self.render(prompt, seconds, cfg.seed + 100 + i, f"{group}_{i:02d}")
                 ratio = music.percussive_ratio(audio, self.rate)
                 groups[group].append({"prompt": prompt, "percussive_ratio": ratio,
                                       "drums_present": music.drums_present(ratio)})
+        drums = {group: {"items": rows, "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
+                         "share_with_drums": _mean([float(r["drums_present"]) for r in rows])}
+                 for group, rows in groups.items()}
+        # Paired: the same genre, BPM and seed, "no drums" vs "drums" -- free of any threshold.
+        drums["drums_removed"]["share_below_drums"] = _mean([
+            float(a["percussive_ratio"] < b["percussive_ratio"]) for a, b in zip(groups["drums_removed"], groups["drums"])])
         return {
             "render_seconds": seconds,
             "drum_free_reference": self.drum_free_reference(seconds),
             "tempo": _tempo_summary(tempo_rows),
             "tempo_of_held_out_songs": _tempo_summary(reference_rows),
             "tempo_sweep": _tempo_summary(sweep_rows),
-            "drums": {group: {"items": rows, "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
-                              "share_with_drums": _mean([float(r["drums_present"]) for r in rows])}
-                      for group, rows in groups.items()},
+            "drums": drums,
             "drums_threshold": music.DRUMS_THRESHOLD,
         }
 
     def drum_free_reference(self, seconds: float) -> dict[str, Any] | None:
-        """The percussive ratio of held-out audio without drums (drum-free mixes, else non-drum
-        stems), as it is and after the autoencoder's round trip: what a "no drums" render could
-        score at best through this decoder, whose noise HPSS partly counts as percussive."""
+        """The percussive ratio of held-out audio without drums (drum-free mixes: drummed songs
+        without their kit and drum-free genres; else non-drum stems), as it is and after the
+        autoencoder's round trip: what a "no drums" render could score at best through this
+        decoder, whose noise HPSS partly counts as percussive. A drummed song's drumless twin is
+        scored beside its mix (``with_drums_*``): how far apart the two stay through the decoder."""
         items = read_index(self.corpus, "test")
-        quiet = ([it for it in items if it.kind == "mix" and not it.metadata.get("has_drums", True)]
+        quiet = ([it for it in items if it.kind in ("mix", "mix:nodrums") and not it.metadata.get("has_drums", True)]
                  or [it for it in items if it.kind.startswith("stem:") and it.kind != "stem:drums"])
         if not quiet:
             return None
         pre = self.model.pretransform
-        rows = []
-        for name, clip in _crops(quiet, self.cfg.drum_prompts, seconds, self.rate, pre.io_channels,
-                                 pre.downsampling_ratio):
+        mixes = {it.id: it for it in items if it.kind == "mix"}
+
+        def scores(item: CorpusItem) -> tuple[float, float]:  # (as is, through the autoencoder)
+            [(_, clip)] = _crops([item], 1, seconds, self.rate, pre.io_channels, pre.downsampling_ratio)
             with torch.inference_mode():
                 x = torch.from_numpy(clip)[None].float().to(self.gen.device)
                 y = pre.decode(pre.encode(x, sample=False))[0].float().cpu().numpy()
-            rows.append({"id": name, "original": music.percussive_ratio(clip, self.rate),
-                         "autoencoded": music.percussive_ratio(y, self.rate)})
+            return music.percussive_ratio(clip, self.rate), music.percussive_ratio(y, self.rate)
+
+        rows = []
+        for item in quiet[:self.cfg.drum_prompts]:
+            original, autoencoded = scores(item)
+            row: dict[str, Any] = {"id": item.id, "original": original, "autoencoded": autoencoded}
+            twin = mixes.get(item.id.removesuffix("-nodrums")) if item.kind == "mix:nodrums" else None
+            if twin is not None:
+                row["with_drums_original"], row["with_drums_autoencoded"] = scores(twin)
+            rows.append(row)
+        twins = [r for r in rows if "with_drums_autoencoded" in r]
         return {"items": rows, "mean_original": _mean([r["original"] for r in rows]),
-                "mean_autoencoded": _mean([r["autoencoded"] for r in rows])}
+                "mean_autoencoded": _mean([r["autoencoded"] for r in rows]),
+                **({} if not twins else {
+                    "mean_with_drums_autoencoded": _mean([r["with_drums_autoencoded"] for r in twins]),
+                    "share_below_with_drums_autoencoded": _mean([
+                        float(r["autoencoded"] < r["with_drums_autoencoded"]) for r in twins])})}
 
     def structure(self) -> dict[str, Any]:
         songs = _held_out(self.corpus)

@@ -20,8 +20,8 @@ import pytest
 
 from engine.data import (GENRES, CorpusBuildError, SynthMissingError, build_corpus, compose, find_synth,
                          make_prompt, render_song, sample_prompts)
-from engine.data.corpus import plan_songs
-from engine.data.mixing import CEILING_DBTP, true_peak
+from engine.data.corpus import drumless_metadata, plan_songs
+from engine.data.mixing import CEILING_DBTP, active_rms_db, true_peak
 
 SR = 44100
 
@@ -198,9 +198,13 @@ def test_drumless_songs_sometimes_say_so() -> None:
     ambient = compose(0, "ambient", 30.0).metadata
     house = compose(0, "house", 30.0).metadata
     rng = random.Random(3)
-    said = [p for p in (make_prompt(ambient, rng) for _ in range(200))
-            if re.search(r"(?i)no drums|without drums|no percussion|beatless", p)]
+    no_drums = re.compile(r"(?i)no drums|without drums|no percussion|beatless")
+    said = [p for p in (make_prompt(ambient, rng) for _ in range(200)) if no_drums.search(p)]
     assert 20 < len(said) < 180
+    # A house mix with its kit taken out says so more often: the genre alone would promise drums.
+    removed = [p for p in (make_prompt(drumless_metadata(house), rng) for _ in range(200)) if no_drums.search(p)]
+    assert len(removed) > len(said) + 30
+    assert not any("drum" in p.lower() and not no_drums.search(p) for p in removed)
     assert not any(re.search(r"(?i)no drums|without drums|beatless", make_prompt(house, rng)) for _ in range(200))
 
 
@@ -220,7 +224,7 @@ def test_missing_synth_is_a_typed_actionable_error(monkeypatch: pytest.MonkeyPat
 def test_render_a_short_song() -> None:
     _synth_or_skip()
     song = compose(21, "house", 6.5)
-    out = render_song(song)
+    out = render_song(song, drumless=True)
     n = int(round(song.length_s * SR))
     assert out.sample_rate == SR and out.mix.shape == (2, n) and out.mix.dtype == np.float32
     assert set(out.stems) == set(song.tracks)
@@ -244,6 +248,15 @@ def test_render_a_short_song() -> None:
     freqs = np.fft.rfftfreq(n, 1 / SR)
     assert spectrum[freqs < 300].sum() / spectrum.sum() > 0.6
     assert out.realtime > 0
+    # The drumless master: the other stems, not the drums, at the master's loudness.
+    assert out.drumless is not None and out.drumless.shape == (2, n)
+    others = sum(a for s, a in out.stems.items() if s != "drums")
+    corr = lambda a, b: float(np.corrcoef(a.ravel(), b.ravel())[0, 1])  # noqa: E731
+    assert corr(out.drumless, others) > 0.9 and abs(corr(out.drumless, out.stems["drums"])) < 0.2
+    # As loud as the song, not a quiet sub-mix (same loudness target; the limiter has fewer peaks to take).
+    assert 0 <= active_rms_db(out.drumless, SR) - active_rms_db(out.mix, SR) < 6
+    assert true_peak(out.drumless) <= 10 ** (CEILING_DBTP / 20) * 1.001
+    assert render_song(compose(21, "ambient", 4.0)).drumless is None  # asked only when wanted
 
 
 # --- corpus -----------------------------------------------------------------------------------
@@ -287,3 +300,20 @@ def test_build_corpus_writes_a_resumable_deterministic_folder(tmp_path: Path) ->
 
     with pytest.raises(CorpusBuildError, match="other settings"):
         build_corpus(out, 3, seed=6, **kwargs)
+
+    # --drumless on the finished corpus adds a drumless mix per drummed song and touches nothing else.
+    drummed = [item for item in lines if item["kind"] == "mix" and item["metadata"]["has_drums"]]
+    assert drummed
+    more = build_corpus(out, 3, seed=5, drumless=True, **kwargs)
+    assert more.files_written == len(drummed) and more.songs_built == len(drummed)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "audio").iterdir() if p.name in before} == before
+    new = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()][len(lines):]
+    assert sorted(item["id"] for item in new) == sorted(f"{item['id']}-nodrums" for item in drummed)
+    for item in new:
+        meta = item["metadata"]
+        assert item["kind"] == "mix:nodrums" and not meta["has_drums"] and meta["drums_removed"]
+        assert "drums" not in meta["stems"] and set(meta["instruments"]) == set(meta["stems"].values())
+        assert sf.info(str(out / item["path"])).frames == int(round(item["seconds"] * SR))
+    assert build_corpus(out, 3, seed=5, drumless=True, **kwargs).songs_built == 0
+    with pytest.raises(CorpusBuildError, match="drumless True → False"):
+        build_corpus(out, 3, seed=5, **kwargs)  # half the songs would lack theirs

@@ -82,6 +82,13 @@ def test_percussive_ratio_says_drums_for_clicks_not_for_a_chord() -> None:
     hit, sustained = percussive_ratio(clicks, SR), percussive_ratio(chord, SR)
     assert hit > 0.8 and sustained < 0.05
     assert drums_present(hit) and not drums_present(sustained)
+    # Hiss under music (a decoder's noise floor) is neither sustained nor a click: mostly the
+    # residual, not a beat; the two-way split (margin 1) counts ~5x more of it as percussive.
+    hiss = 0.1 * np.random.default_rng(0).standard_normal(4 * SR).astype(np.float32)
+    assert not drums_present(percussive_ratio(chord + hiss, SR))
+    assert percussive_ratio(hiss, SR, margin=1.0) > 4 * percussive_ratio(hiss, SR)
+    eighths, _ = _clicks(240.0, 4.0)  # a beat under the chord
+    assert drums_present(percussive_ratio(chord + eighths, SR))
     assert percussive_ratio(np.zeros(SR, np.float32), SR) == 0.0
 
 
@@ -149,11 +156,15 @@ def _tiny_corpus(root: Path) -> Path:
         lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": 3.0, "split": split,
                                  "kind": "mix", "prompts": [f"house, {bpm} BPM"],
                                  "metadata": {"genre": "house", "bpm": bpm}}))
-    # A held-out stem without drums: the reference for the "no drums" renders.
+    # A held-out stem without drums.
     chords = _tones([[57, 60, 64], [55, 59, 62], [53, 57, 60]], 1.0, 44100)
     sf.write(root / "audio" / "s1-chords.flac", np.stack([chords, chords], axis=1), 44100)
     lines.append(json.dumps({"id": "s1-chords", "path": "audio/s1-chords.flac", "seconds": 3.0, "split": "test",
                              "kind": "stem:chords", "prompts": ["chords only"], "metadata": {"genre": "house"}}))
+    # Song s1 again without its clicks (`longplay corpus --drumless`): the reference for "no drums".
+    lines.append(json.dumps({"id": "s1-nodrums", "path": "audio/s1-chords.flac", "seconds": 3.0, "split": "test",
+                             "kind": "mix:nodrums", "prompts": ["house, no drums"],
+                             "metadata": {"genre": "house", "bpm": 120, "has_drums": False, "drums_removed": True}}))
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
@@ -173,13 +184,20 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert report["prompt_adherence"]["tempo"]["n"] == 1
     sweep = report["prompt_adherence"]["tempo_sweep"]
     assert sweep["n"] == 1 and sweep["items"][0]["prompt"] == "house, 70 BPM" and sweep["items"][0]["target"] == 70
+    drums = report["prompt_adherence"]["drums"]
+    assert [g["items"][0]["prompt"] for g in drums.values()] == [
+        "house, 120 BPM, drums", "ambient, no drums", "house, 120 BPM, no drums"]
     ref = report["prompt_adherence"]["drum_free_reference"]
-    assert [r["id"] for r in ref["items"]] == ["s1-chords"] and not drums_present(ref["mean_original"])
+    assert [r["id"] for r in ref["items"]] == ["s1-nodrums"] and not drums_present(ref["mean_original"])
+    assert ref["items"][0]["with_drums_original"] > 5 * ref["items"][0]["original"]  # its twin, s1, has the clicks
+    assert ref["share_below_with_drums_autoencoded"] in (0.0, 1.0)
+    assert drums["drums_removed"]["share_below_drums"] in (0.0, 1.0)
     assert np.isfinite(ref["mean_autoencoded"])
     assert report["speed"]["items"][0]["wall_seconds"] > 0
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
     assert "held-out audio without drums: as is → through the autoencoder" in md
+    assert "| share judged 'drums present': drums / ambient, no drums / genre, no drums |" in md
     assert "| tempo sweep, 1 prompts at 70-175 BPM over 8 genres: median error / matches |" in md
     assert "| level of 10 s windows, median / quietest (dBFS): render |" in md
     assert "SSMs: [ssm_binary.png](ssm_binary.png), [ssm_cosine.png](ssm_cosine.png)" in md

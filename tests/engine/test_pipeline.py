@@ -12,6 +12,7 @@ import torch
 
 from engine import (AudioInputError, Generator, Progress, RenderCancelled, RenderRequest, RequestError,
                     build_model, load_model, tiny_config)
+from engine.pipeline import split_negations
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,28 @@ def test_prompt_and_negative_prompt_change_the_audio(gen: Generator) -> None:
     base = _render(gen, seed=3, cfg=5.0)
     assert not np.allclose(base, _render(gen, seed=3, cfg=5.0, prompt="solo piano"))
     assert not np.allclose(base, _render(gen, seed=3, cfg=5.0, negative="drums"))
+
+
+@pytest.mark.parametrize("prompt, kept, negated", [
+    ("house, 124 BPM, no drums", "house, 124 BPM", ["drums"]),
+    ("No Drums, ambient", "ambient", ["Drums"]),
+    ("Genre: house|without vocals|BPM: 124", "Genre: house|BPM: 124", ["vocals"]),
+    ("hip hop, beatless, w/o bass, no drums", "hip hop", ["drums", "bass"]),
+    ("no drums", "", ["drums"]),
+    ("no wave, 120 BPM, piano, nothing else", "no wave, 120 BPM, piano, nothing else", []),
+])
+def test_split_negations_takes_out_whole_negated_clauses(prompt: str, kept: str, negated: list[str]) -> None:
+    assert split_negations(prompt) == (kept, negated)
+
+
+def test_a_negated_clause_renders_as_a_negative_prompt(gen: Generator) -> None:
+    said = gen.render(RenderRequest("warm house, no drums", seconds=1.0, steps=4, seed=3, cfg=5.0))[0]
+    moved = _render(gen, prompt="warm house", negative="drums", seed=3, cfg=5.0)
+    assert np.array_equal(said.audio, moved)
+    assert said.recipe["conditioned_on"] == {"prompt": "warm house", "negative": "drums"}
+    both = _render(gen, prompt="warm house, without bass", negative="vocals", seed=3, cfg=5.0)
+    assert np.array_equal(both, _render(gen, prompt="warm house", negative="vocals, bass", seed=3, cfg=5.0))
+    assert "conditioned_on" not in gen.render(RenderRequest("warm house", seconds=0.5, steps=2, seed=1))[0].recipe
 
 
 def test_length_is_trimmed_to_the_request(gen: Generator) -> None:
