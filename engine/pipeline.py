@@ -114,8 +114,8 @@ def split_negations(prompt: str) -> tuple[str, list[str]]:
         clause = part.strip()
         m = None if clause.lower() in _NOT_NEGATIONS else _NEGATION.match(clause)
         word = _NEGATING_WORDS.get(clause.lower())
-        if m or word:
-            negated.append(m.group("what") if m else word)
+        if m is not None or word is not None:
+            negated.append(m.group("what") if m is not None else str(word))
             if kept and kept[-1] in ",|":
                 kept.pop()  # the separator before the clause goes with it
             continue

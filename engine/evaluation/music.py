@@ -29,8 +29,8 @@ TEMPO_WINDOW_FRAMES = 768  # ~8.9 s autocorrelation window (librosa's default sp
 # mix, no kit), middle 20 s, as every render is heard: through longplay-mini's autoencoder. There
 # 0.05 tells a song from its twin with a balanced accuracy of 0.74 (with drums: median 0.057,
 # min 0.029; without: median 0.039, max 0.095); as rendered, 0.031 would reach 0.82. A heuristic
-# for "did the render get a beat", not a drum detector: struck keys, slap bass and vinyl crackle
-# read as percussive too, and the decoder blurs drum hits toward its floor. The earlier two-way
+# for "did the render get a beat", not a drum detector: struck keys and slap bass read
+# as percussive too, and the decoder blurs drum hits toward its floor. The earlier two-way
 # split (margin 1, threshold 0.09) counted the decoder's noise as drums: every drum-free
 # held-out mix scored above it after the round trip.
 DRUMS_THRESHOLD = 0.05
