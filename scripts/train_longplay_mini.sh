@@ -83,3 +83,8 @@ OMP_NUM_THREADS=2 $LP train ae --corpus "$W/corpus" --out "$W/runs/dec-wide" --i
 $LP train package --model "$W/runs/dit4/model" --ae "$W/runs/dec-wide" --out resources/models/longplay-mini \
     --default-steps 20 --default-cfg 5 \
     --description "longplay-mini: Longplay's embedded demo model (DiT 192x8 with a tempo grid + Oobleck patch-4 VAE + byte-level text encoder), trained on a 2-core CPU on a generated corpus"
+
+# 11. After training: each drummed song again without its kit (90 files, ~13 min), which the
+#     evaluation scores as "no drums" references and scripts/calibrate_drums.py calibrates the
+#     drums measure on. (Added last so that no training stage above sees them.)
+$LP corpus "$W/corpus" --songs 99 --seed 7 --stems 2 --jobs 2 --drumless
