@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import load_audio, load_model  # noqa: E402
+from engine.data.corpus import drumless_id  # noqa: E402
 from engine.evaluation import metrics, music  # noqa: E402
 from engine.training.data import read_index  # noqa: E402
 
@@ -49,8 +50,8 @@ def main() -> None:
     args = ap.parse_args()
     margins = [float(m) for m in args.margins.split(",")]
     items = {it.id: it for it in read_index(args.corpus, None)}
-    pairs = [(it, items[f"{it.id}-nodrums"]) for it in items.values()
-             if it.kind == "mix" and f"{it.id}-nodrums" in items]
+    pairs = [(it, items[drumless_id(it.id)]) for it in items.values()
+             if it.kind == "mix" and drumless_id(it.id) in items]
     if not pairs:
         sys.exit(f"{args.corpus} has no mix:nodrums items; build it with `longplay corpus --drumless`")
     by_genre: dict[str, list] = {}

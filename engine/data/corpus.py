@@ -145,6 +145,11 @@ def drumless_metadata(meta: dict[str, Any]) -> dict[str, Any]:
             "has_drums": False, "drums_removed": True}
 
 
+def drumless_id(song_id: str) -> str:
+    """The id of a song's ``mix:nodrums`` item (its mix's id is the song id)."""
+    return f"{song_id}-nodrums"
+
+
 def _has_drumless(song_meta: dict[str, Any]) -> bool:
     """Whether a song gets a ``mix:nodrums`` item: it has drums and something besides them."""
     return bool(song_meta.get("has_drums")) and len(song_meta.get("stems", {})) > 1
@@ -154,7 +159,7 @@ def _parts(song_id: str, stems: list[str], song_meta: dict[str, Any], drumless: 
     """(kind, stem, id) of a song's items in file order: stems, the drumless mix, the mix last."""
     parts: list[tuple[str, str | None, str]] = [(f"stem:{s}", s, f"{song_id}-{s}") for s in stems]
     if drumless and _has_drumless(song_meta):
-        parts.append(("mix:nodrums", None, f"{song_id}-nodrums"))
+        parts.append(("mix:nodrums", None, drumless_id(song_id)))
     return parts + [("mix", None, song_id)]
 
 
@@ -206,7 +211,7 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
         mix = lines.get(p.song_id)
         if mix is None or not (out / mix["path"]).exists():
             return False
-        extra = f"{p.song_id}-nodrums"  # a corpus that has just been given --drumless
+        extra = drumless_id(p.song_id)  # a corpus that has just been given --drumless
         return not (drumless and _has_drumless(mix.get("metadata", {}))) or (
             extra in lines and (out / lines[extra]["path"]).exists())
 

@@ -27,6 +27,7 @@ import torch
 
 from ..audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
 from ..checkpoint import load_model, resolve_model
+from ..data.corpus import drumless_id
 from ..errors import EngineError, ModelLoadError
 from ..model import ConditionedDiffusionModel
 from ..pipeline import Generator, RenderRequest, model_defaults
@@ -254,7 +255,7 @@ class _Context:
         if not quiet:
             return None
         pre = self.model.pretransform
-        mixes = {it.id: it for it in items if it.kind == "mix"}
+        drummed_twin = {drumless_id(it.id): it for it in items if it.kind == "mix"}
 
         def scores(item: CorpusItem) -> tuple[float, float]:  # (as is, through the autoencoder)
             [(_, clip)] = _crops([item], 1, seconds, self.rate, pre.io_channels, pre.downsampling_ratio)
@@ -267,7 +268,7 @@ class _Context:
         for item in quiet[:self.cfg.drum_prompts]:
             original, autoencoded = scores(item)
             row: dict[str, Any] = {"id": item.id, "original": original, "autoencoded": autoencoded}
-            twin = mixes.get(item.id.removesuffix("-nodrums")) if item.kind == "mix:nodrums" else None
+            twin = drummed_twin.get(item.id) if item.kind == "mix:nodrums" else None
             if twin is not None:
                 row["with_drums_original"], row["with_drums_autoencoded"] = scores(twin)
             rows.append(row)
