@@ -34,11 +34,17 @@ def add_train_parser(sub: Any) -> None:
                     help="samples folded into channels before the encoder (1: none, as SAO)")
     ae.add_argument("--mel-weight", type=float, default=0.0,
                     help="weight of a multi-resolution mel-spectrogram term beside the STFT loss (0: off)")
+    ae.add_argument("--frame-span-weight", type=float, default=0.0,
+                    help="weight of an STFT term with windows of 2-8 latent hops, which hears a decoder "
+                    "that repeats itself every hop (a buzz at the latent rate) (0: off)")
+    ae.add_argument("--wave-weight", type=float, default=0.0,
+                    help="weight of an L1 waveform term, which asks the latents to carry phase (0: off)")
     ae.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the VAE's KL term")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
     ae.add_argument("--decoder-latents", choices=("sample", "mean"), default="sample",
-                    help="with --decoder-only: train on VAE posterior samples (default) or on its mean")
+                    help="train the decoder on VAE posterior samples (default) or on its mean (with the encoder "
+                    "training too: a deterministic autoencoder, the KL term keeping the mean's scale)")
     ae.add_argument("--decoder-channels", type=int,
                     help="with --init-from and --decoder-only: widen its decoder to this many channels first "
                     "(a multiple of its width; it starts as nearly the same function, channels copied)")
@@ -144,6 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
                                        decoder_only=args.decoder_only, mel_weight=args.mel_weight, kl_weight=args.kl_weight,
+                                       frame_span_weight=args.frame_span_weight, wave_weight=args.wave_weight,
                                        decoder_latents=args.decoder_latents, decoder_channels=args.decoder_channels,
                                        time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,

@@ -34,7 +34,19 @@ def _autoencoder(s: dict[str, Any]) -> list[str]:
         ("MEL distance ↓", _num(s["mel"]), _num(paper["mel"], 2)),
         ("SI-SDR (dB) ↑", _num(s["sisdr"], 2), _num(paper["sisdr"], 2)),
         ("latent rate (Hz)", _num(s["latent_rate_hz"], 1), _num(paper["latent_rate_hz"], 1)),
-    ])
+    ] + _pitch_rows(s))
+
+
+def _pitch_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Our two measures of a decoder that repeats every latent hop (absent from older eval.json)."""
+    rows = []
+    if s.get("hop_periodic_db") is not None:
+        rows.append(("energy repeating every latent hop (dB; held-out audio itself)",
+                     f"{_num(s['hop_periodic_db'], 1)} ({_num(s['reference_hop_periodic_db'], 1)})", DASH))
+    if "tones" in s:
+        tones = ", ".join(f"{f:g}" for f in s["tones"]["tones_hz"])
+        rows.append((f"tone fidelity: energy at the pitch of sines at {tones} Hz ↑", _num(s["tones"]["mean"]), DASH))
+    return rows
 
 
 def _prompts(s: dict[str, Any]) -> list[str]:

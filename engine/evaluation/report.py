@@ -157,7 +157,9 @@ def _autoencoder_only(folder: Path, corpus: str | os.PathLike[str], cfg: EvalCon
     ae, raw = load_autoencoder(folder)
     rate, hop = int(raw.get("sample_rate", 44100)), ae.cfg.downsampling_ratio
     clips = _crops(_held_out(Path(corpus)), cfg.ae_items, cfg.ae_crop_seconds, rate, ae.cfg.io_channels, hop)
-    result = metrics.evaluate_reconstruction(lambda x: ae.decode(ae.encode(x, sample=False)[0]), clips, rate)
+    roundtrip = lambda x: ae.decode(ae.encode(x, sample=False)[0])  # noqa: E731
+    result = metrics.evaluate_reconstruction(roundtrip, clips, rate, hop)
+    result["tones"] = metrics.tone_fidelity(roundtrip, rate, hop, ae.cfg.io_channels)
     return _ae_summary(result, rate / hop, cfg.ae_crop_seconds)
 
 
@@ -191,8 +193,9 @@ class _Context:
         clips = _crops(items, self.cfg.ae_items, self.cfg.ae_crop_seconds, self.rate, pre.io_channels,
                        pre.downsampling_ratio)
         device = self.gen.device
-        result = metrics.evaluate_reconstruction(lambda x: pre.decode(pre.encode(x.to(device), sample=False)),
-                                                 clips, self.rate)
+        roundtrip = lambda x: pre.decode(pre.encode(x.to(device), sample=False))  # noqa: E731
+        result = metrics.evaluate_reconstruction(roundtrip, clips, self.rate, pre.downsampling_ratio)
+        result["tones"] = metrics.tone_fidelity(roundtrip, self.rate, pre.downsampling_ratio, pre.io_channels)
         return _ae_summary(result, self.model.config.latent_rate, self.cfg.ae_crop_seconds)
 
     def prompt_adherence(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
+from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d, vae_sample
 from ..checkpoint import load_state_dict_strict
 from ..config import parse_autoencoder
 from ..errors import ModelLoadError
@@ -26,6 +26,8 @@ from .data import AudioBank, read_index
 from .loop import Deadline, check_finite, Logger, linear_decay, load_state, rng_state, save_state, seed_everything, set_rng_state
 
 STFT_SIZES = [2048, 1024, 512, 256, 128, 64, 32]  # stable-audio-tools' Oobleck recipe
+# Windows of the frame-span term, in latent hops (see `FrameSpanSTFTLoss`).
+FRAME_SPAN_HOPS = (2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class AETrainConfig:
     # the mel term weighs the low bands the way the mel distance of the evaluation (and the ear) does,
     # as HiFi-GAN and DAC train their decoders.
     mel_weight: float = 0.0
+    # Weight of the frame-span term (`FrameSpanSTFTLoss`: STFT windows of 2, 4 and 8 latent hops);
+    # 0 leaves it out. The paper's windows stop at 2,048 samples, one latent hop, and are blind to
+    # what repeats from hop to hop: a decoder trained on them alone rendered a steady 440 Hz tone as
+    # a buzz of the latent rate's harmonics (21.5 Hz apart, no energy at 440 Hz).
+    frame_span_weight: float = 0.0
     seed: int = 0
     log_every: int = 25
     ckpt_every: int = 200
@@ -54,8 +61,14 @@ class AETrainConfig:
     # the latent space stays fixed while the decoder keeps improving. Resumes a full run's state.
     decoder_only: bool = False
     # What the decoder is trained on: "sample" (the VAE posterior sampled, as the paper) or "mean"
-    # (decoder-only runs: the posterior mean, what `encode(sample=False)` gives).
+    # (the posterior mean, what `encode(sample=False)` gives). With the encoder training too, "mean"
+    # makes a deterministic autoencoder whose KL term only keeps the mean's scale in check: the
+    # posterior noise (std ~0.5 against a spread of ~1.2 on longplay-mini) drowns what varies
+    # little from frame to frame, such as the phase of a held note.
     decoder_latents: str = "sample"
+    # Weight of an L1 distance between waveforms (Encodec's time-domain term); 0 leaves it out. The
+    # spectral terms ignore phase; this one asks the latents to carry it.
+    wave_weight: float = 0.0
     # Grow the decoder of `init_from` to this many channels before training (see `widen_decoder`);
     # None keeps its width. Needs decoder_only: a wider decoder on the same frozen latents.
     decoder_channels: int | None = None
@@ -94,6 +107,30 @@ class StereoSTFTLoss(nn.Module):
             return torch.stack(((a[:, 0] + a[:, 1]) / 2, (a[:, 0] - a[:, 1]) / 2), dim=1)  # [B, 2, N]
 
         return self.mrstft(ms(yw), ms(xw)) + 0.5 * self.mrstft(yw, xw)
+
+
+class FrameSpanSTFTLoss(nn.Module):
+    """MR-STFT (auraloss: spectral convergence + log magnitude) on left/right with windows of 2, 4
+    and 8 latent hops (4,096 / 8,192 / 16,384 samples at hop 2,048), hop a quarter window.
+
+    A decoder is a strided network: given latents that change little from frame to frame it can
+    render every frame alike, and a signal that repeats every hop has all its energy on the
+    harmonics of the latent rate (21.5 Hz apart at 44.1 kHz). Windows of one hop or less cannot
+    tell such a comb from a tone; a window of several hops resolves it, and its log magnitude
+    between the harmonics of a real note is where the comb shows. (A pitch-preserving term of our
+    own; stable-audio-tools leaves this to its discriminators, which we cannot afford on CPU.)
+    """
+
+    def __init__(self, hop: int, spans: tuple[int, ...] = FRAME_SPAN_HOPS):
+        super().__init__()
+        import auraloss
+
+        sizes = [hop * k for k in spans]
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=sizes, hop_sizes=[s // 4 for s in sizes], win_lengths=sizes)
+
+    def forward(self, y: Tensor, x: Tensor) -> Tensor:  # y: reconstruction, x: target, [B, 2, N]
+        return self.mrstft(y, x)
 
 
 class StereoMelLoss(nn.Module):
@@ -248,14 +285,13 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     ae_cfg = parse_autoencoder(ae_raw, "autoencoder")
     if cfg.decoder_latents not in ("sample", "mean"):
         raise ValueError(f"decoder_latents must be 'sample' or 'mean', not {cfg.decoder_latents!r}")
-    if cfg.decoder_latents == "mean" and not cfg.decoder_only:
-        raise ValueError("decoder_latents='mean' needs decoder_only (the encoder would lose its KL term)")
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
         raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
     model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
     mel_fn = StereoMelLoss(cfg.sample_rate) if cfg.mel_weight > 0 else None
+    span_fn = FrameSpanSTFTLoss(ae_cfg.downsampling_ratio) if cfg.frame_span_weight > 0 else None
     rng = random.Random(cfg.seed)
     state_path = out / "train_state.pt"
     step = 0
@@ -290,11 +326,17 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         for group in opt.param_groups:
             group["lr"] = cfg.lr * linear_decay(step, cfg.steps, cfg.lr_final)
         with torch.set_grad_enabled(not cfg.decoder_only):
-            z, kl = model.encode(x, sample=cfg.decoder_latents == "sample")
+            if cfg.decoder_latents == "mean" and not cfg.decoder_only:
+                mean, scale = model.encode_pre(x).chunk(2, dim=1)
+                z, kl = mean, vae_sample(mean, scale)[1]
+            else:
+                z, kl = model.encode(x, sample=cfg.decoder_latents == "sample")
         y = model.decode(z)
         rec = loss_fn(y, x)
         mel = mel_fn(y, x) if mel_fn is not None else torch.zeros(())
-        loss = rec + cfg.mel_weight * mel + cfg.kl_weight * kl
+        span = span_fn(y, x) if span_fn is not None else torch.zeros(())
+        wave = (y - x).abs().mean() if cfg.wave_weight > 0 else torch.zeros(())
+        loss = rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave + cfg.kl_weight * kl
         check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -302,7 +344,9 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         opt.step()
         step += 1
         if step % cfg.log_every == 0 or step == cfg.steps:
-            log.log(step, loss=loss.item(), stft=rec.item(), **({"mel": mel.item()} if mel_fn else {}), kl=kl.item())
+            log.log(step, loss=loss.item(), stft=rec.item(), **({"mel": mel.item()} if mel_fn else {}),
+                    **({"span": span.item()} if span_fn else {}), **({"wave": wave.item()} if cfg.wave_weight > 0 else {}),
+                    kl=kl.item())
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()
     checkpoint()

@@ -12,6 +12,7 @@ pytest.importorskip("librosa", reason="the eval extra (librosa, mir_eval, matplo
 pytest.importorskip("mir_eval", reason="the eval extra is not installed")
 pytest.importorskip("matplotlib", reason="the eval extra is not installed")
 
+from engine.evaluation.metrics import hop_periodic_db, tone_fidelity  # noqa: E402
 from engine.evaluation.music import window_levels  # noqa: E402
 from engine.evaluation import (beatbox, detect_onsets, drums_present, estimate_tempo,  # noqa: E402
                                onset_f_measure, percussive_ratio, reconstruction_metrics, repetition_score,
@@ -55,6 +56,38 @@ def test_identical_audio_scores_perfectly_and_noise_scores_worse() -> None:
     assert same.mel < light.mel < heavy.mel
     assert same.sisdr > light.sisdr > heavy.sisdr
     assert 20 < light.sisdr < 35 and 0 < heavy.sisdr < 15  # signal power ~0.045 vs noise 1e-4 / 1e-2
+
+
+def _repeat_each_hop(x, hop: int = 2048):
+    """A decoder that renders every latent frame alike: each hop of `x` [B, C, N] replaced by its
+    fourth hop (the fault `hop_periodic_db` and `tone_fidelity` exist to see)."""
+    import torch
+
+    frames = x.shape[-1] // hop
+    return x[..., 3 * hop:4 * hop].repeat(1, 1, frames)
+
+
+def test_hop_periodic_energy_is_zero_db_for_a_repeated_hop_and_low_for_noise() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((2, 2048 * 100))
+    assert -16.0 < hop_periodic_db(noise, 2048) < -13.5  # 1/33 of white noise passes the comb
+    assert hop_periodic_db(np.tile(noise[:, :2048], (1, 100)), 2048) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="two hops"):
+        hop_periodic_db(noise[:, :3000], 2048)
+
+
+def test_tone_fidelity_is_one_for_the_identity_and_zero_for_a_hop_periodic_decoder() -> None:
+    import torch
+
+    ident = tone_fidelity(lambda x: x, 44100, 2048)
+    assert ident["tones_hz"] == pytest.approx([118.4, 226.1, 441.4, 872.1], abs=0.1)
+    assert ident["mean"] > 0.999
+    assert tone_fidelity(_repeat_each_hop, 44100, 2048)["mean"] < 1e-3
+    # a detuned decoder (every tone 1 % sharp: resampled) misses the 3 Hz band above 300 Hz
+    detuned = tone_fidelity(lambda x: torch.from_numpy(np.ascontiguousarray(
+        np.interp(np.arange(x.shape[-1]) * 1.01, np.arange(x.shape[-1]), x[0, 0].numpy())[None, None].repeat(2, 1),
+        dtype=np.float32)), 44100, 2048)
+    assert detuned["share"][0] > 0.5 and max(detuned["share"][2:]) < 0.01
 
 
 # ------------------------------------------------------------------ tempo
@@ -181,6 +214,8 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert skipped == expected_skips, {k: report[k].get("skipped") for k in skipped}
     ae = report["autoencoder"]
     assert ae["n"] == 2 and all(np.isfinite(ae[k]) for k in ("stft", "mel", "sisdr"))
+    assert ae["hop_periodic_db"] <= 0 and ae["reference_hop_periodic_db"] <= 0
+    assert len(ae["tones"]["share"]) == 4 and 0 <= ae["tones"]["mean"] <= 1
     assert report["prompt_adherence"]["tempo"]["n"] == 1
     sweep = report["prompt_adherence"]["tempo_sweep"]
     assert sweep["n"] == 1 and sweep["items"][0]["prompt"] == "house, 70 BPM" and sweep["items"][0]["target"] == 70
@@ -197,6 +232,8 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
     assert "held-out audio without drums: as is → through the autoencoder" in md
+    assert "| energy repeating every latent hop (dB; held-out audio itself) |" in md
+    assert "| tone fidelity: energy at the pitch of sines at " in md
     assert "| share judged 'drums present': drums / ambient, no drums / genre, no drums |" in md
     assert "| tempo sweep, 1 prompts at 70-175 BPM over 8 genres: median error / matches |" in md
     assert "| level of 10 s windows, median / quietest (dBFS): render |" in md

@@ -237,9 +237,7 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Pa
                if not k.startswith("pretransform."))
     audio = Generator(shipped, device="cpu").render(RenderRequest("tone 110 Hz", seconds=0.5, steps=2, seed=1))[0].audio
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
-    # Only a decoder may differ; and "mean" or a new width need a decoder-only run from weights.
-    with pytest.raises(ValueError, match="needs decoder_only"):
-        train_autoencoder(corpus, tmp_path / "x", AE_RAW, AETrainConfig(steps=1, decoder_latents="mean"), quiet=True)
+    # Only a decoder may differ; a new width needs a decoder-only run from weights.
     with pytest.raises(ValueError, match="needs init_from and decoder_only"):
         train_autoencoder(corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, decoder_channels=64), quiet=True)
 
@@ -365,6 +363,44 @@ def test_mel_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
     stft = _losses(tmp_path, "stft")
     assert all(m > 0 for m in mel) and mel[-1] < mel[0]
     assert total[0] == pytest.approx(stft[0] + mel[0], rel=0.01)  # + the tiny KL term
+
+
+def test_frame_span_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
+    train_autoencoder(corpus, tmp_path, AE_RAW, AETrainConfig(steps=12, batch_size=2, crop_samples=8192, lr=1e-3,
+                                                              log_every=2, frame_span_weight=1.0), quiet=True)
+    span, total, stft = _losses(tmp_path, "span"), _losses(tmp_path, "loss"), _losses(tmp_path, "stft")
+    assert all(v > 0 for v in span) and span[-1] < span[0]
+    assert total[0] == pytest.approx(stft[0] + span[0], rel=0.01)  # + the tiny KL term
+
+
+def test_deterministic_autoencoder_with_a_waveform_term_trains_the_encoder(corpus: Path, tmp_path: Path) -> None:
+    """decoder_latents="mean" with the encoder training: the decoder sees the posterior mean, the
+    KL term still counts (it keeps the mean's scale), and the encoder moves."""
+    base = train_autoencoder(corpus, tmp_path / "base", AE_RAW, AETrainConfig(steps=1, batch_size=1, crop_samples=4096),
+                             quiet=True)
+    out = train_autoencoder(corpus, tmp_path / "det", None,
+                            AETrainConfig(steps=8, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2,
+                                          decoder_latents="mean", wave_weight=1.0), quiet=True, init_from=base)
+    wave, kl = _losses(out, "wave"), _losses(out, "kl")
+    assert all(w > 0 for w in wave) and all(k > 0 for k in kl)
+    old, new = load_autoencoder(base)[0].state_dict(), load_autoencoder(out)[0].state_dict()
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
+
+
+def test_frame_span_loss_hears_a_decoder_that_repeats_every_hop() -> None:
+    """A tone rendered hop by hop alike (a buzz on the latent rate's harmonics) against the same
+    tone 2 dB too quiet: the paper's windows (<= one hop) put the buzz ~3x behind, the frame-span
+    windows ~20x."""
+    from engine.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss
+
+    hop, n = 2048, 2048 * 32
+    t = np.arange(n) / 44100
+    x = torch.from_numpy(np.stack([0.3 * np.sin(2 * np.pi * 441.4 * t)] * 2).astype(np.float32))[None]
+    buzz = x[..., 3 * hop:4 * hop].repeat(1, 1, 32)
+    quiet = x * 10 ** (-2 / 20)
+    span, paper = FrameSpanSTFTLoss(hop), StereoSTFTLoss(44100)
+    assert float(span(buzz, x)) > 5 * float(span(quiet, x))
+    assert float(span(buzz, x)) / float(span(quiet, x)) > 2 * float(paper(buzz, x)) / float(paper(quiet, x))
 
 
 def test_a_model_folder_serves_as_the_autoencoder(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
