@@ -119,6 +119,8 @@ class FrameSpanSTFTLoss(nn.Module):
     tell such a comb from a tone; a window of several hops resolves it, and its log magnitude
     between the harmonics of a real note is where the comb shows. (A pitch-preserving term of our
     own; stable-audio-tools leaves this to its discriminators, which we cannot afford on CPU.)
+    It can only pay when the latents carry each note's phase: on longplay-mini's, which do not,
+    400 decoder-only steps left the buzz as it was (model card, "Known limits").
     """
 
     def __init__(self, hop: int, spans: tuple[int, ...] = FRAME_SPAN_HOPS):

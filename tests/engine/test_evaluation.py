@@ -61,8 +61,6 @@ def test_identical_audio_scores_perfectly_and_noise_scores_worse() -> None:
 def _repeat_each_hop(x, hop: int = 2048):
     """A decoder that renders every latent frame alike: each hop of `x` [B, C, N] replaced by its
     fourth hop (the fault `hop_periodic_db` and `tone_fidelity` exist to see)."""
-    import torch
-
     frames = x.shape[-1] // hop
     return x[..., 3 * hop:4 * hop].repeat(1, 1, frames)
 
