@@ -232,15 +232,23 @@ class OobleckDecoder(nn.Module):
         return fastconv.run_tiled(tail, x, 3, out_channels=tail[1].weight_v.shape[0])
 
 
+def _vae_std(scale: Tensor) -> Tensor:
+    return F.softplus(scale) + 1e-4
+
+
+def vae_kl(mean: Tensor, scale: Tensor) -> Tensor:
+    """KL of the VAE posterior (std = softplus(scale) + 1e-4) from the unit Gaussian, summed over
+    channels, averaged over batch and time."""
+    var = _vae_std(scale) ** 2
+    return (mean * mean + var - torch.log(var) - 1).sum(1).mean()
+
+
 def vae_sample(mean: Tensor, scale: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Reparameterised sample and KL of the VAE bottleneck (std = softplus(scale) + 1e-4)."""
-    std = F.softplus(scale) + 1e-4
-    var = std * std
+    """Reparameterised sample and KL of the VAE bottleneck."""
     # Drawn on the generator's device and moved, so a seed gives the same latents on any device.
     gen_device = generator.device if generator is not None else mean.device
     noise = torch.randn(mean.shape, generator=generator, device=gen_device, dtype=mean.dtype).to(mean.device)
-    kl = (mean * mean + var - torch.log(var) - 1).sum(1).mean()
-    return mean + std * noise, kl
+    return mean + _vae_std(scale) * noise, vae_kl(mean, scale)
 
 
 class AudioAutoencoder(nn.Module):
@@ -287,6 +295,15 @@ class AudioAutoencoder(nn.Module):
         if not sample:
             return mean, h.new_zeros(())
         return vae_sample(mean, scale, generator)
+
+    def encode_mean(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """`[B, C, N]` -> (posterior mean, the posterior's KL): what a deterministic autoencoder
+        decodes, and the term that keeps its scale (`encode(sample=False)` leaves the KL out)."""
+        h = self.encode_pre(audio)
+        if self.cfg.bottleneck != "vae":
+            return h, h.new_zeros(())
+        mean, scale = h.chunk(2, dim=1)
+        return mean, vae_kl(mean, scale)
 
     def decode(self, latents: Tensor) -> Tensor:
         return self.decode_audio(latents)

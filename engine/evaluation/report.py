@@ -146,8 +146,14 @@ def _crops(items: list[CorpusItem], n: int, seconds: float, rate: int, channels:
     return clips
 
 
-def _ae_summary(result: dict[str, Any], latent_rate: float, seconds: float) -> dict[str, Any]:
-    return {**result, "crop_seconds": seconds, "latent_rate_hz": round(latent_rate, 3),
+def _autoencoder_section(roundtrip: metrics.Roundtrip, corpus: Path, cfg: EvalConfig, rate: int, hop: int,
+                         channels: int) -> dict[str, Any]:
+    """The autoencoder section, for a whole model's pretransform or an autoencoder folder alike:
+    Table-5 metrics and hop periodicity on held-out crops, tone fidelity, the paper's numbers."""
+    clips = _crops(_held_out(corpus), cfg.ae_items, cfg.ae_crop_seconds, rate, channels, hop)
+    result = metrics.evaluate_reconstruction(roundtrip, clips, rate, hop)
+    result["tones"] = metrics.tone_fidelity(roundtrip, rate, hop, channels)
+    return {**result, "crop_seconds": cfg.ae_crop_seconds, "latent_rate_hz": round(rate / hop, 3),
             "paper": metrics.PAPER_TABLE5}
 
 
@@ -155,12 +161,8 @@ def _autoencoder_only(folder: Path, corpus: str | os.PathLike[str], cfg: EvalCon
     from ..training.autoencoder import load_autoencoder
 
     ae, raw = load_autoencoder(folder)
-    rate, hop = int(raw.get("sample_rate", 44100)), ae.cfg.downsampling_ratio
-    clips = _crops(_held_out(Path(corpus)), cfg.ae_items, cfg.ae_crop_seconds, rate, ae.cfg.io_channels, hop)
-    roundtrip = lambda x: ae.decode(ae.encode(x, sample=False)[0])  # noqa: E731
-    result = metrics.evaluate_reconstruction(roundtrip, clips, rate, hop)
-    result["tones"] = metrics.tone_fidelity(roundtrip, rate, hop, ae.cfg.io_channels)
-    return _ae_summary(result, rate / hop, cfg.ae_crop_seconds)
+    return _autoencoder_section(lambda x: ae.decode(ae.encode(x, sample=False)[0]), Path(corpus), cfg,
+                                int(raw.get("sample_rate", 44100)), ae.cfg.downsampling_ratio, ae.cfg.io_channels)
 
 
 class _Context:
@@ -188,15 +190,9 @@ class _Context:
 
     # ------------------------------------------------------------------ sections
     def autoencoder(self) -> dict[str, Any]:
-        pre = self.model.pretransform
-        items = _held_out(self.corpus)
-        clips = _crops(items, self.cfg.ae_items, self.cfg.ae_crop_seconds, self.rate, pre.io_channels,
-                       pre.downsampling_ratio)
-        device = self.gen.device
-        roundtrip = lambda x: pre.decode(pre.encode(x.to(device), sample=False))  # noqa: E731
-        result = metrics.evaluate_reconstruction(roundtrip, clips, self.rate, pre.downsampling_ratio)
-        result["tones"] = metrics.tone_fidelity(roundtrip, self.rate, pre.downsampling_ratio, pre.io_channels)
-        return _ae_summary(result, self.model.config.latent_rate, self.cfg.ae_crop_seconds)
+        pre, device = self.model.pretransform, self.gen.device
+        return _autoencoder_section(lambda x: pre.decode(pre.encode(x.to(device), sample=False)), self.corpus,
+                                    self.cfg, self.rate, pre.downsampling_ratio, pre.io_channels)
 
     def prompt_adherence(self) -> dict[str, Any]:
         songs = [it for it in _held_out(self.corpus) if it.metadata.get("bpm")]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d, vae_sample
+from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
 from ..checkpoint import load_state_dict_strict
 from ..config import parse_autoencoder
 from ..errors import ModelLoadError
@@ -329,8 +329,7 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
             group["lr"] = cfg.lr * linear_decay(step, cfg.steps, cfg.lr_final)
         with torch.set_grad_enabled(not cfg.decoder_only):
             if cfg.decoder_latents == "mean" and not cfg.decoder_only:
-                mean, scale = model.encode_pre(x).chunk(2, dim=1)
-                z, kl = mean, vae_sample(mean, scale)[1]
+                z, kl = model.encode_mean(x)
             else:
                 z, kl = model.encode(x, sample=cfg.decoder_latents == "sample")
         y = model.decode(z)
