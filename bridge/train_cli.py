@@ -39,6 +39,9 @@ def add_train_parser(sub: Any) -> None:
                     "that repeats itself every hop (a buzz at the latent rate) (0: off)")
     ae.add_argument("--wave-weight", type=float, default=0.0,
                     help="weight of an L1 waveform term, which asks the latents to carry phase (0: off)")
+    ae.add_argument("--phase-weight", type=float, default=0.0,
+                    help="phase-vocoder decoders: weight of a term on instantaneous frequency and group delay "
+                    "against the target's (0: off)")
     ae.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the VAE's KL term")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
@@ -47,7 +50,12 @@ def add_train_parser(sub: Any) -> None:
                     "training too: a deterministic autoencoder, the KL term keeping the mean's scale)")
     ae.add_argument("--decoder-channels", type=int,
                     help="with --init-from and --decoder-only: widen its decoder to this many channels first "
-                    "(a multiple of its width; it starts as nearly the same function, channels copied)")
+                    "(a multiple of its width; it starts as nearly the same function, channels copied); "
+                    "with --decoder phase_vocoder: that decoder's width (default 256)")
+    ae.add_argument("--decoder", choices=("oobleck", "phase_vocoder", "rephase"), default="oobleck",
+                    help="phase_vocoder (with --init-from and --decoder-only): replace the decoder by a fresh one "
+                    "that predicts a spectrum and integrates its phase, so held notes stay tones (engine/vocoder.py); "
+                    "rephase: the same, keeping the Oobleck decoder (frozen) as the source of its magnitudes")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     ae.add_argument("--init-from", help="autoencoder folder, or model folder or name (e.g. longplay-mini), to start "
                     "from; its architecture replaces --channels/--latent-dim/--patch-size")
@@ -152,7 +160,7 @@ def run_train(args: argparse.Namespace) -> int:
                                        decoder_only=args.decoder_only, mel_weight=args.mel_weight, kl_weight=args.kl_weight,
                                        frame_span_weight=args.frame_span_weight, wave_weight=args.wave_weight,
                                        decoder_latents=args.decoder_latents, decoder_channels=args.decoder_channels,
-                                       time_limit_s=args.minutes * 60)
+                                       decoder_type=args.decoder, phase_weight=args.phase_weight, time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,
                                            should_stop=stop.is_set, init_from=args.init_from)
         elif args.train_command == "package":

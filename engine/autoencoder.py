@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import AutoencoderConfig, OobleckConfig
+from .config import AutoencoderConfig, OobleckConfig, PhaseVocoderConfig
 from . import fastconv
+from .vocoder import PhaseVocoderDecoder
 
 
 class WNConv1d(nn.Module):
@@ -232,6 +233,14 @@ class OobleckDecoder(nn.Module):
         return fastconv.run_tiled(tail, x, 3, out_channels=tail[1].weight_v.shape[0])
 
 
+def unpatch(x: Tensor, p: int) -> Tensor:
+    """`[B, C * p, N / p]` -> `[B, C, N]`: undoes the "patched" pretransform's fold."""
+    if p == 1:
+        return x
+    b, cp, n = x.shape
+    return x.reshape(b, cp // p, p, n).transpose(2, 3).reshape(b, cp // p, n * p)
+
+
 def _vae_std(scale: Tensor) -> Tensor:
     return F.softplus(scale) + 1e-4
 
@@ -258,7 +267,8 @@ class AudioAutoencoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = OobleckEncoder(cfg.encoder)
-        self.decoder = OobleckDecoder(cfg.decoder)
+        self.decoder: OobleckDecoder | PhaseVocoderDecoder = (
+            PhaseVocoderDecoder(cfg.decoder) if isinstance(cfg.decoder, PhaseVocoderConfig) else OobleckDecoder(cfg.decoder))
 
     def patch(self, audio: Tensor) -> Tensor:
         """`[B, C, N]` -> `[B, C * p, N / p]`, channel c*p + h at frame l = sample l*p + h of
@@ -271,11 +281,7 @@ class AudioAutoencoder(nn.Module):
 
     def unpatch(self, x: Tensor) -> Tensor:
         """The exact inverse of `patch`."""
-        p = self.cfg.patch_size
-        if p == 1:
-            return x
-        b, cp, n = x.shape
-        return x.reshape(b, cp // p, p, n).transpose(2, 3).reshape(b, cp // p, n * p)
+        return unpatch(x, self.cfg.patch_size)
 
     def encode_pre(self, audio: Tensor) -> Tensor:
         """Audio `[B, C, N]` -> pre-bottleneck `[B, encoder latent_dim, N / hop]`."""
@@ -283,6 +289,8 @@ class AudioAutoencoder(nn.Module):
 
     def decode_audio(self, latents: Tensor) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]` (decode without the pretransform's scale)."""
+        if isinstance(self.decoder, PhaseVocoderDecoder):  # renders audio, not patches
+            return self.decoder(latents)
         return self.unpatch(self.decoder(latents))
 
     def encode(self, audio: Tensor, sample: bool = True,
@@ -389,5 +397,10 @@ class AutoencoderPretransform(nn.Module):
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""
         z = latents * self.scale
         chunk_frames = chunk_frames or self.default_chunk_frames
+        dec = self.model.decoder
+        if isinstance(dec, PhaseVocoderDecoder):  # the conv net in chunks, the phase over the whole
+            feats = run_chunked(dec.features, z, chunk_frames, overlap_frames, 1,
+                                dec.cfg.frames_per_latent, dec.feature_channels)
+            return dec.synthesize(feats)
         return run_chunked(self.model.decode_audio, z, chunk_frames, overlap_frames, 1,
                            self.downsampling_ratio, self.io_channels)

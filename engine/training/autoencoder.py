@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
 from ..checkpoint import load_state_dict_strict
+from ..vocoder import PhaseVocoderDecoder, phase_derivative_loss
 from ..config import parse_autoencoder
 from ..errors import ModelLoadError
 from .data import AudioBank, read_index
@@ -77,6 +78,14 @@ class AETrainConfig:
     # output ~4 % at the start (1e-3 left a widened decoder no better than the narrow one after
     # 400 steps).
     widen_noise: float = 0.03
+    # "phase_vocoder": with decoder_only and init_from, replace its Oobleck decoder by a fresh
+    # phase-vocoder decoder (`engine/vocoder.py`, `decoder_channels` wide, default 256) and train
+    # that on the frozen latents; "rephase": the same, with the Oobleck decoder kept (frozen) as the
+    # vocoder's source of magnitudes (see `with_phase_vocoder`); "oobleck" keeps the decoder it starts from.
+    decoder_type: str = "oobleck"
+    # Weight of the phase-derivative term (`engine.vocoder.phase_derivative_loss`: instantaneous
+    # frequency and group delay against the target's) for a phase-vocoder decoder; 0 leaves it out.
+    phase_weight: float = 0.0
     # Stop (with a checkpoint) after this many seconds of training in this run; 0 = no limit.
     time_limit_s: float = 0.0
 
@@ -217,6 +226,32 @@ def widen_decoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: 
     return wide.train(model.training), raw
 
 
+def with_phase_vocoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int | None = None,
+                       rephase: bool = False) -> tuple[AudioAutoencoder, dict[str, Any]]:
+    """A copy of `model` with its encoder and a fresh phase-vocoder decoder: STFT hop 512 and FFT
+    2,048 (4 frames per latent at hop 2,048), or a quarter hop and a hop's FFT when the latent hop
+    is shorter. `rephase`: `model`'s own (Oobleck) decoder becomes the vocoder's source, weights
+    kept, and the vocoder is smaller (192 wide, 4 blocks at the frame rate): it starts from that
+    decoder's magnitudes and learns the phase (and corrections)."""
+    raw = json.loads(json.dumps(ae_raw))
+    hop = min(512, raw["downsampling_ratio"] // 4)
+    conf: dict[str, Any] = {"out_channels": raw["io_channels"], "latent_dim": raw["latent_dim"],
+                            "hop_length": hop, "n_fft": 4 * hop}
+    if rephase:
+        if isinstance(model.decoder, PhaseVocoderDecoder):
+            raise ValueError("rephase needs an Oobleck decoder to start from, not a phase-vocoder one")
+        conf.update(channels=192, frame_layers=4, source=raw["decoder"])
+    if channels is not None:
+        conf["channels"] = channels
+    raw["decoder"] = {"type": "phase_vocoder", "config": conf}
+    new = AudioAutoencoder(parse_autoencoder(raw, "autoencoder"))
+    new.encoder.load_state_dict(model.encoder.state_dict())
+    if rephase:
+        assert isinstance(new.decoder, PhaseVocoderDecoder) and new.decoder.source is not None
+        new.decoder.source.load_state_dict(model.decoder.state_dict())
+    return new.train(model.training), raw
+
+
 PRETRANSFORM_PREFIX = "pretransform.model."
 
 
@@ -277,7 +312,14 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     if init_from is not None:
         init, init_raw = load_autoencoder(init_from)
         ae_raw = init_raw["model"]
-    if cfg.decoder_channels is not None:
+    if cfg.decoder_type not in ("oobleck", "phase_vocoder", "rephase"):
+        raise ValueError(f"decoder_type must be 'oobleck', 'phase_vocoder' or 'rephase', not {cfg.decoder_type!r}")
+    vocoder = cfg.decoder_type != "oobleck"
+    if vocoder and (init is None or not cfg.decoder_only):
+        raise ValueError("a phase-vocoder decoder is trained on a trained encoder's latents: it needs init_from and decoder_only")
+    if vocoder and init is not None and not isinstance(init.decoder, PhaseVocoderDecoder):
+        init, ae_raw = with_phase_vocoder(init, ae_raw, cfg.decoder_channels, rephase=cfg.decoder_type == "rephase")
+    elif cfg.decoder_channels is not None:
         if init is None or not cfg.decoder_only:
             raise ValueError("decoder_channels widens a trained decoder: it needs init_from and decoder_only")
         if cfg.decoder_channels != init.cfg.decoder.channels:
@@ -290,6 +332,8 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
         raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
     model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
+    if cfg.phase_weight > 0 and not isinstance(model.decoder, PhaseVocoderDecoder):
+        raise ValueError("phase_weight trains a phase-vocoder decoder's phase: use decoder_type 'phase_vocoder' or 'rephase'")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
     mel_fn = StereoMelLoss(cfg.sample_rate) if cfg.mel_weight > 0 else None
@@ -316,6 +360,8 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
 
     if cfg.decoder_only:
         model.encoder.requires_grad_(False)  # AdamW skips parameters without gradients
+    if isinstance(model.decoder, PhaseVocoderDecoder) and model.decoder.source is not None:
+        model.decoder.source.requires_grad_(False)  # a vocoder re-phases its source as trained
     deadline = Deadline(cfg.time_limit_s)
     log.begin(step)
     while step < cfg.steps:
@@ -332,12 +378,18 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
                 z, kl = model.encode_mean(x)
             else:
                 z, kl = model.encode(x, sample=cfg.decoder_latents == "sample")
-        y = model.decode(z)
+        if cfg.phase_weight > 0:
+            assert isinstance(model.decoder, PhaseVocoderDecoder)
+            y, phase = model.decoder.synthesize(model.decoder.features(z), return_phase=True)
+            phase_term = phase_derivative_loss(phase, x, model.decoder)
+        else:
+            y, phase_term = model.decode(z), torch.zeros(())
         rec = loss_fn(y, x)
         mel = mel_fn(y, x) if mel_fn is not None else torch.zeros(())
         span = span_fn(y, x) if span_fn is not None else torch.zeros(())
         wave = (y - x).abs().mean() if cfg.wave_weight > 0 else torch.zeros(())
-        loss = rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave + cfg.kl_weight * kl
+        loss = (rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave
+                + cfg.phase_weight * phase_term + cfg.kl_weight * kl)
         check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -347,6 +399,7 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.log(step, loss=loss.item(), stft=rec.item(), **({"mel": mel.item()} if mel_fn else {}),
                     **({"span": span.item()} if span_fn else {}), **({"wave": wave.item()} if cfg.wave_weight > 0 else {}),
+                    **({"phase": phase_term.item()} if cfg.phase_weight > 0 else {}),
                     kl=kl.item())
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()

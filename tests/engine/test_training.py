@@ -242,6 +242,70 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Pa
         train_autoencoder(corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, decoder_channels=64), quiet=True)
 
 
+def test_phase_vocoder_decoder_trains_on_the_frozen_latents_and_packages(corpus: Path, trained_ae: Path,
+                                                                        tmp_path: Path) -> None:
+    """`decoder_type="phase_vocoder"` from a model folder: a fresh phase-vocoder decoder learns on
+    the encoder's latents (encoder unchanged), resumes, and packages into a model that renders."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
+                     DiTTrainConfig(steps=1, batch_size=2, crop_frames=128), quiet=True)
+    cfg = AETrainConfig(steps=16, batch_size=2, crop_samples=4096, lr=2e-3, log_every=2, decoder_only=True,
+                        decoder_latents="mean", decoder_type="phase_vocoder")
+    dec = train_autoencoder(corpus, tmp_path / "dec", None, cfg, quiet=True, init_from=base)
+    stft = _losses(dec, "stft")
+    assert np.mean(stft[-3:]) < 0.8 * stft[0], stft
+    before, _ = load_autoencoder(base)
+    after, raw = load_autoencoder(dec)
+    assert raw["model"]["decoder"]["type"] == "phase_vocoder"
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
+    # Resuming rebuilds the phase-vocoder decoder before loading its own checkpoint.
+    train_autoencoder(corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 18}),
+                      quiet=True, init_from=base)
+    assert load_autoencoder(dec)[1]["longplay"]["step"] == 18
+    from engine import package_model
+    shipped = load_model(package_model(base, tmp_path / "ship", dec, half=True))
+    assert shipped.config.raw["model"]["pretransform"]["config"]["decoder"]["type"] == "phase_vocoder"
+    audio = Generator(shipped, device="cpu").render(RenderRequest("tone 110 Hz", seconds=0.5, steps=2, seed=1))[0].audio
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    with pytest.raises(ValueError, match="needs init_from and decoder_only"):
+        train_autoencoder(corpus, tmp_path / "z", AE_RAW, AETrainConfig(steps=1, decoder_type="phase_vocoder"), quiet=True)
+
+
+def test_rephase_vocoder_starts_from_the_oobleck_magnitudes_and_keeps_them_frozen(corpus: Path, trained_ae: Path,
+                                                                                 tmp_path: Path) -> None:
+    """`decoder_type="rephase"`: the trained Oobleck decoder becomes the vocoder's source; at the
+    start the vocoder's magnitudes are exactly its STFT magnitudes, and training leaves it as it was."""
+    from engine.training.autoencoder import with_phase_vocoder
+    from engine.vocoder import PhaseVocoderDecoder
+
+    ae, raw = load_autoencoder(trained_ae)
+    new, new_raw = with_phase_vocoder(ae, raw["model"], rephase=True)
+    dec = new.decoder
+    assert isinstance(dec, PhaseVocoderDecoder) and dec.source is not None
+    assert new_raw["decoder"]["config"]["source"] == raw["model"]["decoder"]
+    z = torch.randn(1, ae.cfg.latent_dim, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = dec.features(z)
+        mags = dec.cfg.audio_channels * dec.bins
+        assert torch.equal(feats[:, :mags], dec.source_log_magnitude(z))
+    with pytest.raises(ValueError, match="needs an Oobleck decoder"):
+        with_phase_vocoder(new, new_raw, rephase=True)
+    cfg = AETrainConfig(steps=4, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2, decoder_only=True,
+                        decoder_type="rephase", phase_weight=1.0)
+    out = train_autoencoder(corpus, tmp_path / "rephase", None, cfg, quiet=True, init_from=trained_ae)
+    after, after_raw = load_autoencoder(out)
+    assert after_raw["model"]["decoder"]["config"]["source"] == raw["model"]["decoder"]
+    old, trained = ae.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], trained["decoder.source." + k[len("decoder."):]]) for k in old if k.startswith("decoder."))
+    assert all(torch.equal(old[k], trained[k]) for k in old if k.startswith("encoder."))
+    assert not torch.equal(trained["decoder.head.weight"], new.state_dict()["decoder.head.weight"])
+    assert all(0 < p < 4 for p in _losses(out, "phase"))  # the phase term is logged, in radians
+    with pytest.raises(ValueError, match="phase_weight trains a phase-vocoder"):
+        train_autoencoder(corpus, tmp_path / "oob", None, AETrainConfig(steps=1, decoder_only=True, phase_weight=1.0),
+                          quiet=True, init_from=trained_ae)
+
+
 def test_time_limit_stops_with_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
     out = train_autoencoder(corpus, tmp_path / "ae", AE_RAW,
                             AETrainConfig(steps=1000, batch_size=1, crop_samples=4096, time_limit_s=1e-9), quiet=True)

@@ -1,0 +1,194 @@
+"""A phase-vocoder decoder: latents -> short-time spectrum whose phase is integrated, -> iSTFT.
+
+Why longplay-mini needs it. An Oobleck decoder is a strided conv net: given latents that stay the
+same from frame to frame it renders every frame alike, so a held note comes out periodic in the
+latent hop (2,048 samples), all its energy on harmonics of 21.5 Hz. A decoder can only do better if
+the latents carry each note's phase; longplay-mini's do not (a probe misses a tone's phase by 72-77
+degrees, chance 90; model card, "Known limits"), and every fix on the Oobleck side we tried left
+the buzz (frame-span and waveform terms, a deterministic autoencoder, Griffin-Lim).
+
+This decoder needs no phase from the latents. It predicts, per STFT frame (hop 512, 4 per latent
+frame), a log magnitude per channel and bin and, per bin, how far the phase advances from one frame
+to the next: the bin's centre frequency plus a learned deviation (pi * tanh), plus learned-width
+noise for what is noise-like. The phase is the running sum of those advances (a phase vocoder's
+synthesis, Flanagan & Golden 1966), so a steady latent gives a steady tone at the predicted
+frequency, continuous across frames and latent hops, and the hop-periodic comb cannot arise. Left
+and right share the phase and differ in magnitude (level panning, no phase-smeared stereo).
+
+With a `source` (an Oobleck decoder, e.g. the one this replaces, kept frozen) the vocoder
+re-phases it: the log STFT magnitudes of the source's output (same frames as the synthesis) are
+added to the predicted ones (the magnitude head starts at zero) and fed to the frame blocks, so
+training starts from that decoder's magnitudes and spends itself on the phase advance. At STFT
+2,048 / hop 512 a signal that repeats every 2,048 samples has the same magnitudes as a held note
+in every frame; the buzz lives only in the phase, which the vocoder replaces.
+
+The network is Vocos-like (Siuzdak 2023: ConvNeXt blocks, an iSTFT head), with two differences:
+Vocos predicts each frame's phase outright (which again repeats when the input repeats); this one
+integrates it. And it runs a few blocks at the latent rate before a learned 4x split into frames.
+
+Long signals: `features` is a conv net with a receptive field of ~14 latent frames, run in chunks by
+`AutoencoderPretransform.decode`; `synthesize` (a cumulative sum and an iSTFT, cheap and linear in
+length) runs once over the whole signal, so chunked decode equals whole decode.
+Written by hand: no maintained library has a phase-integrating iSTFT decoder (Vocos' package
+predicts phase per frame and pulls a hub download for its weights).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import PhaseVocoderConfig
+
+# Upper bound of a predicted log magnitude: a full-scale sine peaks near n_fft / 4 (e^6.2 at 2048).
+MAX_LOG_MAGNITUDE = 8.0
+# The fixed seed of the noise inside the phase advance when not training: a render is a function
+# of its latents.
+NOISE_SEED = 0
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv k7 -> LayerNorm -> pointwise MLP (x3, GELU) -> layer scale, residual."""
+
+    def __init__(self, dim: int, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.pwconv1 = nn.Linear(dim, 3 * dim)
+        self.pwconv2 = nn.Linear(3 * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, C, T]
+        h = self.dwconv(x).transpose(1, 2)
+        h = self.pwconv2(F.gelu(self.pwconv1(self.norm(h))))
+        return x + (self.gamma * h).transpose(1, 2)
+
+
+class PhaseVocoderDecoder(nn.Module):
+    """Latents `[B, latent_dim, L]` -> audio `[B, audio_channels, L * frames_per_latent * hop_length]`."""
+
+    def __init__(self, cfg: PhaseVocoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        ch, u = cfg.channels, cfg.frames_per_latent
+        self.bins = cfg.n_fft // 2 + 1
+        scale = 1.0 / max(1, cfg.latent_layers + cfg.frame_layers)
+        self.embed = nn.Conv1d(cfg.latent_dim, ch, 7, padding=3)
+        self.latent_blocks = nn.Sequential(*(ConvNeXtBlock(ch, scale) for _ in range(cfg.latent_layers)))
+        self.split = nn.Linear(ch, ch * u)  # one latent frame -> u STFT frames
+        self.frame_blocks = nn.Sequential(*(ConvNeXtBlock(ch, scale) for _ in range(cfg.frame_layers)))
+        self.norm = nn.LayerNorm(ch)
+        self.head = nn.Linear(ch, self.feature_channels)
+        self.source = None
+        if cfg.source is not None:
+            from .autoencoder import OobleckDecoder  # (autoencoder.py imports this module)
+
+            self.source = OobleckDecoder(cfg.source)
+            self.source_in = nn.Linear(cfg.audio_channels * self.bins, ch)
+            with torch.no_grad():  # start from the source's magnitudes: the head adds to them
+                self.head.weight[:cfg.audio_channels * self.bins].zero_()
+                self.head.bias[:cfg.audio_channels * self.bins].zero_()
+        k = torch.arange(self.bins, dtype=torch.float64)
+        # Phase advance of each bin's centre frequency per frame, mod 2 pi (exact in float64).
+        self.register_buffer("centre_advance", torch.remainder(2 * math.pi * k * cfg.hop_length / cfg.n_fft,
+                                                               2 * math.pi), persistent=False)
+        # Fixed, bin-wise random phases at frame 0: with equal ones every bin would line up into a
+        # click at the start (and every n_fft / hop frames after it where the advance is the centre's).
+        gen = torch.Generator().manual_seed(1)
+        self.register_buffer("initial_phase", 2 * math.pi * torch.rand(self.bins, generator=gen, dtype=torch.float64),
+                             persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+
+    @property
+    def feature_channels(self) -> int:
+        """Log magnitude per audio channel and bin, then phase deviation and noise width per bin,
+        then (with `phase_offsets`) the offset's 2-vector per bin."""
+        return (self.cfg.audio_channels + 2 + (2 if self.cfg.phase_offsets else 0)) * self.bins
+
+    def features(self, z: Tensor) -> Tensor:
+        """Latents `[B, D, L]` -> frame features `[B, feature_channels, L * frames_per_latent]`."""
+        b, _, length = z.shape
+        u = self.cfg.frames_per_latent
+        h = self.latent_blocks(self.embed(z))  # [B, ch, L]
+        h = self.split(h.transpose(1, 2)).reshape(b, length * u, -1).transpose(1, 2)  # [B, ch, L*u]
+        if self.source is None:
+            return self.head(self.norm(self.frame_blocks(h).transpose(1, 2))).transpose(1, 2)
+        src = self.source_log_magnitude(z)  # [B, C * bins, L*u]
+        h = self.frame_blocks(h + self.source_in(src.transpose(1, 2)).transpose(1, 2))
+        out = self.head(self.norm(h.transpose(1, 2))).transpose(1, 2)
+        mags = self.cfg.audio_channels * self.bins
+        return torch.cat([out[:, :mags] + src, out[:, mags:]], dim=1)
+
+    def source_log_magnitude(self, z: Tensor) -> Tensor:
+        """Log STFT magnitude of the source decoder's audio, frames aligned with the synthesis's:
+        `[B, audio_channels * bins, L * frames_per_latent]`. No gradient flows into a frozen source."""
+        from .autoencoder import unpatch
+
+        assert self.source is not None
+        train_source = torch.is_grad_enabled() and any(p.requires_grad for p in self.source.parameters())
+        with torch.set_grad_enabled(train_source):
+            audio = unpatch(self.source(z), self.cfg.patch_size)  # [B, C, N]
+        b, c, n = audio.shape
+        spec = torch.stft(audio.reshape(b * c, n).float(), self.cfg.n_fft, self.cfg.hop_length, window=self.window,
+                          center=True, return_complex=True)[..., :n // self.cfg.hop_length]
+        return torch.log(spec.abs() + 1e-5).reshape(b, c * self.bins, -1)
+
+    def synthesize(self, feats: Tensor, generator: torch.Generator | None = None,
+                   return_phase: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Frame features `[B, feature_channels, T]` -> audio `[B, audio_channels, T * hop_length]`
+        (and, with `return_phase`, the phase it was synthesised with, `[B, bins, T]`).
+
+        Noise in the phase advance is drawn from `generator`, or, when not training, from a fixed
+        seed laid out frame by frame (a prefix of the frames gets a prefix of the noise)."""
+        feats = feats.float()
+        b, _, frames = feats.shape
+        c, nb, hop = self.cfg.audio_channels, self.bins, self.cfg.hop_length
+        log_mag = feats[:, :c * nb].reshape(b, c, nb, frames).clamp(max=MAX_LOG_MAGNITUDE)
+        deviation = math.pi * torch.tanh(feats[:, c * nb:(c + 1) * nb])
+        width = F.softplus(feats[:, (c + 1) * nb:(c + 2) * nb])
+        if generator is None and not self.training:
+            generator = torch.Generator().manual_seed(NOISE_SEED)
+        noise = torch.randn(frames, nb, generator=generator, dtype=feats.dtype).to(feats.device).T
+        # One frame past the end (its magnitude repeated): torch.istft's centred frames then cover
+        # the last hop as fully as any other.
+        advance = F.pad(deviation + width * noise, (0, 1), mode="replicate").double()
+        advance = advance + self.centre_advance[:, None]
+        phase = torch.cumsum(advance, dim=-1) - advance + self.initial_phase[:, None]  # frame 0: initial
+        phase = torch.remainder(phase, 2 * math.pi).float()
+        if self.cfg.phase_offsets:
+            base = (c + 2) * nb
+            offset = torch.atan2(feats[:, base + nb:base + 2 * nb], feats[:, base:base + nb])
+            phase = phase + F.pad(offset, (0, 1), mode="replicate")
+        mag = F.pad(torch.exp(log_mag).reshape(b, c * nb, frames), (0, 1), mode="replicate").reshape(b, c, nb, frames + 1)
+        spec = torch.polar(mag, phase[:, None].expand_as(mag))
+        audio = torch.istft(spec.reshape(b * c, nb, frames + 1), self.cfg.n_fft, hop, window=self.window,
+                            center=True, length=frames * hop).reshape(b, c, -1)
+        return (audio, phase[..., :frames]) if return_phase else audio
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.synthesize(self.features(z))
+
+
+def _anti_wrapped(d: Tensor) -> Tensor:
+    """|d| after wrapping into [-pi, pi] (APNet's anti-wrapping function)."""
+    return (d - 2 * math.pi * torch.round(d / (2 * math.pi))).abs()
+
+
+def phase_derivative_loss(phase: Tensor, target: Tensor, vocoder: PhaseVocoderDecoder) -> Tensor:
+    """Distance between the vocoder's phase `[B, bins, T]` and the target audio's `[B, C, N]` (its
+    mid channel, same STFT frames) in what the latents can tell: how phase advances from frame to
+    frame (instantaneous frequency) and from bin to bin (group delay), each anti-wrapped and
+    weighted by the target's magnitude, in radians. The phase itself is left out: nothing in the
+    latents says where a note's cycle starts (Ai & Ling 2023, APNet, minus its absolute term).
+    Written here: no library has phase losses for a vocoder's synthesis."""
+    frames = phase.shape[-1]
+    spec = torch.stft(target.float().mean(1), vocoder.cfg.n_fft, vocoder.cfg.hop_length, window=vocoder.window,
+                      center=True, return_complex=True)[..., :frames]
+    theta, weight = spec.angle(), spec.abs()
+    weight = weight / weight.sum(dim=(1, 2), keepdim=True).clamp_min(1e-8)
+    freq = (_anti_wrapped(phase.diff(dim=-1) - theta.diff(dim=-1)) * weight[..., 1:]).sum(dim=(1, 2))
+    delay = (_anti_wrapped(phase.diff(dim=1) - theta.diff(dim=1)) * weight[:, 1:]).sum(dim=(1, 2))
+    return (freq + delay).mean()
