@@ -89,6 +89,10 @@ class PhaseVocoderConfig:
     # whole phase) added to the integrated phase: it lets the bins of one note or one hit keep
     # their phase relations, which integration from arbitrary starting phases loses.
     phase_offsets: bool = True
+    # With a source: each frame's phase starts from the source's own STFT phase (per channel) and the
+    # vocoder's integrated advance is added to it, so an untrained vocoder reproduces its source
+    # exactly and training moves it only where the losses ask. False: phases from the vocoder alone.
+    source_phase: bool = True
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,7 @@ def _parse_phase_vocoder(section: str, block: Mapping[str, Any], ratio: int, pat
     cfg = block.get("config", {})
     s = f"{section}.config"
     _check_keys(s, cfg, {"out_channels", "latent_dim", "channels", "latent_layers", "frame_layers",
-                         "n_fft", "hop_length", "source", "phase_offsets"})
+                         "n_fft", "hop_length", "source", "phase_offsets", "source_phase"})
     out = PhaseVocoderConfig(
         audio_channels=_get(s, cfg, "out_channels", int, 2),
         latent_dim=_get(s, cfg, "latent_dim", int, 32),
@@ -225,6 +229,7 @@ def _parse_phase_vocoder(section: str, block: Mapping[str, Any], ratio: int, pat
         n_fft=_get(s, cfg, "n_fft", int, 2048),
         hop_length=_get(s, cfg, "hop_length", int, 512),
         phase_offsets=_get(s, cfg, "phase_offsets", bool, True),
+        source_phase=_get(s, cfg, "source_phase", bool, True),
     )
     if out.hop_length < 1 or ratio % out.hop_length or out.n_fft < 2 * out.hop_length:
         raise ConfigError(f"{s}: hop_length {out.hop_length} must divide the downsampling_ratio {ratio} "

@@ -26,9 +26,20 @@ The network is Vocos-like (Siuzdak 2023: ConvNeXt blocks, an iSTFT head), with t
 Vocos predicts each frame's phase outright (which again repeats when the input repeats); this one
 integrates it. And it runs a few blocks at the latent rate before a learned 4x split into frames.
 
+Status (session 8): trained on longplay-mini's frozen latents, every variant removed the buzz but
+scored a worse mel distance than the Oobleck decoder (1.50-1.59 against 1.432), so longplay-mini
+still ships that decoder; numbers and the oracle that explains them in its model card ("Known
+limits") and `scripts/phase_oracle.py`. A phase integrated from arbitrary starting phases loses the
+relations between the bins of one note or hit, which the per-frame offsets and the
+phase-derivative term (`phase_derivative_loss`) recover only slowly.
+
 Long signals: `features` is a conv net with a receptive field of ~14 latent frames, run in chunks by
 `AutoencoderPretransform.decode`; `synthesize` (a cumulative sum and an iSTFT, cheap and linear in
-length) runs once over the whole signal, so chunked decode equals whole decode.
+length) runs once over the whole signal, so chunked decode equals whole decode. Measured
+(`benchmarks/bench_decoders.py`, 285 s, 2 threads): 0.41x the Oobleck decoder's time, but a peak of
+~3.3 GB over the model (features, float64 phase and complex spectra of all 24,576 frames at once;
+the Oobleck decoder's chunks peak at ~0.3 GB). Before shipping one: synthesise in chunks of frames,
+carrying the phase across them.
 Written by hand: no maintained library has a phase-integrating iSTFT decoder (Vocos' package
 predicts phase per frame and pulls a hub download for its weights).
 """
@@ -81,7 +92,7 @@ class PhaseVocoderDecoder(nn.Module):
         self.split = nn.Linear(ch, ch * u)  # one latent frame -> u STFT frames
         self.frame_blocks = nn.Sequential(*(ConvNeXtBlock(ch, scale) for _ in range(cfg.frame_layers)))
         self.norm = nn.LayerNorm(ch)
-        self.head = nn.Linear(ch, self.feature_channels)
+        self.head = nn.Linear(ch, self.feature_channels - (cfg.audio_channels * self.bins if self.uses_source_phase else 0))
         self.source = None
         if cfg.source is not None:
             from .autoencoder import OobleckDecoder  # (autoencoder.py imports this module)
@@ -89,8 +100,15 @@ class PhaseVocoderDecoder(nn.Module):
             self.source = OobleckDecoder(cfg.source)
             self.source_in = nn.Linear(cfg.audio_channels * self.bins, ch)
             with torch.no_grad():  # start from the source's magnitudes: the head adds to them
-                self.head.weight[:cfg.audio_channels * self.bins].zero_()
-                self.head.bias[:cfg.audio_channels * self.bins].zero_()
+                mags = cfg.audio_channels * self.bins
+                self.head.weight[:mags].zero_()
+                self.head.bias[:mags].zero_()
+                if cfg.source_phase:  # and from its phase: no deviation, no noise, offsets of 0
+                    self.head.weight[mags:].zero_()
+                    self.head.bias[mags:].zero_()
+                    self.head.bias[mags + self.bins:mags + 2 * self.bins] = -12.0  # softplus: 6e-6
+                    if cfg.phase_offsets:
+                        self.head.bias[mags + 2 * self.bins:mags + 3 * self.bins] = 1.0  # angle of (1, 0)
         k = torch.arange(self.bins, dtype=torch.float64)
         # Phase advance of each bin's centre frequency per frame, mod 2 pi (exact in float64).
         self.register_buffer("centre_advance", torch.remainder(2 * math.pi * k * cfg.hop_length / cfg.n_fft,
@@ -103,10 +121,16 @@ class PhaseVocoderDecoder(nn.Module):
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
 
     @property
+    def uses_source_phase(self) -> bool:
+        return self.cfg.source is not None and self.cfg.source_phase
+
+    @property
     def feature_channels(self) -> int:
         """Log magnitude per audio channel and bin, then phase deviation and noise width per bin,
-        then (with `phase_offsets`) the offset's 2-vector per bin."""
-        return (self.cfg.audio_channels + 2 + (2 if self.cfg.phase_offsets else 0)) * self.bins
+        then (with `phase_offsets`) the offset's 2-vector per bin, then (with a source's phase)
+        that phase per audio channel and bin."""
+        c = self.cfg.audio_channels
+        return (c + 2 + (2 if self.cfg.phase_offsets else 0) + (c if self.uses_source_phase else 0)) * self.bins
 
     def features(self, z: Tensor) -> Tensor:
         """Latents `[B, D, L]` -> frame features `[B, feature_channels, L * frames_per_latent]`."""
@@ -116,15 +140,19 @@ class PhaseVocoderDecoder(nn.Module):
         h = self.split(h.transpose(1, 2)).reshape(b, length * u, -1).transpose(1, 2)  # [B, ch, L*u]
         if self.source is None:
             return self.head(self.norm(self.frame_blocks(h).transpose(1, 2))).transpose(1, 2)
-        src = self.source_log_magnitude(z)  # [B, C * bins, L*u]
+        src, src_phase = self.source_spectrum(z)  # [B, C * bins, L*u] each
         h = self.frame_blocks(h + self.source_in(src.transpose(1, 2)).transpose(1, 2))
         out = self.head(self.norm(h.transpose(1, 2))).transpose(1, 2)
         mags = self.cfg.audio_channels * self.bins
-        return torch.cat([out[:, :mags] + src, out[:, mags:]], dim=1)
+        return torch.cat([out[:, :mags] + src, out[:, mags:]] + ([src_phase] if self.uses_source_phase else []), dim=1)
 
     def source_log_magnitude(self, z: Tensor) -> Tensor:
-        """Log STFT magnitude of the source decoder's audio, frames aligned with the synthesis's:
-        `[B, audio_channels * bins, L * frames_per_latent]`. No gradient flows into a frozen source."""
+        return self.source_spectrum(z)[0]
+
+    def source_spectrum(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Log STFT magnitude and phase of the source decoder's audio, frames aligned with the
+        synthesis's: `[B, audio_channels * bins, L * frames_per_latent]` each. No gradient flows
+        into a frozen source."""
         from .autoencoder import unpatch
 
         assert self.source is not None
@@ -134,12 +162,12 @@ class PhaseVocoderDecoder(nn.Module):
         b, c, n = audio.shape
         spec = torch.stft(audio.reshape(b * c, n).float(), self.cfg.n_fft, self.cfg.hop_length, window=self.window,
                           center=True, return_complex=True)[..., :n // self.cfg.hop_length]
-        return torch.log(spec.abs() + 1e-5).reshape(b, c * self.bins, -1)
+        return torch.log(spec.abs() + 1e-5).reshape(b, c * self.bins, -1), spec.angle().reshape(b, c * self.bins, -1)
 
     def synthesize(self, feats: Tensor, generator: torch.Generator | None = None,
                    return_phase: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Frame features `[B, feature_channels, T]` -> audio `[B, audio_channels, T * hop_length]`
-        (and, with `return_phase`, the phase it was synthesised with, `[B, bins, T]`).
+        (and, with `return_phase`, the phase it was synthesised with, `[B, 1 or audio_channels, bins, T]`).
 
         Noise in the phase advance is drawn from `generator`, or, when not training, from a fixed
         seed laid out frame by frame (a prefix of the frames gets a prefix of the noise)."""
@@ -154,16 +182,21 @@ class PhaseVocoderDecoder(nn.Module):
         noise = torch.randn(frames, nb, generator=generator, dtype=feats.dtype).to(feats.device).T
         # One frame past the end (its magnitude repeated): torch.istft's centred frames then cover
         # the last hop as fully as any other.
-        advance = F.pad(deviation + width * noise, (0, 1), mode="replicate").double()
-        advance = advance + self.centre_advance[:, None]
-        phase = torch.cumsum(advance, dim=-1) - advance + self.initial_phase[:, None]  # frame 0: initial
+        step = F.pad(deviation + width * noise, (0, 1), mode="replicate").double()
+        if self.uses_source_phase:  # the source's phase (per channel) + the integrated deviation
+            src = feats[:, -c * nb:].reshape(b, c, nb, frames).double()
+            src = torch.cat([src, src[..., -1:] + self.centre_advance[:, None]], dim=-1)
+            phase = src + (torch.cumsum(step, dim=-1) - step)[:, None]  # [B, C, bins, T + 1]
+        else:
+            advance = step + self.centre_advance[:, None]
+            phase = (torch.cumsum(advance, dim=-1) - advance + self.initial_phase[:, None])[:, None]  # frame 0: initial
         phase = torch.remainder(phase, 2 * math.pi).float()
         if self.cfg.phase_offsets:
             base = (c + 2) * nb
             offset = torch.atan2(feats[:, base + nb:base + 2 * nb], feats[:, base:base + nb])
-            phase = phase + F.pad(offset, (0, 1), mode="replicate")
+            phase = phase + F.pad(offset, (0, 1), mode="replicate")[:, None]
         mag = F.pad(torch.exp(log_mag).reshape(b, c * nb, frames), (0, 1), mode="replicate").reshape(b, c, nb, frames + 1)
-        spec = torch.polar(mag, phase[:, None].expand_as(mag))
+        spec = torch.polar(mag, phase.expand_as(mag))
         audio = torch.istft(spec.reshape(b * c, nb, frames + 1), self.cfg.n_fft, hop, window=self.window,
                             center=True, length=frames * hop).reshape(b, c, -1)
         return (audio, phase[..., :frames]) if return_phase else audio
@@ -178,15 +211,17 @@ def _anti_wrapped(d: Tensor) -> Tensor:
 
 
 def phase_derivative_loss(phase: Tensor, target: Tensor, vocoder: PhaseVocoderDecoder) -> Tensor:
-    """Distance between the vocoder's phase `[B, bins, T]` and the target audio's `[B, C, N]` (its
-    mid channel, same STFT frames) in what the latents can tell: how phase advances from frame to
+    """Distance between the vocoder's phase `[B, P, bins, T]` and the target audio's `[B, C, N]`
+    (its mid channel when P is 1, else each channel; same STFT frames) in what the latents can tell: how phase advances from frame to
     frame (instantaneous frequency) and from bin to bin (group delay), each anti-wrapped and
     weighted by the target's magnitude, in radians. The phase itself is left out: nothing in the
     latents says where a note's cycle starts (Ai & Ling 2023, APNet, minus its absolute term).
     Written here: no library has phase losses for a vocoder's synthesis."""
-    frames = phase.shape[-1]
-    spec = torch.stft(target.float().mean(1), vocoder.cfg.n_fft, vocoder.cfg.hop_length, window=vocoder.window,
+    b, p, nb, frames = phase.shape
+    audio = target.float().mean(1, keepdim=True) if p == 1 else target.float()
+    spec = torch.stft(audio.reshape(b * p, -1), vocoder.cfg.n_fft, vocoder.cfg.hop_length, window=vocoder.window,
                       center=True, return_complex=True)[..., :frames]
+    phase = phase.reshape(b * p, nb, frames)
     theta, weight = spec.angle(), spec.abs()
     weight = weight / weight.sum(dim=(1, 2), keepdim=True).clamp_min(1e-8)
     freq = (_anti_wrapped(phase.diff(dim=-1) - theta.diff(dim=-1)) * weight[..., 1:]).sum(dim=(1, 2))

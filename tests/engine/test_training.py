@@ -275,7 +275,8 @@ def test_phase_vocoder_decoder_trains_on_the_frozen_latents_and_packages(corpus:
 def test_rephase_vocoder_starts_from_the_oobleck_magnitudes_and_keeps_them_frozen(corpus: Path, trained_ae: Path,
                                                                                  tmp_path: Path) -> None:
     """`decoder_type="rephase"`: the trained Oobleck decoder becomes the vocoder's source; at the
-    start the vocoder's magnitudes are exactly its STFT magnitudes, and training leaves it as it was."""
+    start the vocoder's magnitudes are exactly its STFT magnitudes and it renders what the source
+    renders (it re-phases from there), and training leaves the source as it was."""
     from engine.training.autoencoder import with_phase_vocoder
     from engine.vocoder import PhaseVocoderDecoder
 
@@ -289,6 +290,10 @@ def test_rephase_vocoder_starts_from_the_oobleck_magnitudes_and_keeps_them_froze
         feats = dec.features(z)
         mags = dec.cfg.audio_channels * dec.bins
         assert torch.equal(feats[:, :mags], dec.source_log_magnitude(z))
+        ours, source = new.eval().decode(z), ae.decode(z)
+    inner = slice(0, -dec.cfg.n_fft)  # the last frame's phase is extrapolated
+    assert (ours - source)[..., inner].abs().max() < 1e-3 * source.abs().max()
+    new.train()
     with pytest.raises(ValueError, match="needs an Oobleck decoder"):
         with_phase_vocoder(new, new_raw, rephase=True)
     cfg = AETrainConfig(steps=4, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2, decoder_only=True,

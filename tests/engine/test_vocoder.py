@@ -113,10 +113,14 @@ def test_phase_derivative_loss_sees_frequency_and_delay_not_the_absolute_phase()
     x = 0.1 * torch.randn(2, 2, 64 * voc.cfg.hop_length, generator=g)
     frames = x.shape[-1] // voc.cfg.hop_length
     own = torch.stft(x.mean(1), voc.cfg.n_fft, voc.cfg.hop_length, window=voc.window, center=True,
-                     return_complex=True)[..., :frames].angle()
+                     return_complex=True)[..., :frames].angle()[:, None]  # [B, 1, bins, T]
     assert phase_derivative_loss(own, x, voc) < 1e-5
     assert phase_derivative_loss(own + 2.5, x, voc) < 1e-5  # a constant offset: nothing the latents could tell
     random = 2 * math.pi * torch.rand(own.shape, generator=g)
     assert abs(phase_derivative_loss(random, x, voc).item() - math.pi) < 0.15  # pi/2 for each derivative
     shifted = own + 0.5 * torch.arange(frames)  # every bin 0.5 rad per frame off in frequency
     assert abs(phase_derivative_loss(shifted, x, voc).item() - 0.5) < 0.01  # (frame 0 has no difference)
+    each = torch.stft(x.reshape(4, -1), voc.cfg.n_fft, voc.cfg.hop_length, window=voc.window, center=True,
+                      return_complex=True)[..., :frames].angle().reshape(2, 2, voc.bins, frames)
+    assert phase_derivative_loss(each, x, voc) < 1e-5  # a phase per channel is held to its own channel
+    assert phase_derivative_loss(each.flip(1), x, voc) > 1.0
