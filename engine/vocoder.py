@@ -35,11 +35,11 @@ phase-derivative term (`phase_derivative_loss`) recover only slowly.
 
 Long signals: `features` is a conv net with a receptive field of ~14 latent frames, run in chunks by
 `AutoencoderPretransform.decode`; `synthesize` (a cumulative sum and an iSTFT, cheap and linear in
-length) runs once over the whole signal, so chunked decode equals whole decode. Measured
-(`benchmarks/bench_decoders.py`, 285 s, 2 threads): 0.41x the Oobleck decoder's time, but a peak of
-~3.3 GB over the model (features, float64 phase and complex spectra of all 24,576 frames at once;
-the Oobleck decoder's chunks peak at ~0.3 GB). Before shipping one: synthesise in chunks of frames,
-carrying the phase across them.
+length) integrates the phase over the whole signal, then renders spectra and inverse STFT in
+chunks of 512 frames with margins, so chunked decode equals whole decode. Measured
+(`benchmarks/bench_decoders.py`, 285 s, 2 threads): 0.29x the Oobleck decoder's time, peak 1.6 GB
+over the model (one pass of the spectra: 3.3 GB), mostly the features of all 24,576 frames
+(6,150 channels each); the Oobleck decoder's chunks peak at 0.3 GB.
 Written by hand: no maintained library has a phase-integrating iSTFT decoder (Vocos' package
 predicts phase per frame and pulls a hub download for its weights).
 """
@@ -59,6 +59,8 @@ MAX_LOG_MAGNITUDE = 8.0
 # The fixed seed of the noise inside the phase advance when not training: a render is a function
 # of its latents.
 NOISE_SEED = 0
+# STFT frames per chunk of `synthesize` (6 s at hop 512): bounds the spectra's memory on long renders.
+SYNTH_CHUNK_FRAMES = 512
 
 
 class ConvNeXtBlock(nn.Module):
@@ -164,17 +166,19 @@ class PhaseVocoderDecoder(nn.Module):
                           center=True, return_complex=True)[..., :n // self.cfg.hop_length]
         return torch.log(spec.abs() + 1e-5).reshape(b, c * self.bins, -1), spec.angle().reshape(b, c * self.bins, -1)
 
-    def synthesize(self, feats: Tensor, generator: torch.Generator | None = None,
-                   return_phase: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def synthesize(self, feats: Tensor, generator: torch.Generator | None = None, return_phase: bool = False,
+                   chunk_frames: int | None = SYNTH_CHUNK_FRAMES) -> Tensor | tuple[Tensor, Tensor]:
         """Frame features `[B, feature_channels, T]` -> audio `[B, audio_channels, T * hop_length]`
         (and, with `return_phase`, the phase it was synthesised with, `[B, 1 or audio_channels, bins, T]`).
 
         Noise in the phase advance is drawn from `generator`, or, when not training, from a fixed
-        seed laid out frame by frame (a prefix of the frames gets a prefix of the noise)."""
+        seed laid out frame by frame (a prefix of the frames gets a prefix of the noise). The phase
+        is integrated over the whole signal at once; the spectra and the inverse STFT run in chunks
+        of `chunk_frames` frames (None: one), each with n_fft / hop frames of margin on either side,
+        so memory stays bounded and the result equals one pass."""
         feats = feats.float()
         b, _, frames = feats.shape
         c, nb, hop = self.cfg.audio_channels, self.bins, self.cfg.hop_length
-        log_mag = feats[:, :c * nb].reshape(b, c, nb, frames).clamp(max=MAX_LOG_MAGNITUDE)
         deviation = math.pi * torch.tanh(feats[:, c * nb:(c + 1) * nb])
         width = F.softplus(feats[:, (c + 1) * nb:(c + 2) * nb])
         if generator is None and not self.training:
@@ -183,23 +187,53 @@ class PhaseVocoderDecoder(nn.Module):
         # One frame past the end (its magnitude repeated): torch.istft's centred frames then cover
         # the last hop as fully as any other.
         step = F.pad(deviation + width * noise, (0, 1), mode="replicate").double()
-        if self.uses_source_phase:  # the source's phase (per channel) + the integrated deviation
-            src = feats[:, -c * nb:].reshape(b, c, nb, frames).double()
-            src = torch.cat([src, src[..., -1:] + self.centre_advance[:, None]], dim=-1)
-            phase = src + (torch.cumsum(step, dim=-1) - step)[:, None]  # [B, C, bins, T + 1]
-        else:
-            advance = step + self.centre_advance[:, None]
-            phase = (torch.cumsum(advance, dim=-1) - advance + self.initial_phase[:, None])[:, None]  # frame 0: initial
-        phase = torch.remainder(phase, 2 * math.pi).float()
+        if not self.uses_source_phase:  # bins advance at their centre frequency plus the deviation
+            step = step + self.centre_advance[:, None]
+        # The integrated advance, frame 0 at 0 (float64 sums, wrapped before going to float32).
+        track = torch.remainder(torch.cumsum(step, dim=-1) - step, 2 * math.pi).float()  # [B, bins, T + 1]
+        del step, noise, deviation, width
+        if not self.uses_source_phase:
+            track = track + self.initial_phase.float()[:, None]
+        chunk = frames if return_phase or not chunk_frames else chunk_frames
+        margin = self.cfg.n_fft // hop
+        pieces, phases = [], []
+        for t0 in range(0, frames, chunk):
+            t1 = min(frames, t0 + chunk)
+            a, e = max(0, t0 - margin), min(frames + 1, t1 + margin)  # frames [a, e); frame T is the extra one
+            phase = self._chunk_phase(feats, track, a, e)
+            log_mag = self._frames(feats[:, :c * nb], a, e).reshape(b, c, nb, e - a).clamp(max=MAX_LOG_MAGNITUDE)
+            spec = torch.polar(torch.exp(log_mag), phase.expand(b, c, nb, e - a))
+            audio = torch.istft(spec.reshape(b * c, nb, e - a), self.cfg.n_fft, hop, window=self.window,
+                                center=True, length=(e - a - 1) * hop).reshape(b, c, -1)
+            pieces.append(audio[..., (t0 - a) * hop:(t1 - a) * hop])
+            if return_phase:
+                phases.append(phase[..., :frames - a])
+        audio = torch.cat(pieces, dim=-1)
+        return (audio, phases[0]) if return_phase else audio
+
+    @staticmethod
+    def _frames(x: Tensor, a: int, e: int) -> Tensor:
+        """Frames [a, e) of `[B, K, T]`, the frame past the end (T) repeating the last."""
+        frames = x.shape[-1]
+        part = x[..., a:min(e, frames)]
+        return F.pad(part, (0, e - frames), mode="replicate") if e > frames else part
+
+    def _chunk_phase(self, feats: Tensor, track: Tensor, a: int, e: int) -> Tensor:
+        """The synthesis phase of frames [a, e): `[B, 1 or C, bins, e - a]`."""
+        b, frames = feats.shape[0], feats.shape[-1]
+        c, nb = self.cfg.audio_channels, self.bins
+        phase = track[:, None, :, a:e]
+        if self.uses_source_phase:  # the source's phase per channel, extrapolated past the end
+            src = feats[:, -c * nb:, a:min(e, frames)].reshape(b, c, nb, -1)
+            if e > frames:
+                src = torch.cat([src, src[..., -1:] + self.centre_advance.float()[:, None]], dim=-1)
+            phase = phase + src
         if self.cfg.phase_offsets:
             base = (c + 2) * nb
-            offset = torch.atan2(feats[:, base + nb:base + 2 * nb], feats[:, base:base + nb])
-            phase = phase + F.pad(offset, (0, 1), mode="replicate")[:, None]
-        mag = F.pad(torch.exp(log_mag).reshape(b, c * nb, frames), (0, 1), mode="replicate").reshape(b, c, nb, frames + 1)
-        spec = torch.polar(mag, phase.expand_as(mag))
-        audio = torch.istft(spec.reshape(b * c, nb, frames + 1), self.cfg.n_fft, hop, window=self.window,
-                            center=True, length=frames * hop).reshape(b, c, -1)
-        return (audio, phase[..., :frames]) if return_phase else audio
+            offset = torch.atan2(self._frames(feats[:, base + nb:base + 2 * nb], a, e),
+                                 self._frames(feats[:, base:base + nb], a, e))
+            phase = phase + offset[:, None]
+        return phase
 
     def forward(self, z: Tensor) -> Tensor:
         return self.synthesize(self.features(z))
