@@ -55,7 +55,7 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--decoder", choices=("oobleck", "phase_vocoder", "rephase"), default="oobleck",
                     help="phase_vocoder (with --init-from and --decoder-only): replace the decoder by a fresh one "
                     "that predicts a spectrum and integrates its phase, so held notes stay tones (engine/vocoder.py); "
-                    "rephase: the same, keeping the Oobleck decoder (frozen) as the source of its magnitudes")
+                    "rephase: the same, keeping the Oobleck decoder (frozen) as the source of its magnitudes and starting phase")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     ae.add_argument("--init-from", help="autoencoder folder, or model folder or name (e.g. longplay-mini), to start "
                     "from; its architecture replaces --channels/--latent-dim/--patch-size")

@@ -1,6 +1,6 @@
 """A phase-vocoder decoder: latents -> short-time spectrum whose phase is integrated, -> iSTFT.
 
-Why longplay-mini needs it. An Oobleck decoder is a strided conv net: given latents that stay the
+Why. An Oobleck decoder is a strided conv net: given latents that stay the
 same from frame to frame it renders every frame alike, so a held note comes out periodic in the
 latent hop (2,048 samples), all its energy on harmonics of 21.5 Hz. A decoder can only do better if
 the latents carry each note's phase; longplay-mini's do not (a probe misses a tone's phase by 72-77
@@ -13,21 +13,23 @@ to the next: the bin's centre frequency plus a learned deviation (pi * tanh), pl
 noise for what is noise-like. The phase is the running sum of those advances (a phase vocoder's
 synthesis, Flanagan & Golden 1966), so a steady latent gives a steady tone at the predicted
 frequency, continuous across frames and latent hops, and the hop-periodic comb cannot arise. Left
-and right share the phase and differ in magnitude (level panning, no phase-smeared stereo).
+and right share that phase and differ in magnitude (level panning, no phase-smeared stereo).
 
 With a `source` (an Oobleck decoder, e.g. the one this replaces, kept frozen) the vocoder
 re-phases it: the log STFT magnitudes of the source's output (same frames as the synthesis) are
 added to the predicted ones (the magnitude head starts at zero) and fed to the frame blocks, so
-training starts from that decoder's magnitudes and spends itself on the phase advance. At STFT
-2,048 / hop 512 a signal that repeats every 2,048 samples has the same magnitudes as a held note
-in every frame; the buzz lives only in the phase, which the vocoder replaces.
+training starts from that decoder's magnitudes and spends itself on the phase advance. With
+`source_phase` (the default) the phase also starts from the source's (per channel), the integrated
+deviation added to it: an untrained vocoder renders what its source renders, and training moves
+the phase only where the losses ask. At STFT 2,048 / hop 512 a signal that repeats every 2,048
+samples has the same magnitudes as a held note in every frame; the buzz lives only in the phase.
 
 The network is Vocos-like (Siuzdak 2023: ConvNeXt blocks, an iSTFT head), with two differences:
 Vocos predicts each frame's phase outright (which again repeats when the input repeats); this one
 integrates it. And it runs a few blocks at the latent rate before a learned 4x split into frames.
 
 Status (session 8): trained on longplay-mini's frozen latents, every variant removed the buzz but
-scored a worse mel distance than the Oobleck decoder (1.50-1.59 against 1.432), so longplay-mini
+scored a worse mel distance than the Oobleck decoder (1.49-1.59 against 1.432), so longplay-mini
 still ships that decoder; numbers and the oracle that explains them in its model card ("Known
 limits") and `scripts/phase_oracle.py`. A phase integrated from arbitrary starting phases loses the
 relations between the bins of one note or hit, which the per-frame offsets and the
@@ -112,14 +114,14 @@ class PhaseVocoderDecoder(nn.Module):
                     if cfg.phase_offsets:
                         self.head.bias[mags + 2 * self.bins:mags + 3 * self.bins] = 1.0  # angle of (1, 0)
         k = torch.arange(self.bins, dtype=torch.float64)
-        # Phase advance of each bin's centre frequency per frame, mod 2 pi (exact in float64).
+        # Phase advance of each bin's centre frequency per frame, mod 2 pi (computed in float64;
+        # buffers are float32 so the module moves to MPS, which has no float64).
         self.register_buffer("centre_advance", torch.remainder(2 * math.pi * k * cfg.hop_length / cfg.n_fft,
-                                                               2 * math.pi), persistent=False)
+                                                               2 * math.pi).float(), persistent=False)
         # Fixed, bin-wise random phases at frame 0: with equal ones every bin would line up into a
         # click at the start (and every n_fft / hop frames after it where the advance is the centre's).
         gen = torch.Generator().manual_seed(1)
-        self.register_buffer("initial_phase", 2 * math.pi * torch.rand(self.bins, generator=gen, dtype=torch.float64),
-                             persistent=False)
+        self.register_buffer("initial_phase", 2 * math.pi * torch.rand(self.bins, generator=gen), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
 
     @property
@@ -186,14 +188,17 @@ class PhaseVocoderDecoder(nn.Module):
         noise = torch.randn(frames, nb, generator=generator, dtype=feats.dtype).to(feats.device).T
         # One frame past the end (its magnitude repeated): torch.istft's centred frames then cover
         # the last hop as fully as any other.
-        step = F.pad(deviation + width * noise, (0, 1), mode="replicate").double()
+        # The running sums in float64 where the device has it (MPS does not): over 24,576 frames a
+        # float32 sum of advances up to pi drifts by ~0.01 rad.
+        acc = torch.float32 if feats.device.type == "mps" else torch.float64
+        step = F.pad(deviation + width * noise, (0, 1), mode="replicate").to(acc)
         if not self.uses_source_phase:  # bins advance at their centre frequency plus the deviation
-            step = step + self.centre_advance[:, None]
-        # The integrated advance, frame 0 at 0 (float64 sums, wrapped before going to float32).
+            step = step + self.centre_advance.to(acc)[:, None]
+        # The integrated advance, frame 0 at 0, wrapped before going to float32.
         track = torch.remainder(torch.cumsum(step, dim=-1) - step, 2 * math.pi).float()  # [B, bins, T + 1]
         del step, noise, deviation, width
         if not self.uses_source_phase:
-            track = track + self.initial_phase.float()[:, None]
+            track = track + self.initial_phase[:, None]
         chunk = frames if return_phase or not chunk_frames else chunk_frames
         margin = self.cfg.n_fft // hop
         pieces, phases = [], []
@@ -226,7 +231,7 @@ class PhaseVocoderDecoder(nn.Module):
         if self.uses_source_phase:  # the source's phase per channel, extrapolated past the end
             src = feats[:, -c * nb:, a:min(e, frames)].reshape(b, c, nb, -1)
             if e > frames:
-                src = torch.cat([src, src[..., -1:] + self.centre_advance.float()[:, None]], dim=-1)
+                src = torch.cat([src, src[..., -1:] + self.centre_advance[:, None]], dim=-1)
             phase = phase + src
         if self.cfg.phase_offsets:
             base = (c + 2) * nb

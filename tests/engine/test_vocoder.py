@@ -50,7 +50,7 @@ def _analysed(voc: PhaseVocoderDecoder, audio: torch.Tensor, integrate: bool) ->
     frames = x.shape[-1] // cfg.hop_length
     log_mag = torch.log(spec.abs()[..., :frames] + 1e-7)  # [C, F, T]
     measured = torch.angle(spec[0, :, 1:frames + 1] * spec[0, :, :frames].conj()).double()
-    dev = torch.remainder(measured - voc.centre_advance[:, None] + math.pi, 2 * math.pi) - math.pi
+    dev = torch.remainder(measured - voc.centre_advance.double()[:, None] + math.pi, 2 * math.pi) - math.pi
     dev = dev if integrate else torch.zeros_like(dev)
     feats = torch.cat([log_mag.reshape(-1, frames), torch.atanh((dev / math.pi).clamp(-0.999, 0.999)).float(),
                        torch.full_like(log_mag[0], -30.0),  # no noise
