@@ -23,12 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks._memory import reset_peak, rss_mb  # noqa: E402
 
 
 def child(spec: str, seconds: float, threads: int, repeats: int) -> None:
@@ -49,17 +44,14 @@ def child(spec: str, seconds: float, threads: int, repeats: int) -> None:
     z = torch.randn(1, ae.cfg.latent_dim, frames, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         pre.decode(z[..., :32])  # warm-up (folds weight norm)
-        before = _rss_mb("VmRSS")
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # restart the peak from here (Linux)
-        except OSError:
-            pass
+        before = rss_mb("VmRSS")
+        reset_peak()
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
             audio = pre.decode(z)
             times.append(time.perf_counter() - t)
-    print(json.dumps({"secs": min(times), "peak_mb": _rss_mb("VmHWM") - before,
+    print(json.dumps({"secs": min(times), "peak_mb": rss_mb("VmHWM") - before,
                       "params_m": sum(p.numel() for p in ae.decoder.parameters()) / 1e6,
                       "finite": bool(torch.isfinite(audio).all()), "samples": audio.shape[-1]}))
 

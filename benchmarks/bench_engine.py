@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
+from benchmarks._memory import reset_peak, rss_mb  # noqa: E402
 from engine import fastconv  # noqa: E402
 from engine.autoencoder import AudioAutoencoder, AutoencoderPretransform  # noqa: E402
 from engine.config import AutoencoderConfig, DiTConfig, OobleckConfig  # noqa: E402
@@ -278,34 +278,14 @@ def long_child(frames: int, chunk: int, overlap: int, threads: int) -> None:
     z = torch.randn(1, 64, frames, generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         pre.decode(z[..., :16])  # folds the weights (a lasting +1 copy of the decoder's convs)
-    before = _rss_mb("VmRSS")
-    _reset_peak()
+    before = rss_mb("VmRSS")
+    reset_peak()
     with torch.inference_mode():
         t = time.perf_counter()
         audio = pre.decode(z, chunk_frames=chunk, overlap_frames=overlap)
         secs = time.perf_counter() - t
-    print(json.dumps({"secs": secs, "rss_before_mb": before, "peak_mb": _rss_mb("VmHWM"),
+    print(json.dumps({"secs": secs, "rss_before_mb": before, "peak_mb": rss_mb("VmHWM"),
                       "samples": audio.shape[-1], "finite": bool(torch.isfinite(audio).all())}))
-
-
-def _rss_mb(field: str) -> float:
-    """VmRSS / VmHWM of this process in MB (Linux); else ru_maxrss, which a spawned child may
-    inherit from its parent's size (it survives execve), so the per-row subprocess uses /proc."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak() -> None:
-    """Restart VmHWM from the current RSS (Linux >= 4.0), so the peak is the decode's own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def bench_long(args: argparse.Namespace) -> None:

@@ -150,8 +150,13 @@ class PhaseVocoderDecoder(nn.Module):
         mags = self.cfg.audio_channels * self.bins
         return torch.cat([out[:, :mags] + src, out[:, mags:]] + ([src_phase] if self.uses_source_phase else []), dim=1)
 
-    def source_log_magnitude(self, z: Tensor) -> Tensor:
-        return self.source_spectrum(z)[0]
+    def stft(self, audio: Tensor) -> Tensor:
+        """`[..., N]` -> complex `[..., bins, N / hop_length + 1]`, frame t centred on sample
+        t * hop_length: the synthesis's frames (the source's and the target's are taken so)."""
+        shape = audio.shape
+        spec = torch.stft(audio.reshape(-1, shape[-1]).float(), self.cfg.n_fft, self.cfg.hop_length,
+                          window=self.window, center=True, return_complex=True)
+        return spec.reshape(*shape[:-1], *spec.shape[-2:])
 
     def source_spectrum(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Log STFT magnitude and phase of the source decoder's audio, frames aligned with the
@@ -164,9 +169,8 @@ class PhaseVocoderDecoder(nn.Module):
         with torch.set_grad_enabled(train_source):
             audio = unpatch(self.source(z), self.cfg.patch_size)  # [B, C, N]
         b, c, n = audio.shape
-        spec = torch.stft(audio.reshape(b * c, n).float(), self.cfg.n_fft, self.cfg.hop_length, window=self.window,
-                          center=True, return_complex=True)[..., :n // self.cfg.hop_length]
-        return torch.log(spec.abs() + 1e-5).reshape(b, c * self.bins, -1), spec.angle().reshape(b, c * self.bins, -1)
+        spec = self.stft(audio)[..., :n // self.cfg.hop_length].reshape(b, c * self.bins, -1)
+        return torch.log(spec.abs() + 1e-5), spec.angle()
 
     def synthesize(self, feats: Tensor, generator: torch.Generator | None = None, return_phase: bool = False,
                    chunk_frames: int | None = SYNTH_CHUNK_FRAMES) -> Tensor | tuple[Tensor, Tensor]:
@@ -257,9 +261,8 @@ def phase_derivative_loss(phase: Tensor, target: Tensor, vocoder: PhaseVocoderDe
     latents says where a note's cycle starts (Ai & Ling 2023, APNet, minus its absolute term).
     Written here: no library has phase losses for a vocoder's synthesis."""
     b, p, nb, frames = phase.shape
-    audio = target.float().mean(1, keepdim=True) if p == 1 else target.float()
-    spec = torch.stft(audio.reshape(b * p, -1), vocoder.cfg.n_fft, vocoder.cfg.hop_length, window=vocoder.window,
-                      center=True, return_complex=True)[..., :frames]
+    audio = target.mean(1, keepdim=True) if p == 1 else target
+    spec = vocoder.stft(audio).reshape(b * p, nb, -1)[..., :frames]
     phase = phase.reshape(b * p, nb, frames)
     theta, weight = spec.angle(), spec.abs()
     weight = weight / weight.sum(dim=(1, 2), keepdim=True).clamp_min(1e-8)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> int:
     from engine.evaluation import metrics
-    from engine.evaluation.report import _crops, _held_out
+    from engine.evaluation.report import EvalConfig, _crops, _held_out
     from engine.training.autoencoder import load_autoencoder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,7 +39,8 @@ def main() -> int:
     args = ap.parse_args()
     ae, raw = load_autoencoder(args.ae)
     rate, ratio = raw["sample_rate"], ae.cfg.downsampling_ratio
-    clips = _crops(_held_out(Path(args.corpus)), 16, 10.0, rate, ae.cfg.io_channels, ratio)
+    ev = EvalConfig()  # the evaluation's own crops
+    clips = _crops(_held_out(Path(args.corpus)), ev.ae_items, ev.ae_crop_seconds, rate, ae.cfg.io_channels, ratio)
     window = torch.hann_window(args.n_fft)
     gen = torch.Generator().manual_seed(0)
 
