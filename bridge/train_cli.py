@@ -45,9 +45,10 @@ def add_train_parser(sub: Any) -> None:
     ae.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the VAE's KL term")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
-    ae.add_argument("--decoder-latents", choices=("sample", "mean"), default="sample",
-                    help="train the decoder on VAE posterior samples (default) or on its mean (with the encoder "
-                    "training too: a deterministic autoencoder, the KL term keeping the mean's scale)")
+    ae.add_argument("--decoder-latents", choices=("sample", "mean"),
+                    help="train the decoder on VAE posterior samples or on its mean (with the encoder "
+                    "training too: a deterministic autoencoder, the KL term keeping the mean's scale); "
+                    "default: what the --init-from model was trained on (longplay-mini: mean), else sample")
     ae.add_argument("--decoder-channels", type=int,
                     help="with --init-from and --decoder-only: widen its decoder to this many channels first "
                     "(a multiple of its width; it starts as nearly the same function, channels copied); "
@@ -104,9 +105,10 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument("--long", type=float, default=0.0,
                      help="every 4th step trains on one crop this long, in seconds (0: never)")
     dit.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
-    dit.add_argument("--train-latents", choices=("sample", "mean"), default="sample",
-                     help="learn VAE posterior samples (default, as the paper) or the posterior mean "
-                     "(for a decoder trained with --decoder-latents mean)")
+    dit.add_argument("--train-latents", choices=("sample", "mean"),
+                     help="learn VAE posterior samples (as the paper) or the posterior mean (for a decoder "
+                     "trained with --decoder-latents mean); default: what the --init-from model, else the "
+                     "--ae one, was trained on (longplay-mini: mean), else sample")
     dit.add_argument("--description", default="")
     dit.add_argument("--beat-phase", action="store_true",
                      help="give the DiT a tempo grid from each item's bpm (renders then lock to a requested BPM)")
@@ -115,6 +117,29 @@ def add_train_parser(sub: Any) -> None:
 
 
 ARCH_DEFAULTS = {"window": 190.0, "width": 256, "depth": 8, "heads": 4, "attn_window": 0, "global_layers": "", "patch": 1}
+
+
+def latents_default(flag: str | None, *sources: str | None) -> str:
+    """`--train-latents` / `--decoder-latents` when not given: what the first of `sources` (model or
+    autoencoder folders or names) that records it was trained on -- a DiT's `train_latents`, an
+    autoencoder's `decoder_latents` -- else "sample" (the paper's). A DiT that learned posterior
+    means (longplay-mini) renders latents its decoder knows as means, so fine-tuning either half
+    keeps to them unless told otherwise."""
+    if flag:
+        return flag
+    import engine
+
+    for source in sources:
+        if not source:
+            continue
+        try:
+            train = engine.read_config(engine.resolve_model(source)).get("longplay", {}).get("train", {})
+        except (engine.EngineError, OSError, ValueError):
+            continue  # the stage itself reports a source it cannot read
+        for key in ("train_latents", "decoder_latents"):
+            if train.get(key) in ("sample", "mean"):
+                return str(train[key])
+    return "sample"
 
 
 def dit_architecture(args: argparse.Namespace, init: Any | None) -> dict[str, Any]:
@@ -159,7 +184,8 @@ def run_train(args: argparse.Namespace) -> int:
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
                                        decoder_only=args.decoder_only, mel_weight=args.mel_weight, kl_weight=args.kl_weight,
                                        frame_span_weight=args.frame_span_weight, wave_weight=args.wave_weight,
-                                       decoder_latents=args.decoder_latents, decoder_channels=args.decoder_channels,
+                                       decoder_latents=latents_default(args.decoder_latents, args.init_from),
+                                       decoder_channels=args.decoder_channels,
                                        decoder_type=args.decoder, phase_weight=args.phase_weight, time_limit_s=args.minutes * 60)
             out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,
                                            should_stop=stop.is_set, init_from=args.init_from)
@@ -193,7 +219,7 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                                         ema_decay=args.ema, lr_final=args.lr_final,
                                         crop_frames=frames(args.crop), long_frames=frames(args.long),
-                                        time_limit_s=args.minutes * 60, train_latents=args.train_latents)
+                                        time_limit_s=args.minutes * 60, train_latents=latents_default(args.train_latents, args.init_from, args.ae))
             out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
                                    should_stop=stop.is_set, description=args.description,
                                    init_from=args.init_from)

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from bridge.cli import main  # noqa: E402
+import engine  # noqa: E402
 from engine import load_model  # noqa: E402
 from tests.engine.test_training import _synthetic_corpus  # noqa: E402
 
@@ -43,6 +44,13 @@ def test_every_training_stage_runs_from_the_cli(tmp_path: Path, capsys: pytest.C
     assert new.window_frames == old.window_frames and new.dit.beat_phase and not old.dit.beat_phase
     assert new.autoencoder.scale == old.autoencoder.scale
     assert new.raw["longplay"]["train"]["train_latents"] == "mean"
+    assert old.raw["longplay"]["train"]["train_latents"] == "sample"  # the paper's, when nothing says otherwise
+    # Fine-tuning a model that learned posterior means keeps to them unless told otherwise.
+    for extra, want in (([], "mean"), (["--train-latents", "sample"], "sample")):
+        out = tmp_path / f"ft-{want}"
+        assert main(["train", "dit", "--corpus", corpus, "--latents", latents, "--ae", str(base), "--out", str(out),
+                     "--init-from", str(tmp_path / "ft" / "model"), "--steps", "1", "--batch", "1", *extra]) == 0
+        assert load_model(out / "model").config.raw["longplay"]["train"]["train_latents"] == want
 
     # A flag that changes the shape is refused, naming the tensor that does not fit.
     assert main(["train", "dit", "--corpus", corpus, "--latents", latents, "--ae", str(base),
@@ -56,11 +64,12 @@ def test_every_training_stage_runs_from_the_cli(tmp_path: Path, capsys: pytest.C
     assert "'no-such-model' not found" in _err(capsys)
 
     # The shipped model's decoder trains on from the model folder alone (here twice as wide, on the
-    # posterior mean), and swaps back in.
+    # posterior mean its DiT learned), and swaps back in.
     dec = str(tmp_path / "dec")
-    assert main(["train", "ae", "--corpus", corpus, "--out", dec, "--init-from", str(base), "--decoder-only",
-                 "--steps", "1", "--batch", "1", "--crop", "16384", "--decoder-latents", "mean",
+    assert main(["train", "ae", "--corpus", corpus, "--out", dec, "--init-from", str(tmp_path / "ft" / "model"),
+                 "--decoder-only", "--steps", "1", "--batch", "1", "--crop", "16384",
                  "--decoder-channels", "8", "--kl-weight", "1e-5"]) == 0
+    assert engine.read_config(Path(dec))["longplay"]["train"]["decoder_latents"] == "mean"
     ship = tmp_path / "ship"
     assert main(["train", "package", "--model", str(tmp_path / "ft" / "model"), "--out", str(ship),
                  "--ae", dec, "--default-steps", "2"]) == 0
