@@ -219,7 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
             cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                                         ema_decay=args.ema, lr_final=args.lr_final,
                                         crop_frames=frames(args.crop), long_frames=frames(args.long),
-                                        time_limit_s=args.minutes * 60, train_latents=latents_default(args.train_latents, args.init_from, args.ae))
+                                        time_limit_s=args.minutes * 60,
+                                        train_latents=latents_default(args.train_latents, args.init_from, args.ae))
             out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
                                    should_stop=stop.is_set, description=args.description,
                                    init_from=args.init_from)
