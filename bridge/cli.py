@@ -25,6 +25,7 @@ from typing import Any, NoReturn, Sequence
 from .eval_cli import add_eval_parser, run_eval_command
 from .train_cli import add_train_parser, run_train
 from .errors import BridgeError, EngineUnavailable, UsageError
+from .loudness import DEFAULT_LOUDNESS, parse_loudness
 from .naming import AUDIO_SUFFIXES, output_name, sidecar_path, slug, unique_path
 
 PROG = "longplay"
@@ -48,6 +49,14 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number (got {text!r})")
     return value
+
+
+def _loudness(text: str) -> float | None:
+    """--loudness: LUFS, or off/none for the model's own level (None)."""
+    try:
+        return parse_loudness(text, "--loudness")
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--loudness ")) from None
 
 
 def _integer(text: str) -> int:
@@ -77,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="PATH", help="output .wav/.flac file or folder (default: outputs/)")
     g.add_argument("--sampler", help="sampler name (default: the engine's)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    g.add_argument("--loudness", type=_loudness, default=DEFAULT_LOUDNESS, metavar="LUFS|off",
+                   help=f"integrated loudness of each file, -60 to 0 LUFS, peaks kept under -1 dBFS "
+                   f"(default {DEFAULT_LOUDNESS:g}); off keeps the model's level")
     g.add_argument("--waveform", action="store_true", help="also write a waveform PNG next to each file")
 
     sub.add_parser("models", help="list the models Longplay can find")
@@ -245,6 +257,7 @@ def render_fields(args: argparse.Namespace) -> dict[str, Any]:
         "init_audio": str(Path(args.init_audio).resolve()) if args.init_audio else None,
         "init_strength": args.init_strength,
         "sampler": args.sampler,
+        "loudness": args.loudness,  # None (off) is the engine's default
     }
     return {k: v for k, v in fields.items() if v is not None}
 

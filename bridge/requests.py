@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from engine import SAMPLERS, RenderRequest
 
 from .errors import SourceNotFound, TooLong, UsageError
+from .loudness import DEFAULT_LOUDNESS, parse_loudness
 from .naming import slug
 from .sniff import sniff_audio
 
@@ -37,7 +38,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "flac": (".flac", "pcm24"), "flac24": (".flac", "pcm24"), "flac16": (".flac", "pcm16"),
 }
 RENDER_KEYS = frozenset({"prompt", "negative", "seconds", "bars", "bpm", "beats_per_bar", "seed", "steps",
-                         "cfg", "variations", "name", "format", "sampler", "fade_ms"})
+                         "cfg", "variations", "name", "format", "sampler", "fade_ms", "loudness"})
 TRANSFORM_KEYS = frozenset({"source_path", "strength"})
 
 
@@ -52,6 +53,7 @@ class Limits:
     default_prompt: str = ""  # transform requests without a prompt
     default_strength: float = 0.7
     default_fade_ms: float = 3.0
+    default_loudness: float | None = DEFAULT_LOUDNESS
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
         kw["cfg"] = as_float("cfg", v["cfg"], 0, 25)
     kw["variations"] = as_int("variations", v.get("variations", 1), 1, MAX_VARIATIONS)
     kw["fade_ms"] = as_float("fade_ms", v.get("fade_ms", limits.default_fade_ms), 0, 100)
+    kw["loudness"] = parse_loudness(v.get("loudness", limits.default_loudness))
     if "sampler" in v:
         sampler = as_text("sampler", v["sampler"], 32)
         if sampler not in SAMPLERS:

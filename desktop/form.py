@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 from PySide6.QtCore import QObject, Signal
 
 from bridge.errors import UsageError
+from bridge.loudness import DEFAULT_LOUDNESS
 from bridge.requests import MAX_SEED, MAX_VARIATIONS, Limits, JobSpec, parse_request
 
 log = logging.getLogger("longplay.desktop")
@@ -40,6 +41,8 @@ class FormValues:
     variations: int = 1
     init_audio: str = ""  # audio-to-audio source ("" = text-to-audio)
     init_strength: float = 0.7
+    normalize: bool = True  # bring each render to `loudness` LUFS; off: the model's own level
+    loudness: float = DEFAULT_LOUDNESS
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,7 +134,8 @@ class FormModel(QObject):
         """The form as the key/values of an OSC ``/longplay/render`` (or ``/transform``) request."""
         v = self.values
         out: dict[str, Any] = {"steps": v.steps, "cfg": v.cfg, "variations": v.variations,
-                               "seed": v.seed if v.seed_locked else -1}
+                               "seed": v.seed if v.seed_locked else -1,
+                               "loudness": v.loudness if v.normalize else "off"}
         if v.prompt.strip() or not v.init_audio:  # a restyle without a prompt is named after its source
             out["prompt"] = v.prompt
         if v.negative.strip():
@@ -209,7 +213,10 @@ class FormModel(QObject):
         """Fill the form from a past render's ``RenderRequest`` so that Generate makes it again."""
         changes: dict[str, Any] = dict(
             prompt=request.prompt, negative=request.negative or "", seed=int(seed), seed_locked=True,
-            variations=1, init_audio=request.init_audio or "", init_strength=float(request.init_strength))
+            variations=1, init_audio=request.init_audio or "", init_strength=float(request.init_strength),
+            normalize=request.loudness is not None)
+        if request.loudness is not None:
+            changes["loudness"] = float(request.loudness)
         if request.steps is not None:
             changes["steps"] = int(request.steps)
         if request.cfg is not None:

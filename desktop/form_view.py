@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QStackedWidget,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -98,6 +98,10 @@ class FormView(QWidget):
         self.cfg = _dspin(0.0, 25.0, 1, 0.5)
         self.variations = _spin(1, 16)
         self.variations.setToolTip("Renders per click, each with the next seed")
+        self.normalize = QCheckBox("Normalize to")
+        self.normalize.setToolTip("One gain per render to this integrated loudness (ITU-R BS.1770), "
+                                  "stopping before a peak passes -1 dBFS. Off: the model's own level")
+        self.loudness = _dspin(-60.0, 0.0, 1, 1.0, " LUFS")
 
         # --- audio-to-audio, generate
         self.dropzone = DropZone(controller)
@@ -121,6 +125,7 @@ class FormView(QWidget):
         form.addRow("", self.length_note)
         form.addRow("Seed", _row(self.seed, self.seed_lock, self.seed_note, stretch=2))
         form.addRow("Steps", _row(self.steps, QLabel("CFG"), self.cfg, QLabel("Variations"), self.variations))
+        form.addRow("Level", _row(self.normalize, self.loudness))
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(form)
@@ -143,6 +148,8 @@ class FormView(QWidget):
         self.steps.valueChanged.connect(lambda v: m.update(steps=int(v)))
         self.cfg.valueChanged.connect(lambda v: m.update(cfg=float(v)))
         self.variations.valueChanged.connect(lambda v: m.update(variations=int(v)))
+        self.normalize.toggled.connect(lambda on: m.update(normalize=bool(on)))
+        self.loudness.valueChanged.connect(lambda v: m.update(loudness=float(v)))
         self.generate.clicked.connect(controller.generate)
         self.add_model.clicked.connect(self._add_model)
         self.model_combo.activated.connect(self._model_picked)
@@ -160,7 +167,8 @@ class FormView(QWidget):
     def sync(self) -> None:
         v = self.model.values
         widgets = (self.prompt, self.negative, self.by_seconds, self.by_bars, self.seconds, self.bars, self.bpm,
-                   self.beats, self.seed, self.seed_lock, self.steps, self.cfg, self.variations)
+                   self.beats, self.seed, self.seed_lock, self.steps, self.cfg, self.variations, self.normalize,
+                   self.loudness)
         blockers = [QSignalBlocker(w) for w in widgets]
         if self.prompt.toPlainText() != v.prompt:
             self.prompt.setPlainText(v.prompt)
@@ -183,6 +191,9 @@ class FormView(QWidget):
         self.steps.setValue(v.steps)
         self.cfg.setValue(v.cfg)
         self.variations.setValue(v.variations)
+        self.normalize.setChecked(v.normalize)
+        self.loudness.setValue(v.loudness)
+        self.loudness.setEnabled(v.normalize)
         del blockers
         self.length_note.setText(f"= {self.model.length_seconds():.2f} s" if bars else "")
         self.length_note.setVisible(bars)

@@ -130,6 +130,38 @@ def fade_edges(audio: np.ndarray, n: int) -> np.ndarray:
     return audio
 
 
+PEAK_CEILING_DB = -1.0  # loudness gain never lifts a sample peak over this (dBFS)
+LOUDNESS_RANGE = (-60.0, 0.0)  # accepted targets, LUFS
+
+
+def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float,
+                       ceiling_db: float = PEAK_CEILING_DB) -> tuple[np.ndarray, dict[str, float | None]]:
+    """Scale `[C, N]` audio toward `target_lufs` integrated loudness (ITU-R BS.1770-4: K-weighting,
+    400 ms blocks, absolute and relative gates, via pyloudnorm), in place, by one gain: no limiter or
+    compressor touches the sound. The gain stops where the sample peak reaches `ceiling_db`, so a
+    render with a high crest factor lands under the target instead of clipping in a 24-bit file.
+
+    -> (audio, {"loudness_in": LUFS before (None: silent), "gain_db": applied, "loudness_out": after}).
+    Audio shorter than one 400 ms block is measured as a single block."""
+    import pyloudnorm  # BS.1770 gating and K-weighting; a small, well-kept library (numpy + scipy)
+
+    if not (np.isfinite(target_lufs) and LOUDNESS_RANGE[0] <= target_lufs <= LOUDNESS_RANGE[1]):
+        raise ValueError(f"loudness must be between {LOUDNESS_RANGE[0]:g} and {LOUDNESS_RANGE[1]:g} LUFS "
+                         f"(got {target_lufs})")
+    n = audio.shape[-1]
+    if n == 0:
+        return audio, {"loudness_in": None, "gain_db": 0.0, "loudness_out": None}
+    meter = pyloudnorm.Meter(sr, block_size=min(0.4, n / sr))
+    measured = float(meter.integrated_loudness(audio.T.astype(np.float64)))  # -inf: nothing over the gate
+    peak = float(np.abs(audio).max())
+    if not np.isfinite(measured) or peak == 0.0:  # silence (or everything under the -70 LUFS gate)
+        return audio, {"loudness_in": None, "gain_db": 0.0, "loudness_out": None}
+    gain_db = float(min(target_lufs - measured, ceiling_db - 20 * np.log10(peak)))
+    audio *= np.float32(10 ** (gain_db / 20))
+    return audio, {"loudness_in": round(measured, 2), "gain_db": round(gain_db, 2),
+                   "loudness_out": round(measured + gain_db, 2)}
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
     target = Path(path)
     fd, tmp = _atomic_target(target)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from . import sampling
-from .audio_io import conform, fade_edges, load_audio
+from .audio_io import LOUDNESS_RANGE, conform, fade_edges, load_audio, normalize_loudness
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError
 from .model import ConditionedDiffusionModel
@@ -54,6 +54,10 @@ class RenderRequest:
     beats_per_bar: int = 4
     # Raised-cosine fades at both ends, in milliseconds (0: none), so a cut file has no clicks.
     fade_ms: float = 0.0
+    # Integrated loudness (LUFS, ITU-R BS.1770) each render is brought to by one gain, peaks kept
+    # under -1 dBFS (`audio_io.normalize_loudness`); None keeps the level the model renders at.
+    # The engine's default is None, as Stable Audio's own sampling; the doors default to -14.
+    loudness: float | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,10 @@ class Generator:
             raise RequestError(f"cfg_rescale must be between 0 and 1 (got {req.cfg_rescale})")
         if not (math.isfinite(req.fade_ms) and 0 <= req.fade_ms <= 1000):
             raise RequestError(f"fade_ms must be between 0 and 1000 (got {req.fade_ms})")
+        if req.loudness is not None and not (math.isfinite(req.loudness)
+                                             and LOUDNESS_RANGE[0] <= req.loudness <= LOUDNESS_RANGE[1]):
+            raise RequestError(f"loudness must be between {LOUDNESS_RANGE[0]:g} and {LOUDNESS_RANGE[1]:g} LUFS, "
+                               f"or None to keep the model's level (got {req.loudness})")
         seed = req.seed if req.seed >= 0 else secrets.randbelow(MAX_SEED - 16)
         return _replace(req, seed=seed, **values)
 
@@ -274,8 +282,9 @@ class Generator:
         audio = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
         audio = audio[:, :keep].float().cpu().numpy()
         fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
+        level = normalize_loudness(audio, cfg.sample_rate, req.loudness)[1] if req.loudness is not None else {}
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
-        recipe = {**asdict(req), "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
+        recipe = {**asdict(req), **level, "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
                   # What the model was conditioned on, when negations moved out of the prompt.
                   **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
                   "render_seconds": round(time.perf_counter() - t0, 3), "device": str(self.device)}

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--negative")
     p.add_argument("--name")
     p.add_argument("--format", help="wav (24-bit, default), wav16, wav32f, flac, flac16")
+    p.add_argument("--loudness", help="integrated loudness in LUFS, -60 to 0 (server default -14), or off")
     p.add_argument("--transform", metavar="SOURCE", help="audio-to-audio from this file (absolute path)")
     p.add_argument("--strength", type=float, default=0.7)
     p.add_argument("--timeout", type=float, default=600.0)
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                                "bars": a.bars, "beats_per_bar": a.beats_per_bar, "seed": a.seed, "steps": a.steps,
                                "cfg": a.cfg, "variations": a.variations, "name": a.name,
                                "format": a.format}.items() if v is not None}
+    if a.loudness is not None:  # a number travels as an OSC float, "off" as a string
+        pairs["loudness"] = a.loudness if a.loudness.strip().lower() in ("off", "none") else float(a.loudness)
 
     def progress(fraction: float, stage: str, step: int, steps: int) -> None:
         if not a.quiet:

@@ -19,6 +19,7 @@
 local PYTHON = "python3"
 local HOST, PORT = "127.0.0.1", 9030
 local STEPS = ""      -- e.g. "100" to override the model's default number of steps
+local LOUDNESS = ""   -- e.g. "-18" (LUFS) or "off" to override the server's -14 LUFS
 local TIMEOUT_S = 900
 
 local function script_dir()
@@ -72,6 +73,7 @@ local args = {
   "--seed", seed, "--timeout", tostring(TIMEOUT_S),
 }
 if STEPS ~= "" then table.insert(args, "--steps") table.insert(args, STEPS) end
+if LOUDNESS ~= "" then table.insert(args, "--loudness") table.insert(args, LOUDNESS) end
 local command = table.concat(args, " ") .. " > " .. quote(out) .. " 2>&1; echo $? > " .. quote(out .. ".done")
 if package.config:sub(1, 1) == "\\" then
   command = 'cmd /c "' .. table.concat(args, " ") .. " > " .. quote(out) .. " 2>&1 & echo %errorlevel% > "

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bridge.cli import main
@@ -55,6 +56,8 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     (["--variations", "17"], "--variations must be between 1 and 16 (got 17)"),
     (["--device", "gpu"], "--device must be auto, cpu, cuda, cuda:N or mps (got 'gpu')"),
     (["--out", "{wav}"], "already exists"),
+    (["--loudness", "3"], "argument --loudness: must be between -60 and 0 LUFS (got 3)"),
+    (["--loudness", "loud"], 'argument --loudness: must be a number of LUFS or "off" (got \'loud\')'),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_generate_rejects_bad_input_at_the_door(
@@ -135,6 +138,10 @@ def test_generate_renders_names_and_writes_recipes(
     assert recipe["seed"] == 42 and recipe["variation"] == 1 and recipe["model"] == tiny_model_dir.name
     assert recipe["prompt"] == "Dusty lo-fi drums!" and recipe["steps"] == 3 and recipe["sampler"]
     assert "sampling" in err and "decoding" in err
+    # Brought to -14 LUFS unless a peak would pass -1 dBFS first; the recipe says how.
+    assert recipe["loudness"] == -14.0 and recipe["loudness_in"] is not None
+    peak = float(np.abs(sf.read(str(paths[1]))[0]).max())
+    assert recipe["loudness_out"] == pytest.approx(-14.0, abs=0.01) or 20 * np.log10(peak) == pytest.approx(-1.0, abs=0.01)
 
     # Same seed again: new names, nothing overwritten, and the same audio (determinism).
     code, again, _ = _run(argv[:8] + ["--steps", "3", "--model", str(tiny_model_dir), "--out", str(tmp_out)], capsys)
@@ -149,8 +156,11 @@ def test_generate_to_an_explicit_file(
 ) -> None:
     target = tmp_out / "bed.flac"
     code, printed, err = _run(["generate", "pads", "--seconds", "0.5", "--steps", "2", "--variations", "2",
-                               "--model", str(tiny_model_dir), "--out", str(target), "--waveform"], capsys)
+                               "--model", str(tiny_model_dir), "--out", str(target), "--waveform",
+                               "--loudness", "off"], capsys)
     assert code == 0, err
+    recipe = json.loads((tmp_out / "bed_v1.json").read_text())
+    assert recipe["loudness"] is None and "gain_db" not in recipe  # the model's own level
     assert sorted(p.name for p in tmp_out.iterdir()) == ["bed_v1.flac", "bed_v1.json", "bed_v1.png",
                                                           "bed_v2.flac", "bed_v2.json", "bed_v2.png"]
     assert [p.suffix for p in printed] == [".flac", ".png", ".flac", ".png"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import struct
@@ -278,3 +279,9 @@ def test_the_example_daw_client_renders_and_reports_errors(osc: Osc, capsys: pyt
     assert Path(line).name == "warm-pads_240bpm_1bar_s4_v1.wav" and sf.info(line).frames == 44100
     assert client.main(["warm pads", *port, "--steps", "0"]) == 1
     assert "error 400: steps must be an integer between 1 and 500" in capsys.readouterr().err
+    # Loudness: off keeps the model's level (the recipe says so), a number out of range is refused.
+    assert client.main(["warm pads", *port, "--seconds", "0.5", "--steps", "2", "--loudness", "off"]) == 0
+    recipe = json.loads(Path(capsys.readouterr().out.strip()).with_suffix(".json").read_text())
+    assert recipe["loudness"] is None and "gain_db" not in recipe
+    assert client.main(["warm pads", *port, "--steps", "2", "--loudness", "6"]) == 1
+    assert "error 400: loudness must be between -60 and 0 LUFS (got 6)" in capsys.readouterr().err

@@ -55,6 +55,9 @@ def _parse(values: dict[str, Any], limits: Limits = LIMITS) -> JobSpec:
     ({"prompt": "p", "format": "mp3"}, 400, "format must be one of wav"),
     ({"prompt": "p", "sampler": "magic"}, 400, "sampler must be one of"),
     ({"prompt": "p", "fade_ms": 500}, 400, "fade_ms must be between 0 and 100"),
+    ({"prompt": "p", "loudness": 3}, 400, "loudness must be between -60 and 0 LUFS (got 3)"),
+    ({"prompt": "p", "loudness": "loud"}, 400, 'loudness must be a number of LUFS or "off"'),
+    ({"prompt": "p", "loudness": float("nan")}, 400, "loudness must be a finite number"),
     ({"prompt": "p", "volume": 11}, 400, "unknown argument 'volume'"),
     ({"prompt": "p", "strength": 0.5}, 400, "unknown argument 'strength'"),
 ])
@@ -72,7 +75,14 @@ def test_a_good_request_becomes_a_render_request() -> None:
     assert isinstance(req.bpm, float) and isinstance(req.steps, int)  # ints accepted for floats, whole floats for ints
     assert spec.name == "dusty-drums" and spec.suffix == ".flac" and spec.subtype == "pcm24"
     assert req.fade_ms == 3.0 and req.seconds is None and spec.out_dir == str(Path("/tmp/out").resolve())
+    assert req.loudness == -14.0  # every door's default level
     assert JobSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize(("value", "want"), [("off", None), ("None", None), (None, None), (-16, -16.0),
+                                             ("-9.5", -9.5), (0, 0.0)])
+def test_loudness_takes_lufs_or_off(value: Any, want: float | None) -> None:
+    assert _parse({"prompt": "p", "loudness": value}).request.loudness == want
 
 
 def test_random_seeds_are_resolved_at_the_door() -> None:

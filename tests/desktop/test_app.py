@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import pyloudnorm
+import pytest
 import soundfile as sf
 from pythonosc.osc_message_builder import OscMessageBuilder
 from PySide6.QtCore import QPoint, Qt
@@ -44,6 +47,12 @@ def test_generate_adds_a_history_entry_with_its_file_and_waveform(make_window: M
     c = window.controller
     _fill(window, qtbot, "dusty boom bap drums")
     assert c.form.values.prompt == "dusty boom bap drums" and c.form.values.steps == 2
+    view = window.form_view
+    view.normalize.setChecked(False)
+    assert not c.form.values.normalize and not view.loudness.isEnabled()
+    view.normalize.setChecked(True)
+    view.loudness.setValue(-20.0)
+    assert c.form.values.normalize and c.form.values.loudness == -20.0 and view.loudness.isEnabled()
     qtbot.keyClick(window.form_view.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Enter
 
     qtbot.waitUntil(lambda: _finished(window) is not None, timeout=WAIT_MS)
@@ -51,6 +60,9 @@ def test_generate_adds_a_history_entry_with_its_file_and_waveform(make_window: M
     assert entry is not None and entry.prompt == "dusty boom bap drums"
     info = sf.info(entry.path)
     assert info.frames == 22050 and info.channels == 2  # 0.5 s at 44.1 kHz
+    audio, rate = sf.read(entry.path)  # at the level the form asked for, or peaking at -1 dBFS
+    lufs = pyloudnorm.Meter(rate).integrated_loudness(audio)
+    assert lufs == pytest.approx(-20.0, abs=0.1) or 20 * np.log10(np.abs(audio).max()) == pytest.approx(-1.0, abs=0.01)
     assert entry.model == "tiny-test" and entry.job.source == "gui"
     assert c.form.values.seed == entry.seed == c.form.last_seed  # the used seed is shown
     assert f"seed {entry.seed}" in entry.details()
