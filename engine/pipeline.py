@@ -351,9 +351,18 @@ class Generator:
         need = -(-int(round(seconds * cfg.sample_rate)) // cfg.autoencoder.downsampling_ratio) + DECODE_MARGIN_FRAMES
         return min(window, -(-need // unit) * unit)
 
+    def learned_latents(self) -> str:
+        """What the DiT learned: "sample" (VAE posterior samples, as Stable Audio and every public
+        config) or "mean" (the posterior mean: a model trained with `train dit --train-latents
+        mean`, such as longplay-mini). Audio-to-audio encodes the init audio the same way."""
+        raw = self.model.config.raw if isinstance(self.model.config.raw, dict) else {}
+        train = raw.get("longplay", {}).get("train", {}) if isinstance(raw.get("longplay"), dict) else {}
+        return "mean" if isinstance(train, dict) and train.get("train_latents") == "mean" else "sample"
+
     @torch.no_grad()
     def _init_latents(self, req: RenderRequest) -> Tensor:
-        """Load, resample, pad/trim to the window and encode the init audio -> `[1, C, L]`."""
+        """Load, resample, pad/trim to the window and encode the init audio -> `[1, C, L]`, as
+        the posterior sample or mean its DiT learned (`learned_latents`)."""
         cfg = self.model.config
         audio, sr = load_audio(req.init_audio)  # type: ignore[arg-type]
         audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
@@ -361,7 +370,7 @@ class Generator:
         audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
         x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
         gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))
-        return self.model.pretransform.encode(x, generator=gen)
+        return self.model.pretransform.encode(x, sample=self.learned_latents() == "sample", generator=gen)
 
 
 def _replace(req: RenderRequest, **changes: Any) -> RenderRequest:

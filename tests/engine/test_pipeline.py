@@ -151,6 +151,31 @@ def test_strength_zero_returns_the_reconstructed_input(gen: Generator, tmp_path:
     assert np.allclose(out, ref.numpy(), atol=1e-5)
 
 
+def test_init_audio_is_encoded_as_the_dit_learned_it(tmp_path: Path) -> None:
+    """A DiT trained on posterior means (longplay-mini) restyles the mean of the input's posterior,
+    one trained on samples (every public config) a sample: at strength 0 the render is that
+    latent decoded, so the two differ and each equals its own reference."""
+    clip = _write_clip(tmp_path / "in.wav", 44100, 2)
+    x = torch.from_numpy(sf.read(str(clip), dtype="float32")[0].T.copy())
+    outs = {}
+    for learned in ("sample", "mean"):
+        torch.manual_seed(0)
+        model = build_model(tiny_config(window_seconds=3.0))
+        model.config.raw.setdefault("longplay", {})["train"] = {"train_latents": learned}
+        g = Generator(model, device="cpu")
+        assert g.learned_latents() == learned
+        out = _render(g, init_audio=str(clip), init_strength=0.0, seconds=0.8, seed=4)
+        pre = g.model.pretransform
+        n = g.render_frames(0.8) * pre.downsampling_ratio
+        with torch.no_grad():
+            z = pre.encode(torch.nn.functional.pad(x, (0, n - x.shape[1]))[None], sample=learned == "sample",
+                           generator=torch.Generator().manual_seed(4))
+            ref = pre.decode(z)[0, :, : out.shape[1]]
+        assert np.allclose(out, ref.numpy(), atol=1e-5)
+        outs[learned] = out
+    assert not np.allclose(outs["sample"], outs["mean"], atol=1e-3)
+
+
 @pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEjunk", b"\x00" * 1000])
 def test_corrupt_init_audio_is_a_clear_error(gen: Generator, tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "bad.wav"
