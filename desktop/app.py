@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from PySide6.QtCore import QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from bridge.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser, validate_app
@@ -30,6 +30,7 @@ from . import theme, workers
 
 log = logging.getLogger("longplay.desktop")
 SMOKE_TIMEOUT_S = 300.0
+ICON = Path(__file__).resolve().parent / "icons" / "longplay.svg"  # also the desktop entry's icon
 SMOKE_SIZE = (1280, 820)
 
 
@@ -137,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("Longplay")
     app.setOrganizationName("Longplay")
     app.setApplicationDisplayName("Longplay")
+    app.setDesktopFileName("longplay")  # packaging/install.sh installs longplay.desktop
+    app.setWindowIcon(QIcon(str(ICON)))
     theme.apply(app)
     runner = _App(app, args)
     runner.start()
