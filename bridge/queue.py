@@ -242,7 +242,8 @@ class JobQueue:
             model = load_model(model)
         self._generator = Generator(model) if self._device is None else Generator(model, device=self._device)
         self.model_name = Path(str(getattr(model, "folder", "") or "in-memory")).name
-        self.limits = dataclasses.replace(self.limits, max_seconds=float(model.config.window_seconds))
+        self.limits = dataclasses.replace(self.limits, max_seconds=float(self._generator.max_seconds),
+                                          window_seconds=float(model.config.window_seconds))
 
     def _work(self) -> None:
         try:

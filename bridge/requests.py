@@ -44,9 +44,12 @@ TRANSFORM_KEYS = frozenset({"source_path", "strength"})
 
 @dataclass(frozen=True)
 class Limits:
-    """What the door accepts; ``max_seconds`` is the loaded model's window (or the planner's limit)."""
+    """What the door accepts. ``max_seconds`` is the longest render: the loaded model's window, or
+    longer when its windows can continue each other (``engine.longform``), and then
+    ``window_seconds`` is the window, which still bounds audio-to-audio."""
 
     max_seconds: float = 47.55
+    window_seconds: float | None = None  # None: the same as max_seconds
     max_prompt: int = 1000
     max_name: int = 64
     allowed_roots: tuple[Path, ...] = ()  # empty: any readable file may be a source
@@ -54,6 +57,16 @@ class Limits:
     default_strength: float = 0.7
     default_fade_ms: float = 3.0
     default_loudness: float | None = DEFAULT_LOUDNESS
+
+    @property
+    def window(self) -> float:
+        return self.max_seconds if self.window_seconds is None else min(self.window_seconds, self.max_seconds)
+
+    def longest(self, transform: bool) -> tuple[float, str]:
+        """(seconds, how to name it) a render (or an audio-to-audio one) may last."""
+        if transform or self.max_seconds <= self.window + 1e-9:
+            return self.window, f"this model's window of {self.window:.2f} s"
+        return self.max_seconds, f"the longest render, {self.max_seconds:g} s"
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
     if "negative" in v:
         kw["negative"] = as_text("negative", v["negative"], limits.max_prompt)
 
-    _length(v, kw, limits)
+    _length(v, kw, limits, transform)
     seed = as_int("seed", v.get("seed", -1), -1, MAX_SEED - MAX_VARIATIONS)
     kw["seed"] = seed if seed >= 0 else secrets.randbelow(MAX_SEED - MAX_VARIATIONS)
     if "steps" in v:
@@ -157,7 +170,7 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
         source, source_seconds = check_source(v["source_path"], limits)
         kw["init_audio"] = str(source)
         if "seconds" not in kw and "bars" not in kw and source_seconds:
-            kw["seconds"] = min(source_seconds, limits.max_seconds)  # keep the source's length
+            kw["seconds"] = min(source_seconds, limits.window)  # keep the source's length
         kw["init_strength"] = as_float("strength", v.get("strength", limits.default_strength), 0, 1)
     name = check_name(v["name"], limits) if "name" in v else ""
     name = slug(name or (Path(kw["init_audio"]).stem if transform and "prompt" not in v else kw["prompt"]))
@@ -209,7 +222,7 @@ def check_source(value: Any, limits: Limits) -> tuple[Path, float | None]:
     return real, seconds
 
 
-def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits) -> None:
+def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits, transform: bool) -> None:
     """seconds, or bars + bpm (+ beats_per_bar); bpm alone only tags the file with a tempo."""
     if "bpm" in v:
         kw["bpm"] = as_float("bpm", v["bpm"], 20, 300)
@@ -222,15 +235,16 @@ def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits) -> None:
         if "bpm" not in kw:
             raise UsageError("bars needs a bpm")
         seconds = bars * kw.get("beats_per_bar", 4) * 60 / kw["bpm"]
-        if seconds > limits.max_seconds + 1e-9:
-            raise TooLong(f"{bars} bars at {kw['bpm']:g} bpm is {seconds:.2f} s, longer than this model's "
-                          f"window of {limits.max_seconds:.2f} s")
+        longest, name = limits.longest(transform)
+        if seconds > longest + 1e-9:
+            raise TooLong(f"{bars} bars at {kw['bpm']:g} bpm is {seconds:.2f} s, longer than {name}")
     elif "seconds" in v:
         seconds = as_float("seconds", v["seconds"], 0, math.inf)
         if seconds <= 0:
             raise UsageError(f"seconds must be greater than 0 (got {seconds:g})")
-        if seconds > limits.max_seconds + 1e-9:
-            raise TooLong(f"seconds {seconds:g} is longer than this model's window of {limits.max_seconds:.2f} s")
+        longest, name = limits.longest(transform)
+        if seconds > longest + 1e-9:
+            raise TooLong(f"seconds {seconds:g} is longer than {name}")
         kw["seconds"] = seconds
 
 

@@ -179,6 +179,9 @@ class FormModel(QObject):
             parse_request(values, limits=self.limits, out_dir=".")
         except UsageError as err:
             return str(err)
+        longest, name = self.limits.longest(transform=True)
+        if self.values.init_audio and self.length_seconds() > longest + 1e-9:  # checked without the file
+            return f"{self.length_seconds():.2f} s is longer than {name}, which bounds audio-to-audio"
         return ""
 
     def revalidate(self) -> None:

@@ -206,8 +206,13 @@ class FormView(QWidget):
         self.message.setText(self.model.message)
 
     def _limits(self) -> None:
-        self.seconds.setMaximum(self.model.limits.max_seconds)
-        self.seconds.setToolTip(f"Up to {self.model.limits.max_seconds:.2f} s with this model")
+        limits = self.model.limits
+        self.seconds.setMaximum(limits.max_seconds)
+        tip = f"Up to {limits.max_seconds:.2f} s with this model"
+        if limits.max_seconds > limits.window + 1e-9:
+            tip = (f"Up to {limits.max_seconds:g} s with this model: past {limits.window:.2f} s, windows that "
+                   f"continue each other (audio-to-audio: up to {limits.window:.2f} s)")
+        self.seconds.setToolTip(tip)
 
     def _backend_state(self, state: BridgeState) -> None:
         text = state.model_message

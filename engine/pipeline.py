@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import sampling
+from . import longform, sampling
 from .audio_io import LOUDNESS_RANGE, conform, fade_edges, load_audio, normalize_loudness
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError
@@ -166,6 +166,20 @@ class Generator:
         self.defaults = model_defaults(model)
 
     # ------------------------------------------------------------------ validation
+    def can_continue(self) -> bool:
+        """Renders longer than the window, as windows continuing each other (`engine.longform`),
+        need a model conditioned on where a window sits (`seconds_start` and `seconds_total`, as
+        Stable Audio Open 1.0 and longplay-mini; not SAO Small) and a sigma-parameterised sampler."""
+        cfg = self.model.config
+        return (cfg.objective != "rf_denoiser" and cfg.conditioner("seconds_start") is not None
+                and cfg.conditioner("seconds_total") is not None)
+
+    @property
+    def max_seconds(self) -> float:
+        """The longest render this model accepts: its window, or MAX_LONG_SECONDS if it can continue."""
+        window = self.model.config.window_seconds
+        return max(window, longform.MAX_LONG_SECONDS) if self.can_continue() else window
+
     def resolve(self, req: RenderRequest) -> RenderRequest:
         """Fill defaults and check every value against what this model can do."""
         cfg = self.model.config
@@ -193,8 +207,17 @@ class Generator:
         if not (math.isfinite(values["seconds"]) and values["seconds"] > 0):
             raise RequestError(f"seconds must be a positive number (got {seconds})")
         if values["seconds"] + req.seconds_start > cfg.window_seconds + 1e-6:
-            raise RequestError(f"seconds {values['seconds']:g} is longer than this model's window of "
-                               f"{cfg.window_seconds:.2f} s")
+            if not self.can_continue():
+                raise RequestError(f"seconds {values['seconds']:g} is longer than this model's window of "
+                                   f"{cfg.window_seconds:.2f} s")
+            if req.init_audio or req.seconds_start:
+                what = "audio-to-audio" if req.init_audio else "a render with seconds_start"
+                raise RequestError(f"{what} is limited to this model's window of {cfg.window_seconds:.2f} s "
+                                   f"(got {values['seconds']:g} s)")
+            if values["seconds"] > self.max_seconds + 1e-6:
+                raise RequestError(f"seconds {values['seconds']:g} is longer than the longest render, "
+                                   f"{self.max_seconds:g} s ({cfg.window_seconds:.2f} s windows that continue "
+                                   "each other)")
         if not 1 <= values["steps"] <= 500:
             raise RequestError(f"steps must be between 1 and 500 (got {values['steps']})")
         if not (math.isfinite(values["cfg"]) and 0 <= values["cfg"] <= 25):
@@ -250,28 +273,44 @@ class Generator:
         prompt, negated = split_negations(req.prompt)
         negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
         meta = {"prompt": prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds, "bpm": bpm}
-        cond = model.encode_conditioning([meta])
-        if negative:
-            cond.update(model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
-
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        frames = self.render_frames(req.seconds)
-        noise = torch.randn((1, cfg.dit.io_channels, frames), generator=gen).to(self.device)  # [1, C, L]
-        sigmas, x = self._schedule_and_start(req, noise, init)
+        segments = self.segments(req.seconds)
+        total = done = 0  # sampler steps over all windows, and those done
 
         def on_step(info: dict[str, Any]) -> None:
             self._check(cancel)
-            i = int(info["i"]) + 1
+            i = done + int(info["i"]) + 1
             report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
 
-        total = 0 if sigmas is None else len(sigmas) - 1
-        report(Progress("sampling", 0, total, v, n, v / n))
-        latents = x
-        if sigmas is not None:
+        latents: Tensor | None = None
+        for seg in segments:  # one window, or windows continuing each other (engine.longform)
+            if seg.start:
+                start_s, seg_s = self._seconds(seg.start), self._seconds(seg.frames)
+                beat_s = 60.0 / bpm if bpm else None
+                fake_start, fake_total = longform.window_timing(start_s, req.seconds, seg_s, cfg.window_seconds, beat_s)
+                meta = {**meta, "seconds_start": fake_start, "seconds_total": fake_total}
+            cond = model.encode_conditioning([meta])
+            if negative:
+                cond.update(model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
+            noise = torch.randn((1, cfg.dit.io_channels, seg.frames), generator=gen).to(self.device)  # [1, C, L]
+            sigmas, x = self._schedule_and_start(req, noise, init)
+            if sigmas is None:  # audio-to-audio at strength 0: the input, unchanged
+                report(Progress("sampling", 0, 0, v, n, v / n))
+                latents = x
+                break
+            if not total:
+                total = (len(sigmas) - 1) * len(segments)
+                report(Progress("sampling", 0, total, v, n, v / n))
             inner = self._inner(req, cond)
             denoiser = sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
+            if seg.known and latents is not None:
+                denoiser = longform.KnownPrefix(denoiser, latents[..., seg.start: seg.start + seg.known])
             with self._autocast():
-                latents = sampling.sample(req.sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
+                out = sampling.sample(req.sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
+            latents = out if latents is None else torch.cat([latents[..., : seg.start + seg.known],
+                                                             out[..., seg.known:]], dim=-1)
+            done += len(sigmas) - 1
+        assert latents is not None
         self._check(cancel)
         report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
         keep = int(round(req.seconds * cfg.sample_rate))
@@ -333,6 +372,22 @@ class Generator:
     def _autocast(self) -> Iterator[None]:
         with autocast_for(self.device, self.precision):
             yield
+
+    def _seconds(self, frames: int) -> float:
+        cfg = self.model.config
+        return frames * cfg.autoencoder.downsampling_ratio / cfg.sample_rate
+
+    def segments(self, seconds: float) -> list[longform.Segment]:
+        """The windows a render of `seconds` samples: one (`render_frames`), or for a render longer
+        than the window, windows that continue each other (`engine.longform.plan_segments`)."""
+        cfg = self.model.config
+        hop, window = cfg.autoencoder.downsampling_ratio, cfg.window_frames
+        need = -(-int(round(seconds * cfg.sample_rate)) // hop) + DECODE_MARGIN_FRAMES
+        if need <= window:
+            return [longform.Segment(0, self.render_frames(seconds), 0)]
+        unit = cfg.dit.attn_window * cfg.dit.patch_size if cfg.dit.attn_window else window
+        context = longform.context_frames(window, cfg.sample_rate / hop, cfg.dit.attn_window * cfg.dit.patch_size or 1)
+        return longform.plan_segments(need, window, context, unit)
 
     def render_frames(self, seconds: float) -> int:
         """Latent frames sampled for a render of `seconds`.

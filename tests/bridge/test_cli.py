@@ -170,8 +170,8 @@ def test_engine_errors_are_one_line_failures(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Longer than the tiny model's 3 s window: the engine refuses with a reason.
-    assert main(["generate", "pads", "--seconds", "30", "--model", str(tiny_model_dir)]) == 1
-    assert "longer than this model's window" in _error_line(capsys)
+    assert main(["generate", "pads", "--seconds", "1500", "--model", str(tiny_model_dir)]) == 1
+    assert "longer than the longest render, 1200 s" in _error_line(capsys)
     assert main(["generate", "pads", "--model", str(tmp_path / "nowhere")]) == 1
     assert "not found" in _error_line(capsys)
     bad = tmp_path / "bad.wav"

@@ -195,8 +195,8 @@ def _bad_packets(source_dir: Path) -> list[bytes]:
     ]
     bad_values: dict[str, list[Any]] = {
         "prompt": [1, 2.5, True, None, b"\x01", huge, ""],
-        "seconds": [-1, 0, 0.0, -0.5, math.nan, math.inf, -math.inf, "5", 1e9, 3.5, None, True],
-        "bars": [0, -4, 513, 2.5, "8", math.nan, 100],
+        "seconds": [-1, 0, 0.0, -0.5, math.nan, math.inf, -math.inf, "5", 1e9, 1500, None, True],
+        "bars": [0, -4, 513, 2.5, "8", math.nan, 200],  # 200 bars at 30 BPM: 1600 s, over the longest render
         "bpm": [0, 19.9, 301, -120, math.nan, math.inf, "120"],
         "beats_per_bar": [0, 33, -1, 2.5],
         "steps": [0, -3, 501, 2**31 - 1, 2.5, "20", math.nan],
@@ -211,7 +211,7 @@ def _bad_packets(source_dir: Path) -> list[bytes]:
     for key, values in bad_values.items():
         for value in values:
             if key == "bars":
-                cases.append((r, "id", "prompt", "p", "bpm", 120, "bars", value, "steps", 2))
+                cases.append((r, "id", "prompt", "p", "bpm", 30, "bars", value, "steps", 2))
             elif key == "bpm":
                 cases.append((r, "id", "prompt", "p", "bpm", value, "bars", 1, "steps", 2))
             elif key == "prompt":

@@ -115,7 +115,9 @@ def test_bad_input_gets_a_message_in_the_window(make_window: MakeWindow, qtbot: 
     assert view.message.text() == "write a prompt first"
     qtbot.keyClicks(view.prompt, "pads")
     assert view.message.text() == ""
-    c.form.update(length_mode="bars", bars=64, bpm=60.0)
+    c.form.update(length_mode="bars", bars=400, bpm=60.0)
+    assert "longer than the longest render, 1200 s" in view.message.text()
+    c.form.update(bars=64, init_audio="/nonexistent.wav")  # 256 s: fine to render, too long to restyle
     assert "longer than this model's window of 3.00 s" in view.message.text()
     assert not c.generate() and not c.history.entries
 
@@ -135,7 +137,7 @@ def test_missing_model_asks_for_a_folder_then_loads_it(make_window: MakeWindow, 
     qtbot.waitUntil(lambda: c.backend.ready and c.is_idle(), timeout=WAIT_MS)
     assert view.generate.isEnabled() and view.model_combo.currentText() == "tiny-test"
     assert c.settings["model/selected"] == str(tiny_model_dir)  # remembered by path, not index
-    assert abs(c.form.limits.max_seconds - 3.0) < 0.01
+    assert abs(c.form.limits.window - 3.0) < 0.01 and c.form.limits.max_seconds == 1200.0  # windows continue
 
 
 def test_an_osc_request_appears_in_the_history(make_window: MakeWindow, qtbot: Any) -> None:
