@@ -64,9 +64,10 @@ def plan_segments(total: int, window: int, context: int, unit: int = 1) -> list[
 
 
 def context_frames(window: int, rate: float, unit: int = 1) -> int:
-    """CONTEXT_SECONDS in frames, in whole `unit`s, at most half the window."""
+    """CONTEXT_SECONDS in frames, in whole `unit`s (local attention blocks), at most half the window
+    (but at least one unit)."""
     frames = min(round(CONTEXT_SECONDS * rate), window // 2)
-    return max(unit, frames // unit * unit) if unit < window else max(1, frames)
+    return max(unit, frames // unit * unit)
 
 
 def window_timing(start_s: float, total_s: float, seg_s: float, window_s: float,
