@@ -31,7 +31,8 @@ from torch import Tensor
 # half the window (a small model's window may be a few seconds). Measured on longplay-mini, 600 s,
 # 2 seeds (benchmarks/bench_longform.py's seam novelty, as a percentile of the render's own; 50 is
 # an ordinary moment): 10 s of context 74, 30 s 61, 60 s 67; continuation windows of half the
-# window (so their start can sit later in the trained range) 74. Wall time within 10 % of each other.
+# window (so their start can sit later in the trained range) 74; windows before the last told the
+# music runs on to seconds_total 512 instead of the real distance 60. Wall time within 10 %.
 CONTEXT_SECONDS = 30.0
 # The longest render the doors accept from a model that can continue: 20 minutes.
 MAX_LONG_SECONDS = 1200.0
