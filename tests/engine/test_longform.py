@@ -84,6 +84,32 @@ def test_a_render_longer_than_the_window_is_exact_deterministic_and_reports_ever
     assert not np.allclose(a.audio[:, -44100:], c.audio[:, -44100:])
 
 
+def test_each_window_continues_the_latents_before_it(gen: Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real pipeline and DiT: every later window comes out of the sampler with its
+    first frames equal to the frames of the windows before it at those positions (so the render
+    has no seam in its latents), and its new frames are new."""
+    import engine.pipeline as pipeline
+
+    outs: list[torch.Tensor] = []
+    real = pipeline.sampling.sample
+
+    def recording(*args: object, **kw: object) -> torch.Tensor:
+        out = real(*args, **kw)  # type: ignore[arg-type]
+        outs.append(out.clone())
+        return out
+
+    monkeypatch.setattr(pipeline.sampling, "sample", recording)
+    gen.render(RenderRequest("x", seconds=7.0, steps=3, seed=2))
+    segments = gen.segments(7.0)
+    assert len(outs) == len(segments) > 2
+    stitched = outs[0]
+    for seg, out in zip(segments[1:], outs[1:]):
+        prior = stitched[..., seg.start: seg.start + seg.known]
+        torch.testing.assert_close(out[..., : seg.known], prior, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(out[..., seg.known: 2 * seg.known], prior, atol=1e-2)
+        stitched = torch.cat([stitched[..., : seg.start + seg.known], out[..., seg.known:]], dim=-1)
+
+
 def test_a_long_render_cancels_in_a_later_window(gen: Generator) -> None:
     cancel = threading.Event()
 
