@@ -28,15 +28,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from engine import Generator, RenderRequest, load_model  # noqa: E402
+from engine.evaluation.music import window_levels  # noqa: E402
 
 PROMPT = "warm analog house bed, 124 BPM, Rhodes, sub bass"
 BPM = 124.0
-
-
-def levels(audio: np.ndarray, rate: int, seconds: float = 10.0) -> np.ndarray:
-    mono, w = audio.mean(0), int(rate * seconds)
-    return np.array([20 * np.log10(np.sqrt(np.mean(mono[i:i + w] ** 2)) + 1e-9)
-                     for i in range(0, len(mono) - w + 1, w)])
 
 
 def novelty(audio: np.ndarray, rate: int, lag_s: float = 2.0) -> tuple[np.ndarray, float]:
@@ -79,7 +74,7 @@ def main() -> int:
         t0 = time.perf_counter()
         [res] = gen.render(RenderRequest(PROMPT, seconds=seconds, steps=args.steps, seed=7, bpm=BPM))
         wall = time.perf_counter() - t0
-        lv = levels(res.audio, rate)
+        lv = window_levels(res.audio, rate, 10.0)
         rows.append((name, seconds, wall, wall / seconds * 60, lv.min(), lv.max(), res.audio))
 
     ref_rate = rows[0][3]

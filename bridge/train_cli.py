@@ -121,8 +121,8 @@ ARCH_DEFAULTS = {"window": 190.0, "width": 256, "depth": 8, "heads": 4, "attn_wi
 
 def latents_default(flag: str | None, *sources: str | None) -> str:
     """`--train-latents` / `--decoder-latents` when not given: what the first of `sources` (model or
-    autoencoder folders or names) that records it was trained on -- a DiT's `train_latents`, an
-    autoencoder's `decoder_latents` -- else "sample" (the paper's). A DiT that learned posterior
+    autoencoder folders or names) that records it was trained on (`engine.trained_latents`), else
+    "sample" (the paper's). A DiT that learned posterior
     means (longplay-mini) renders latents its decoder knows as means, so fine-tuning either half
     keeps to them unless told otherwise."""
     if flag:
@@ -133,12 +133,11 @@ def latents_default(flag: str | None, *sources: str | None) -> str:
         if not source:
             continue
         try:
-            train = engine.read_config(engine.resolve_model(source)).get("longplay", {}).get("train", {})
+            learned = engine.trained_latents(engine.read_config(engine.resolve_model(source)))
         except (engine.EngineError, OSError, ValueError):
             continue  # the stage itself reports a source it cannot read
-        for key in ("train_latents", "decoder_latents"):
-            if train.get(key) in ("sample", "mean"):
-                return str(train[key])
+        if learned:
+            return learned
     return "sample"
 
 

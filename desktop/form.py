@@ -175,13 +175,15 @@ class FormModel(QObject):
                 return ""
             else:
                 return "write a prompt first"
+        # Checked as a render (the source file is read only at Generate); audio-to-audio is bounded
+        # by the window, so it is checked against a render limit of the window.
+        limits = self.limits
+        if self.values.init_audio:
+            limits = dataclasses.replace(limits, max_seconds=limits.window, window_seconds=None)
         try:
-            parse_request(values, limits=self.limits, out_dir=".")
+            parse_request(values, limits=limits, out_dir=".")
         except UsageError as err:
             return str(err)
-        longest, name = self.limits.longest(transform=True)
-        if self.values.init_audio and self.length_seconds() > longest + 1e-9:  # checked without the file
-            return f"{self.length_seconds():.2f} s is longer than {name}, which bounds audio-to-audio"
         return ""
 
     def revalidate(self) -> None:

@@ -10,7 +10,8 @@ Doors (bridge/, CLI) import only from here:
 from __future__ import annotations
 
 from .audio_io import fade_edges, load_audio, write_audio_atomic, write_json_atomic
-from .checkpoint import ModelInfo, find_models, load_model, model_search_paths, read_config, resolve_model, save_model
+from .checkpoint import (ModelInfo, find_models, load_model, model_search_paths, read_config, resolve_model, save_model,
+                         trained_latents)
 from .config import ModelConfig, parse_model_config
 from .data import build_corpus
 from .devices import pick_device
@@ -35,7 +36,8 @@ __all__ = [
     "ModelConfig", "ModelInfo", "ModelLoadError", "Progress", "RenderCancelled", "RenderRequest",
     "RenderResult", "RequestError", "SAMPLERS", "TextEncoderMissingError", "build_model",
     "find_models", "load_audio", "load_model", "model_defaults", "model_search_paths",
-    "parse_model_config", "pick_device", "read_config", "tiny_config", "resolve_model", "save_model", "write_audio_atomic",
+    "parse_model_config", "pick_device", "read_config", "tiny_config", "resolve_model", "save_model", "trained_latents",
+    "write_audio_atomic",
     "write_json_atomic",
     "run_eval",
 ]

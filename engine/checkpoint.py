@@ -72,6 +72,19 @@ def read_config(folder: Path) -> dict[str, Any]:
     return raw
 
 
+def trained_latents(raw: Any) -> str | None:
+    """Which VAE latents a folder's config says its network learned: a DiT's `train_latents` or an
+    autoencoder decoder's `decoder_latents` ("sample" or "mean", in the `longplay.train` block
+    `longplay train` writes); None when it does not say (every public config: samples)."""
+    meta = raw.get("longplay") if isinstance(raw, dict) else None
+    train = meta.get("train") if isinstance(meta, dict) else None
+    if isinstance(train, dict):
+        for key in ("train_latents", "decoder_latents"):
+            if train.get(key) in ("sample", "mean"):
+                return str(train[key])
+    return None
+
+
 def find_models() -> list[ModelInfo]:
     """Every model folder under the search paths, named by folder; earlier paths shadow later."""
     seen: dict[str, ModelInfo] = {}

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from . import longform, sampling
 from .audio_io import LOUDNESS_RANGE, conform, fade_edges, load_audio, normalize_loudness
+from .checkpoint import trained_latents
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError
 from .model import ConditionedDiffusionModel
@@ -283,10 +284,10 @@ class Generator:
             report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
 
         latents: Tensor | None = None
+        beat_s = 60.0 / bpm if bpm else None
         for seg in segments:  # one window, or windows continuing each other (engine.longform)
             if seg.start:
                 start_s, seg_s = self._seconds(seg.start), self._seconds(seg.frames)
-                beat_s = 60.0 / bpm if bpm else None
                 fake_start, fake_total = longform.window_timing(start_s, req.seconds, seg_s, cfg.window_seconds, beat_s)
                 meta = {**meta, "seconds_start": fake_start, "seconds_total": fake_total}
             cond = model.encode_conditioning([meta])
@@ -316,8 +317,7 @@ class Generator:
         keep = int(round(req.seconds * cfg.sample_rate))
         # Decode only the frames the request keeps, plus a margin wider than the decoder's
         # receptive field, so the kept samples equal a whole-window decode (tested).
-        hop = cfg.autoencoder.downsampling_ratio
-        frames_needed = min(latents.shape[-1], -(-keep // hop) + DECODE_MARGIN_FRAMES)
+        frames_needed = min(latents.shape[-1], self._needed_frames(req.seconds))
         audio = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
         audio = audio[:, :keep].float().cpu().numpy()
         fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
@@ -377,17 +377,23 @@ class Generator:
         cfg = self.model.config
         return frames * cfg.autoencoder.downsampling_ratio / cfg.sample_rate
 
+    def _needed_frames(self, seconds: float) -> int:
+        """Latent frames whose decode covers `seconds`, plus a margin wider than the decoder's
+        receptive field (so the kept samples equal a whole-window decode)."""
+        cfg = self.model.config
+        return -(-int(round(seconds * cfg.sample_rate)) // cfg.autoencoder.downsampling_ratio) + DECODE_MARGIN_FRAMES
+
     def segments(self, seconds: float) -> list[longform.Segment]:
         """The windows a render of `seconds` samples: one (`render_frames`), or for a render longer
-        than the window, windows that continue each other (`engine.longform.plan_segments`)."""
+        than the window, windows that continue each other (`engine.longform.plan_segments`; local
+        attention models in whole attention blocks, full-attention ones in whole windows)."""
         cfg = self.model.config
-        hop, window = cfg.autoencoder.downsampling_ratio, cfg.window_frames
-        need = -(-int(round(seconds * cfg.sample_rate)) // hop) + DECODE_MARGIN_FRAMES
+        need, window = self._needed_frames(seconds), cfg.window_frames
         if need <= window:
             return [longform.Segment(0, self.render_frames(seconds), 0)]
-        unit = cfg.dit.attn_window * cfg.dit.patch_size if cfg.dit.attn_window else window
-        context = longform.context_frames(window, cfg.sample_rate / hop, cfg.dit.attn_window * cfg.dit.patch_size or 1)
-        return longform.plan_segments(need, window, context, unit)
+        block = cfg.dit.attn_window * cfg.dit.patch_size
+        context = longform.context_frames(window, cfg.sample_rate / cfg.autoencoder.downsampling_ratio, block or 1)
+        return longform.plan_segments(need, window, context, block or window)
 
     def render_frames(self, seconds: float) -> int:
         """Latent frames sampled for a render of `seconds`.
@@ -403,16 +409,13 @@ class Generator:
         if not dit.attn_window:
             return window
         unit = dit.attn_window * dit.patch_size
-        need = -(-int(round(seconds * cfg.sample_rate)) // cfg.autoencoder.downsampling_ratio) + DECODE_MARGIN_FRAMES
-        return min(window, -(-need // unit) * unit)
+        return min(window, -(-self._needed_frames(seconds) // unit) * unit)
 
     def learned_latents(self) -> str:
         """What the DiT learned: "sample" (VAE posterior samples, as Stable Audio and every public
         config) or "mean" (the posterior mean: a model trained with `train dit --train-latents
         mean`, such as longplay-mini). Audio-to-audio encodes the init audio the same way."""
-        raw = self.model.config.raw if isinstance(self.model.config.raw, dict) else {}
-        train = raw.get("longplay", {}).get("train", {}) if isinstance(raw.get("longplay"), dict) else {}
-        return "mean" if isinstance(train, dict) and train.get("train_latents") == "mean" else "sample"
+        return trained_latents(self.model.config.raw) or "sample"
 
     @torch.no_grad()
     def _init_latents(self, req: RenderRequest) -> Tensor:
