@@ -13,8 +13,8 @@ STAMP  := $(VENV)/.stamp
 TORCH_PIN := torch==2.13.0
 
 # Debian packages the suite needs. The soundfile wheel bundles libsndfile; the training-data
-# generator (engine/data) renders MIDI with the FluidSynth CLI and the FluidR3 GM soundfont.
-# espeak-ng speaks the evaluation suite's beatbox clip (engine/evaluation/beatbox.py).
+# generator (lab/data) renders MIDI with the FluidSynth CLI and the FluidR3 GM soundfont.
+# espeak-ng speaks the evaluation suite's beatbox clip (lab/evaluation/beatbox.py).
 # The desktop app: PortAudio for sounddevice, the libraries Qt's xcb platform plugin loads, a font,
 # and Xvfb (`xvfb-run -a longplay app --smoke docs/screenshot.png`); the tests run Qt offscreen.
 QT_APT := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libxkbcommon-x11-0 libxcb-cursor0 \

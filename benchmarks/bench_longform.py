@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from engine import Generator, RenderRequest, load_model  # noqa: E402
-from engine.evaluation.music import window_levels  # noqa: E402
+from lab.evaluation.music import window_levels  # noqa: E402
 
 PROMPT = "warm analog house bed, 124 BPM, Rhodes, sub bass"
 BPM = 124.0

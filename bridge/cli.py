@@ -358,7 +358,7 @@ def _run_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _corpus_progress(p: Any) -> None:  # p: engine.CorpusProgress
+def _corpus_progress(p: Any) -> None:  # p: lab.data.CorpusProgress
     """One line per song: where the build is, and how fast audio is being made."""
     rate = p.audio_s / p.elapsed_s if p.elapsed_s > 0 else 0.0
     how = "already there" if p.skipped else f"{p.realtime:.1f}x real time"
@@ -368,7 +368,8 @@ def _corpus_progress(p: Any) -> None:  # p: engine.CorpusProgress
 
 def _run_corpus(args: argparse.Namespace) -> int:
     try:
-        from engine import EngineError, build_corpus
+        from engine import EngineError
+        from lab import build_corpus
     except ImportError as err:
         raise EngineUnavailable(err) from err
 

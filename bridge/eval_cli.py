@@ -1,4 +1,4 @@
-"""`longplay eval MODEL --corpus DIR --out DIR [--quick]`: thin CLI over `engine.run_eval`.
+"""`longplay eval MODEL --corpus DIR --out DIR [--quick]`: thin CLI over `lab.run_eval`.
 
 Writes eval.json, eval.md, the SSM PNGs and the renders it listened to into --out, prints
 progress to stderr and the path of eval.md to stdout.
@@ -28,7 +28,8 @@ def _log(message: str) -> None:
 
 def run_eval_command(args: argparse.Namespace) -> int:
     try:
-        from engine import EngineError, run_eval
+        from engine import EngineError
+        from lab import run_eval
     except ImportError as err:
         raise EngineUnavailable(err) from err
     try:

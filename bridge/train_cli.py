@@ -29,7 +29,9 @@ def add_train_parser(sub: Any) -> None:
                     help="learning rate at --steps as a fraction of --lr, reached linearly (1: constant)")
     ae.add_argument("--seed", type=int, default=0)
     ae.add_argument("--channels", type=int, default=32)
-    ae.add_argument("--latent-dim", type=int, default=32)
+    ae.add_argument("--latent-dim", type=int,
+                    help="latent channels (default 32); with --init-from, more than its own grows its latents "
+                    "(the old channels kept, new ones starting small) and trains encoder and decoder on")
     ae.add_argument("--patch-size", type=int, default=4,
                     help="samples folded into channels before the encoder (1: none, as SAO)")
     ae.add_argument("--mel-weight", type=float, default=0.0,
@@ -39,10 +41,14 @@ def add_train_parser(sub: Any) -> None:
                     "that repeats itself every hop (a buzz at the latent rate) (0: off)")
     ae.add_argument("--wave-weight", type=float, default=0.0,
                     help="weight of an L1 waveform term, which asks the latents to carry phase (0: off)")
-    ae.add_argument("--phase-weight", type=float, default=0.0,
-                    help="phase-vocoder decoders: weight of a term on instantaneous frequency and group delay "
-                    "against the target's (0: off)")
     ae.add_argument("--kl-weight", type=float, default=1e-4, help="weight of the VAE's KL term")
+    ae.add_argument("--adv-weight", type=float, default=0.0,
+                    help="weight of the adversarial (hinge) term from a multi-resolution STFT discriminator (0: off)")
+    ae.add_argument("--fm-weight", type=float, default=0.0,
+                    help="weight of the discriminator's feature-matching term (0: off)")
+    ae.add_argument("--adv-start", type=int, default=0,
+                    help="step from which the decoder hears the discriminator (it trains from step 0)")
+    ae.add_argument("--disc-channels", type=int, default=16, help="width of each discriminator resolution")
     ae.add_argument("--decoder-only", action="store_true",
                     help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint")
     ae.add_argument("--decoder-latents", choices=("sample", "mean"),
@@ -51,15 +57,10 @@ def add_train_parser(sub: Any) -> None:
                     "default: what the --init-from model was trained on (longplay-mini: mean), else sample")
     ae.add_argument("--decoder-channels", type=int,
                     help="with --init-from and --decoder-only: widen its decoder to this many channels first "
-                    "(a multiple of its width; it starts as nearly the same function, channels copied); "
-                    "with --decoder phase_vocoder: that decoder's width (default 256)")
-    ae.add_argument("--decoder", choices=("oobleck", "phase_vocoder", "rephase"), default="oobleck",
-                    help="phase_vocoder (with --init-from and --decoder-only): replace the decoder by a fresh one "
-                    "that predicts a spectrum and integrates its phase, so held notes stay tones (engine/vocoder.py); "
-                    "rephase: the same, keeping the Oobleck decoder (frozen) as the source of its magnitudes and starting phase")
+                    "(a multiple of its width; it starts as nearly the same function, channels copied)")
     ae.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     ae.add_argument("--init-from", help="autoencoder folder, or model folder or name (e.g. longplay-mini), to start "
-                    "from; its architecture replaces --channels/--latent-dim/--patch-size")
+                    "from; its architecture replaces --channels/--patch-size (and --latent-dim unless larger)")
 
     AE_HELP = ("trained autoencoder folder, or a model folder or name (e.g. longplay-mini) "
                "whose autoencoder is used")
@@ -167,6 +168,7 @@ def dit_architecture(args: argparse.Namespace, init: Any | None) -> dict[str, An
 def run_train(args: argparse.Namespace) -> int:
     try:
         import engine
+        import lab
     except ImportError as err:
         raise EngineUnavailable(err) from err
     stop = threading.Event()
@@ -177,30 +179,33 @@ def run_train(args: argparse.Namespace) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.train_command == "ae":
-            raw = engine.mini_autoencoder_config(channels=args.channels, latent_dim=args.latent_dim,
+            raw = engine.mini_autoencoder_config(channels=args.channels, latent_dim=args.latent_dim or 32,
                                                  patch_size=args.patch_size)
-            cfg = engine.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
+            cfg = lab.AETrainConfig(steps=args.steps, batch_size=args.batch, crop_samples=args.crop,
                                        lr=args.lr, lr_final=args.lr_final, seed=args.seed,
                                        decoder_only=args.decoder_only, mel_weight=args.mel_weight, kl_weight=args.kl_weight,
                                        frame_span_weight=args.frame_span_weight, wave_weight=args.wave_weight,
                                        decoder_latents=latents_default(args.decoder_latents, args.init_from),
                                        decoder_channels=args.decoder_channels,
-                                       decoder_type=args.decoder, phase_weight=args.phase_weight, time_limit_s=args.minutes * 60)
-            out = engine.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,
+                                       time_limit_s=args.minutes * 60,
+                                       adv_weight=args.adv_weight, fm_weight=args.fm_weight, adv_start=args.adv_start,
+                                       disc_channels=args.disc_channels,
+                                       latent_dim=args.latent_dim if args.init_from else None)
+            out = lab.train_autoencoder(args.corpus, args.out, None if args.init_from else raw, cfg,
                                            should_stop=stop.is_set, init_from=args.init_from)
         elif args.train_command == "package":
             defaults = {k: v for k, v in (("steps", args.default_steps), ("cfg", args.default_cfg),
                                           ("sampler", args.default_sampler)) if v is not None}
-            out = engine.package_model(args.model, args.out, args.ae, half=not args.float32,
+            out = lab.package_model(args.model, args.out, args.ae, half=not args.float32,
                                        description=args.description, defaults=defaults)
         elif args.train_command == "encode":
             index, _, count = args.shard.partition("/")
             if not (index.isdigit() and count.isdigit()):
                 raise BridgeError(f"--shard must look like 0/2, got {args.shard!r}")
             kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] or None
-            out = engine.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)), kinds=kinds)
+            out = lab.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)), kinds=kinds)
         else:
-            ae_raw = engine.autoencoder_config(args.ae)[1]["model"]  # a folder or a model name
+            ae_raw = lab.autoencoder_config(args.ae)[1]["model"]  # a folder or a model name
             init = None
             if args.init_from:
                 raw = engine.read_config(engine.resolve_model(args.init_from))
@@ -215,12 +220,12 @@ def run_train(args: argparse.Namespace) -> int:
             def frames(seconds: float) -> int:
                 return -(-round(seconds * rate) // patch) * patch
 
-            cfg = engine.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
+            cfg = lab.DiTTrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                                         ema_decay=args.ema, lr_final=args.lr_final,
                                         crop_frames=frames(args.crop), long_frames=frames(args.long),
                                         time_limit_s=args.minutes * 60,
                                         train_latents=latents_default(args.train_latents, args.init_from, args.ae))
-            out = engine.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
+            out = lab.train_dit(config, args.corpus, args.latents, args.ae, args.out, cfg,
                                    should_stop=stop.is_set, description=args.description,
                                    init_from=args.init_from)
     except (engine.EngineError, OSError, ValueError, ArithmeticError) as err:

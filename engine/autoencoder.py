@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import AutoencoderConfig, OobleckConfig, PhaseVocoderConfig
+from .config import AutoencoderConfig, OobleckConfig
 from . import fastconv
-from .vocoder import PhaseVocoderDecoder
 
 
 class WNConv1d(nn.Module):
@@ -267,8 +266,7 @@ class AudioAutoencoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = OobleckEncoder(cfg.encoder)
-        self.decoder: OobleckDecoder | PhaseVocoderDecoder = (
-            PhaseVocoderDecoder(cfg.decoder) if isinstance(cfg.decoder, PhaseVocoderConfig) else OobleckDecoder(cfg.decoder))
+        self.decoder = OobleckDecoder(cfg.decoder)
 
     def patch(self, audio: Tensor) -> Tensor:
         """`[B, C, N]` -> `[B, C * p, N / p]`, channel c*p + h at frame l = sample l*p + h of
@@ -289,8 +287,6 @@ class AudioAutoencoder(nn.Module):
 
     def decode_audio(self, latents: Tensor) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]` (decode without the pretransform's scale)."""
-        if isinstance(self.decoder, PhaseVocoderDecoder):  # renders audio, not patches
-            return self.decoder(latents)
         return self.unpatch(self.decoder(latents))
 
     def encode(self, audio: Tensor, sample: bool = True,
@@ -397,10 +393,5 @@ class AutoencoderPretransform(nn.Module):
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""
         z = latents * self.scale
         chunk_frames = chunk_frames or self.default_chunk_frames
-        dec = self.model.decoder
-        if isinstance(dec, PhaseVocoderDecoder):  # the conv net in chunks, the phase over the whole
-            feats = run_chunked(dec.features, z, chunk_frames, overlap_frames, 1,
-                                dec.cfg.frames_per_latent, dec.feature_channels)
-            return dec.synthesize(feats)
         return run_chunked(self.model.decode_audio, z, chunk_frames, overlap_frames, 1,
                            self.downsampling_ratio, self.io_channels)

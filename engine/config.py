@@ -65,40 +65,9 @@ class OobleckConfig:
 
 
 @dataclass(frozen=True)
-class PhaseVocoderConfig:
-    """A decoder that predicts a short-time spectrum and integrates its phase (`engine/vocoder.py`).
-    Not a stable-audio-tools decoder: longplay-mini's own (see the vocoder module's docs for why)."""
-
-    audio_channels: int = 2
-    latent_dim: int = 32
-    channels: int = 256
-    # ConvNeXt blocks at the latent rate, then at the STFT frame rate
-    latent_layers: int = 2
-    frame_layers: int = 6
-    n_fft: int = 2048
-    hop_length: int = 512
-    # STFT frames per latent frame: the autoencoder's downsampling_ratio / hop_length (set by the parser)
-    frames_per_latent: int = 4
-    # An Oobleck decoder whose output's STFT magnitudes the vocoder starts from (its log magnitudes
-    # are added to the predicted ones, and it sees them): the vocoder then re-phases a trained
-    # decoder. None: magnitudes from the latents alone.
-    source: OobleckConfig | None = None
-    # The autoencoder's patch size, which the source's output is unfolded by (set by the parser)
-    patch_size: int = 1
-    # A phase offset per frame and bin (the angle of a predicted 2-vector, as Vocos predicts its
-    # whole phase) added to the integrated phase: it lets the bins of one note or one hit keep
-    # their phase relations, which integration from arbitrary starting phases loses.
-    phase_offsets: bool = True
-    # With a source: each frame's phase starts from the source's own STFT phase (per channel) and the
-    # vocoder's integrated advance is added to it, so an untrained vocoder reproduces its source
-    # exactly and training moves it only where the losses ask. False: phases from the vocoder alone.
-    source_phase: bool = True
-
-
-@dataclass(frozen=True)
 class AutoencoderConfig:
     encoder: OobleckConfig
-    decoder: OobleckConfig | PhaseVocoderConfig
+    decoder: OobleckConfig
     bottleneck: str | None  # "vae" or None
     latent_dim: int
     downsampling_ratio: int
@@ -215,38 +184,6 @@ def _parse_oobleck(section: str, block: Mapping[str, Any], encoder: bool) -> Oob
     return out
 
 
-def _parse_phase_vocoder(section: str, block: Mapping[str, Any], ratio: int, patch_size: int) -> PhaseVocoderConfig:
-    cfg = block.get("config", {})
-    s = f"{section}.config"
-    _check_keys(s, cfg, {"out_channels", "latent_dim", "channels", "latent_layers", "frame_layers",
-                         "n_fft", "hop_length", "source", "phase_offsets", "source_phase"})
-    out = PhaseVocoderConfig(
-        audio_channels=_get(s, cfg, "out_channels", int, 2),
-        latent_dim=_get(s, cfg, "latent_dim", int, 32),
-        channels=_get(s, cfg, "channels", int, 256),
-        latent_layers=_get(s, cfg, "latent_layers", int, 2),
-        frame_layers=_get(s, cfg, "frame_layers", int, 6),
-        n_fft=_get(s, cfg, "n_fft", int, 2048),
-        hop_length=_get(s, cfg, "hop_length", int, 512),
-        phase_offsets=_get(s, cfg, "phase_offsets", bool, True),
-        source_phase=_get(s, cfg, "source_phase", bool, True),
-    )
-    if out.hop_length < 1 or ratio % out.hop_length or out.n_fft < 2 * out.hop_length:
-        raise ConfigError(f"{s}: hop_length {out.hop_length} must divide the downsampling_ratio {ratio} "
-                          f"and be at most half of n_fft {out.n_fft}")
-    source = None
-    if "source" in cfg:
-        source = _parse_oobleck(f"{s}.source", _get(s, cfg, "source", dict), False)
-        if source.latent_dim != out.latent_dim or source.hop * patch_size != ratio:
-            raise ConfigError(f"{s}.source: an Oobleck decoder of latent_dim {out.latent_dim} and hop "
-                              f"{ratio // patch_size} (x patch_size {patch_size}) is needed")
-        if source.audio_channels != out.audio_channels * patch_size:
-            raise ConfigError(f"{s}.source.config.out_channels is {source.audio_channels}, but "
-                              f"{out.audio_channels} channels x patch_size {patch_size} is needed")
-    return PhaseVocoderConfig(**{**out.__dict__, "frames_per_latent": ratio // out.hop_length,
-                                 "source": source, "patch_size": patch_size})
-
-
 def _parse_patch(section: str, block: Any) -> int:
     """The autoencoder's own pretransform: absent, or `{"type": "patched", "config": {"channels",
     "patch_size"}}` as stable-audio-tools writes it; -> the patch size (1 = none)."""
@@ -273,12 +210,7 @@ def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.confi
     if btype not in (None, "vae"):
         raise ConfigError(f"{section}.bottleneck.type: only 'vae' is supported, got {btype!r}")
     enc = _parse_oobleck(f"{section}.encoder", _get(section, cfg, "encoder", dict), True)
-    dec_block = _get(section, cfg, "decoder", dict)
-    if dec_block.get("type") == "phase_vocoder":
-        dec = _parse_phase_vocoder(f"{section}.decoder", dec_block, _get(section, cfg, "downsampling_ratio", int),
-                                   _parse_patch(f"{section}.pretransform", cfg.get("pretransform")))
-    else:
-        dec = _parse_oobleck(f"{section}.decoder", dec_block, False)
+    dec = _parse_oobleck(f"{section}.decoder", _get(section, cfg, "decoder", dict), False)
     ae = AutoencoderConfig(
         encoder=enc,
         decoder=dec,
@@ -298,10 +230,6 @@ def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.confi
         raise ConfigError(f"{section}: strides multiply to {enc.hop}" + (f" (x patch_size {p})" if p > 1 else "")
                           + f", but downsampling_ratio is {ae.downsampling_ratio}")
     for side, conf in (("encoder.config.in_channels", enc), ("decoder.config.out_channels", dec)):
-        if isinstance(conf, PhaseVocoderConfig):  # renders audio itself, not patches
-            if conf.audio_channels != ae.io_channels:
-                raise ConfigError(f"{section}.{side} is {conf.audio_channels}, but io_channels is {ae.io_channels}")
-            continue
         if conf.audio_channels != ae.io_channels * p:
             raise ConfigError(f"{section}.{side} is {conf.audio_channels}, but io_channels {ae.io_channels}"
                               + (f" x patch_size {p}" if p > 1 else "") + f" needs {ae.io_channels * p}")

@@ -3,7 +3,7 @@
 The corpus built with ``--drumless`` holds every drummed song twice: the mix and the same mix
 without its kit (``mix:nodrums``). That pair is the cleanest test a drum detector can get: same
 notes, same mix, only the drums differ. For each HPSS margin this prints the percussive ratio
-(`engine.evaluation.music.percussive_ratio`) of both, as rendered and after a model's
+(`lab.evaluation.music.percussive_ratio`) of both, as rendered and after a model's
 autoencoder round trip (what every render goes through), how often the drummed one scores
 higher (pairwise), and the threshold that best tells them apart (balanced accuracy) -- the
 numbers behind `DRUMS_THRESHOLD` and `HPSS_MARGIN`.
@@ -23,9 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import load_audio, load_model  # noqa: E402
-from engine.data.corpus import drumless_id  # noqa: E402
-from engine.evaluation import metrics, music  # noqa: E402
-from engine.training.data import read_index  # noqa: E402
+from lab.data.corpus import drumless_id  # noqa: E402
+from lab.evaluation import metrics, music  # noqa: E402
+from lab.training.data import read_index  # noqa: E402
 
 
 def best_threshold(with_drums: np.ndarray, without: np.ndarray) -> tuple[float, float]:

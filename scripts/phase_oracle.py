@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
-    from engine.evaluation import metrics
-    from engine.evaluation.report import EvalConfig, _crops, _held_out
-    from engine.training.autoencoder import load_autoencoder
+    from lab.evaluation import metrics
+    from lab.evaluation.report import EvalConfig, _crops, _held_out
+    from lab.training.autoencoder import load_autoencoder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ae", default="longplay-mini", help="autoencoder or model folder or name")

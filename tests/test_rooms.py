@@ -1,4 +1,5 @@
-"""Rooms and doors: the import arrows point one way, desktop → bridge → engine (STYLE.md §1-2).
+"""Rooms and doors: the import arrows point one way, desktop → bridge → engine, and lab → engine
+(STYLE.md §1-2). The lab (corpus, training, evaluation) is reached only by the bridge's lab commands.
 
 Modules are parsed with ``ast``, never imported, so a violation is caught even in code that
 would fail to import on this machine (no Qt, no GPU).
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = ("engine", "bridge", "desktop")
+ROOMS = ("engine", "lab", "bridge", "desktop")
 MAX_LINES = 800
 
 QT = {"PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "shiboken2", "qtpy"}
@@ -26,6 +27,13 @@ FORBIDDEN: dict[str, dict[str, str]] = {
         **{m: "engine/ never touches OSC" for m in OSC},
         "bridge": "arrows point desktop → bridge → engine",
         "desktop": "arrows point desktop → bridge → engine",
+        "lab": "arrows point lab → engine: the runtime never loads the lab",
+    },
+    "lab": {
+        **{m: "lab/ never touches Qt" for m in QT},
+        **{m: "lab/ never touches OSC" for m in OSC},
+        "bridge": "arrows point lab → engine",
+        "desktop": "arrows point lab → engine",
     },
     "bridge": {
         **{m: "bridge/ never touches Qt" for m in QT},
@@ -35,6 +43,7 @@ FORBIDDEN: dict[str, dict[str, str]] = {
     "desktop": {
         **{m: "desktop/ never imports torch" for m in TORCH},
         "engine": "desktop/ reaches the engine only through bridge/",
+        "lab": "desktop/ never loads the lab",
     },
 }
 
@@ -71,14 +80,14 @@ def _imports(tree: ast.AST, module_parts: list[str], is_package: bool) -> list[t
     return found
 
 
-def _is_engine_submodule(name: str, maybe_attr: bool, root: Path) -> bool:
-    """Whether ``engine.x…`` names a module inside engine/ rather than its public API."""
+def _is_submodule(name: str, maybe_attr: bool, root: Path, package: str = "engine") -> bool:
+    """Whether ``package.x…`` names a module inside package/ rather than its public API."""
     parts = name.split(".")
-    if len(parts) < 2 or parts[0] != "engine":
+    if len(parts) < 2 or parts[0] != package:
         return False
     if len(parts) > 2 or not maybe_attr:
         return True  # `import engine.x` / `from engine.x import y` are past the front door
-    sub = root / "engine" / parts[1]
+    sub = root / package / parts[1]
     # `from engine import Generator` is fine; `from engine import autoencoder` is not.
     return sub.with_suffix(".py").exists() or sub.is_dir()
 
@@ -97,10 +106,10 @@ def check_source(source: str, rel_path: str, root: Path = ROOT) -> list[str]:
             problems.append(f"{rel_path}:{line}: {name}")
         elif top in FORBIDDEN[room]:
             problems.append(f"{rel_path}:{line}: imports {name}: {FORBIDDEN[room][top]}")
-        elif room == "bridge" and _is_engine_submodule(name, maybe_attr, root):
+        elif room == "bridge" and any(_is_submodule(name, maybe_attr, root, pkg) for pkg in ("engine", "lab")):
             problems.append(
-                f"{rel_path}:{line}: imports {name}: bridge/ may only use engine's public API "
-                "(`import engine` / `from engine import X` of names in engine/__init__.py)")
+                f"{rel_path}:{line}: imports {name}: bridge/ may only use the engine's and the lab's public "
+                "API (`import engine` / `from lab import X` of names in their __init__.py)")
     return problems
 
 
@@ -140,10 +149,70 @@ def test_modules_stay_under_800_lines() -> None:
     ("bridge/cli.py", "from .. import engine\n", "relative import beyond"),
     ("desktop/window.py", "import torch.nn\n", "imports torch.nn"),
     ("desktop/window.py", "from engine import Generator\n", "imports engine.Generator"),
+    ("engine/pipeline.py", "def f():\n    from lab import run_eval\n", "engine/pipeline.py:2: imports lab.run_eval"),
+    ("lab/training/x.py", "from bridge import jobs\n", "imports bridge.jobs"),
+    ("bridge/cli.py", "from lab.training.loop import Logger\n", "imports lab.training.loop.Logger"),
+    ("desktop/window.py", "import lab\n", "imports lab"),
 ])
 def test_checker_catches_violations(path: str, source: str, needle: str, tmp_path: Path) -> None:
     problems = check_source(source, path, root=tmp_path)
     assert any(needle in p for p in problems), problems
+
+
+def test_engine_import_leaves_the_lab_out() -> None:
+    """`import engine` (what `generate`, `serve` and the app load) loads neither the lab nor what
+    only the lab needs. A fresh interpreter, so nothing imported by other tests counts."""
+    import subprocess
+    import sys
+
+    lab_only = ["lab", "mido", "pedalboard", "auraloss", "librosa", "mir_eval", "matplotlib"]
+    code = ("import sys, engine; print(' '.join(m for m in %r if m in sys.modules))" % lab_only)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"import engine loaded: {out.stdout.strip()}"
+
+
+def _module_level_imports(path: Path, package: str) -> set[str]:
+    """Modules of `package` that `path` imports at module level (not inside functions)."""
+    rel = path.relative_to(ROOT).with_suffix("").parts
+    is_package = rel[-1] == "__init__"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
+    found = set()
+    for _, name, maybe_attr in _imports(top, list(rel[:-1] if is_package else rel), is_package):
+        parts = name.split(".")
+        if parts[0] != package:
+            continue
+        for n in (len(parts), len(parts) - 1) if maybe_attr else (len(parts),):
+            mod = ".".join(parts[:n])
+            if (ROOT / Path(*mod.split("."))).with_suffix(".py").exists() or (ROOT / Path(*mod.split("."))).is_dir():
+                found.add(mod)
+                break
+    return found
+
+
+def test_engine_has_no_import_cycles() -> None:
+    """No circle of module-level imports inside engine/ (a circle makes import order matter)."""
+    graph = {}
+    for path in (ROOT / "engine").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.parts[-1] == "__init__" else rel.parts)
+        graph[name] = {m for m in _module_level_imports(path, "engine") if m != name and m != "engine"}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return trail + [node, nxt]
+            if nxt not in state and (found := visit(nxt, trail + [node])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node, [])):
+            pytest.fail("import circle: " + " -> ".join(cycle))
 
 
 def test_checker_flags_engine_submodule_named_in_from_import(tmp_path: Path) -> None:
@@ -156,6 +225,8 @@ def test_checker_flags_engine_submodule_named_in_from_import(tmp_path: Path) -> 
 @pytest.mark.parametrize(("path", "source"), [
     ("engine/model.py", "import torch\nimport numpy as np\nfrom .errors import EngineError\nfrom . import config\n"),
     ("bridge/cli.py", "import engine\nfrom engine import Generator, RenderRequest\nfrom .errors import BridgeError\n"),
+    ("bridge/train_cli.py", "def f():\n    import lab\n    from lab import train_dit\n"),
+    ("lab/training/x.py", "from engine.autoencoder import WNConv1d\nfrom ..data import build_corpus\n"),
     ("engine/sub/x.py", "from ..errors import EngineError\nfrom .. import config\n"),
     ("bridge/osc.py", "from pythonosc import dispatcher\n"),
     ("desktop/window.py", "from PySide6.QtWidgets import QWidget\nimport numpy\nfrom bridge import jobs\n"),

@@ -1,4 +1,4 @@
-"""`longplay eval` wiring: arguments reach `engine.run_eval`, engine errors become one-line failures."""
+"""`longplay eval` wiring: arguments reach `lab.run_eval`, engine errors become one-line failures."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def test_eval_arguments_reach_run_eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    engine = pytest.importorskip("engine")
+    lab = pytest.importorskip("lab")
     seen: dict[str, Any] = {}
 
     def fake(model: str, corpus: str, out: str, quick: bool = False, **kw: Any) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def test_eval_arguments_reach_run_eval(monkeypatch: pytest.MonkeyPatch, tmp_path
         kw["log"]("working")
         return {}
 
-    monkeypatch.setattr(engine, "run_eval", fake)
+    monkeypatch.setattr(lab, "run_eval", fake)
     args = _parse(["eval", "tiny", "--corpus", "c", "--out", str(tmp_path), "--quick"])
     assert run_eval_command(args) == 0
     assert seen == {"model": "tiny", "corpus": "c", "out": str(tmp_path), "quick": True}
@@ -38,11 +38,12 @@ def test_eval_arguments_reach_run_eval(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_engine_errors_become_bridge_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     engine = pytest.importorskip("engine")
+    lab = pytest.importorskip("lab")
 
     def broken(*a: Any, **kw: Any) -> dict[str, Any]:
         raise engine.ModelLoadError("model 'nope' not found")
 
-    monkeypatch.setattr(engine, "run_eval", broken)
+    monkeypatch.setattr(lab, "run_eval", broken)
     with pytest.raises(BridgeError, match="nope"):
         run_eval_command(_parse(["eval", "nope", "--corpus", "c", "--out", "o"]))
     assert _parse(["eval", "m", "--corpus", "c", "--out", "o"]).quick is False

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 from bridge.cli import main  # noqa: E402
 import engine  # noqa: E402
 from engine import load_model  # noqa: E402
-from tests.engine.test_training import _synthetic_corpus  # noqa: E402
+from tests.lab.test_training import _synthetic_corpus  # noqa: E402
 
 
 def _err(capsys: pytest.CaptureFixture[str]) -> str:

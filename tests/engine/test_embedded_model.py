@@ -62,7 +62,7 @@ def test_its_tempo_grid_moves_the_render() -> None:
 def test_a_long_render_stays_audible() -> None:
     """The README's demo prompt over a minute: every 10 s stays at a musical level. (A tempo-grid
     DiT trained on all stems rendered this at -45 dBFS beyond 20 s while 20 s renders were fine.)"""
-    from engine.evaluation.music import window_levels
+    from lab.evaluation.music import window_levels
 
     gen = Generator(load_model("longplay-mini"), device="cpu")
     audio = gen.render(RenderRequest("warm analog house bed, 124 BPM, Rhodes, sub bass", seconds=60.0, seed=7))[0].audio

@@ -25,12 +25,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
-from ..checkpoint import load_model, resolve_model
+from engine.audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
+from engine.checkpoint import load_model, resolve_model
 from ..data.corpus import drumless_id
-from ..errors import EngineError, ModelLoadError
-from ..model import ConditionedDiffusionModel
-from ..pipeline import Generator, RenderRequest, model_defaults
+from engine.errors import EngineError, ModelLoadError
+from engine.model import ConditionedDiffusionModel
+from engine.pipeline import Generator, RenderRequest, model_defaults
 from ..training.data import CorpusItem, read_index
 from . import beatbox, metrics, music
 from .markdown import render_markdown

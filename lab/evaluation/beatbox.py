@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio_io import conform
+from engine.audio_io import conform
 from .errors import EvalDependencyError, EvaluationError
 
 DEFAULT_PATTERN = ("[[b@]]", "[[ts]]", "[[k@]]", "[[ts]]")  # kick, hat, snare, hat

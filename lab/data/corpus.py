@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..audio_io import write_audio_atomic, write_json_atomic
+from engine.audio_io import write_audio_atomic, write_json_atomic
 from .composer import STEMS, Song, compose, rng_for
 from .errors import CorpusBuildError
 from .genres import GENRES

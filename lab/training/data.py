@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio_io import conform, load_audio
-from ..errors import EngineError
+from engine.audio_io import conform, load_audio
+from engine.errors import EngineError
 
 
 class CorpusError(EngineError):

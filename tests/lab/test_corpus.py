@@ -18,10 +18,10 @@ import mido
 import numpy as np
 import pytest
 
-from engine.data import (GENRES, CorpusBuildError, SynthMissingError, build_corpus, compose, find_synth,
+from lab.data import (GENRES, CorpusBuildError, SynthMissingError, build_corpus, compose, find_synth,
                          make_prompt, render_song, sample_prompts)
-from engine.data.corpus import drumless_metadata, plan_songs
-from engine.data.mixing import CEILING_DBTP, active_rms_db, true_peak
+from lab.data.corpus import drumless_metadata, plan_songs
+from lab.data.mixing import CEILING_DBTP, active_rms_db, true_peak
 
 SR = 44100
 

@@ -1,6 +1,7 @@
 """Autoencoder training (Stable Audio 2, section 2.1): multi-resolution STFT on mid/side plus L/R at
-half weight, and a KL term on the VAE bottleneck. The adversarial term is left out: on a 2-core CPU
-its discriminator would cost more steps than it buys (measured in the training issue's note).
+half weight, a KL term on the VAE bottleneck, and optionally (`adv_weight`, `fm_weight`) the
+adversarial and feature-matching terms of a multi-resolution STFT discriminator
+(`lab/training/discriminator.py`): +34 % per step on this CPU at batch 4 x 1.5 s, measured.
 
 Output folder: `model_config.json` (`"model_type": "autoencoder"`, stable-audio-tools format) +
 `model.safetensors` with keys `encoder.*` / `decoder.*`, loadable by `load_autoencoder`.
@@ -18,12 +19,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
-from ..checkpoint import load_state_dict_strict
-from ..vocoder import PhaseVocoderDecoder, phase_derivative_loss
-from ..config import parse_autoencoder
-from ..errors import ModelLoadError
+from engine.autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
+from engine.checkpoint import load_state_dict_strict
+from engine.config import parse_autoencoder
+from engine.errors import ModelLoadError
 from .data import AudioBank, read_index
+from .discriminator import DISC_FFT_SIZES, AdversarialLosses, MultiResolutionDiscriminator
+from .errors import TrainingError
+from .widen import WIDEN_NOISE, widen_decoder, widen_latents
 from .loop import Deadline, check_finite, Logger, linear_decay, load_state, rng_state, save_state, seed_everything, set_rng_state
 
 STFT_SIZES = [2048, 1024, 512, 256, 128, 64, 32]  # stable-audio-tools' Oobleck recipe
@@ -77,17 +80,23 @@ class AETrainConfig:
     # nearly equal get nearly equal gradients and stay a narrow decoder for long; 0.03 moves the
     # output ~4 % at the start (1e-3 left a widened decoder no better than the narrow one after
     # 400 steps).
-    widen_noise: float = 0.03
-    # "phase_vocoder": with decoder_only and init_from, replace its Oobleck decoder by a fresh
-    # phase-vocoder decoder (`engine/vocoder.py`, `decoder_channels` wide, default 256) and train
-    # that on the frozen latents; "rephase": the same, with the Oobleck decoder kept (frozen) as the
-    # vocoder's source of magnitudes (see `with_phase_vocoder`); "oobleck" keeps the decoder it starts from.
-    decoder_type: str = "oobleck"
-    # Weight of the phase-derivative term (`engine.vocoder.phase_derivative_loss`: instantaneous
-    # frequency and group delay against the target's) for a phase-vocoder decoder; 0 leaves it out.
-    phase_weight: float = 0.0
+    widen_noise: float = WIDEN_NOISE
+    # Grow the latents of `init_from` to this many channels before training (see `widen_latents`);
+    # None keeps them. The encoder trains too: the new channels are for what the old do not carry.
+    latent_dim: int | None = None
     # Stop (with a checkpoint) after this many seconds of training in this run; 0 = no limit.
     time_limit_s: float = 0.0
+    # Adversarial training (`lab.training.discriminator`): weight of the generator's hinge loss
+    # and of feature matching (stable-audio-tools' Oobleck recipe: 0.1 and 5); 0 and 0 leave the
+    # discriminator out. It trains from step 0; the decoder hears it from `adv_start` on, so a
+    # decoder that starts trained is not pushed around by a discriminator that knows nothing yet.
+    adv_weight: float = 0.0
+    fm_weight: float = 0.0
+    adv_start: int = 0
+    disc_channels: int = 16
+    disc_lr: float = 1e-4
+    # Samples of each crop the discriminator hears (0: all); ~0.74 s at 32,768.
+    disc_crop: int = 32768
 
 
 class StereoSTFTLoss(nn.Module):
@@ -179,87 +188,40 @@ def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, An
     return folder
 
 
-@torch.no_grad()
-def widen_decoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int,
-                  noise: float = AETrainConfig.widen_noise, seed: int = 0) -> tuple[AudioAutoencoder, dict[str, Any]]:
-    """A copy of `model` whose decoder is `channels` wide (an integer multiple of its width) and
-    computes the same function (Net2WiderNet, Chen et al. 2016), encoder untouched.
-
-    Every hidden channel c of the decoder becomes copies c, c + C, ...: weights are tiled along
-    each widened output axis and tiled and divided by the factor along each widened input axis,
-    SnakeBeta parameters and biases are tiled, and weight norm is re-derived (v = w, g = |w|). So
-    `decoder-only` training can grow a trained decoder on frozen latents (the DiT's latent space
-    is the encoder's, which stays) without starting it from scratch. Relative noise `noise` on the
-    new weights breaks the symmetry between copies; 0 keeps the function exact. Written by hand:
-    no maintained library widens weight-normed 1-D conv stacks (torch has no Net2Net).
-    """
-    old = model.cfg.decoder.channels
-    if channels < old or channels % old:
-        raise ValueError(f"decoder channels {channels} must be a multiple of the current {old}")
-    factor = channels // old
-    raw = json.loads(json.dumps(ae_raw))
-    raw["decoder"]["config"]["channels"] = channels
-    wide = AudioAutoencoder(parse_autoencoder(raw, "autoencoder"))
-    wide.encoder.load_state_dict(model.encoder.state_dict())
-    gen = torch.Generator().manual_seed(seed)
-    src = dict(model.decoder.named_modules())
-    for name, mod in wide.decoder.named_modules():
-        if isinstance(mod, SnakeBeta):
-            mod.alpha.copy_(src[name].alpha.repeat(factor))
-            mod.beta.copy_(src[name].beta.repeat(factor))
-        elif isinstance(mod, WNConv1d):
-            small = src[name]
-            w = small.weight()  # conv [out, in, k]; transposed [in, out, k]
-            o_ax, i_ax = (1, 0) if mod.transpose else (0, 1)
-            reps = [1, 1, 1]
-            if mod.weight_v.shape[o_ax] != w.shape[o_ax]:
-                reps[o_ax] = factor
-            if mod.weight_v.shape[i_ax] != w.shape[i_ax]:
-                reps[i_ax] = factor
-            w = w.repeat(*reps) / reps[i_ax]
-            if noise > 0:
-                w = w + noise * w.std() * torch.randn(w.shape, generator=gen)
-            mod.weight_v.copy_(w)
-            mod.weight_g.copy_(w.flatten(1).norm(dim=1).view(-1, 1, 1))
-            if mod.bias is not None:
-                mod.bias.copy_(small.bias.repeat(mod.bias.shape[0] // small.bias.shape[0]))
-    return wide.train(model.training), raw
-
-
-def with_phase_vocoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int | None = None,
-                       rephase: bool = False) -> tuple[AudioAutoencoder, dict[str, Any]]:
-    """A copy of `model` with its encoder and a fresh phase-vocoder decoder: STFT hop 512 and FFT
-    2,048 (4 frames per latent at hop 2,048), or a quarter hop and a hop's FFT when the latent hop
-    is shorter. `rephase`: `model`'s own (Oobleck) decoder becomes the vocoder's source, weights
-    kept, and the vocoder is smaller (192 wide, 4 blocks at the frame rate): it starts from that
-    decoder's magnitudes and learns the phase (and corrections)."""
-    raw = json.loads(json.dumps(ae_raw))
-    hop = min(512, raw["downsampling_ratio"] // 4)
-    conf: dict[str, Any] = {"out_channels": raw["io_channels"], "latent_dim": raw["latent_dim"],
-                            "hop_length": hop, "n_fft": 4 * hop}
-    if rephase:
-        if isinstance(model.decoder, PhaseVocoderDecoder):
-            raise ValueError("rephase needs an Oobleck decoder to start from, not a phase-vocoder one")
-        conf.update(channels=192, frame_layers=4, source=raw["decoder"])
-    if channels is not None:
-        conf["channels"] = channels
-    raw["decoder"] = {"type": "phase_vocoder", "config": conf}
-    new = AudioAutoencoder(parse_autoencoder(raw, "autoencoder"))
-    new.encoder.load_state_dict(model.encoder.state_dict())
-    if rephase:
-        assert isinstance(new.decoder, PhaseVocoderDecoder) and new.decoder.source is not None
-        new.decoder.source.load_state_dict(model.decoder.state_dict())
-    return new.train(model.training), raw
-
-
 PRETRANSFORM_PREFIX = "pretransform.model."
+# The discriminator's weights beside an adversarially trained autoencoder (float16): what a run
+# resumed on another machine from the committed weights (`init_from` that folder) starts from.
+DISC_FILE = "discriminator.safetensors"
+
+
+def _save_float(module: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+
+
+def _same_crop(x: Tensor, y: Tensor, length: int, rng: random.Random) -> tuple[Tensor, Tensor]:
+    """The same random `length` samples of target and reconstruction `[B, C, N]` (all if 0 or longer)."""
+    n = x.shape[-1]
+    if not length or length >= n:
+        return x, y
+    start = rng.randrange(n - length + 1)
+    return x[..., start:start + length], y[..., start:start + length]
+
+
+def _read_float(path: Path) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
 def autoencoder_config(folder: str | Path) -> tuple[Path, dict[str, Any], str]:
     """(resolved folder, config in the autoencoder-folder shape, prefix of its weights' keys) of
     what `load_autoencoder` loads, without reading the weights: an `autoencoder` folder's own
     config, or the pretransform of a `diffusion_cond` model folder or name."""
-    from ..checkpoint import resolve_model
+    from engine.checkpoint import resolve_model
 
     folder = resolve_model(folder)
     try:
@@ -283,7 +245,7 @@ def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, An
     model folder or name (e.g. `longplay-mini`), whose pretransform is taken: so a producer can
     encode a sample library and fine-tune a shipped model without a separate autoencoder folder.
     Either way the returned config is in the autoencoder-folder shape (see `autoencoder_config`)."""
-    from ..checkpoint import read_state_dict
+    from engine.checkpoint import read_state_dict
 
     folder, raw, prefix = autoencoder_config(folder)
     state = read_state_dict(folder)
@@ -312,28 +274,24 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     if init_from is not None:
         init, init_raw = load_autoencoder(init_from)
         ae_raw = init_raw["model"]
-    if cfg.decoder_type not in ("oobleck", "phase_vocoder", "rephase"):
-        raise ValueError(f"decoder_type must be 'oobleck', 'phase_vocoder' or 'rephase', not {cfg.decoder_type!r}")
-    vocoder = cfg.decoder_type != "oobleck"
-    if vocoder and (init is None or not cfg.decoder_only):
-        raise ValueError("a phase-vocoder decoder is trained on a trained encoder's latents: it needs init_from and decoder_only")
-    if vocoder and init is not None and not isinstance(init.decoder, PhaseVocoderDecoder):
-        init, ae_raw = with_phase_vocoder(init, ae_raw, cfg.decoder_channels, rephase=cfg.decoder_type == "rephase")
-    elif cfg.decoder_channels is not None:
+    if cfg.decoder_channels is not None:
         if init is None or not cfg.decoder_only:
-            raise ValueError("decoder_channels widens a trained decoder: it needs init_from and decoder_only")
+            raise TrainingError("decoder_channels widens a trained decoder: it needs init_from and decoder_only")
         if cfg.decoder_channels != init.cfg.decoder.channels:
             init, ae_raw = widen_decoder(init, ae_raw, cfg.decoder_channels, cfg.widen_noise, seed=cfg.seed)
+    if cfg.latent_dim is not None:
+        if init is None or cfg.decoder_only:
+            raise TrainingError("latent_dim grows a trained autoencoder's latents: it needs init_from, and the encoder training")
+        if cfg.latent_dim != init.cfg.latent_dim:
+            init, ae_raw = widen_latents(init, ae_raw, cfg.latent_dim, seed=cfg.seed)
     if ae_raw is None:
-        raise ValueError("train_autoencoder needs an architecture (ae_raw) or a model to start from (init_from)")
+        raise TrainingError("train_autoencoder needs an architecture (ae_raw) or a model to start from (init_from)")
     ae_cfg = parse_autoencoder(ae_raw, "autoencoder")
     if cfg.decoder_latents not in ("sample", "mean"):
-        raise ValueError(f"decoder_latents must be 'sample' or 'mean', not {cfg.decoder_latents!r}")
+        raise TrainingError(f"decoder_latents must be 'sample' or 'mean', not {cfg.decoder_latents!r}")
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
-        raise ValueError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
+        raise TrainingError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
     model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
-    if cfg.phase_weight > 0 and not isinstance(model.decoder, PhaseVocoderDecoder):
-        raise ValueError("phase_weight trains a phase-vocoder decoder's phase: use decoder_type 'phase_vocoder' or 'rephase'")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
     mel_fn = StereoMelLoss(cfg.sample_rate) if cfg.mel_weight > 0 else None
@@ -348,20 +306,34 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         step = state["step"]
         set_rng_state(rng, state["rng"])
     elif cfg.decoder_only and init_from is None:
-        raise ValueError(f"decoder-only training needs trained weights: give init_from (--init-from) or an "
+        raise TrainingError(f"decoder-only training needs trained weights: give init_from (--init-from) or an "
                          f"out folder holding a checkpoint ({state_path} is missing)")
+    disc = disc_opt = None
+    if cfg.adv_weight > 0 or cfg.fm_weight > 0:
+        heard = min(cfg.disc_crop or cfg.crop_samples, cfg.crop_samples)
+        if heard <= max(DISC_FFT_SIZES) // 2:
+            raise TrainingError(f"the discriminator's longest window ({max(DISC_FFT_SIZES)} samples) needs crops of more "
+                                f"than {max(DISC_FFT_SIZES) // 2} samples; it would hear {heard}")
+        disc = MultiResolutionDiscriminator(channels=cfg.disc_channels, audio_channels=ae_cfg.io_channels)
+        disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=(0.8, 0.99), weight_decay=1e-3)
+        if state is not None and "disc" in state:
+            disc.load_state_dict(state["disc"])
+            disc_opt.load_state_dict(state["disc_opt"])
+        elif init_from is not None and (Path(init_from) / DISC_FILE).is_file():
+            disc.load_state_dict(_read_float(Path(init_from) / DISC_FILE))  # a run resumed from its float16 weights
     bank = AudioBank(read_index(corpus_dir, "train"), cfg.sample_rate, ae_cfg.io_channels)
     log = Logger(out, cfg.steps, "ae", quiet)
     meta = {"train": asdict(cfg), "corpus": str(corpus_dir)}
 
     def checkpoint() -> None:
-        save_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng)})
+        extra = {} if disc is None or disc_opt is None else {"disc": disc.state_dict(), "disc_opt": disc_opt.state_dict()}
+        save_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng), **extra})
         save_autoencoder(model, out, ae_folder_config(ae_raw, cfg.sample_rate, cfg.crop_samples, {**meta, "step": step}))
+        if disc is not None:
+            _save_float(disc, out / DISC_FILE)
 
     if cfg.decoder_only:
         model.encoder.requires_grad_(False)  # AdamW skips parameters without gradients
-    if isinstance(model.decoder, PhaseVocoderDecoder) and model.decoder.source is not None:
-        model.decoder.source.requires_grad_(False)  # a vocoder re-phases its source as trained
     deadline = Deadline(cfg.time_limit_s)
     log.begin(step)
     while step < cfg.steps:
@@ -378,28 +350,37 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
                 z, kl = model.encode_mean(x)
             else:
                 z, kl = model.encode(x, sample=cfg.decoder_latents == "sample")
-        if cfg.phase_weight > 0:
-            assert isinstance(model.decoder, PhaseVocoderDecoder)
-            y, phase = model.decoder.synthesize(model.decoder.features(z), return_phase=True)
-            phase_term = phase_derivative_loss(phase, x, model.decoder)
-        else:
-            y, phase_term = model.decode(z), torch.zeros(())
+        y = model.decode(z)
         rec = loss_fn(y, x)
         mel = mel_fn(y, x) if mel_fn is not None else torch.zeros(())
         span = span_fn(y, x) if span_fn is not None else torch.zeros(())
         wave = (y - x).abs().mean() if cfg.wave_weight > 0 else torch.zeros(())
         loss = (rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave
-                + cfg.phase_weight * phase_term + cfg.kl_weight * kl)
+                + cfg.kl_weight * kl)
+        adv = fm = d_loss = torch.zeros(())
+        if disc is not None and disc_opt is not None:
+            # The discriminator hears a random `disc_crop` of each item (its cost grows with length).
+            dx, dy = _same_crop(x, y, cfg.disc_crop, rng)
+            judge = AdversarialLosses(disc, dx)
+            if step >= cfg.adv_start:
+                adv, fm = judge.generator(dy)
+                loss = loss + cfg.adv_weight * adv + cfg.fm_weight * fm
+            d_loss = judge.discriminator(dy)  # on the detached output: no gradient into the decoder
         check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if disc is not None and disc_opt is not None:
+            disc_opt.zero_grad(set_to_none=True)  # drops what the generator's terms left on it
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(disc.parameters(), 1.0)
+            disc_opt.step()
         step += 1
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.log(step, loss=loss.item(), stft=rec.item(), **({"mel": mel.item()} if mel_fn else {}),
                     **({"span": span.item()} if span_fn else {}), **({"wave": wave.item()} if cfg.wave_weight > 0 else {}),
-                    **({"phase": phase_term.item()} if cfg.phase_weight > 0 else {}),
+                    **({"adv": adv.item(), "fm": fm.item(), "disc": d_loss.item()} if disc is not None else {}),
                     kl=kl.item())
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checkpoint import save_model
-from ..model import ConditionedDiffusionModel, build_model
+from engine.checkpoint import save_model
+from engine.model import ConditionedDiffusionModel, build_model
 from .autoencoder import load_autoencoder
 from .data import CorpusItem, read_index
+from .errors import TrainingError
 from .loop import Deadline, check_finite, Logger, linear_decay, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
 
 
@@ -70,8 +71,8 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
     n-th item from the i-th, so n processes can share the work (one CPU thread each); `kinds`
     (e.g. `("mix", "stem:drums")`) encodes only those kinds of items.
     """
-    from ..audio_io import conform, load_audio
-    from ..autoencoder import default_chunk_frames, run_chunked
+    from engine.audio_io import conform, load_audio
+    from engine.autoencoder import default_chunk_frames, run_chunked
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
     hop = cfg.downsampling_ratio
     index, count = shard
     if not 0 <= index < count:
-        raise ValueError(f"shard {index} of {count} does not exist")
+        raise TrainingError(f"shard {index} of {count} does not exist")
     items = read_index(corpus_dir, None)
     for n, item in enumerate(items, 1):
         target = out / f"{item.id}.npy"
@@ -208,12 +209,12 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     rate = config["sample_rate"] / ae_block["downsampling_ratio"]
     bank = LatentBank(corpus_dir, latent_dir, rate)
     if cfg.train_latents not in ("sample", "mean"):
-        raise ValueError(f"train_latents must be 'sample' or 'mean', not {cfg.train_latents!r}")
+        raise TrainingError(f"train_latents must be 'sample' or 'mean', not {cfg.train_latents!r}")
     sample = cfg.train_latents == "sample"
     state_path = out / "train_state.pt"
     init = None
     if init_from is not None and not state_path.is_file():
-        from ..checkpoint import load_model
+        from engine.checkpoint import load_model
 
         init = load_model(init_from)
         # The DiT learned latents divided by this scale: keep it, whatever the bank holds now.
@@ -250,7 +251,7 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     frames = cfg.crop_frames or mc.window_frames
     unit = mc.dit.patch_size
     if frames % unit or cfg.long_frames % unit:
-        raise ValueError(f"crop_frames {frames} / long_frames {cfg.long_frames} must be multiples of the "
+        raise TrainingError(f"crop_frames {frames} / long_frames {cfg.long_frames} must be multiples of the "
                          f"DiT's patch_size {unit}")
     deadline = Deadline(cfg.time_limit_s)
 
@@ -302,7 +303,7 @@ def _warm_start(model: torch.nn.Module, weights: Mapping[str, Tensor], source: s
     if extra or missing or misfit:
         what = (f"unexpected {extra[0]}" if extra else f"missing {missing[0]}" if missing
                 else f"{misfit[0]} is {tuple(weights[misfit[0]].shape)}, the new model has {tuple(own[misfit[0]].shape)}")
-        raise ValueError(f"{source} does not fit the model being trained ({what}): give the same architecture")
+        raise TrainingError(f"{source} does not fit the model being trained ({what}): give the same architecture")
     model.load_state_dict(weights, strict=False)
 
 
@@ -313,7 +314,7 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
     swapped in (a decoder trained on after the latents were encoded: its encoder must be the same,
     so the latent space the DiT learned is unchanged), weights stored as float16 when `half`,
     and sampler `defaults` (steps, cfg, sampler, ...) that renders use when a request leaves them unset."""
-    from ..checkpoint import load_model, load_state_dict_strict
+    from engine.checkpoint import load_model, load_state_dict_strict
 
     model = load_model(model_dir)
     if ae_dir is not None:
@@ -323,14 +324,14 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
         changed = [k for k in own if k.startswith("encoder.") and (k not in new or own[k].shape != new[k].shape
                                                                    or not torch.equal(own[k], new[k]))]
         if changed:
-            raise ValueError(f"{ae_dir}: its encoder differs from the one the DiT was trained on "
+            raise TrainingError(f"{ae_dir}: its encoder differs from the one the DiT was trained on "
                              f"(first: {changed[0]}); only a decoder trained with the encoder frozen fits")
         raw = json.loads(json.dumps(model.config.raw))
         pre = raw["model"]["pretransform"]["config"]
         if ae_raw["model"]["decoder"] != pre["decoder"]:  # a resized decoder (train ae --decoder-channels)
             if {k: v for k, v in ae_raw["model"].items() if k != "decoder"} != \
                     {k: v for k, v in pre.items() if k not in ("decoder", "scale")}:
-                raise ValueError(f"{ae_dir}: its latent format differs from the model's; only its decoder may")
+                raise TrainingError(f"{ae_dir}: its latent format differs from the model's; only its decoder may")
             pre["decoder"] = ae_raw["model"]["decoder"]
             keep = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.model.")}
             model = build_model(raw)

@@ -12,9 +12,9 @@ pytest.importorskip("librosa", reason="the eval extra (librosa, mir_eval, matplo
 pytest.importorskip("mir_eval", reason="the eval extra is not installed")
 pytest.importorskip("matplotlib", reason="the eval extra is not installed")
 
-from engine.evaluation.metrics import hop_periodic_db, tone_fidelity  # noqa: E402
-from engine.evaluation.music import window_levels  # noqa: E402
-from engine.evaluation import (beatbox, detect_onsets, drums_present, estimate_tempo,  # noqa: E402
+from lab.evaluation.metrics import hop_periodic_db, tone_fidelity  # noqa: E402
+from lab.evaluation.music import window_levels  # noqa: E402
+from lab.evaluation import (beatbox, detect_onsets, drums_present, estimate_tempo,  # noqa: E402
                                onset_f_measure, percussive_ratio, reconstruction_metrics, repetition_score,
                                run_eval, self_similarity, tempo_error)
 

@@ -11,10 +11,11 @@ import soundfile as sf
 import torch
 
 from engine import Generator, RenderRequest, load_model, tiny_config
-from engine.training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
+from lab.training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
 from engine.errors import ModelLoadError
-from engine.training.data import CorpusError, read_index
-from engine.training.diffusion import DiTTrainConfig, encode_corpus, train_dit
+from lab.training.errors import TrainingError
+from lab.training.data import CorpusError, read_index
+from lab.training.diffusion import DiTTrainConfig, encode_corpus, train_dit
 
 SR = 44100
 
@@ -103,7 +104,7 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     res = Generator(model, device="cpu").render(RenderRequest("tone 220 Hz, clicks", seconds=1.0, steps=4, seed=0))[0]
     assert res.audio.shape == (2, SR) and np.isfinite(res.audio).all()
     # Packaging: float16 weights, half the size, the same render up to float16 rounding.
-    from engine import package_model
+    from lab import package_model
     shipped = package_model(folder, tmp_path / "ship", trained_ae, description="shipped", defaults={"steps": 4})
     assert (shipped / "model.safetensors").stat().st_size < 0.6 * (folder / "model.safetensors").stat().st_size
     small = load_model(shipped)
@@ -112,12 +113,12 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     res16 = Generator(small, device="cpu").render(RenderRequest("tone 220 Hz, clicks", seconds=1.0, steps=4, seed=0))[0]
     assert np.abs(res16.audio - res.audio).max() < 0.05 * np.abs(res.audio).max() + 1e-3
     # A decoder can be swapped in only together with the very encoder the DiT learned from.
-    from engine.training.autoencoder import save_autoencoder
+    from lab.training.autoencoder import save_autoencoder
     ae, raw = load_autoencoder(trained_ae)
     with torch.no_grad():
         next(p for n, p in ae.named_parameters() if n.startswith("encoder.")).add_(0.1)
     save_autoencoder(ae, tmp_path / "other_ae", raw)
-    with pytest.raises(ValueError, match="encoder differs"):
+    with pytest.raises(TrainingError, match="encoder differs"):
         package_model(folder, tmp_path / "ship2", tmp_path / "other_ae")
 
 
@@ -132,7 +133,7 @@ def test_corpus_errors_are_clear(tmp_path: Path) -> None:
 def test_stereo_stft_loss_equals_auraloss_weighting_inside_each_resolution() -> None:
     import auraloss
 
-    from engine.training.autoencoder import STFT_SIZES, StereoSTFTLoss
+    from lab.training.autoencoder import STFT_SIZES, StereoSTFTLoss
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(2, 2, 8192, generator=g) * 0.1, torch.randn(2, 2, 8192, generator=g) * 0.1
@@ -161,7 +162,7 @@ def test_decoder_only_training_keeps_the_latent_space(trained_ae: Path, corpus: 
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
     # Without a checkpoint or weights to start from, a decoder-only run is refused.
-    with pytest.raises(ValueError, match="decoder-only training needs trained weights"):
+    with pytest.raises(TrainingError, match="decoder-only training needs trained weights"):
         train_autoencoder(corpus, tmp_path / "nothing", AE_RAW, AETrainConfig(steps=1, decoder_only=True), quiet=True)
 
 
@@ -179,13 +180,13 @@ def test_decoder_of_a_shipped_model_trains_on_and_swaps_back(corpus: Path, train
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
-    from engine import package_model
+    from lab import package_model
     shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
     assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in new.items())
 
 
 def test_widened_decoder_computes_the_same_function(trained_ae: Path) -> None:
-    from engine.training.autoencoder import widen_decoder
+    from lab.training.widen import widen_decoder
 
     ae, raw = load_autoencoder(trained_ae)
     width = ae.cfg.decoder.channels
@@ -202,8 +203,58 @@ def test_widened_decoder_computes_the_same_function(trained_ae: Path) -> None:
     assert torch.allclose(out, ref, atol=1e-5 * float(ref.abs().max()))
     assert not torch.allclose(other, ref, atol=1e-5 * float(ref.abs().max()))  # the noise breaks the tie
     assert all(torch.equal(v, wide.state_dict()[k]) for k, v in ae.state_dict().items() if k.startswith("encoder."))
-    with pytest.raises(ValueError, match="multiple"):
+    with pytest.raises(TrainingError, match="multiple"):
         widen_decoder(ae, raw["model"], width + 1)
+
+
+def test_widened_latents_start_as_the_same_autoencoder(trained_ae: Path) -> None:
+    """The old latent channels come out unchanged, the new ones small, and the decoder nearly as it
+    was; a narrower or equal width is refused."""
+    from lab.training.widen import widen_latents
+
+    ae, raw = load_autoencoder(trained_ae)
+    d = ae.cfg.latent_dim
+    wide, wide_raw = widen_latents(ae, raw["model"], 2 * d)
+    wide.eval()
+    assert wide_raw["latent_dim"] == 2 * d and raw["model"]["latent_dim"] == d
+    x = 0.3 * torch.randn(1, 2, 8192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        z0, _ = ae.encode(x, sample=False)
+        z1, _ = wide.encode(x, sample=False)
+        y0, y1 = ae.decode(z0), wide.decode(z1)
+    assert z1.shape[1] == 2 * d and torch.allclose(z1[:, :d], z0, atol=1e-5)
+    assert 0 < float(z1[:, d:].std()) < 0.2 * float(z0.std())
+    assert float((y1 - y0).norm() / y0.norm()) < 0.05
+    with pytest.raises(TrainingError, match="larger"):
+        widen_latents(ae, raw["model"], d)
+
+
+def test_adversarial_training_widens_latents_and_resumes_from_float16_weights(corpus: Path, trained_ae: Path,
+                                                                              tmp_path: Path) -> None:
+    """`latent_dim` + the discriminator: the run logs its adversarial terms, writes the
+    discriminator beside the model (float16), and a run started from that folder alone (a fresh
+    machine: no train_state.pt) picks the discriminator up instead of a new one."""
+    from lab.training.autoencoder import DISC_FILE, _read_float
+
+    ae, _ = load_autoencoder(trained_ae)
+    cfg = AETrainConfig(steps=3, batch_size=2, crop_samples=8192, lr=1e-3, log_every=1, decoder_latents="mean",
+                        latent_dim=2 * ae.cfg.latent_dim, adv_weight=0.1, fm_weight=5.0, adv_start=1,
+                        disc_crop=0)
+    out = train_autoencoder(corpus, tmp_path / "gan", None, cfg, quiet=True, init_from=trained_ae)
+    rows = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    assert rows[0]["adv"] == 0 and rows[-1]["adv"] > 0 and rows[-1]["disc"] > 0  # the decoder hears it from adv_start
+    grown, raw = load_autoencoder(out)
+    assert grown.cfg.latent_dim == 2 * ae.cfg.latent_dim == raw["model"]["latent_dim"]
+    saved = _read_float(out / DISC_FILE)
+    on = train_autoencoder(corpus, tmp_path / "moved", None, AETrainConfig(**{**cfg.__dict__, "lr": 0.0, "disc_lr": 0.0,
+                                                                              "steps": 1}),
+                           quiet=True, init_from=out)
+    again = _read_float(on / DISC_FILE)
+    assert all(torch.allclose(saved[k], again[k], atol=1e-3) for k in saved)
+    with pytest.raises(TrainingError, match="init_from"):
+        train_autoencoder(corpus, tmp_path / "x", AE_RAW, AETrainConfig(steps=1, latent_dim=64), quiet=True)
+    with pytest.raises(TrainingError, match="longest window"):
+        train_autoencoder(corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, crop_samples=4096, adv_weight=0.1), quiet=True)
 
 
 def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Path, trained_ae: Path,
@@ -226,7 +277,7 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Pa
     # Resuming rebuilds the widened shapes before loading its own checkpoint.
     train_autoencoder(corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 4}),
                       quiet=True, init_from=base)
-    from engine import package_model
+    from lab import package_model
     shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
     assert shipped.pretransform.model.cfg.decoder.channels == 2 * width
     assert shipped.config.raw["model"]["pretransform"]["config"]["decoder"]["config"]["channels"] == 2 * width
@@ -238,77 +289,8 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Pa
     audio = Generator(shipped, device="cpu").render(RenderRequest("tone 110 Hz", seconds=0.5, steps=2, seed=1))[0].audio
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
     # Only a decoder may differ; a new width needs a decoder-only run from weights.
-    with pytest.raises(ValueError, match="needs init_from and decoder_only"):
+    with pytest.raises(TrainingError, match="needs init_from and decoder_only"):
         train_autoencoder(corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, decoder_channels=64), quiet=True)
-
-
-def test_phase_vocoder_decoder_trains_on_the_frozen_latents_and_packages(corpus: Path, trained_ae: Path,
-                                                                        tmp_path: Path) -> None:
-    """`decoder_type="phase_vocoder"` from a model folder: a fresh phase-vocoder decoder learns on
-    the encoder's latents (encoder unchanged), resumes, and packages into a model that renders."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
-                     DiTTrainConfig(steps=1, batch_size=2, crop_frames=128), quiet=True)
-    cfg = AETrainConfig(steps=16, batch_size=2, crop_samples=4096, lr=2e-3, log_every=2, decoder_only=True,
-                        decoder_latents="mean", decoder_type="phase_vocoder")
-    dec = train_autoencoder(corpus, tmp_path / "dec", None, cfg, quiet=True, init_from=base)
-    stft = _losses(dec, "stft")
-    assert np.mean(stft[-3:]) < 0.8 * stft[0], stft
-    before, _ = load_autoencoder(base)
-    after, raw = load_autoencoder(dec)
-    assert raw["model"]["decoder"]["type"] == "phase_vocoder"
-    old, new = before.state_dict(), after.state_dict()
-    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
-    # Resuming rebuilds the phase-vocoder decoder before loading its own checkpoint.
-    train_autoencoder(corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 18}),
-                      quiet=True, init_from=base)
-    assert load_autoencoder(dec)[1]["longplay"]["step"] == 18
-    from engine import package_model
-    shipped = load_model(package_model(base, tmp_path / "ship", dec, half=True))
-    assert shipped.config.raw["model"]["pretransform"]["config"]["decoder"]["type"] == "phase_vocoder"
-    audio = Generator(shipped, device="cpu").render(RenderRequest("tone 110 Hz", seconds=0.5, steps=2, seed=1))[0].audio
-    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
-    with pytest.raises(ValueError, match="needs init_from and decoder_only"):
-        train_autoencoder(corpus, tmp_path / "z", AE_RAW, AETrainConfig(steps=1, decoder_type="phase_vocoder"), quiet=True)
-
-
-def test_rephase_vocoder_starts_from_the_oobleck_magnitudes_and_keeps_them_frozen(corpus: Path, trained_ae: Path,
-                                                                                 tmp_path: Path) -> None:
-    """`decoder_type="rephase"`: the trained Oobleck decoder becomes the vocoder's source; at the
-    start the vocoder's magnitudes are exactly its STFT magnitudes and it renders what the source
-    renders (it re-phases from there), and training leaves the source as it was."""
-    from engine.training.autoencoder import with_phase_vocoder
-    from engine.vocoder import PhaseVocoderDecoder
-
-    ae, raw = load_autoencoder(trained_ae)
-    new, new_raw = with_phase_vocoder(ae, raw["model"], rephase=True)
-    dec = new.decoder
-    assert isinstance(dec, PhaseVocoderDecoder) and dec.source is not None
-    assert new_raw["decoder"]["config"]["source"] == raw["model"]["decoder"]
-    z = torch.randn(1, ae.cfg.latent_dim, 12, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        feats = dec.features(z)
-        mags = dec.cfg.audio_channels * dec.bins
-        assert torch.equal(feats[:, :mags], dec.source_spectrum(z)[0])
-        ours, source = new.eval().decode(z), ae.decode(z)
-    inner = slice(0, -dec.cfg.n_fft)  # the last frame's phase is extrapolated
-    assert (ours - source)[..., inner].abs().max() < 1e-3 * source.abs().max()
-    new.train()
-    with pytest.raises(ValueError, match="needs an Oobleck decoder"):
-        with_phase_vocoder(new, new_raw, rephase=True)
-    cfg = AETrainConfig(steps=4, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2, decoder_only=True,
-                        decoder_type="rephase", phase_weight=1.0)
-    out = train_autoencoder(corpus, tmp_path / "rephase", None, cfg, quiet=True, init_from=trained_ae)
-    after, after_raw = load_autoencoder(out)
-    assert after_raw["model"]["decoder"]["config"]["source"] == raw["model"]["decoder"]
-    old, trained = ae.state_dict(), after.state_dict()
-    assert all(torch.equal(old[k], trained["decoder.source." + k[len("decoder."):]]) for k in old if k.startswith("decoder."))
-    assert all(torch.equal(old[k], trained[k]) for k in old if k.startswith("encoder."))
-    assert not torch.equal(trained["decoder.head.weight"], new.state_dict()["decoder.head.weight"])
-    assert all(0 < p < 4 for p in _losses(out, "phase"))  # the phase term is logged, in radians
-    with pytest.raises(ValueError, match="phase_weight trains a phase-vocoder"):
-        train_autoencoder(corpus, tmp_path / "oob", None, AETrainConfig(steps=1, decoder_only=True, phase_weight=1.0),
-                          quiet=True, init_from=trained_ae)
 
 
 def test_time_limit_stops_with_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
@@ -324,14 +306,14 @@ def test_sharded_encoding_equals_one_pass(corpus: Path, trained_ae: Path, tmp_pa
     for f in sorted(one.glob("*.npy")):
         assert np.array_equal(np.load(f), np.load(two / f.name)), f.name
     assert not list(two.glob("*.tmp.npy"))
-    with pytest.raises(ValueError, match="shard 2 of 2"):
+    with pytest.raises(TrainingError, match="shard 2 of 2"):
         encode_corpus(corpus, trained_ae, tmp_path / "x", quiet=True, shard=(2, 2))
 
 
 def test_quiet_crops_are_redrawn(tmp_path: Path) -> None:
     import random
 
-    from engine.training.data import AudioBank
+    from lab.training.data import AudioBank
 
     root = _synthetic_corpus(tmp_path / "c", n=2)
     sf.write(str(root / "audio" / "s1.flac"), np.zeros((SR, 2), np.float32), SR, subtype="PCM_24")
@@ -346,7 +328,7 @@ def test_quiet_crops_are_redrawn(tmp_path: Path) -> None:
 
 
 def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
-    from engine.training.diffusion import LatentBank
+    from lab.training.diffusion import LatentBank
 
     none = encode_corpus(corpus, trained_ae, tmp_path / "none", quiet=True, kinds=("stem:drums",))
     assert not list(none.glob("s*.npy"))
@@ -361,7 +343,7 @@ def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trai
 def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
     import random
 
-    from engine.training.diffusion import LatentBank
+    from lab.training.diffusion import LatentBank
 
     bank = LatentBank(corpus, encode_corpus(corpus, trained_ae, tmp_path / "lat", quiet=True), 172.0, scale=2.0)
     frames = min(lat.shape[1] for lat in bank.latents)
@@ -375,7 +357,7 @@ def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_
         start = round(meta["seconds_start"] * bank.rate)
         assert torch.allclose(row * 2.0, mean[:, start:start + frames])
     assert not torch.allclose(drawn, mean_a)  # samples scatter around the mean
-    with pytest.raises(ValueError, match="train_latents"):
+    with pytest.raises(TrainingError, match="train_latents"):
         train_dit(tiny_config(), corpus, tmp_path / "lat", trained_ae, tmp_path / "x",
                   DiTTrainConfig(steps=1, train_latents="median"), quiet=True)
 
@@ -402,7 +384,7 @@ def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_pat
     assert load_model(trained).model.model.to_beat_embed.weight.abs().sum() > 0
     # Another architecture does not fit, and the error names the first tensor that differs.
     wide = tiny_config(window_seconds=1.5, depth=3)
-    with pytest.raises(ValueError, match="does not fit the model being trained"):
+    with pytest.raises(TrainingError, match="does not fit the model being trained"):
         train_dit(wide, corpus, latents, trained_ae, tmp_path / "wide", DiTTrainConfig(steps=0), quiet=True,
                   init_from=base)
 
@@ -410,8 +392,8 @@ def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_pat
 def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path) -> None:
     import random
 
-    from engine.training.data import CorpusItem
-    from engine.training.diffusion import LatentBank
+    from lab.training.data import CorpusItem
+    from lab.training.diffusion import LatentBank
 
     meta = {"genre": "house", "bpm": 124, "key": "A minor", "instruments": ["Rhodes", "Sub Bass"],
             "moods": ["warm"], "stems": {"drums": "Drums"}, "has_drums": True}
@@ -460,7 +442,7 @@ def test_frame_span_loss_hears_a_decoder_that_repeats_every_hop() -> None:
     """A tone rendered hop by hop alike (a buzz on the latent rate's harmonics) against the same
     tone 2 dB too quiet: the paper's windows (<= one hop) put the buzz ~3x behind, the frame-span
     windows ~20x."""
-    from engine.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss
+    from lab.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss
 
     hop, n = 2048, 2048 * 32
     t = np.arange(n) / 44100

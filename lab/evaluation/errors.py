@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import EngineError
+from engine.errors import EngineError
 
 
 class EvaluationError(EngineError):

@@ -2,7 +2,7 @@
 a beatbox clip with known onsets, and `run_eval` that writes eval.json + eval.md + SSM PNGs.
 
 librosa, mir_eval and matplotlib come from the `eval` extra (`pip install -e '.[eval]'`);
-they are imported inside the functions that use them, so `import engine` never needs them.
+they are imported inside the functions that use them, so `import lab` never needs them.
 """
 
 from __future__ import annotations

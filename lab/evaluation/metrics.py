@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..audio_io import conform
+from engine.audio_io import conform
 from .errors import require
 
 METRIC_RATE = 44100

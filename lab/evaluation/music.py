@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio_io import conform
+from engine.audio_io import conform
 from .errors import require
 
 ANALYSIS_RATE = 22050
