@@ -46,6 +46,13 @@ def _pitch_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "tones" in s:
         tones = ", ".join(f"{f:g}" for f in s["tones"]["tones_hz"])
         rows.append((f"tone fidelity: energy at the pitch of sines at {tones} Hz ↑", _num(s["tones"]["mean"]), DASH))
+    notes = s.get("notes")
+    if isinstance(notes, dict) and "skipped" in notes:
+        rows.append(("note fidelity (GM notes, 55-1,760 Hz)", f"skipped: {notes['skipped']}", DASH))
+    elif isinstance(notes, dict):
+        by = ", ".join(f"{k} {v:.2f}" for k, v in notes["by_instrument"].items())
+        rows.append((f"note fidelity: energy on the partials of held GM notes, 55-1,760 Hz, vs the input's ↑ ({by})",
+                     _num(notes["mean"]), DASH))
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,25 @@ def test_tone_fidelity_is_one_for_the_identity_and_zero_for_a_hop_periodic_decod
         np.interp(np.arange(x.shape[-1]) * 1.01, np.arange(x.shape[-1]), x[0, 0].numpy())[None, None].repeat(2, 1),
         dtype=np.float32)), 44100, 2048)
     assert detuned["share"][0] > 0.5 and max(detuned["share"][2:]) < 0.01
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed (make apt)")
+def test_note_fidelity_is_one_for_the_identity_and_low_for_a_hop_periodic_decoder() -> None:
+    """Held GM notes: the identity keeps every note on its partials; a decoder that repeats each
+    hop (the buzz) keeps little of any; a half-tone detune (partials moved) keeps little too."""
+    import torch
+
+    from lab.evaluation.notes import NOTE_PROBES, note_fidelity
+
+    ident = note_fidelity(lambda x: x, 44100, 2048)
+    assert len(ident["notes"]) == sum(len(n) for _, _, n in NOTE_PROBES)
+    assert ident["mean"] > 0.999 and min(r["input"] for r in ident["notes"]) > 0.2  # each note has harmonics to keep
+    assert note_fidelity(_repeat_each_hop, 44100, 2048)["mean"] < 0.25
+    semitone = 2 ** (1 / 12)
+    shifted = note_fidelity(lambda x: torch.from_numpy(np.ascontiguousarray(np.stack([
+        np.interp(np.arange(x.shape[-1]) * semitone, np.arange(x.shape[-1]), c) for c in x[0].numpy()])[None],
+        dtype=np.float32)), 44100, 2048)
+    assert shifted["mean"] < 0.3
 
 
 # ------------------------------------------------------------------ tempo
