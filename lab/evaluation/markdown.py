@@ -107,6 +107,9 @@ def _structure(s: dict[str, Any]) -> list[str]:
             ("level of 10 s windows, median / quietest (dBFS): render",
              f"{_num(r['median_level_db'], 1)} / {_num(r['min_level_db'], 1)}", DASH),
             ("same, corpus songs (means)", f"{_num(c['median_level_db'], 1)} / {_num(c['min_level_db'], 1)}", DASH)]),
+        *([] if "comb_share" not in r else [
+            ("buzz: share of 30-2,000 Hz energy within ±0.5 Hz of the latent rate's multiples ↓, render / corpus songs",
+             f"{_num(r['comb_share'])} / {_num(s.get('corpus_comb_share'))}", DASH)]),
     ])
 
 

@@ -131,6 +131,21 @@ def between_harmonic_tones(sample_rate: int, hop: int, multiples: Sequence[int] 
     return [(k + 0.5) * sample_rate / hop for k in multiples]
 
 
+def comb_share(audio: np.ndarray, sample_rate: int, hop: int, low_hz: float = 30.0, high_hz: float = 2000.0,
+               band_hz: float = 0.5) -> float:
+    """Share of `[C, N]` (or `[N]`) audio's `low_hz`-`high_hz` energy within `band_hz` of a multiple
+    of the latent rate (sample_rate / hop, 21.53 Hz at 44.1 kHz and hop 2,048), on the whole
+    signal's spectrum (resolution 1 / duration). The buzz of a decoder that repeats every hop puts
+    its energy there; music does not (the corpus's mixes: 2-8 %, a flat spectrum ~4.6 %)."""
+    a = np.atleast_2d(np.asarray(audio, np.float64))
+    power = np.sum(np.abs(np.fft.rfft(a, axis=-1)) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(a.shape[-1], 1.0 / sample_rate)
+    rate = sample_rate / hop
+    band = (freqs >= low_hz) & (freqs <= high_hz)
+    on = band & (np.abs(freqs - np.round(freqs / rate) * rate) <= band_hz)
+    return float(power[on].sum() / max(power[band].sum(), 1e-30))
+
+
 TONE_BAND_HZ = 3.0  # the band counted as "at the tone": the Hann main lobe of 2 s is +-1 Hz
 
 

@@ -306,8 +306,12 @@ class _Context:
         binary = save_ssm_png(panels, self.out / "ssm_binary.png", binary=True, title="Self-similarity (mutual k-NN)")
         cosine = save_ssm_png(panels, self.out / "ssm_cosine.png", binary=False, title="Self-similarity (cosine)")
         rep = music.repetition_score(ssm)
+        hop = self.model.pretransform.downsampling_ratio
+        comb = [metrics.comb_share(load_audio(it.path)[0][:, : int(seconds * self.rate)], self.rate, hop)
+                for it in songs[:self.cfg.corpus_songs]]
         return {"prompt": prompt, "render_seconds": seconds, "frame_seconds": ssm.frame_seconds,
-                "render": {**asdict(rep), **_levels(audio, self.rate)},
+                "render": {**asdict(rep), **_levels(audio, self.rate), "comb_share": metrics.comb_share(audio, self.rate, hop)},
+                "corpus_comb_share": _mean(comb),
                 "corpus": {"items": corpus_rows,
                            "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
                            "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),

@@ -89,6 +89,25 @@ def test_tone_fidelity_is_one_for_the_identity_and_zero_for_a_hop_periodic_decod
     assert detuned["share"][0] > 0.5 and max(detuned["share"][2:]) < 0.01
 
 
+def test_comb_share_hears_the_buzz_and_not_a_tone_between_its_teeth() -> None:
+    from lab.evaluation.metrics import comb_share
+
+    sr, hop = 44100, 2048
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((2, 10 * sr))
+    assert 0.02 < comb_share(noise, sr, hop) < 0.08  # a flat spectrum: the teeth's width over their spacing
+    t = np.arange(10 * sr) / sr
+    between = np.sin(2 * np.pi * 441.4 * t)  # half-way between the 20th and 21st multiple of 21.53 Hz
+    assert comb_share(between, sr, hop) < 0.01
+    assert comb_share(_repeat_each_hop(torch_tensor(noise[None]))[0].numpy(), sr, hop) > 0.9
+
+
+def torch_tensor(a: np.ndarray):  # noqa: ANN201 - test helper
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed (make apt)")
 def test_note_fidelity_is_one_for_the_identity_and_low_for_a_hop_periodic_decoder() -> None:
     """Held GM notes: the identity keeps every note on its partials; a decoder that repeats each
