@@ -25,6 +25,7 @@ from engine.model import ConditionedDiffusionModel, build_model
 from .autoencoder import load_autoencoder
 from .data import CorpusItem, read_index
 from .errors import TrainingError
+from .widen import grow_dit_io
 from .loop import Deadline, check_finite, Logger, linear_decay, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
 
 
@@ -199,7 +200,8 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
 
     `init_from` (a model folder) warm-starts a new run from trained weights of the same
     architecture; modules the new config adds (`GROWN_MODULES`, zero-initialised so the start
-    is the old model) begin from scratch, and the old latent scale is kept. A run that has a
+    is the old model) begin from scratch, latent channels an autoencoder grew start at zero
+    (`grow_dit_io`), and the old latent scale is kept. A run that has a
     checkpoint of its own resumes from that instead."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -296,7 +298,13 @@ GROWN_MODULES = ("model.model.to_beat_embed.",)
 
 
 def _warm_start(model: torch.nn.Module, weights: Mapping[str, Tensor], source: str) -> None:
-    own = model.state_dict()
+    # The autoencoder comes from `ae_dir` after this (it may be another, e.g. grown), so only the
+    # DiT and its conditioners start from `weights`.
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.")}
+    weights = {k: v for k, v in weights.items() if not k.startswith("pretransform.")}
+    # A DiT for wider latents (an autoencoder grown by `train ae --latent-dim`) starts from a
+    # narrower one: its channel-facing weights are embedded, new channels at zero.
+    weights = grow_dit_io(weights, own, model.config.dit.patch_size)
     extra = sorted(set(weights) - set(own))
     missing = sorted(k for k in set(own) - set(weights) if not k.startswith(GROWN_MODULES))
     misfit = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)

@@ -129,3 +129,33 @@ def widen_latents(model: AudioAutoencoder, ae_raw: Mapping[str, Any], latent_dim
     if dec_old.bias is not None and dec_new.bias is not None:
         dec_new.bias.copy_(dec_old.bias)
     return new.train(model.training), raw
+
+
+# The DiT's weights that touch the latent channels (`engine/dit.py`): 1x1 residual convs over the
+# channels, and the token projections whose features are "b (t p) f -> b t (f p)" (channel-major).
+DIT_IO_KEYS = ("model.model.preprocess_conv.weight", "model.model.postprocess_conv.weight",
+               "model.model.transformer.project_in.weight", "model.model.transformer.project_out.weight")
+
+
+def grow_dit_io(weights: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], patch: int) -> dict[str, torch.Tensor]:
+    """A DiT's `weights` for latents of C channels, fitted into a model (`own`: its state dict) of
+    more: the old channels keep their weights, the new ones start at zero in both directions, so
+    the grown DiT first predicts what it did for the old channels and 0 for the new ones (the
+    widened autoencoder's new channels start near 0 too; `widen_latents`). Weights of any other
+    key pass through unchanged."""
+    out = dict(weights)
+    for key in DIT_IO_KEYS:
+        if key not in weights or key not in own or weights[key].shape == own[key].shape:
+            continue
+        old, new = weights[key], torch.zeros_like(own[key])
+        if key.endswith("conv.weight"):  # [C, C, 1]
+            c = old.shape[0]
+            new[:c, :c] = old
+        elif key.endswith("project_in.weight"):  # [dim, C * p]: old features first
+            new[:, : old.shape[1]] = old
+        else:  # project_out [C * p, dim]
+            new[: old.shape[0]] = old
+        if new.shape[0] < old.shape[0] or any(n < o for n, o in zip(new.shape, old.shape)):
+            raise TrainingError(f"{key}: the new model has fewer latent channels than the one it starts from")
+        out[key] = new
+    return out

@@ -389,6 +389,43 @@ def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_pat
                   init_from=base)
 
 
+def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(corpus: Path, trained_ae: Path,
+                                                                       tmp_path: Path) -> None:
+    """A DiT trained on C latent channels warm-starts one on 2C (an autoencoder grown by
+    `latent_dim`): at step 0 it predicts for the old channels exactly what it did, and 0 for the
+    new ones while they are 0; training then moves the new channels' weights."""
+    from lab.training.autoencoder import ae_folder_config, save_autoencoder
+    from lab.training.widen import widen_latents
+
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
+                     DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1), quiet=True)
+    ae, raw = load_autoencoder(trained_ae)
+    d = ae.cfg.latent_dim
+    wide, wide_raw = widen_latents(ae, raw["model"], 2 * d)
+    wide_dir = save_autoencoder(wide, tmp_path / "wide_ae", ae_folder_config(wide_raw, SR, 4096, {}))
+    wide_latents = encode_corpus(corpus, wide_dir, tmp_path / "wide_latents", quiet=True)
+    config = tiny_config(window_seconds=1.5)
+    config["model"]["pretransform"]["config"] = {**wide_raw}
+    config["model"]["diffusion"]["config"]["io_channels"] = 2 * d
+    start = train_dit(config, corpus, wide_latents, wide_dir, tmp_path / "grown0", DiTTrainConfig(steps=0),
+                      quiet=True, init_from=base)
+    old, new = load_model(base).model.model.eval(), load_model(start).model.model.eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, d, 64, generator=g)
+    t, cond = torch.tensor([0.5]), torch.randn(1, 3, old.cfg.cond_token_dim, generator=g)
+    glob = torch.randn(1, old.cfg.global_cond_dim, generator=g)
+    with torch.no_grad():
+        a = old(x, t, cond, glob)
+        b = new(torch.cat([x, torch.zeros_like(x)], 1), t, cond, glob)
+    assert torch.allclose(b[:, :d], a, atol=1e-5) and torch.equal(b[:, d:], torch.zeros_like(a))
+    trained = train_dit(config, corpus, wide_latents, wide_dir, tmp_path / "grown",
+                        DiTTrainConfig(steps=3, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, log_every=1),
+                        quiet=True, init_from=base)
+    w = load_model(trained).model.model.transformer.project_out.weight
+    assert w[d * old.cfg.patch_size:].abs().sum() > 0
+
+
 def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path) -> None:
     import random
 
