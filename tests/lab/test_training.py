@@ -208,8 +208,8 @@ def test_widened_decoder_computes_the_same_function(trained_ae: Path) -> None:
 
 
 def test_widened_latents_start_as_the_same_autoencoder(trained_ae: Path) -> None:
-    """The old latent channels come out unchanged, the new ones small, and the decoder nearly as it
-    was; a narrower or equal width is refused."""
+    """The old latent channels come out unchanged, the new ones at their scale, and the decoder
+    renders exactly what it did; a narrower or equal width is refused."""
     from lab.training.widen import widen_latents
 
     ae, raw = load_autoencoder(trained_ae)
@@ -223,8 +223,8 @@ def test_widened_latents_start_as_the_same_autoencoder(trained_ae: Path) -> None
         z1, _ = wide.encode(x, sample=False)
         y0, y1 = ae.decode(z0), wide.decode(z1)
     assert z1.shape[1] == 2 * d and torch.allclose(z1[:, :d], z0, atol=1e-5)
-    assert 0 < float(z1[:, d:].std()) < 0.2 * float(z0.std())
-    assert float((y1 - y0).norm() / y0.norm()) < 0.05
+    assert 0.2 * float(z0.abs().mean()) < float(z1[:, d:].abs().mean()) < 5 * float(z0.abs().mean())
+    assert torch.allclose(y1, y0, atol=1e-5 * float(y0.abs().max()))
     with pytest.raises(TrainingError, match="larger"):
         widen_latents(ae, raw["model"], d)
 
