@@ -25,6 +25,7 @@ from typing import Any, NoReturn, Sequence
 from .eval_cli import add_eval_parser, run_eval_command
 from .train_cli import add_train_parser, run_train
 from .errors import BridgeError, EngineUnavailable, UsageError
+from .folders import check_writable_folder
 from .loudness import DEFAULT_LOUDNESS, parse_loudness
 from .naming import AUDIO_SUFFIXES, output_name, sidecar_path, slug, unique_path
 
@@ -139,6 +140,14 @@ def _range(name: str, value: float | None, lo: float, hi: float) -> None:
         raise UsageError(f"{name} must be between {lo:g} and {hi:g} (got {value:g})")
 
 
+def _limit(flag: str, value: float | None, key: str) -> None:
+    """A request option against the one table of limits (`engine.LIMITS`, which loads no torch)."""
+    from engine import LIMITS
+
+    if value is not None and not LIMITS[key].contains(value):
+        raise UsageError(f"{flag} must be {LIMITS[key].describe()} (got {value:g})")
+
+
 def validate_generate(args: argparse.Namespace) -> None:
     """Check ``generate`` arguments at the door; raise ``UsageError`` naming the first bad one."""
     if not args.prompt.strip():
@@ -147,12 +156,14 @@ def validate_generate(args: argparse.Namespace) -> None:
         raise UsageError(f"--seconds must be greater than 0 (got {args.seconds:g})")
     if args.seed is not None and args.seed < -1:
         raise UsageError(f"--seed must be >= 0, or -1 for a random seed (got {args.seed})")
-    _range("--steps", args.steps, 1, 500)
-    _range("--cfg", args.cfg, 0, 25)
-    _range("--init-strength", args.init_strength, 0, 1)
-    _range("--bpm", args.bpm, 20, 300)
-    _range("--bars", args.bars, 1, 512)
-    _range("--variations", args.variations, 1, 16)
+    _limit("--steps", args.steps, "steps")
+    _limit("--cfg", args.cfg, "cfg")
+    _limit("--init-strength", args.init_strength, "strength")
+    _limit("--bpm", args.bpm, "bpm")
+    _limit("--bars", args.bars, "bars")
+    _limit("--variations", args.variations, "variations")
+    if args.seed is not None and args.seed != -1:
+        _limit("--seed", args.seed, "seed")
     if args.init_strength is not None and args.init_audio is None:
         raise UsageError("--init-strength requires --init-audio")
     if args.init_audio is not None and not Path(args.init_audio).is_file():
@@ -172,7 +183,7 @@ def validate_serve(args: argparse.Namespace) -> None:
     """Check ``serve`` arguments at the door; raise ``UsageError`` naming the first bad one."""
     _range("--osc-port", args.osc_port, 0, 65535)
     _range("--queue-limit", args.queue_limit, 1, 100000)
-    _range("--strength", args.strength, 0, 1)
+    _limit("--strength", args.strength, "strength")
     if args.device is not None and not _DEVICE_RE.fullmatch(args.device):
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps (got {args.device!r})")
     if not _loopback(args.host) and not args.allow:
@@ -181,6 +192,11 @@ def validate_serve(args: argparse.Namespace) -> None:
     for root in args.source_root:
         if not Path(root).is_dir():
             raise UsageError(f"--source-root: no such folder: {root}")
+    # Last: the checks above refuse without creating anything.
+    for flag, folder in (("--out", args.out), ("--drop", args.drop),
+                         ("--journal", args.journal and Path(args.journal).parent)):
+        if folder:
+            check_writable_folder(flag, folder)
 
 
 def validate_app(args: argparse.Namespace) -> None:

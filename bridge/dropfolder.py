@@ -2,38 +2,62 @@
 
     <root>/inbox/          request JSON files (same keys as OSC) and audio files (.wav .flac .aif…)
     <root>/inbox/accepted/ what was submitted, moved aside (audio files are read from here)
-    <root>/inbox/rejected/ bad requests, moved aside so they are not retried forever
+    <root>/inbox/rejected/ everything refused, moved aside so it is not retried forever
     <root>/outbox/         renders, ``<name>_<bpm>bpm_<bars>bar_s<seed>_v<n>.wav`` + ``.json`` sidecars,
                            and ``<id>.status`` (JSON: state, stage, fraction, files, error)
 
-A file is picked up once its size and modification time have stayed the same across two polls
-(a DAW or a copy may still be writing it). Polling needs no extra dependency and works on network
-shares where inotify does not. The request id is the JSON's ``req_id``, else the file name plus a
-hash of the content, so dropping the same file twice answers with the first job's state while a
-new recording of the same name renders again.
+An entry is picked up once its type, size and modification time have stayed the same across two
+polls (a DAW or a copy may still be writing it). Polling needs no extra dependency and works on
+network shares where inotify does not. The request id is the JSON's ``req_id``, else the file name
+plus a hash of the content, so dropping the same file twice answers with the first job's state
+while a new recording of the same name renders again.
+
+Whatever goes wrong with one entry stays with that entry: it is moved to ``rejected/`` under a
+unique name that fits the file system, with a status file saying why, and the folder goes on. So
+every file that leaves the inbox leaves a status. Entries are looked at with ``lstat`` and only
+regular files are ever opened (``bridge.dropfiles``): a FIFO, a socket, a folder or a link is
+refused unopened. While the render worker is stopped (``JobQueue.health``) nothing is picked up:
+dropped files wait in the inbox for a restart.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import BridgeError, UsageError
+from .dropfiles import content_id, entry_id, file_id, free_name, kind_of, parse_json, read_request_file
+from .errors import BridgeError, DiskFull, DuplicateRequest, UsageError
+from .jobs import JobEvent, JobInfo, classify
 from .journal import CANCELLED, DONE, FAILED
-from .queue import JobEvent, JobInfo, JobQueue
+from .queue import JobQueue
 from .requests import check_id
-from .naming import slug
 from .sniff import AUDIO_INPUT_SUFFIXES
 from .writer import write_status
 
 log = logging.getLogger("longplay.drop")
 STATUS_INTERVAL = 1.0  # progress rewrites of a status file, at most once a second (state changes always)
+_Signature = tuple[int, int, int, int]  # (mode, size, mtime_ns, inode) of an inbox entry
+
+
+@dataclass
+class _Drop:
+    """One inbox entry being handled: where it is now and the id its status goes under."""
+
+    name: str  # as it was found in the inbox
+    signature: _Signature
+    path: Path | None  # where it is now (None: removed, its content already accepted)
+    entry: str  # an id of the entry itself (`entry_id`)
+    rid: str = ""  # its status's id if refused: the request's own req_id, else the entry's
+
+    def __post_init__(self) -> None:
+        self.rid = self.rid or self.entry
 
 
 class DropFolder:
@@ -50,8 +74,10 @@ class DropFolder:
         self.default_strength = default_strength
         self.audio_defaults = dict(audio_defaults or {})
         self.interval = interval
-        self._seen: dict[str, tuple[int, int]] = {}  # file name -> (size, mtime_ns) at the last poll
+        self._seen: dict[str, _Signature] = {}  # entry name -> signature at the last poll
+        self._stuck: dict[str, _Signature] = {}  # entries that could not be moved aside: not retried unchanged
         self._last_status: dict[str, tuple[float, str]] = {}
+        self._paused = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -59,6 +85,8 @@ class DropFolder:
     def start(self) -> None:
         for folder in (self.inbox, self.outbox, self.accepted, self.rejected):
             folder.mkdir(parents=True, exist_ok=True)
+        # Dropped audio is read from inbox/accepted/: always an allowed source, whatever the roots.
+        self.queue.allow_source_root(self.inbox)
         self._unsubscribe = self.queue.subscribe(self.on_event)
         self._recover()
         self._thread = threading.Thread(target=self._loop, name="longplay-drop", daemon=True)
@@ -72,88 +100,110 @@ class DropFolder:
             self._unsubscribe()
 
     def _loop(self) -> None:
+        last = ""
         while not self._stop.wait(self.interval):
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001 - a bad file or a full disk must not stop the watcher
-                log.exception("drop folder poll failed")
+                last = ""
+            except Exception as err:  # noqa: BLE001 - the scan itself (the inbox gone, a full disk)
+                if repr(err) != last:  # once per reason, not every half second
+                    log.exception("drop folder poll failed")
+                last = repr(err)
 
-    # ------------------------------------------------------------------ picking files up
+    # ------------------------------------------------------------------ picking entries up
     def poll(self) -> list[str]:
-        """One scan of the inbox; -> the names of the files handled (submitted or rejected)."""
+        """One scan of the inbox; -> the names of the entries handled (submitted or rejected)."""
+        if not self.queue.health.ok:
+            if not self._paused:
+                log.warning("the render worker stopped (%s): dropped files wait in %s until a restart",
+                            self.queue.health.reason, self.inbox)
+            self._paused = True
+            return []
+        self._paused = False
         handled = []
-        current: dict[str, tuple[int, int]] = {}
-        for path in sorted(self.inbox.iterdir()):
-            if not path.is_file() or path.name.startswith("."):
+        current: dict[str, _Signature] = {}
+        for name in sorted(os.listdir(self.inbox)):
+            if name.startswith(".") or name in (self.accepted.name, self.rejected.name):
                 continue
             try:
-                st = path.stat()
+                st = os.lstat(self.inbox / name)  # never follows a link, never opens: nothing can block
             except OSError:
-                continue
-            current[path.name] = (st.st_size, st.st_mtime_ns)
-            if self._seen.get(path.name) != current[path.name]:
+                continue  # gone since the listing
+            current[name] = signature = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+            if self._seen.get(name) != signature or self._stuck.get(name) == signature:
                 continue  # new or still growing: look again next time
-            if path.suffix.lower() == ".json":
-                self._take_json(path)
-            elif path.suffix.lower() in AUDIO_INPUT_SUFFIXES:
-                self._take_audio(path)
-            else:
-                self._reject(path, slug(path.stem), UsageError(
-                    f"{path.name}: not a request (.json) or an audio file ({', '.join(AUDIO_INPUT_SUFFIXES)})"))
-            current.pop(path.name, None)
-            handled.append(path.name)
+            handled.append(name)
+            self._take(_Drop(name, signature, self.inbox / name, entry_id(name, st.st_ino, st.st_mtime_ns)),
+                       st.st_mode)
+            if self._stuck.get(name) != signature:
+                current.pop(name)  # taken: a new file under this name waits its two polls again
         self._seen = current
+        self._stuck = {n: s for n, s in self._stuck.items() if current.get(n) == s}
         return handled
 
-    def _take_json(self, path: Path) -> None:
-        fallback_id = slug(path.stem, 48)
+    def _take(self, drop: _Drop, mode: int) -> None:
+        """Hand one stable entry to its door. Whatever goes wrong stays with this entry."""
         try:
-            try:
-                fallback_id = _content_id(path)
-                values = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise UsageError(f"{path.name} is not a readable JSON file: {err}") from None
-            if not isinstance(values, dict):
-                raise UsageError(f"{path.name} must hold a JSON object of request keys")
-            rid = values.pop("req_id", None)
-            rid = fallback_id = check_id(rid) if rid is not None else fallback_id
-            if "source_path" in values and isinstance(values["source_path"], str):
-                # Relative sources are relative to the drop folder, not to the server's cwd.
-                values["source_path"] = str(self.root / values["source_path"])
-            info = self.queue.submit(values, rid, source="drop", out_dir=self.outbox)
-        except BridgeError as err:
-            self._reject(path, fallback_id, err)
-            return
-        self._after_submit(path, info)
+            what = kind_of(mode)
+            suffix = Path(drop.name).suffix.lower()
+            if what is not None:
+                raise UsageError(f"{drop.name} is {what}, not a regular file; it was moved aside unopened "
+                                 "(drop the file itself)")
+            if suffix == ".json":
+                self._take_json(drop)
+            elif suffix in AUDIO_INPUT_SUFFIXES:
+                self._take_audio(drop)
+            else:
+                raise UsageError(f"{drop.name}: not a request (.json) or an audio file "
+                                 f"({', '.join(AUDIO_INPUT_SUFFIXES)})")
+        except Exception as err:  # noqa: BLE001 - one file's trouble is reported on that file
+            self._reject(drop, err)
 
-    def _take_audio(self, path: Path) -> None:
+    def _take_json(self, drop: _Drop) -> None:
+        assert drop.path is not None
+        data = read_request_file(drop.path)
+        values = parse_json(data, drop.name)
+        if not isinstance(values, dict):
+            raise UsageError(f"{drop.name} must hold a JSON object of request keys")
+        rid = values.pop("req_id", None)
+        if rid is not None:
+            drop.rid = check_id(rid)  # a client waits for <req_id>.status, refused or not
+        if "source_path" in values and isinstance(values["source_path"], str):
+            # Relative sources are relative to the drop folder, not to the server's cwd.
+            values["source_path"] = str(self.root / values["source_path"])
+        job_id = drop.rid if rid is not None else content_id(drop.name, hashlib.sha256(data).hexdigest())
+        try:
+            info = self.queue.submit(values, job_id, source="drop", out_dir=self.outbox)
+        except DuplicateRequest:
+            drop.rid = drop.entry  # the id is another job's: its status is not this file's to overwrite
+            raise
+        if info.duplicate:
+            self._write_status(info)
+        self._move(drop, self.accepted)
+
+    def _take_audio(self, drop: _Drop) -> None:
         """Audio-to-audio with the folder's default prompt. The source moves to
         ``accepted/<id><suffix>`` first, so the job reads a file that stays put, a restart finds
         it by its id, and the same recording dropped again is recognised."""
-        try:
-            rid = _content_id(path)
-        except OSError as err:
-            self._reject(path, slug(path.stem, 48), UsageError(f"{path.name} is not readable: {err}"))
+        assert drop.path is not None
+        rid = file_id(drop.path)
+        target = self.accepted / f"{rid}{drop.path.suffix.lower()}"
+        if os.path.lexists(target):  # the same content under the same name: a job has it already
+            self._submit_audio(target, rid)  # refused, this copy (not the job's) is moved aside
+            drop.path.unlink()
             return
-        target = self.accepted / f"{rid}{path.suffix.lower()}"
-        if target.exists():
-            path.unlink()  # the same content under the same name: the job already has it
-        else:
-            os.replace(path, target)
+        os.replace(drop.path, target)
+        drop.path = target
         self._submit_audio(target, rid)
 
     def _submit_audio(self, source: Path, rid: str) -> None:
         values: dict[str, Any] = {"strength": self.default_strength, "name": rid.rsplit("-", 1)[0]}
         if self.default_prompt:
             values["prompt"] = self.default_prompt
-        try:
-            values.update(self.audio_defaults)
-            values.update(self._folder_defaults())
-            values["source_path"] = str(source)
-            info = self.queue.submit(values, rid, source="drop", out_dir=self.outbox)
-        except BridgeError as err:
-            self._reject(source, rid, err)
-            return
+        values.update(self.audio_defaults)
+        values.update(self._folder_defaults())
+        values["source_path"] = str(source)
+        info = self.queue.submit(values, rid, source="drop", out_dir=self.outbox)
         if info.duplicate:
             self._write_status(info)
 
@@ -161,42 +211,73 @@ class DropFolder:
         """``<root>/defaults.json``: request keys for dropped audio files (prompt, strength, steps…),
         read at each pick-up so it can be edited while the server runs."""
         path = self.root / "defaults.json"
-        if not path.is_file():
-            return {}
         try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise UsageError(f"{path} is not a readable JSON file: {err}") from None
+            what = kind_of(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return {}
+        if what is not None:
+            raise UsageError(f"{path} is {what}, not a regular file")
+        values = parse_json(read_request_file(path), str(path))
         if not isinstance(values, dict):
             raise UsageError(f"{path} must hold a JSON object of request keys")
         return values
 
-    def _after_submit(self, path: Path, info: JobInfo) -> None:
-        if info.duplicate:
-            self._write_status(info)
-        os.replace(path, _free_name(self.accepted / path.name))
-
-    def _reject(self, path: Path, rid: str, err: BridgeError) -> None:
-        log.warning("drop folder rejected %s: %s", path.name, err.message)
-        moved = _free_name(self.rejected / path.name)
+    def _move(self, drop: _Drop, folder: Path) -> Path | None:
+        """Move the entry into ``folder`` under a free name; None (logged, and not retried while it
+        stays unchanged) if it cannot be moved."""
+        if drop.path is None:
+            return None
+        target = free_name(folder, drop.path.name)
         try:
-            os.replace(path, moved)
-        except OSError as move_err:
-            log.error("could not move %s aside: %s", path, move_err)
-        write_status(self.outbox, rid, {"id": rid, "state": "rejected", "request": str(moved),
-                                        "error": {"code": err.code, "message": err.message}})
+            os.replace(drop.path, target)
+        except OSError as err:
+            log.error("could not move %s to %s: %s", drop.path, folder, err)
+            if drop.path.parent == self.inbox:
+                self._stuck[drop.name] = drop.signature
+            return None
+        drop.path = target
+        return target
+
+    def _reject(self, drop: _Drop, err: Exception) -> None:
+        if isinstance(err, BridgeError):
+            code, message = err.code, err.message
+            log.warning("drop folder rejected %s: %s", drop.name, message)
+        elif isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            code, message = DiskFull.code, f"disk full: {err.filename or self.root}"
+            log.error("drop folder could not take %s: %s", drop.name, message)
+        elif isinstance(err, OSError):
+            code, message = UsageError.code, f"{drop.name} cannot be read or moved ({err.strerror or err})"
+            log.warning("drop folder rejected %s: %s", drop.name, message)
+        else:  # a bug of ours: its traceback, once, and the folder goes on
+            code, message = classify(err)
+            log.error("drop folder could not take %s", drop.name, exc_info=err)
+        moved = self._move(drop, self.rejected)
+        try:
+            write_status(self.outbox, drop.rid, {"id": drop.rid, "state": "rejected", "file": drop.name,
+                                                 "request": str(moved) if moved else None,
+                                                 "error": {"code": code, "message": message}})
+        except OSError as status_err:
+            log.error("could not write the status of %s: %s", drop.name, status_err)
 
     def _recover(self) -> None:
         """Audio moved to accepted/ by a process killed before it submitted: submit it now. Its
         name is its id, so a job that was submitted is found and not rendered again."""
         for path in sorted(self.accepted.iterdir()):
-            if path.is_file() and path.suffix.lower() in AUDIO_INPUT_SUFFIXES:
-                try:
-                    rid = check_id(path.stem)
-                except UsageError:
-                    continue  # not a name this folder gave
-                if self.queue.get(rid) is None:
-                    self._submit_audio(path, rid)
+            if not (path.suffix.lower() in AUDIO_INPUT_SUFFIXES and path.is_file() and not path.is_symlink()):
+                continue
+            try:
+                rid = check_id(path.stem)
+            except UsageError:
+                continue  # not a name this folder gave
+            if self.queue.get(rid) is not None:
+                continue
+            st = path.lstat()
+            drop = _Drop(path.name, (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino), path,
+                         entry_id(path.name, st.st_ino, st.st_mtime_ns))
+            try:
+                self._submit_audio(path, rid)
+            except Exception as err:  # noqa: BLE001 - as for a fresh drop
+                self._reject(drop, err)
 
     # ------------------------------------------------------------------ status files
     def on_event(self, event: JobEvent) -> None:
@@ -225,21 +306,3 @@ class DropFolder:
             write_status(self.outbox, job.id, status)
         except OSError as err:
             log.error("could not write the status of %s: %s", job.id, err)
-
-
-def _content_id(path: Path) -> str:
-    """``<file-name-slug>-<8 hex of the content's hash>``: stable across restarts and re-drops."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return f"{slug(path.stem, 48)}-{h.hexdigest()[:8]}"
-
-
-def _free_name(path: Path) -> Path:
-    n, candidate = 0, path
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-

@@ -40,6 +40,15 @@ class TooLong(UsageError):
     code = 413
 
 
+class MalformedPacket(UsageError):
+    """A datagram that is not well-formed OSC: a broken bundle, an unsupported type tag (OSC 400)."""
+
+
+class BundleTooLarge(UsageError):
+    """A datagram holding more messages, or deeper bundles, than the door answers (OSC 400): one
+    error for the whole datagram, so a small packet cannot buy thousands of replies."""
+
+
 class UnknownJob(BridgeError):
     """A status or cancel request for an id the journal has never seen (OSC 404)."""
 
@@ -58,8 +67,26 @@ class QueueFull(BridgeError):
     code = 503
 
 
+class ServerBusy(QueueFull):
+    """More datagrams arrived than the OSC door holds waiting to be handled (OSC 503)."""
+
+
 class EngineUnavailable(BridgeError):
     """The engine's public API cannot be imported (not built yet, or a broken install)."""
 
     def __init__(self, cause: ImportError) -> None:
         super().__init__(f"the engine is not available: {cause}")
+
+
+class DiskFull(BridgeError):
+    """A write failed for want of space (a full disk or quota, SQLite's "database or disk is
+    full"): "disk full: <path>" (OSC 503: free some space and send again)."""
+
+    code = 503
+
+
+class WorkerStopped(BridgeError):
+    """The render worker has stopped (the reason follows); requests are refused until the server
+    restarts, and what is journaled runs then (OSC 503)."""
+
+    code = 503

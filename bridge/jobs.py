@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from engine import AudioInputError, EngineError, RenderCancelled, RequestError
+from engine import AudioInputError, AudioNotFound, EngineError, RenderCancelled, RequestError, RequestTooLong
 
-from .errors import BridgeError
+from .errors import BridgeError, DiskFull
 from .journal import FINAL_STATES
 from .requests import JobSpec
 
@@ -55,6 +56,23 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class QueueHealth:
+    """Whether the queue's worker runs (``JobQueue.health``), for status replies and the app.
+
+    ``state`` is "starting" (loading the model, or not started), "ready", "failed" (``reason``
+    says why; new requests are refused with 503 until a restart, and what is journaled runs
+    then) or "stopped" (shut down)."""
+
+    state: str
+    reason: str | None = None
+    since: float | None = None  # time.time() of the failure
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("starting", "ready")
+
+
+@dataclass(frozen=True)
 class JobEvent:
     kind: str  # accepted | progress | file | done | failed | cancelled
     job: JobInfo
@@ -64,22 +82,34 @@ class JobEvent:
 Listener = Callable[[JobEvent], None]
 
 
+# Engine errors -> OSC codes, the most specific type first. The type decides, never the words of
+# the message (a message is for people and may change; "not found" may describe anything).
+_ENGINE_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (RequestTooLong, 413), (RequestError, 400), (AudioNotFound, 404), (AudioInputError, 400))
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """MemoryError, or torch's OutOfMemoryError (a RuntimeError), known by its class name because
+    the bridge cannot import torch to name it."""
+    return isinstance(err, MemoryError) or any(c.__name__ == "OutOfMemoryError" for c in type(err).__mro__)
+
+
 def classify(err: BaseException) -> tuple[int, str]:
     """An exception from a render -> (OSC error code, one-line reason)."""
     msg = " ".join(str(err).split())[:300] or type(err).__name__
     if isinstance(err, RenderCancelled):
         return 499, "cancelled"
-    if isinstance(err, RequestError):
-        return (413 if "longer than" in msg else 400), msg
-    if isinstance(err, AudioInputError):
-        return (404 if "not found" in msg else 400), msg
-    # torch's OutOfMemoryError is a RuntimeError; the bridge cannot import torch to name it.
-    if isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and "out of memory" in msg.lower()):
+    for cls, code in _ENGINE_CODES:
+        if isinstance(err, cls):
+            return code, msg
+    if _out_of_memory(err):
         return 503, f"out of memory: {msg}"
     if isinstance(err, BridgeError):
         return err.code, err.message
     if isinstance(err, EngineError):
         return 500, msg
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull.code, f"disk full: {err.filename or msg}"
     if isinstance(err, OSError):
         return 500, f"could not write the output: {msg}"
     return 500, f"internal error ({type(err).__name__}): {msg}"

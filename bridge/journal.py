@@ -3,19 +3,24 @@
 A job's row survives any crash: with ``synchronous=FULL`` a commit is on disk when ``insert``
 returns, so an acknowledged request is never lost, even to a power cut. Progress is not journaled
 (it changes every step and means nothing after a restart); state changes and files are.
+
+Every statement goes through one place (``_execute``), which turns what SQLite and the disk raise
+into ``DiskFull`` ("disk full: <path>") or ``JournalError``: a full disk under the journal is a
+reason a person can act on, not a traceback in the render thread.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-from .errors import BridgeError
+from .errors import BridgeError, DiskFull
 
 SCHEMA_VERSION = 1
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -55,10 +60,10 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -69,8 +74,10 @@ class Journal:
                                    f"version {SCHEMA_VERSION}")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as err:
-            raise JournalError(f"cannot open the job journal {path}: {err}") from err
+        except (sqlite3.Error, OSError) as err:
+            if _is_full(err):
+                raise DiskFull(f"disk full: {self.path}") from err
+            raise JournalError(f"cannot open the job journal {path}: {getattr(err, 'strerror', None) or err}") from err
 
     def close(self) -> None:
         with self._lock:
@@ -83,9 +90,8 @@ class Journal:
             "id": id, "source": source, "fingerprint": fingerprint, "spec": spec, "reply_to": reply_to,
             "state": QUEUED, "created": time.time(), "started": None, "finished": None, "attempts": 0,
             "planned": [], "files": [], "error_code": None, "error": None}
-        with self._lock:
-            self._db.execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                             [_encode(k, row[k]) for k in _COLUMNS])
+        self._execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                      [_encode(k, row[k]) for k in _COLUMNS])
         return row
 
     def update(self, id: str, **fields: Any) -> None:
@@ -93,25 +99,20 @@ class Journal:
         if unknown:
             raise KeyError(f"unknown journal columns {sorted(unknown)}")
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._lock:
-            self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [_encode(k, v) for k, v in fields.items()] + [id])
+        self._execute(f"UPDATE jobs SET {sets} WHERE id = ?", [_encode(k, v) for k, v in fields.items()] + [id])
 
     def delete(self, id: str) -> bool:
         """Remove a finished job's row (the history's delete); queued or running rows stay."""
         marks = ", ".join("?" * len(FINAL_STATES))
-        with self._lock:
-            cur = self._db.execute(f"DELETE FROM jobs WHERE id = ? AND state IN ({marks})", (id, *FINAL_STATES))
-        return cur.rowcount > 0
+        return self._execute(f"DELETE FROM jobs WHERE id = ? AND state IN ({marks})", (id, *FINAL_STATES)) > 0
 
     def get(self, id: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (id,)).fetchone()
-        return _decode(row) if row else None
+        rows = self._select("SELECT * FROM jobs WHERE id = ?", (id,))
+        return _decode(rows[0]) if rows else None
 
     def unfinished(self) -> list[dict[str, Any]]:
         """Jobs queued or running when the last process ended, in submission order."""
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY seq", (QUEUED, RUNNING)).fetchall()
+        rows = self._select("SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY seq", (QUEUED, RUNNING))
         return [_decode(r) for r in rows]
 
     def recent(self, limit: int = 100, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -121,9 +122,38 @@ class Journal:
             states = list(states)
             query += f" WHERE state IN ({', '.join('?' * len(states))})"
             args += states
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY seq DESC LIMIT ?", [*args, int(limit)]).fetchall()
+        rows = self._select(query + " ORDER BY seq DESC LIMIT ?", [*args, int(limit)])
         return [_decode(r) for r in rows]
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> int:
+        """Run a write; -> rows changed. ``sqlite3.IntegrityError`` passes (a taken id is the
+        caller's answer); a full disk is ``DiskFull``, anything else ``JournalError``."""
+        try:
+            with self._lock:
+                return int(self._db.execute(sql, args).rowcount)
+        except sqlite3.IntegrityError:
+            raise
+        except (sqlite3.Error, OSError) as err:
+            raise self._error(err) from err
+
+    def _select(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                return list(self._db.execute(sql, args).fetchall())
+        except (sqlite3.Error, OSError) as err:
+            raise self._error(err) from err
+
+    def _error(self, err: BaseException) -> BridgeError:
+        if _is_full(err):
+            return DiskFull(f"disk full: {self.path}")
+        return JournalError(f"the job journal {self.path} failed: {getattr(err, 'strerror', None) or err}")
+
+
+def _is_full(err: BaseException) -> bool:
+    """A full disk (or quota) as the OS says it, or as SQLite does (SQLITE_FULL)."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def _encode(key: str, value: Any) -> Any:

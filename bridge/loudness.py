@@ -1,6 +1,7 @@
 """The level renders leave the doors at (CLI, OSC, drop folder, app), and its one parser.
 
-Kept apart from `requests` so the CLI can name the default without importing the engine.
+Kept apart from `requests` so the CLI can name the default without loading torch (`engine.LIMITS`
+is torch-free).
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from engine import LIMITS
+
 from .errors import UsageError
 
 # Renders leave every door at -14 LUFS integrated (ITU-R BS.1770), peaks under -1 dBFS: auditioned
 # variations compare at one level and land in a DAW near where mixes sit. "off" keeps the model's
 # own level (the engine's default, as Stable Audio samples).
 DEFAULT_LOUDNESS = -14.0
-LOUDNESS_RANGE = (-60.0, 0.0)
+LOUDNESS_RANGE = (LIMITS["loudness"].lo, LIMITS["loudness"].hi)
 OFF = ("off", "none")
 
 

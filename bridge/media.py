@@ -15,7 +15,7 @@ import numpy as np
 
 from engine import AudioInputError, ModelInfo, ModelLoadError, find_models, load_audio, peaks, resolve_model
 
-from .sniff import sniff_audio
+from .sniff import AudioOutOfRange, sniff_audio
 
 __all__ = ["AudioInputError", "AudioPeaks", "ModelInfo", "ModelLoadError", "find_models", "load_audio",
            "peaks", "read_peaks", "resolve_model"]
@@ -50,6 +50,8 @@ def read_peaks(path: str | os.PathLike[str], columns: int = 4096) -> AudioPeaks:
         raise AudioInputError(f"{p.name}: no such file")
     try:
         sniff_audio(p)
+    except AudioOutOfRange as err:  # a rate or length past the limits, refused from its header
+        raise AudioInputError(f"{p.name} {err}") from None
     except ValueError:
         raise AudioInputError(f"{p.name} is not an audio file Longplay can read (WAV, FLAC, AIFF or Ogg)") from None
     except OSError as err:

@@ -1,17 +1,22 @@
 """The OSC door (DESIGN.md's address space) over UDP, on a socket loop this module owns.
 
-python-osc does the wire format (``OscPacket`` to parse, ``OscMessageBuilder`` to build); the
-loop is ours so that nothing is swallowed: a packet that does not parse, an unknown address or a
-bad argument is logged and answered with ``/longplay/error <req_id> <code> <reason>``, and the
-server keeps serving. Renders never run here: handlers only validate and submit to the queue.
+python-osc decodes messages and builds replies; the structure of a datagram is checked first
+(``osc_wire``). Nothing is swallowed: a packet that does not parse, an unknown address or a bad
+argument is logged (rate-limited) and answered with ``/longplay/error <req_id> <code> <reason>``,
+and the server keeps serving. Renders never run here: handlers only validate and submit.
 
-Replies go to the sender's host, on the port that sender (host + source port) registered with
-``/longplay/hello``, else the port the host registered last, else the packet's source port.
+Two threads: one only receives datagrams and queues them in memory (a burst must leave the
+kernel's buffer faster than requests are journaled), the other handles them in arrival order.
+
+A reply goes to the port its sender (host + source port) registered with ``/longplay/hello``,
+else to the packet's source port: one client's hello never redirects another's replies. Messages
+on the addresses this server sends (``REPLY_ADDRESSES``) are never requests: they are dropped, so
+two servers (or a server and itself) cannot answer each other forever.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import collections
 import logging
 import socket
 import threading
@@ -19,11 +24,13 @@ import time
 from typing import Any, Callable, Sequence
 
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
-from .errors import BridgeError, UnknownJob, UsageError
+from .errors import BridgeError, ServerBusy, UnknownJob, UsageError
 from .journal import CANCELLED, DONE, FAILED, QUEUED, RUNNING
+from .osc_net import is_allowed, is_loopback, is_own, networks, open_udp
+from .osc_wire import MAX_ID_ECHO, RECV_BYTES, decode, peek_id, split
 from .queue import JobEvent, JobInfo, JobQueue
+from .ratelog import RateLimitedLog
 from .requests import RENDER_KEYS, TRANSFORM_KEYS, as_int, as_text, check_id, kind, show
 from .writer import VERSION
 
@@ -31,33 +38,14 @@ log = logging.getLogger("longplay.osc")
 
 DEFAULT_PORT = 9030
 PROGRESS_INTERVAL = 0.1  # at most 10 progress replies per second per job; stage changes always go
+MAX_CLIENT_NAME = 64  # characters of /longplay/hello's client_name
+MAX_CLIENTS = 1024  # reply ports remembered from /longplay/hello; the oldest is forgotten first
+MAX_WATCHERS = 16  # addresses (besides the submitter's) that hear a job's events after status/cancel
+MAX_BACKLOG = 4096  # datagrams received but not yet handled; past it (or MAX_BACKLOG_BYTES): 503
+MAX_BACKLOG_BYTES = 32 << 20
+REPLY_ADDRESSES = frozenset({"/longplay/hello/ok", "/longplay/accepted", "/longplay/progress",
+                             "/longplay/file", "/longplay/done", "/longplay/error", "/longplay/server"})
 Address = tuple[str, int]
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _networks(allow: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Allow-list entries (IP, CIDR or host name) -> networks; host names are resolved once."""
-    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for entry in allow:
-        try:
-            nets.append(ipaddress.ip_network(entry, strict=False))
-            continue
-        except ValueError:
-            pass
-        try:
-            infos = socket.getaddrinfo(entry, None, type=socket.SOCK_DGRAM)
-        except OSError as err:
-            raise UsageError(f"--allow {entry}: not an IP address, network or known host name ({err})") from None
-        nets += [ipaddress.ip_network(info[4][0]) for info in infos]
-    return nets
 
 
 class OscServer:
@@ -70,16 +58,19 @@ class OscServer:
                              "(--allow HOST); without one only this machine can send requests")
         self.queue = queue
         self.host, self.port = host, port
-        self._allowed = _networks(allow)
+        self._bound_host = host
+        self._allowed = networks(allow)
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._ports: dict[Address, int] = {}  # (host, source port) -> reply port from /hello
-        self._host_ports: dict[str, int] = {}  # host -> the reply port it registered last
+        self._ports: collections.OrderedDict[Address, int] = collections.OrderedDict()  # from /hello
         self._watchers: dict[str, set[Address]] = {}  # job id -> extra addresses (from status/cancel)
         self._last_progress: dict[str, tuple[float, str]] = {}
-        self._ignored_logged: dict[str, float] = {}
+        self._backlog: collections.deque[tuple[bytes, Address]] = collections.deque()
+        self._backlog_bytes = 0
+        self._wake = threading.Condition()
+        self._log = RateLimitedLog(log)
         self._unsubscribe: Callable[[], None] | None = None
         self._handlers: dict[str, Callable[[list[Any], Address], None]] = {
             "/longplay/hello": self._hello, "/longplay/render": self._render,
@@ -89,36 +80,41 @@ class OscServer:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Address:
-        """Bind and serve on a background thread; -> the bound (host, port) (port 0 picks one)."""
-        info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
-        sock = socket.socket(info[0], socket.SOCK_DGRAM)
-        try:
-            sock.bind(info[4])
-        except OSError as err:
-            sock.close()
-            raise BridgeError(f"cannot listen for OSC on {self.host}:{self.port}: {err}") from err
+        """Bind and serve on background threads; -> the bound (host, port) (port 0 picks one)."""
+        sock, self._bound_host = open_udp(self.host, self.port)
         sock.settimeout(0.2)
         self._sock = sock
         self.port = sock.getsockname()[1]
         self._unsubscribe = self.queue.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._loop, name="longplay-osc", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._receive, name="longplay-osc-receive", daemon=True),
+                         threading.Thread(target=self._serve, name="longplay-osc", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         return self.host, self.port
 
     def stop(self) -> None:
         self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)
         if self._sock is not None:
             self._sock.close()
+        self._log.flush()
 
-    def _loop(self) -> None:
+    @property
+    def receive_buffer(self) -> int:
+        """The socket's receive buffer in bytes as the kernel reports it (0 before ``start``)."""
+        return self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) if self._sock is not None else 0
+
+    def _receive(self) -> None:
+        """Only receive and queue: the kernel's buffer is emptied as fast as datagrams arrive."""
         assert self._sock is not None
         while not self._stop.is_set():
             try:
-                data, addr = self._sock.recvfrom(65535)
+                data, peer = self._sock.recvfrom(RECV_BYTES)
             except socket.timeout:
                 continue
             except OSError as err:  # e.g. ECONNREFUSED: an earlier reply hit a closed port
@@ -126,47 +122,101 @@ class OscServer:
                     return
                 log.debug("recv: %s", err)
                 continue
-            self.handle(data, (addr[0], addr[1]))
+            addr = (peer[0], peer[1])
+            if not self._admit(addr):
+                continue
+            with self._wake:
+                full = len(self._backlog) >= MAX_BACKLOG or self._backlog_bytes + len(data) > MAX_BACKLOG_BYTES
+                if not full:
+                    self._backlog.append((data, addr))
+                    self._backlog_bytes += len(data)
+                    self._wake.notify()
+            if full:
+                self._log.warning("busy", "OSC backlog full (%d datagrams): refused one from %s:%d with 503",
+                                  len(self._backlog), addr[0], addr[1])
+                err = ServerBusy("the server is busy (too many requests waiting to be read); send it again")
+                self.send(self._reply_address(addr), "/longplay/error", peek_id(data), err.code, err.message)
+
+    def _serve(self) -> None:
+        while True:
+            with self._wake:
+                while not self._backlog and not self._stop.is_set():
+                    self._wake.wait()
+                if self._stop.is_set():
+                    return
+                data, addr = self._backlog.popleft()
+                self._backlog_bytes -= len(data)
+            self.handle(data, addr)
 
     # ------------------------------------------------------------------ incoming
     def handle(self, data: bytes, addr: Address) -> None:
         """Handle one datagram from ``addr``. Never raises: every failure is logged and answered."""
-        if not self._is_allowed(addr[0]):
+        if not self._admit(addr):  # again: callers other than the receiving thread come here too
             return
-        reply = self._reply_address(addr)
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except Exception as err:  # noqa: BLE001 - python-osc raises several types for malformed data
-            log.warning("malformed OSC packet from %s:%d: %s", addr[0], addr[1], err)
-            self.send(reply, "/longplay/error", "", 400, f"malformed OSC packet: {show(str(err), 120)}")
+            self._packet(data, addr)
+        except Exception as err:  # noqa: BLE001 - a bug of ours must cost one answer, not the server
+            self._log.exception("internal", "OSC packet from %s:%d failed", addr[0], addr[1])
+            self.send(self._reply_address(addr), "/longplay/error", "", 500, f"internal error: {show(str(err))}")
+
+    def _packet(self, data: bytes, addr: Address) -> None:
+        try:
+            messages = split(data)
+        except BridgeError as err:  # a broken or oversized bundle: one answer for the datagram
+            self._log.warning("malformed", "bad OSC packet from %s:%d: %s", addr[0], addr[1], err.message)
+            self.send(self._reply_address(addr), "/longplay/error", peek_id(data), err.code, err.message)
             return
-        if not messages:
-            self.send(reply, "/longplay/error", "", 400, "the OSC bundle holds no messages")
-        for msg in messages:
-            self._dispatch(msg.address, list(msg.params), addr)
+        for view in messages:
+            try:
+                address, args = decode(view)
+            except BridgeError as err:
+                self._log.warning("malformed", "bad OSC message from %s:%d: %s", addr[0], addr[1], err.message)
+                self.send(self._reply_address(addr), "/longplay/error", peek_id(view), err.code, err.message)
+                continue
+            if address in REPLY_ADDRESSES:  # another server's answer (or our own): never a request
+                self._log.info("reply-address", "dropped %s from %s:%d: a reply address, not a request",
+                               address, addr[0], addr[1])
+                continue
+            self._dispatch(address, args, addr)
+
+    def _admit(self, addr: Address) -> bool:
+        """Loopback and allow-listed hosts only, and never a datagram from this server's socket."""
+        if not is_allowed(addr[0], self._allowed):
+            self._log.warning("not-allowed", "ignored OSC from %s: not in the allow-list", addr[0])
+            return False
+        if self._is_own(addr):
+            self._log.warning("own", "ignored OSC from this server's own socket %s:%d", addr[0], addr[1])
+            return False
+        return True
 
     def _dispatch(self, address: str, args: list[Any], addr: Address) -> None:
-        rid = args[0][:128] if args and isinstance(args[0], str) else ""
+        rid = args[0][:MAX_ID_ECHO] if args and isinstance(args[0], str) else ""
         try:
             handler = self._handlers.get(address)
             if handler is None:
                 raise UsageError(f"unknown address {show(address)}; expected one of {', '.join(self._handlers)}")
             handler(args, addr)
         except BridgeError as err:
-            log.info("%s from %s:%d refused: %d %s", show(address), addr[0], addr[1], err.code, err.message)
+            self._log.info("refused", "%s from %s:%d refused: %d %s", show(address), addr[0], addr[1],
+                           err.code, err.message)
             self.send(self._reply_address(addr), "/longplay/error", rid, err.code, err.message)
         except Exception as err:  # noqa: BLE001 - a bug in a handler must not stop the server
-            log.exception("%s from %s:%d failed", show(address), addr[0], addr[1])
+            self._log.exception("internal", "%s from %s:%d failed", show(address), addr[0], addr[1])
             self.send(self._reply_address(addr), "/longplay/error", rid, 500, f"internal error: {show(str(err))}")
 
     def _hello(self, args: list[Any], addr: Address) -> None:
         _count(args, ("client_name", "reply_port"))
-        name = as_text("client_name", args[0], 64)
-        port = as_int("reply_port", args[1], 0, 65535)
+        name = as_text("client_name", args[0], MAX_CLIENT_NAME)
+        port = as_int("reply_port", args[1], 0, 65535) or addr[1]
+        if self._is_own((addr[0], port)):
+            raise UsageError(f"reply_port {port} is this server's own port: its replies would come back to it; "
+                             "give the port your client listens on (0: this packet's source port)")
         with self._lock:
-            self._ports[addr] = port or addr[1]
-            self._host_ports[addr[0]] = port or addr[1]
-        log.info("hello from %s at %s:%d (replies to port %d)", show(name), addr[0], addr[1], port or addr[1])
+            self._ports[addr] = port
+            self._ports.move_to_end(addr)
+            while len(self._ports) > MAX_CLIENTS:
+                self._ports.popitem(last=False)
+        log.info("hello from %s at %s:%d (replies to port %d)", show(name), addr[0], addr[1], port)
         self.send(self._reply_address(addr), "/longplay/hello/ok", VERSION, self.queue.model_name)
 
     def _render(self, args: list[Any], addr: Address) -> None:
@@ -210,6 +260,11 @@ class OscServer:
                 self._watchers.pop(rid, None)
 
     def _status(self, args: list[Any], addr: Address) -> None:
+        if not args:  # the server itself: is its worker running, and how many jobs wait
+            health = self.queue.health
+            self.send(self._reply_address(addr), "/longplay/server", "", health.state, self.queue.waiting,
+                      health.reason or "")
+            return
         _count(args, ("req_id",))
         rid = check_id(args[0])
         info = self.queue.get(rid)
@@ -262,6 +317,11 @@ class OscServer:
             self.send(to, "/longplay/error", job.id, job.error_code or 500, job.error or job.state)
 
     def send(self, to: Address, address: str, *args: Any) -> None:
+        assert address in REPLY_ADDRESSES  # what the server sends, it drops on receipt: no loops
+        if self._is_own(to):  # e.g. a journaled reply address from before this check existed
+            self._log.warning("own", "not sending %s to %s:%d: that is this server's own socket",
+                              address, to[0], to[1])
+            return
         builder = OscMessageBuilder(address)
         for a in args:
             builder.add_arg(a, "f" if isinstance(a, float) else None)
@@ -270,30 +330,21 @@ class OscServer:
             if self._sock is not None:
                 self._sock.sendto(data, to)
         except Exception as err:  # noqa: BLE001 - a reply that cannot go out is logged, not fatal
-            log.warning("could not send %s to %s:%d: %s", address, to[0], to[1], err)
+            self._log.warning("send", "could not send %s to %s:%d: %s", address, to[0], to[1], err)
 
     # ------------------------------------------------------------------ addresses
-    def _is_allowed(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            return False
-        if ip.is_loopback or any(ip in net for net in self._allowed):
-            return True
-        now = time.monotonic()
-        if now - self._ignored_logged.get(host, -1e9) > 10:  # one line per host per 10 s, not a flood
-            self._ignored_logged[host] = now
-            log.warning("ignored OSC from %s: not in the allow-list", host)
-        return False
+    def _is_own(self, addr: Address) -> bool:
+        return self._sock is not None and is_own(addr[0], addr[1], self._bound_host, self.port)
 
     def _reply_address(self, addr: Address) -> Address:
         with self._lock:
-            port = self._ports.get(addr) or self._host_ports.get(addr[0]) or addr[1]
-        return addr[0], port
+            return addr[0], self._ports.get(addr, addr[1])
 
     def _watch(self, job_id: str, to: Address) -> None:
         with self._lock:
-            self._watchers.setdefault(job_id, set()).add(to)
+            watchers = self._watchers.setdefault(job_id, set())
+            if len(watchers) < MAX_WATCHERS:  # else each event would buy one reply per asker: poll instead
+                watchers.add(to)
 
     def _targets(self, job: JobInfo) -> set[Address]:
         targets: set[Address] = set()

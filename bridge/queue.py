@@ -14,6 +14,11 @@ atomically by the engine, so no half-written file ever appears under an output n
 Listeners are called on the worker thread (progress, file, done, failed, cancelled) or on the
 submitting thread (accepted, under the queue's lock so it always precedes the job's progress);
 they must return quickly. A GUI re-posts events to its own thread (e.g. through a Qt signal).
+
+A failure inside a job fails that job with its reason. A failure of the worker itself (the journal
+cannot record a state: a full disk) stops it for good: it is logged, ``health`` says why, and
+``submit`` refuses with 503 (``WorkerStopped``) instead of accepting jobs that would never run.
+Nothing journaled is lost: the next start runs it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -33,8 +39,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from engine import ConditionedDiffusionModel, Generator, Progress, RenderCancelled, RenderRequest, load_model
 
-from .errors import BridgeError, DuplicateRequest, QueueFull, UnknownJob
-from .jobs import FileInfo, JobEvent, JobInfo, Listener, classify
+from .errors import BridgeError, DuplicateRequest, QueueFull, UnknownJob, WorkerStopped
+from .jobs import FileInfo, JobEvent, JobInfo, Listener, QueueHealth, classify
 from .journal import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Journal
 from .requests import JobSpec, Limits, check_id, new_id, parse_request, spec_from_request
 from .writer import clean_temp_files, plan_paths, write_render
@@ -83,6 +89,7 @@ class JobQueue:
         self._stopping = False
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
+        self._failure: tuple[str, float] | None = None  # (reason, when) once the worker has stopped
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -144,6 +151,9 @@ class JobQueue:
                 return known
             if self._stopping:
                 raise QueueFull("the server is shutting down; send the request again once it is back")
+            if self._failure is not None:
+                raise WorkerStopped(f"the render worker stopped ({self._failure[0]}); requests are refused "
+                                    "until the server is restarted")
             if len(self._pending) >= self.limit:
                 raise QueueFull(f"the queue is full ({self.limit} jobs waiting); try again later")
             try:
@@ -190,6 +200,25 @@ class JobQueue:
     @property
     def waiting(self) -> int:
         return len(self._pending)
+
+    @property
+    def health(self) -> QueueHealth:
+        """Whether the worker runs, and if not why (``QueueHealth``): what ``/longplay/status`` and
+        the app's bridge panel show."""
+        with self._cond:
+            if self._failure is not None:
+                return QueueHealth("failed", *self._failure)
+            if self._stopping:
+                return QueueHealth("stopped")
+            return QueueHealth("ready" if self._ready.is_set() else "starting")
+
+    def allow_source_root(self, folder: str | os.PathLike[str]) -> None:
+        """Accept transform sources under ``folder`` too (the drop folder's inbox, whose files it
+        hands to its own jobs) when sources are limited to roots; without roots any file is."""
+        with self._cond:
+            roots = self.limits.allowed_roots
+            if roots and Path(folder).resolve() not in roots:
+                self.limits = dataclasses.replace(self.limits, allowed_roots=(*roots, Path(folder).resolve()))
 
     @property
     def model_defaults(self) -> dict[str, Any]:
@@ -242,17 +271,35 @@ class JobQueue:
             model = load_model(model)
         self._generator = Generator(model) if self._device is None else Generator(model, device=self._device)
         self.model_name = Path(str(getattr(model, "folder", "") or "in-memory")).name
-        self.limits = dataclasses.replace(self.limits, max_seconds=float(self._generator.max_seconds),
-                                          window_seconds=float(model.config.window_seconds))
+        with self._cond:  # allow_source_root may be replacing the limits from another thread
+            self.limits = dataclasses.replace(self.limits, max_seconds=float(self._generator.max_seconds),
+                                              window_seconds=float(model.config.window_seconds))
 
     def _work(self) -> None:
         try:
             self._load()
         except BaseException as err:  # noqa: BLE001 - reported by start() on the caller's thread
             self._load_error = err
+            with self._cond:
+                self._failure = (f"the model did not load: {classify(err)[1]}", time.time())
             self._ready.set()
             return
         self._ready.set()
+        try:
+            self._serve()
+        except BaseException as err:  # noqa: BLE001 - the worker's own failure: seen, logged, refused
+            reason = classify(err)[1]
+            with self._cond:
+                self._failure = (reason, time.time())
+                self._running = None
+            log.error("the render worker stopped: %s. New requests are refused with 503 until the server is "
+                      "restarted; queued and running jobs stay journaled and run then", reason, exc_info=err)
+            if not isinstance(err, Exception):
+                raise
+
+    def _serve(self) -> None:
+        """Run jobs until stopped. Failures inside a job are the job's (``_run``); whatever
+        escapes here (the journal cannot record a state) is the worker's own."""
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:
@@ -361,6 +408,9 @@ def _fingerprint(request: Mapping[str, Any] | RenderRequest | JobSpec) -> str:
         data = {"values": dict(request)} if isinstance(request, Mapping) else repr(request)
     try:
         text = json.dumps(data, sort_keys=True, default=repr)
-    except (TypeError, ValueError):  # odd keys: validation will refuse the request anyway
-        text = repr(data)
+    except (TypeError, ValueError, RecursionError):  # odd keys: validation will refuse the request anyway
+        try:
+            text = repr(data)
+        except (ValueError, RecursionError):  # a huge int or deep nesting: nothing to compare it with
+            return secrets.token_hex(16)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine import SAMPLERS, RenderRequest
+from engine import LIMITS, MAX_SEED, MAX_VARIATIONS, SAMPLERS, Bound, RenderRequest
 
 from .errors import SourceNotFound, TooLong, UsageError
 from .loudness import DEFAULT_LOUDNESS, parse_loudness
 from .naming import slug
-from .sniff import sniff_audio
+from .sniff import AudioOutOfRange, sniff_audio
 
-MAX_SEED = 2**31 - 1
-MAX_VARIATIONS = 16
+MAX_REQUEST_BYTES = 64 * 1024  # a drop-folder request file; every key at its longest fits in 16 kB
+MAX_SOURCE_PATH = 4096  # characters of a transform's source_path (Linux's PATH_MAX)
 # Request ids become file names (`<id>.status`): letters, digits, dot, dash, underscore.
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -50,8 +50,8 @@ class Limits:
 
     max_seconds: float = 47.55
     window_seconds: float | None = None  # None: the same as max_seconds
-    max_prompt: int = 1000
-    max_name: int = 64
+    max_prompt: int = int(LIMITS["prompt"].hi)
+    max_name: int = int(LIMITS["name"].hi)
     allowed_roots: tuple[Path, ...] = ()  # empty: any readable file may be a source
     default_prompt: str = ""  # transform requests without a prompt
     default_strength: float = 0.7
@@ -145,14 +145,14 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
         kw["negative"] = as_text("negative", v["negative"], limits.max_prompt)
 
     _length(v, kw, limits, transform)
-    seed = as_int("seed", v.get("seed", -1), -1, MAX_SEED - MAX_VARIATIONS)
-    kw["seed"] = seed if seed >= 0 else secrets.randbelow(MAX_SEED - MAX_VARIATIONS)
+    seed = as_int("seed", v.get("seed", -1), -1, int(LIMITS["seed"].hi))
+    kw["seed"] = seed if seed >= 0 else random_seed()
     if "steps" in v:
-        kw["steps"] = as_int("steps", v["steps"], 1, 500)
+        kw["steps"] = bounded("steps", v["steps"])
     if "cfg" in v:
-        kw["cfg"] = as_float("cfg", v["cfg"], 0, 25)
-    kw["variations"] = as_int("variations", v.get("variations", 1), 1, MAX_VARIATIONS)
-    kw["fade_ms"] = as_float("fade_ms", v.get("fade_ms", limits.default_fade_ms), 0, 100)
+        kw["cfg"] = bounded("cfg", v["cfg"])
+    kw["variations"] = bounded("variations", v.get("variations", 1))
+    kw["fade_ms"] = bounded("fade_ms", v.get("fade_ms", limits.default_fade_ms))
     kw["loudness"] = parse_loudness(v.get("loudness", limits.default_loudness))
     if "sampler" in v:
         sampler = as_text("sampler", v["sampler"], 32)
@@ -171,7 +171,7 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
         kw["init_audio"] = str(source)
         if "seconds" not in kw and "bars" not in kw and source_seconds:
             kw["seconds"] = min(source_seconds, limits.window)  # keep the source's length
-        kw["init_strength"] = as_float("strength", v.get("strength", limits.default_strength), 0, 1)
+        kw["init_strength"] = bounded("strength", v.get("strength", limits.default_strength))
     name = check_name(v["name"], limits) if "name" in v else ""
     name = slug(name or (Path(kw["init_audio"]).stem if transform and "prompt" not in v else kw["prompt"]))
     return JobSpec(RenderRequest(**kw), name, fmt, str(Path(out_dir).resolve()), random_seed=seed < 0)
@@ -180,12 +180,12 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
 def spec_from_request(request: RenderRequest, *, out_dir: str | os.PathLike[str], name: str | None = None,
                       fmt: str = "wav") -> JobSpec:
     """A ``JobSpec`` for a ``RenderRequest`` built in-process (GUI, CLI); the seed is resolved here."""
-    random_seed = request.seed < 0
-    if random_seed:
-        request = dataclasses.replace(request, seed=secrets.randbelow(MAX_SEED - MAX_VARIATIONS))
+    drawn = request.seed < 0
+    if drawn:
+        request = dataclasses.replace(request, seed=random_seed())
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)} (got {show(fmt)})")
-    return JobSpec(request, slug(name or request.prompt), fmt, str(Path(out_dir).resolve()), random_seed)
+    return JobSpec(request, slug(name or request.prompt), fmt, str(Path(out_dir).resolve()), drawn)
 
 
 def check_name(value: Any, limits: Limits) -> str:
@@ -202,21 +202,31 @@ def check_source(value: Any, limits: Limits) -> tuple[Path, float | None]:
     """A source file for audio-to-audio: an absolute path to a readable audio file, under an allowed
     root when roots are configured; -> (resolved path, its length in seconds if the header says).
     Missing files are 404, everything else 400."""
-    text = as_text("source_path", value, 4096)
+    text = as_text("source_path", value, MAX_SOURCE_PATH)
     if "\x00" in text or not text:
         raise UsageError("source_path must be a file path")
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~someone" for a user this machine does not know
+        raise UsageError(f"source_path {show(text)} names an unknown user's home folder") from None
     if not path.is_absolute():
         raise UsageError(f"source_path must be an absolute path (got {show(text)})")
     real = Path(os.path.realpath(path))
     if limits.allowed_roots and not any(real.is_relative_to(Path(os.path.realpath(r))) for r in limits.allowed_roots):
         raise UsageError(f"source_path {show(text)} is outside the allowed source folders")
-    if not real.exists():
+    try:  # stat can fail for reasons other than absence: a name too long, a loop, no permission
+        exists = real.exists()
+        readable = exists and real.is_file() and os.access(real, os.R_OK)
+    except OSError as err:
+        raise UsageError(f"source_path {show(text)} cannot be read ({err.strerror or err})") from None
+    if not exists:
         raise SourceNotFound(f"source_path: no such file: {show(text)}")
-    if not real.is_file() or not os.access(real, os.R_OK):
+    if not readable:
         raise UsageError(f"source_path {show(text)} is not a readable file")
     try:
         _, seconds = sniff_audio(real)
+    except AudioOutOfRange as err:  # refused from its header, before anything is decoded
+        raise UsageError(f"source_path {show(text)} {err}") from None
     except (OSError, ValueError) as err:
         raise UsageError(f"source_path {show(text)} is not readable audio ({err})") from None
     return real, seconds
@@ -225,13 +235,13 @@ def check_source(value: Any, limits: Limits) -> tuple[Path, float | None]:
 def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits, transform: bool) -> None:
     """seconds, or bars + bpm (+ beats_per_bar); bpm alone only tags the file with a tempo."""
     if "bpm" in v:
-        kw["bpm"] = as_float("bpm", v["bpm"], 20, 300)
+        kw["bpm"] = bounded("bpm", v["bpm"])
     if "beats_per_bar" in v:
-        kw["beats_per_bar"] = as_int("beats_per_bar", v["beats_per_bar"], 1, 32)
+        kw["beats_per_bar"] = bounded("beats_per_bar", v["beats_per_bar"])
     if "bars" in v:
         if "seconds" in v:
             raise UsageError("seconds and bars are mutually exclusive")
-        kw["bars"] = bars = as_int("bars", v["bars"], 1, 512)
+        kw["bars"] = bars = bounded("bars", v["bars"])
         if "bpm" not in kw:
             raise UsageError("bars needs a bpm")
         seconds = bars * kw.get("beats_per_bar", 4) * 60 / kw["bpm"]
@@ -246,6 +256,17 @@ def _length(v: dict[str, Any], kw: dict[str, Any], limits: Limits, transform: bo
         if seconds > longest + 1e-9:
             raise TooLong(f"seconds {seconds:g} is longer than {name}")
         kw["seconds"] = seconds
+
+
+def random_seed() -> int:
+    """A seed for a request that asked for a random one, leaving room for its variations."""
+    return secrets.randbelow(int(LIMITS["seed"].hi) + 1)
+
+
+def bounded(key: str, value: Any, bound: Bound | None = None) -> Any:
+    """`value` checked against `LIMITS[key]` (or `bound`): an int for integer limits, else a float."""
+    b = bound or LIMITS[key]
+    return as_int(key, value, int(b.lo), int(b.hi)) if b.integer else as_float(key, value, b.lo, b.hi)
 
 
 def as_text(key: str, value: Any, max_len: int) -> str:

@@ -47,6 +47,7 @@ class BridgeState:
     drop_folder: str = ""
     drop_message: str = ""
     waiting: int = 0
+    worker_message: str = ""  # why the render worker stopped (JobQueue.health), "" while it runs
 
 
 @dataclass
@@ -126,7 +127,9 @@ class Backend(QObject):
     def note_event(self, event: JobEvent) -> None:
         """Keep the queue length current (called by the controller for every job event)."""
         if self.queue is not None:
-            self._set(waiting=self.queue.waiting)
+            health = self.queue.health
+            self._set(waiting=self.queue.waiting,
+                      worker_message="" if health.ok else f"renders stopped: {health.reason or health.state}")
 
     # ------------------------------------------------------------------ model
     def load_model(self, model: str | Path) -> None:

@@ -98,7 +98,10 @@ class BridgePanel(QFrame):
         self.out_folder.setText(str(self.backend.out_dir))
         self.out_folder.setToolTip(str(self.backend.out_dir))
         waiting = s.waiting
-        self.queue_state.setText(f"{waiting} job{'s' if waiting != 1 else ''} waiting" if waiting else "queue empty")
+        if s.worker_message:  # the worker died (e.g. a full disk): say so where the queue is shown
+            self.queue_state.setText(f"⚠ {s.worker_message} — restart Longplay")
+        else:
+            self.queue_state.setText(f"{waiting} job{'s' if waiting != 1 else ''} waiting" if waiting else "queue empty")
 
     def _osc_changed(self, *_: object) -> None:
         enabled, port = self.osc_enabled.isChecked(), self.osc_port.value()

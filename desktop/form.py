@@ -17,11 +17,11 @@ from PySide6.QtCore import QObject, Signal
 
 from bridge.errors import UsageError
 from bridge.loudness import DEFAULT_LOUDNESS
-from bridge.requests import MAX_SEED, MAX_VARIATIONS, Limits, JobSpec, parse_request
+from bridge.requests import LIMITS, Limits, JobSpec, parse_request
 
 log = logging.getLogger("longplay.desktop")
 
-SEED_MAX = MAX_SEED - MAX_VARIATIONS  # variation i renders with seed + i
+SEED_MAX = int(LIMITS["seed"].hi)  # variation i renders with seed + i
 LENGTH_MODES = ("seconds", "bars")
 
 

@@ -13,8 +13,14 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 from .backend import BROKEN, MISSING, READY, BridgeState
 from .controller import Controller, ModelChoice
 from .dropzone import DropZone
-from .form import SEED_MAX
+from .form import LIMITS, SEED_MAX
 from .widgets import tool_button
+
+
+def _range(key: str) -> tuple[Any, Any]:
+    """The spin box range of a request key: the one table of limits (`engine.limits` via the bridge)."""
+    b = LIMITS[key]
+    return (int(b.lo), int(b.hi)) if b.integer else (float(b.lo), float(b.hi))
 
 
 def _spin(lo: int, hi: int, suffix: str = "") -> QSpinBox:
@@ -70,9 +76,9 @@ class FormView(QWidget):
         self._modes.addButton(self.by_seconds)
         self._modes.addButton(self.by_bars)
         self.seconds = _dspin(0.5, 600.0, 1, 1.0, " s")
-        self.bars = _spin(1, 512, " bars")
-        self.bpm = _dspin(20.0, 300.0, 1, 1.0, " bpm")
-        self.beats = _spin(1, 32, "/bar")
+        self.bars = _spin(*_range("bars"), " bars")
+        self.bpm = _dspin(*_range("bpm"), 1, 1.0, " bpm")
+        self.beats = _spin(*_range("beats_per_bar"), "/bar")
         self.beats.setToolTip("Beats per bar")
         self.length_note = QLabel()
         self.length_note.setObjectName("hint")
@@ -94,14 +100,14 @@ class FormView(QWidget):
         self.seed_note = QLabel()
         self.seed_note.setObjectName("hint")
         self.seed_note.setWordWrap(True)  # a ten-digit seed must not widen the form
-        self.steps = _spin(1, 500)
-        self.cfg = _dspin(0.0, 25.0, 1, 0.5)
-        self.variations = _spin(1, 16)
+        self.steps = _spin(*_range("steps"))
+        self.cfg = _dspin(*_range("cfg"), 1, 0.5)
+        self.variations = _spin(*_range("variations"))
         self.variations.setToolTip("Renders per click, each with the next seed")
         self.normalize = QCheckBox("Normalize to")
         self.normalize.setToolTip("One gain per render to this integrated loudness (ITU-R BS.1770), "
                                   "stopping before a peak passes -1 dBFS. Off: the model's own level")
-        self.loudness = _dspin(-60.0, 0.0, 1, 1.0, " LUFS")
+        self.loudness = _dspin(*_range("loudness"), 1, 1.0, " LUFS")
 
         # --- audio-to-audio, generate
         self.dropzone = DropZone(controller)

@@ -1,6 +1,8 @@
 """Longplay's engine: the public API. Everything torch lives behind these names.
 
-Doors (bridge/, CLI) import only from here. The lab (corpus, training, evaluation) is the `lab`
+Doors (bridge/, CLI) import only from here. The names load on first use (PEP 562): `from engine
+import LIMITS` costs no torch, so the CLI checks its arguments against the one table of limits in
+milliseconds, and `import engine` alone loads nothing heavy. The lab (corpus, training, evaluation) is the `lab`
 package beside this one: it imports the engine, never the other way, so `import engine` stays the
 runtime alone (no mido, pedalboard or auraloss; tests/test_rooms.py reads sys.modules).
 
@@ -11,28 +13,80 @@ runtime alone (no mido, pedalboard or auraloss; tests/test_rooms.py reads sys.mo
 
 from __future__ import annotations
 
-from .audio_io import fade_edges, load_audio, write_audio_atomic, write_json_atomic
-from .checkpoint import (ModelInfo, find_models, load_model, model_search_paths, read_config, resolve_model, save_model,
-                         trained_latents)
-from .config import ModelConfig, parse_model_config
-from .devices import pick_device
-from .errors import (AudioInputError, AudioNotFound, ConfigError, EngineError, ModelLoadError, RenderCancelled,
-                     RequestError, RequestTooLong, TextEncoderMissingError)
-from .model import ConditionedDiffusionModel, build_model
-from .waveform import peaks, waveform_png
-from .presets import diffusion_config, mini_autoencoder_config, tiny_config
-from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
-from .sampling import SAMPLERS
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "peaks", "waveform_png",
-    "diffusion_config", "mini_autoencoder_config",
-    "AudioInputError", "AudioNotFound", "ConditionedDiffusionModel", "ConfigError", "EngineError", "Generator",
-    "fade_edges",
-    "ModelConfig", "ModelInfo", "ModelLoadError", "Progress", "RenderCancelled", "RenderRequest",
-    "RenderResult", "RequestError", "RequestTooLong", "SAMPLERS", "TextEncoderMissingError", "build_model",
-    "find_models", "load_audio", "load_model", "model_defaults", "model_search_paths",
-    "parse_model_config", "pick_device", "read_config", "tiny_config", "resolve_model", "save_model", "trained_latents",
-    "write_audio_atomic",
-    "write_json_atomic",
-]
+if TYPE_CHECKING:
+    from .audio_io import MAX_SOURCE_SECONDS, SOURCE_RATE_RANGE, fade_edges, load_audio, source_limits_error, write_audio_atomic, write_json_atomic
+    from .checkpoint import ModelInfo, find_models, load_model, model_search_paths, read_config, resolve_model, save_model, trained_latents
+    from .config import ModelConfig, parse_model_config
+    from .devices import pick_device
+    from .errors import AudioInputError, AudioNotFound, ConfigError, EngineError, ModelLoadError, RenderCancelled, RequestError, RequestTooLong, TextEncoderMissingError
+    from .limits import Bound, LIMITS, MAX_SEED, MAX_VARIATIONS
+    from .model import ConditionedDiffusionModel, build_model
+    from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
+    from .presets import diffusion_config, mini_autoencoder_config, tiny_config
+    from .sampling import SAMPLERS
+    from .waveform import peaks, waveform_png
+
+# public name -> the module (in this package) that defines it
+_EXPORTS: dict[str, str] = {
+    "AudioInputError": "errors",
+    "AudioNotFound": "errors",
+    "Bound": "limits",
+    "ConditionedDiffusionModel": "model",
+    "ConfigError": "errors",
+    "EngineError": "errors",
+    "Generator": "pipeline",
+    "LIMITS": "limits",
+    "MAX_SEED": "limits",
+    "MAX_SOURCE_SECONDS": "audio_io",
+    "MAX_VARIATIONS": "limits",
+    "ModelConfig": "config",
+    "ModelInfo": "checkpoint",
+    "ModelLoadError": "errors",
+    "Progress": "pipeline",
+    "RenderCancelled": "errors",
+    "RenderRequest": "pipeline",
+    "RenderResult": "pipeline",
+    "RequestError": "errors",
+    "RequestTooLong": "errors",
+    "SAMPLERS": "sampling",
+    "SOURCE_RATE_RANGE": "audio_io",
+    "TextEncoderMissingError": "errors",
+    "build_model": "model",
+    "diffusion_config": "presets",
+    "fade_edges": "audio_io",
+    "find_models": "checkpoint",
+    "load_audio": "audio_io",
+    "load_model": "checkpoint",
+    "mini_autoencoder_config": "presets",
+    "model_defaults": "pipeline",
+    "model_search_paths": "checkpoint",
+    "parse_model_config": "config",
+    "peaks": "waveform",
+    "pick_device": "devices",
+    "read_config": "checkpoint",
+    "resolve_model": "checkpoint",
+    "save_model": "checkpoint",
+    "source_limits_error": "audio_io",
+    "tiny_config": "presets",
+    "trained_latents": "checkpoint",
+    "waveform_png": "waveform",
+    "write_audio_atomic": "audio_io",
+    "write_json_atomic": "audio_io",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # next time a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,6 +7,7 @@ folder, fsynced, then renamed over the target (rename is atomic on POSIX and Win
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -15,27 +16,80 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import AudioInputError
+from .errors import AudioInputError, AudioNotFound
+from .limits import LIMITS
 
 SUBTYPES = {"pcm16": "PCM_16", "pcm24": "PCM_24", "float32": "FLOAT"}
 
 
-def load_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """-> (float32 audio `[C, N]`, sample rate). Bad files raise `AudioInputError` naming the file."""
+# Source audio (audio-to-audio, previews, corpora) is checked from its header before a sample is
+# decoded, so what a file *declares* never decides what the reader allocates. 8 kHz is telephone
+# speech, 192 kHz the highest rate studio converters record; a 16 kB file declaring 4 Hz is 2,000 s
+# long and took 1.9 GB once resampled to 44.1 kHz. Four hours holds a whole set or an evening's
+# bounce; a render reads only the window it uses of it (`load_audio(seconds=...)`).
+SOURCE_RATE_RANGE = (8_000, 192_000)  # Hz
+MAX_SOURCE_SECONDS = 4 * 3600.0
+_MIX_BLOCK_FRAMES = 1 << 16  # frames read at a time when mixing many channels down
+
+
+def source_limits_error(rate: float, seconds: float | None) -> str | None:
+    """Why a source with this header is refused (a phrase to follow its name), or None if it is
+    within SOURCE_RATE_RANGE and MAX_SOURCE_SECONDS. The one check of both limits: the bridge's
+    door runs it on the header it sniffs, `load_audio` on the header libsndfile reads."""
+    lo, hi = SOURCE_RATE_RANGE
+    if not lo <= rate <= hi:
+        return f"has a sample rate of {rate:g} Hz; Longplay reads {lo}-{hi} Hz"
+    if seconds is not None and seconds > MAX_SOURCE_SECONDS:
+        return (f"is {seconds / 3600:.1f} hours long, longer than the {MAX_SOURCE_SECONDS / 3600:g} hours "
+                "Longplay reads")
+    return None
+
+
+def load_audio(path: str | os.PathLike[str], *, seconds: float | None = None,
+               channels: int | None = None) -> tuple[np.ndarray, int]:
+    """-> (float32 audio `[C, N]`, sample rate): the first `seconds` of the file, or all of it.
+
+    The header is checked first (`source_limits_error`) and only the frames asked for are read, so
+    memory follows what the caller uses, not what the file declares. With `channels`, a file with
+    any other channel count is mixed to mono while it is read, as `conform` would mix it, so a
+    header declaring 1,024 channels costs one. Bad files raise `AudioInputError` naming the file
+    (`AudioNotFound` when there is none)."""
     import soundfile as sf
 
     p = Path(path)
     if not p.is_file():
-        raise AudioInputError(f"audio file not found: {p}")
+        raise AudioNotFound(f"audio file not found: {p}")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)  # [N, C]
+        with sf.SoundFile(str(p)) as f:
+            rate = int(f.samplerate)
+            reason = source_limits_error(rate, f.frames / rate if rate > 0 else None)
+            if reason is not None:
+                raise AudioInputError(f"{p.name} {reason}")
+            frames = f.frames if seconds is None else min(f.frames, math.ceil(max(seconds, 0.0) * rate))
+            mix = channels is not None and f.channels not in (1, channels)
+            audio = _read_mixed(f, frames) if mix else f.read(frames, dtype="float32", always_2d=True).T
+    except AudioInputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad input
         raise AudioInputError(f"{p.name} is not a readable audio file ({exc})") from exc
-    if data.shape[0] == 0:
+    if audio.shape[1] == 0:
         raise AudioInputError(f"{p.name} contains no audio samples")
-    if not np.isfinite(data).all():
+    if not np.isfinite(audio).all():
         raise AudioInputError(f"{p.name} contains NaN or infinite samples")
-    return np.ascontiguousarray(data.T), int(sr)
+    return np.ascontiguousarray(audio), rate
+
+
+def _read_mixed(f: Any, frames: int) -> np.ndarray:
+    """`frames` frames of an open SoundFile mixed to mono, a block at a time -> `[1, N]`."""
+    out = np.empty((1, frames), dtype=np.float32)
+    done = 0
+    while done < frames:
+        block = f.read(min(_MIX_BLOCK_FRAMES, frames - done), dtype="float32", always_2d=True)  # [n, C]
+        if not len(block):
+            break  # the header promised more than the file holds
+        out[0, done:done + len(block)] = block.mean(axis=1)
+        done += len(block)
+    return out[:, :done]
 
 
 def conform(audio: np.ndarray, sr: int, target_sr: int, channels: int) -> np.ndarray:
@@ -91,14 +145,46 @@ def write_audio_atomic(path: str | os.PathLike[str], audio: np.ndarray, sr: int,
     fd, tmp = _atomic_target(target)
     os.close(fd)
     try:
-        sf.write(tmp, np.ascontiguousarray(audio.T), sr, subtype=sub, format=fmt)
+        try:
+            sf.write(tmp, np.ascontiguousarray(audio.T), sr, subtype=sub, format=fmt)
+        except Exception as exc:  # noqa: BLE001 - re-raised, with the kernel's reason when there is one
+            failure = _write_failure(tmp, target)
+            if failure is None:
+                raise
+            raise failure from exc
         if riff_chunks:
             _append_riff_chunks(tmp, riff_chunks)
         _finish(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(err, target) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+_PROBE_BYTES = 1 << 16  # more than a file system's block: a full disk cannot absorb it
+
+
+def _write_failure(tmp: str, target: Path) -> OSError | None:
+    """Why writing `tmp` failed, as the kernel says it. libsndfile reports every failed write(2) as
+    "System error.", which tells a user nothing; writing a block more ourselves fails the same
+    way and keeps the errno (ENOSPC on a full disk, EDQUOT over a quota, EFBIG past a file-size
+    limit). None if that write succeeds: the failure was something else."""
+    try:
+        with open(tmp, "ab") as fh:
+            fh.write(b"\0" * _PROBE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        return OSError(err.errno, err.strerror, str(target))
+    return None
+
+
+def _named(err: OSError, target: Path) -> OSError:
+    """`err` naming the file it was writing (a failed write or fsync of an open file names none)."""
+    return err if err.filename is not None else OSError(err.errno, err.strerror, str(target))
 
 
 def _append_riff_chunks(path: str, chunks: Sequence[tuple[bytes, bytes]]) -> None:
@@ -131,7 +217,7 @@ def fade_edges(audio: np.ndarray, n: int) -> np.ndarray:
 
 
 PEAK_CEILING_DB = -1.0  # loudness gain never lifts a sample peak over this (dBFS)
-LOUDNESS_RANGE = (-60.0, 0.0)  # accepted targets, LUFS
+LOUDNESS_RANGE = (LIMITS["loudness"].lo, LIMITS["loudness"].hi)  # accepted targets, LUFS
 
 
 def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float,
@@ -169,6 +255,9 @@ def write_json_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> 
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
         _finish(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _named(err, target) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -23,8 +23,16 @@ class AudioInputError(EngineError):
     """An init/source audio file is missing, unreadable, empty or not audio."""
 
 
+class AudioNotFound(AudioInputError):
+    """The init/source audio file does not exist."""
+
+
 class RequestError(EngineError):
     """A render request has a value outside what the model can do."""
+
+
+class RequestTooLong(RequestError):
+    """A render request asks for more seconds than the model renders (or than audio-to-audio may)."""
 
 
 class RenderCancelled(EngineError):

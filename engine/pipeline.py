@@ -24,10 +24,10 @@ from . import longform, sampling
 from .audio_io import LOUDNESS_RANGE, conform, fade_edges, load_audio, normalize_loudness
 from .checkpoint import trained_latents
 from .devices import autocast_for, pick_device
-from .errors import RenderCancelled, RequestError
+from .errors import RenderCancelled, RequestError, RequestTooLong
+from .limits import LIMITS, MAX_SEED
 from .model import ConditionedDiffusionModel
 
-MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ ProgressFn = Callable[[Progress], None]
 _SAMPLE_SHARE = 0.9
 # Latent frames decoded past the requested end (the decoder's receptive field is a few frames).
 DECODE_MARGIN_FRAMES = 16
+# Init audio read past the window, so the resampler's filter sees real audio at the window's end.
+INIT_READ_MARGIN_S = 0.05
 
 
 _BPM_PATTERNS = (re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm\b", re.IGNORECASE),
@@ -130,11 +132,19 @@ def split_negations(prompt: str) -> tuple[str, list[str]]:
     return "".join(kept).strip(), list(dict.fromkeys(negated))
 
 
+def _check(key: str, value: Any, what: str | None = None, allow_none: bool = False) -> None:
+    """`value` within `LIMITS[key]`, else a `RequestError` naming it (`what`, default the key)."""
+    if value is None and allow_none:
+        return
+    if not LIMITS[key].contains(value):
+        raise RequestError(f"{what or key} must be {LIMITS[key].describe()} (got {value})")
+
+
 def prompt_bpm(prompt: str) -> float | None:
-    """The tempo a prompt names ("124 BPM", "bpm: 93", "90bpm"), if one between 20 and 300."""
+    """The tempo a prompt names ("124 BPM", "bpm: 93", "90bpm"), if one within `LIMITS["bpm"]`."""
     for pattern in _BPM_PATTERNS:
         m = pattern.search(prompt)
-        if m and 20 <= float(m.group(1)) <= 300:
+        if m and LIMITS["bpm"].contains(float(m.group(1))):
             return float(m.group(1))
     return None
 
@@ -186,13 +196,12 @@ class Generator:
         cfg = self.model.config
         d = self.defaults
         seconds = req.seconds if req.seconds is not None else min(30.0, cfg.window_seconds)
-        if req.bpm is not None and not (math.isfinite(req.bpm) and 20 <= req.bpm <= 300):
-            raise RequestError(f"bpm must be between 20 and 300 (got {req.bpm})")
+        _check("bpm", req.bpm, allow_none=True)
         if req.bars is not None:
             if req.bpm is None:
-                raise RequestError("bars needs a bpm between 20 and 300 (got None)")
-            if not 1 <= req.bars <= 512 or not 1 <= req.beats_per_bar <= 32:
-                raise RequestError(f"bars must be 1-512 and beats_per_bar 1-32 (got {req.bars}, {req.beats_per_bar})")
+                raise RequestError(f"bars needs a bpm {LIMITS['bpm'].describe()} (got None)")
+            _check("bars", req.bars)
+            _check("beats_per_bar", req.beats_per_bar)
             samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
             seconds = samples / cfg.sample_rate
         values = dict(
@@ -209,38 +218,31 @@ class Generator:
             raise RequestError(f"seconds must be a positive number (got {seconds})")
         if values["seconds"] + req.seconds_start > cfg.window_seconds + 1e-6:
             if not self.can_continue():
-                raise RequestError(f"seconds {values['seconds']:g} is longer than this model's window of "
-                                   f"{cfg.window_seconds:.2f} s")
+                raise RequestTooLong(f"seconds {values['seconds']:g} is longer than this model's window of "
+                                     f"{cfg.window_seconds:.2f} s")
             if req.init_audio or req.seconds_start:
                 what = "audio-to-audio" if req.init_audio else "a render with seconds_start"
-                raise RequestError(f"{what} is limited to this model's window of {cfg.window_seconds:.2f} s "
-                                   f"(got {values['seconds']:g} s)")
+                raise RequestTooLong(f"{what} is limited to this model's window of {cfg.window_seconds:.2f} s "
+                                     f"(got {values['seconds']:g} s)")
             if values["seconds"] > self.max_seconds + 1e-6:
-                raise RequestError(f"seconds {values['seconds']:g} is longer than the longest render, "
-                                   f"{self.max_seconds:g} s ({cfg.window_seconds:.2f} s windows that continue "
-                                   "each other)")
-        if not 1 <= values["steps"] <= 500:
-            raise RequestError(f"steps must be between 1 and 500 (got {values['steps']})")
-        if not (math.isfinite(values["cfg"]) and 0 <= values["cfg"] <= 25):
-            raise RequestError(f"cfg must be between 0 and 25 (got {values['cfg']})")
+                raise RequestTooLong(f"seconds {values['seconds']:g} is longer than the longest render, "
+                                     f"{self.max_seconds:g} s ({cfg.window_seconds:.2f} s windows that continue "
+                                     "each other)")
+        _check("steps", values["steps"])
+        _check("cfg", values["cfg"])
         if values["sampler"] not in sampling.SAMPLERS:
             raise RequestError(f"unknown sampler {values['sampler']!r}; choose one of "
                                f"{', '.join(sorted(sampling.SAMPLERS))}")
-        if not 1 <= req.variations <= 16:
-            raise RequestError(f"variations must be between 1 and 16 (got {req.variations})")
-        if not (math.isfinite(req.init_strength) and 0 <= req.init_strength <= 1):
-            raise RequestError(f"init_strength must be between 0 and 1 (got {req.init_strength})")
-        if not -1 <= req.seed <= MAX_SEED:
-            raise RequestError(f"seed must be -1 (random) or between 0 and {MAX_SEED} (got {req.seed})")
-        if not 0 <= req.cfg_rescale <= 1:
-            raise RequestError(f"cfg_rescale must be between 0 and 1 (got {req.cfg_rescale})")
-        if not (math.isfinite(req.fade_ms) and 0 <= req.fade_ms <= 1000):
-            raise RequestError(f"fade_ms must be between 0 and 1000 (got {req.fade_ms})")
-        if req.loudness is not None and not (math.isfinite(req.loudness)
-                                             and LOUDNESS_RANGE[0] <= req.loudness <= LOUDNESS_RANGE[1]):
-            raise RequestError(f"loudness must be between {LOUDNESS_RANGE[0]:g} and {LOUDNESS_RANGE[1]:g} LUFS, "
-                               f"or None to keep the model's level (got {req.loudness})")
-        seed = req.seed if req.seed >= 0 else secrets.randbelow(MAX_SEED - 16)
+        _check("variations", req.variations)
+        _check("strength", req.init_strength, "init_strength")
+        if req.seed != -1:
+            _check("seed", req.seed, what="seed (-1: random)")
+        _check("cfg_rescale", req.cfg_rescale)
+        _check("fade_ms", req.fade_ms)
+        if req.loudness is not None and not LIMITS["loudness"].contains(req.loudness):
+            raise RequestError(f"loudness must be {LIMITS['loudness'].describe()}, or None to keep the model's "
+                               f"level (got {req.loudness})")
+        seed = req.seed if req.seed >= 0 else secrets.randbelow(int(LIMITS["seed"].hi) + 1)
         return _replace(req, seed=seed, **values)
 
     # ------------------------------------------------------------------ render
@@ -389,7 +391,10 @@ class Generator:
         attention models in whole attention blocks, full-attention ones in whole windows)."""
         cfg = self.model.config
         need, window = self._needed_frames(seconds), cfg.window_frames
-        if need <= window:
+        # A render that fits in one window is one window, even where the decode margin reaches past
+        # its end (nothing lies past a window to decode). Continuing it sampled a second, shorter
+        # window that audio-to-audio's one-window init could not start: a 500 at 285.3 s.
+        if need - DECODE_MARGIN_FRAMES <= window:
             return [longform.Segment(0, self.render_frames(seconds), 0)]
         block = cfg.dit.attn_window * cfg.dit.patch_size
         context = longform.context_frames(window, cfg.sample_rate / cfg.autoencoder.downsampling_ratio, block or 1)
@@ -420,11 +425,13 @@ class Generator:
     @torch.no_grad()
     def _init_latents(self, req: RenderRequest) -> Tensor:
         """Load, resample, pad/trim to the window and encode the init audio -> `[1, C, L]`, as
-        the posterior sample or mean its DiT learned (`learned_latents`)."""
+        the posterior sample or mean its DiT learned (`learned_latents`). Only the window is read:
+        a source longer than it renders from its start, and costs what a window costs."""
         cfg = self.model.config
-        audio, sr = load_audio(req.init_audio)  # type: ignore[arg-type]
-        audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
         n = self.render_frames(req.seconds) * cfg.autoencoder.downsampling_ratio
+        seconds = n / cfg.sample_rate + INIT_READ_MARGIN_S
+        audio, sr = load_audio(req.init_audio, seconds=seconds, channels=cfg.audio_channels)  # type: ignore[arg-type]
+        audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
         audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
         x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
         gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))

@@ -38,3 +38,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("models") / "tiny-test"
     save_model(build_model(tiny_config(window_seconds=3.0)), folder, {"description": "tiny random test model"})
     return folder
+
+
+@pytest.fixture
+def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch cannot be imported, and the engine is imported afresh: the CLI's argument checks (and
+    `from engine import LIMITS`) provably run without torch, and anything that needs it fails as
+    on a machine without it."""
+    import sys
+
+    for name in [k for k in sys.modules if k == "engine" or k.startswith("engine.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torch", None)

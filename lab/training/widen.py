@@ -150,14 +150,12 @@ def grow_dit_io(weights: Mapping[str, torch.Tensor], own: Mapping[str, torch.Ten
         if key not in weights or key not in own or weights[key].shape == own[key].shape:
             continue
         old, new = weights[key], torch.zeros_like(own[key])
-        if key.endswith("conv.weight"):  # [C, C, 1]
-            c = old.shape[0]
-            new[:c, :c] = old
-        elif key.endswith("project_in.weight"):  # [dim, C * p]: old features first
-            new[:, : old.shape[1]] = old
-        else:  # project_out [C * p, dim]
-            new[: old.shape[0]] = old
-        if new.shape[0] < old.shape[0] or any(n < o for n, o in zip(new.shape, old.shape)):
-            raise TrainingError(f"{key}: the new model has fewer latent channels than the one it starts from")
+        # Only the channel axes may differ (grown); any other difference is another architecture,
+        # which the caller's fit check names.
+        axes = {"conv.weight": (0, 1), "project_in.weight": (1,), "project_out.weight": (0,)}
+        grown = next(a for suffix, a in axes.items() if key.endswith(suffix))
+        if any((n != o) if i not in grown else (n < o) for i, (n, o) in enumerate(zip(new.shape, old.shape))):
+            continue
+        new[tuple(slice(0, o) for o in old.shape)] = old
         out[key] = new
     return out

@@ -20,11 +20,6 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "engine", None)
-
-
 @pytest.mark.parametrize(("args", "expected"), [
     (["--songs", "0"], "--songs must be between 1 and 100000 (got 0)"),
     (["--seed", "-1"], "--seed must be >= 0 (got -1)"),
@@ -36,13 +31,13 @@ def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     (["--songs", "ten"], "argument --songs: expected an integer (got 'ten')"),
 ])
 def test_corpus_rejects_bad_input_at_the_door(
-    args: list[str], expected: str, no_engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    args: list[str], expected: str, no_torch: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["corpus", str(tmp_path / "c"), *args]) == 2
     assert expected in _error_line(capsys)
 
 
-def test_corpus_out_dir_must_be_a_folder(no_engine: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corpus_out_dir_must_be_a_folder(no_torch: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "file"
     file.write_text("x")
     assert main(["corpus", str(file)]) == 2

@@ -14,7 +14,7 @@ from bridge.errors import DuplicateRequest, QueueFull, SourceNotFound, UnknownJo
 from bridge.journal import Journal
 from bridge.queue import JobEvent, JobQueue, classify
 from bridge.requests import Limits, parse_request
-from engine import AudioInputError, RenderCancelled, RenderRequest, RequestError
+from engine import AudioInputError, AudioNotFound, RenderCancelled, RenderRequest, RequestError, RequestTooLong
 
 from .conftest import wait_for
 
@@ -177,14 +177,15 @@ def test_failures_carry_the_designed_codes(make_queue: MakeQueue, tmp_path: Path
 
 
 @pytest.mark.parametrize(("err", "code"), [
-    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), 503),
+    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB"), 503),
     (MemoryError(), 503),
-    (RequestError("seconds 90 is longer than this model's window of 47.55 s"), 413),
+    (RequestTooLong("seconds 90 is longer than this model's window of 47.55 s"), 413),
     (RequestError("steps must be between 1 and 500 (got 0)"), 400),
-    (AudioInputError("audio file not found: /x.wav"), 404),
+    (AudioNotFound("audio file not found: /x.wav"), 404),
     (AudioInputError("x.wav is not a readable audio file"), 400),
     (RenderCancelled("render cancelled"), 499),
-    (OSError(28, "No space left on device"), 500),
+    (OSError(28, "No space left on device", "/out/x.wav"), 503),  # "disk full: /out/x.wav"
+    (OSError(13, "Permission denied", "/out/x.wav"), 500),
     (KeyError("boom"), 500),
 ])
 def test_engine_errors_map_to_osc_codes(err: BaseException, code: int) -> None:

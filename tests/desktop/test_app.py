@@ -201,3 +201,31 @@ def test_longplay_app_smoke_writes_a_screenshot(tiny_model_dir: Path, tmp_path: 
     assert proc.stdout.strip() == str(shot)
     image = QImage(str(shot))
     assert image.width() >= 1000 and image.height() >= 600
+
+
+def test_a_stopped_render_worker_shows_in_the_bridge_panel(make_window: MakeWindow, qtbot: Any) -> None:
+    """A full disk under the job journal stops the worker: the bridge panel says so and why."""
+    import errno
+
+    window = make_window()
+    queue = window.controller.backend.queue
+    assert queue is not None and "queue empty" in window.bridge_panel.queue_state.text()
+    real = queue.journal._db
+
+    class FullOnUpdate:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.lstrip().upper().startswith("UPDATE"):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real.execute(sql, *args)
+
+    queue.journal._db = FullOnUpdate()
+    try:
+        _fill(window, qtbot, "pads")
+        qtbot.keyClick(window.form_view.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: "renders stopped" in window.bridge_panel.queue_state.text(), timeout=WAIT_MS)
+        assert "disk full" in window.bridge_panel.queue_state.text()
+    finally:
+        queue.journal._db = real
