@@ -17,8 +17,6 @@ import argparse
 import math
 import re
 import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
@@ -27,7 +25,7 @@ from .train_cli import add_train_parser, run_train
 from .errors import BridgeError, EngineUnavailable, UsageError
 from .folders import check_writable_folder
 from .loudness import DEFAULT_LOUDNESS, parse_loudness
-from .naming import AUDIO_SUFFIXES, output_name, sidecar_path, slug, unique_path
+from .naming import AUDIO_SUFFIXES
 
 PROG = "longplay"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -258,90 +256,24 @@ def validate_corpus(args: argparse.Namespace) -> None:
         raise UsageError(f"OUT_DIR: {out} exists and is not a folder")
 
 
-def render_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``RenderRequest`` keyword arguments the user set; unset ones keep the engine's defaults."""
-    fields = {
-        "prompt": args.prompt,
-        "negative": args.negative,
-        "seconds": args.seconds,
-        "bpm": args.bpm,
-        "bars": args.bars,
-        "seed": None if args.seed == -1 else args.seed,
-        "steps": args.steps,
-        "cfg": args.cfg,
-        "variations": args.variations,
-        "init_audio": str(Path(args.init_audio).resolve()) if args.init_audio else None,
-        "init_strength": args.init_strength,
-        "sampler": args.sampler,
-        "loudness": args.loudness,  # None (off) is the engine's default
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-@dataclass
-class _Progress:
-    """Render progress on stderr: an updating bar on a terminal, stage changes otherwise."""
-
-    tty: bool
-    stage: str = ""
-
-    def __call__(self, p: Any) -> None:  # p: engine.Progress
-        if self.tty:
-            filled = int(p.fraction * 30)
-            bar = "#" * filled + "-" * (30 - filled)
-            label = f"{p.stage} {p.step}/{p.total}" if p.stage == "sampling" else p.stage
-            var = f" v{p.variation + 1}/{p.variations}" if p.variations > 1 else ""
-            end = "\n" if p.stage == "done" else ""
-            print(f"\r[{bar}] {p.fraction:4.0%} {label}{var}\033[K", end=end, file=sys.stderr, flush=True)
-        elif p.stage != self.stage:
-            print(f"{p.stage}…", file=sys.stderr, flush=True)
-        self.stage = p.stage
-
-
-def _target(out: str | None, name: str, *, seed: int, variation: int, variations: int,
-            bpm: float | None, bars: int | None) -> Path:
-    path = Path(out) if out else Path("outputs")
-    if path.suffix.lower() in AUDIO_SUFFIXES:
-        if variations > 1:
-            path = path.with_name(f"{path.stem}_v{variation}{path.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return unique_path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return unique_path(path / output_name(name, seed=seed, variation=variation, bpm=bpm, bars=bars))
-
-
 def _run_generate(args: argparse.Namespace) -> int:
+    """The CLI door onto the one request path (`bridge/generate.py`)."""
     try:
-        from engine import (EngineError, Generator, RenderRequest, load_model, waveform_png,
-                            write_audio_atomic, write_json_atomic)
+        from engine import EngineError, load_audio, waveform_png
+
+        from .generate import run_generate
     except ImportError as err:
         raise EngineUnavailable(err) from err
 
-    try:
-        model = load_model(args.model)
-        generator = Generator(model) if args.device is None else Generator(model, device=args.device)
-        request = RenderRequest(**render_fields(args))
-        results = generator.render(
-            request, on_progress=_Progress(tty=sys.stderr.isatty()), cancel=threading.Event())
-    except EngineError as err:
-        raise BridgeError(str(err)) from err
-
-    model_name = Path(getattr(model, "folder", args.model or "longplay-mini")).name
-    name = slug(args.prompt)
-    for i, result in enumerate(results, start=1):
-        path = _target(args.out, name, seed=result.seed, variation=i, variations=len(results),
-                       bpm=args.bpm, bars=args.bars)
-        try:
-            write_audio_atomic(path, result.audio, result.sample_rate)
-            write_json_atomic(sidecar_path(path), {**result.recipe, "model": model_name,
-                                                   "file": path.name})
-            if args.waveform:
-                png = waveform_png(result.audio, path.with_suffix(".png"),
-                                   title=f"{args.prompt[:80]}  (seed {result.seed}, {result.seconds:.1f} s)")
-        except (EngineError, OSError) as err:
-            raise BridgeError(f"could not write {path}: {err}") from err
+    paths = run_generate(args)
+    for path in paths:
         print(path)
         if args.waveform:
+            try:
+                audio, _ = load_audio(path)
+                png = waveform_png(audio, path.with_suffix(".png"), title=f"{args.prompt[:80]}  ({path.name})")
+            except (EngineError, OSError) as err:
+                raise BridgeError(f"could not draw the waveform of {path}: {err}") from err
             print(png)
     return EXIT_OK
 

@@ -71,13 +71,16 @@ class JobQueue:
     def __init__(self, journal: str | os.PathLike[str] | Journal, *,
                  model: str | os.PathLike[str] | ConditionedDiffusionModel | None = None,
                  device: str | None = None, out_dir: str | os.PathLike[str] = "outputs", limit: int = 32,
-                 limits: Limits | None = None, max_attempts: int = 3) -> None:
+                 limits: Limits | None = None, max_attempts: int = 3, recover: bool = True) -> None:
         self.journal = journal if isinstance(journal, Journal) else Journal(journal)
         self.out_dir = Path(out_dir).resolve()
         self.limit = limit
         self.max_attempts = max_attempts
         self.model_name = ""
         self.limits = limits or Limits()
+        # False: run only what this queue is given (the CLI's one-off queue over a folder whose
+        # journal a running app or server may share: their unfinished jobs are theirs to run).
+        self._recover_jobs = recover
         self._model_arg = model
         self._device = device
         self._generator: Generator | None = None
@@ -96,7 +99,8 @@ class JobQueue:
     def start(self, timeout: float | None = None) -> None:
         """Recover unfinished jobs from the journal, load the model on the worker thread and
         start rendering. Raises ``BridgeError`` if the model cannot be loaded."""
-        self._recover()
+        if self._recover_jobs:
+            self._recover()
         self._thread = threading.Thread(target=self._work, name="longplay-render", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

@@ -80,6 +80,9 @@ class JobSpec:
     out_dir: str = "outputs"
     random_seed: bool = False  # the client asked for -1; kept for the duplicate-id check
     extra: dict[str, Any] = field(default_factory=dict)
+    # An exact path for the first variation (the CLI's `--out take.wav`; others `take_v2.wav` ...);
+    # None: `<name>_..._s<seed>_v<n>` in out_dir.
+    file: str | None = None
 
     @property
     def suffix(self) -> str:
@@ -91,7 +94,8 @@ class JobSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"request": dataclasses.asdict(self.request), "name": self.name, "format": self.format,
-                "out_dir": self.out_dir, "random_seed": self.random_seed, "extra": self.extra}
+                "out_dir": self.out_dir, "random_seed": self.random_seed, "extra": self.extra,
+                **({"file": self.file} if self.file else {})}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -100,7 +104,8 @@ class JobSpec:
         if req.get("cfg_interval") is not None:
             req["cfg_interval"] = tuple(req["cfg_interval"])
         return cls(RenderRequest(**req), str(data["name"]), str(data.get("format", "wav")),
-                   str(data["out_dir"]), bool(data.get("random_seed", False)), dict(data.get("extra", {})))
+                   str(data["out_dir"]), bool(data.get("random_seed", False)), dict(data.get("extra", {})),
+                   str(data["file"]) if data.get("file") else None)
 
     def fingerprint(self) -> str:
         """Equal for two submissions of the same request (a random seed counts as -1)."""

@@ -87,8 +87,12 @@ def plan_paths(spec: JobSpec, seeds: Sequence[int], previous: Sequence[str] = ()
                 taken.add(old)
                 paths.append(old)
                 continue
-        base = folder / output_name(spec.name, seed=seed, variation=v + 1, bpm=spec.request.bpm,
-                                    bars=spec.request.bars, suffix=spec.suffix)
+        if spec.file:  # an exact path: the first variation there, the others beside it as _v<n>
+            exact = Path(spec.file)
+            base = exact if len(seeds) == 1 else exact.with_name(f"{exact.stem}_v{v + 1}{exact.suffix}")
+        else:
+            base = folder / output_name(spec.name, seed=seed, variation=v + 1, bpm=spec.request.bpm,
+                                        bars=spec.request.bars, suffix=spec.suffix)
         path, n = base, 0
         while not _free(path, taken):
             n += 1

@@ -155,24 +155,25 @@ def test_generate_to_an_explicit_file(
     assert code == 0, err
     recipe = json.loads((tmp_out / "bed_v1.json").read_text())
     assert recipe["loudness"] is None and "gain_db" not in recipe  # the model's own level
-    assert sorted(p.name for p in tmp_out.iterdir()) == ["bed_v1.flac", "bed_v1.json", "bed_v1.png",
-                                                          "bed_v2.flac", "bed_v2.json", "bed_v2.png"]
+    assert sorted(p.name for p in tmp_out.iterdir() if not p.name.startswith(".")) == [
+        "bed_v1.flac", "bed_v1.json", "bed_v1.png", "bed_v2.flac", "bed_v2.json", "bed_v2.png"]
+    assert (tmp_out / ".longplay" / "jobs.sqlite3").is_file()  # the folder's history holds the render
     assert [p.suffix for p in printed] == [".flac", ".png", ".flac", ".png"]
 
 
 def test_engine_errors_are_one_line_failures(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Longer than the tiny model's 3 s window: the engine refuses with a reason.
-    assert main(["generate", "pads", "--seconds", "1500", "--model", str(tiny_model_dir)]) == 1
+    # A request the model cannot do is bad input, as at the other doors (413 / 400 there): exit 2.
+    assert main(["generate", "pads", "--seconds", "1500", "--model", str(tiny_model_dir)]) == 2
     assert "longer than the longest render, 1200 s" in _error_line(capsys)
     assert main(["generate", "pads", "--model", str(tmp_path / "nowhere")]) == 1
     assert "not found" in _error_line(capsys)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all")
     assert main(["generate", "pads", "--seconds", "0.5", "--steps", "2", "--init-audio", str(bad),
-                 "--model", str(tiny_model_dir)]) == 1
-    assert "bad.wav is not a readable audio file" in _error_line(capsys)
+                 "--model", str(tiny_model_dir)]) == 2
+    assert _error_line(capsys).startswith("longplay: error: --init-audio ")
 
 
 def test_models_lists_what_the_engine_finds(

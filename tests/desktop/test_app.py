@@ -229,3 +229,32 @@ def test_a_stopped_render_worker_shows_in_the_bridge_panel(make_window: MakeWind
         assert "disk full" in window.bridge_panel.queue_state.text()
     finally:
         queue.journal._db = real
+
+
+def test_the_app_writes_what_the_cli_writes_for_the_same_request(make_window: MakeWindow, qtbot: Any,
+                                                                 tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The app's form is one more door onto the CLI's (and OSC's, the drop folder's) request path:
+    the same request and seed give the same samples, tempo chunk and recipe."""
+    from bridge.cli import main
+    from tests.bridge.test_one_path import rendered, same
+
+    window = make_window()
+    view = window.form_view
+    view.prompt.setFocus()
+    qtbot.keyClicks(view.prompt, "dusty pads")
+    view.by_bars.click()
+    view.bars.setValue(1)
+    view.bpm.setValue(240.0)
+    view.steps.setValue(2)
+    view.cfg.setValue(3.0)
+    view.variations.setValue(1)
+    view.seed.setValue(11)
+    view.seed_lock.setChecked(True)
+    qtbot.keyClick(view.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: _finished(window) is not None, timeout=WAIT_MS)
+    entry = _finished(window)
+    assert entry is not None
+    assert main(["generate", "dusty pads", "--bpm", "240", "--bars", "1", "--seed", "11", "--steps", "2", "--cfg", "3",
+                 "--model", str(tiny_model_dir), "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
+    [cli_file] = sorted((tmp_path / "cli").glob("*.wav"))
+    same(rendered(cli_file), rendered(Path(entry.path)), "CLI vs app")
