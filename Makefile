@@ -25,7 +25,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng libportaudio2 xvfb xauth
 
 PYTEST_ARGS ?=
 
-.PHONY: venv apt test demo bench clean distclean
+.PHONY: venv apt lint test demo bench clean distclean
 
 venv: $(STAMP)
 
@@ -55,7 +55,14 @@ apt:
 	apt-get update && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
 
-test: venv apt
+# Zero findings or the build fails: ruff's lint rules and formatting, then strict mypy (configured in
+# pyproject.toml: engine/, bridge/ and desktop/, strict).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: venv apt lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The README's first command: renders two minutes with the embedded model, longplay-mini, and
@@ -74,7 +81,7 @@ bench: venv
 	for s in "$${scripts[@]}"; do echo "== $$s"; $(PY) "$$s" || exit $$?; done
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache outputs
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache outputs
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Also drops the virtualenv; the next `make` rebuilds it.

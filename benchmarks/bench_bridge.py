@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
-
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 from pythonosc.osc_packet import OscPacket  # noqa: E402
 
@@ -84,8 +83,9 @@ def bench_append_fsync(folder: Path) -> float:
 
 
 def bench_submit(folder: Path, model_dir: Path) -> float:
-    queue = JobQueue(folder / "submit.sqlite3", model=model_dir, device="cpu", out_dir=folder / "out",
-                     limit=N_SUBMITS + 1)
+    queue = JobQueue(
+        folder / "submit.sqlite3", model=model_dir, device="cpu", out_dir=folder / "out", limit=N_SUBMITS + 1
+    )
     # Not started: nothing renders, so this measures the door (validation + journal) alone.
     t0 = time.perf_counter()
     for i in range(N_SUBMITS):
@@ -141,8 +141,9 @@ def _request(i: int) -> bytes:
 def bench_burst(folder: Path, model_dir: Path, limit: int) -> tuple[collections.Counter[str], float, int]:
     """-> (replies per kind: "accepted", "503", ... and "lost"; seconds from the first datagram
     sent to the last answer; the server's receive buffer as the kernel reports it)."""
-    queue = JobQueue(folder / f"burst-{limit}.sqlite3", model=model_dir, device="cpu", out_dir=folder / "out",
-                     limit=limit)
+    queue = JobQueue(
+        folder / f"burst-{limit}.sqlite3", model=model_dir, device="cpu", out_dir=folder / "out", limit=limit
+    )
     server = OscServer(queue, "127.0.0.1", 0)
     server.start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -182,10 +183,14 @@ def bench_burst(folder: Path, model_dir: Path, limit: int) -> tuple[collections.
 def _burst_row(limit: int, counts: collections.Counter[str], seconds: float, granted: int) -> tuple[str, ...]:
     answered = (counts["accepted"] + counts["503"]) / BURST
     others = sum(n for k, n in counts.items() if k not in ("accepted", "503", "lost"))
-    return (f"OSC burst of {BURST} x 1 KB, queue limit {limit} (% answered)", f"{answered:.1%}",
-            f">= {BURST_GOAL:.0%}", f"{answered / BURST_GOAL:.3f}",
-            f"accepted {counts['accepted']}, 503 {counts['503']}, other {others}, lost {counts['lost']}; "
-            f"{seconds * 1000:.0f} ms; SO_RCVBUF {granted / 2**20:.1f} MiB")
+    return (
+        f"OSC burst of {BURST} x 1 KB, queue limit {limit} (% answered)",
+        f"{answered:.1%}",
+        f">= {BURST_GOAL:.0%}",
+        f"{answered / BURST_GOAL:.3f}",
+        f"accepted {counts['accepted']}, 503 {counts['503']}, other {others}, lost {counts['lost']}; "
+        f"{seconds * 1000:.0f} ms; SO_RCVBUF {granted / 2**20:.1f} MiB",
+    )
 
 
 def main() -> int:
@@ -203,10 +208,21 @@ def main() -> int:
 
     rows = [
         ("journal insert, WAL synchronous=FULL (/s)", f"{full:,.0f}", f"{plain:,.0f}", f"{full / plain:.2f}", "-"),
-        ("journal insert, WAL synchronous=NORMAL (/s)", f"{normal:,.0f}", f"{plain:,.0f}", f"{normal / plain:.2f}", "-"),
+        (
+            "journal insert, WAL synchronous=NORMAL (/s)",
+            f"{normal:,.0f}",
+            f"{plain:,.0f}",
+            f"{normal / plain:.2f}",
+            "-",
+        ),
         ("JobQueue.submit: validate + journal (/s)", f"{submits:,.0f}", f"{plain:,.0f}", f"{submits / plain:.2f}", "-"),
-        (f"render 1 s, 8 steps: queue vs direct (s, best of {RENDERS})", f"{via_queue:.3f}", f"{direct:.3f}",
-         f"{via_queue / direct:.3f}", f"+{(via_queue - direct) * 1000:.0f} ms, max|diff| {diff:g}"),
+        (
+            f"render 1 s, 8 steps: queue vs direct (s, best of {RENDERS})",
+            f"{via_queue:.3f}",
+            f"{direct:.3f}",
+            f"{via_queue / direct:.3f}",
+            f"+{(via_queue - direct) * 1000:.0f} ms, max|diff| {diff:g}",
+        ),
         *[_burst_row(limit, counts, seconds, granted) for limit, counts, seconds, granted in bursts],
     ]
     memory, memory_ok = bench_memory()
@@ -217,9 +233,11 @@ def main() -> int:
     print("-|-".join("-" * w for w in widths))
     for row in rows:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-    print("reference for journal rows: append one JSON line + fsync per request (same disk);"
-          " for the render row: Generator.render + the same writer, no queue;"
-          " for the burst rows: the goal (accepted, or 503 once the queue is full).")
+    print(
+        "reference for journal rows: append one JSON line + fsync per request (same disk);"
+        " for the render row: Generator.render + the same writer, no queue;"
+        " for the burst rows: the goal (accepted, or 503 once the queue is full)."
+    )
     bursts_ok = all((c["accepted"] + c["503"]) / BURST >= BURST_GOAL for _, c, _, _ in bursts)
     return 0 if diff == 0 and bursts_ok and memory_ok else 1
 
@@ -289,8 +307,20 @@ def bench_memory() -> tuple[list[tuple[str, ...]], bool]:
         torch.manual_seed(0)
         model_dir = save_model(build_model(tiny_config(window_seconds=3.0)), Path(tmp) / "tiny")
         for case, was in (("three-hours", "8.6 GB"), ("four-hertz", "1.9 GB")):
-            res = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(Path(__file__).resolve().parents[1]),
-                                  str(model_dir), tmp, case], capture_output=True, text=True, check=False)
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _MEMORY_CHILD,
+                    str(Path(__file__).resolve().parents[1]),
+                    str(model_dir),
+                    tmp,
+                    case,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if res.returncode:
                 rows.append((f"transform {case} WAV: peak RSS above idle (MB)", "-", "-", "-", res.stderr[-300:]))
                 ok = False
@@ -298,10 +328,16 @@ def bench_memory() -> tuple[list[tuple[str, ...]], bool]:
             got = json.loads(res.stdout.strip().splitlines()[-1])
             (state, code, door_mb, secs), (engine, engine_mb) = got["door"], got["engine"]
             ok = ok and max(door_mb, engine_mb) <= MEMORY_BUDGET_MB
-            rows.append((f"transform {case} WAV: peak RSS above idle server (MB)", f"{door_mb:,.0f}",
-                         f"<= {MEMORY_BUDGET_MB:,.0f}", f"{door_mb / MEMORY_BUDGET_MB:.3f}",
-                         f"{state}{f' ({code})' if code else ''} in {secs:.2f} s; engine alone: {engine}, "
-                         f"+{engine_mb:,.0f} MB; was {was}"))
+            rows.append(
+                (
+                    f"transform {case} WAV: peak RSS above idle server (MB)",
+                    f"{door_mb:,.0f}",
+                    f"<= {MEMORY_BUDGET_MB:,.0f}",
+                    f"{door_mb / MEMORY_BUDGET_MB:.3f}",
+                    f"{state}{f' ({code})' if code else ''} in {secs:.2f} s; engine alone: {engine}, "
+                    f"+{engine_mb:,.0f} MB; was {was}",
+                )
+            )
     return rows, ok
 
 

@@ -22,9 +22,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,12 +53,26 @@ try:
 except Exception:  # noqa: BLE001 - no converter: diffusers keeps its own random weights
     convert = None  # type: ignore[assignment]
 
-SAO_DIT = DiTConfig(io_channels=64, embed_dim=1536, depth=24, num_heads=24, cond_token_dim=768,
-                    global_cond_dim=1536, project_cond_tokens=False)
-_OOB = dict(audio_channels=2, channels=128, c_mults=(1, 2, 4, 8, 16), strides=(2, 4, 4, 8, 8), use_snake=True,
-            final_tanh=False)
-SAO_VAE = AutoencoderConfig(encoder=OobleckConfig(latent_dim=128, **_OOB), decoder=OobleckConfig(latent_dim=64, **_OOB),
-                            bottleneck="vae", latent_dim=64, downsampling_ratio=2048, io_channels=2)
+SAO_DIT = DiTConfig(
+    io_channels=64,
+    embed_dim=1536,
+    depth=24,
+    num_heads=24,
+    cond_token_dim=768,
+    global_cond_dim=1536,
+    project_cond_tokens=False,
+)
+_OOB = dict(
+    audio_channels=2, channels=128, c_mults=(1, 2, 4, 8, 16), strides=(2, 4, 4, 8, 8), use_snake=True, final_tanh=False
+)
+SAO_VAE = AutoencoderConfig(
+    encoder=OobleckConfig(latent_dim=128, **_OOB),
+    decoder=OobleckConfig(latent_dim=64, **_OOB),
+    bottleneck="vae",
+    latent_dim=64,
+    downsampling_ratio=2048,
+    io_channels=2,
+)
 FAILED: list[str] = []
 
 
@@ -115,6 +130,7 @@ def bf16_probe() -> tuple[float, float]:
 
 # -------------------------------------------------------------------------------------------- DiT
 
+
 def bench_dit(args: argparse.Namespace, use_bf16: bool) -> None:
     depth, frames = (2, 1024) if args.quick else (SAO_DIT.depth, 1024)
     cfg = DiTConfig(**{**SAO_DIT.__dict__, "depth": depth})
@@ -143,12 +159,27 @@ def bench_dit(args: argparse.Namespace, use_bf16: bool) -> None:
 
         def run_ref() -> Tensor:
             with autocast():
-                return ref(x, timestep=t, encoder_hidden_states=ctx, global_hidden_states=glob[:, None],
-                           rotary_embedding=rot, return_dict=False)[0]
+                return ref(
+                    x,
+                    timestep=t,
+                    encoder_hidden_states=ctx,
+                    global_hidden_states=glob[:, None],
+                    rotary_embedding=rot,
+                    return_dict=False,
+                )[0]
 
         fns["diffusers"] = run_ref
-        fp32_ref = lambda: ref(x, timestep=t, encoder_hidden_states=ctx,  # noqa: E731
-                               global_hidden_states=glob[:, None], rotary_embedding=rot, return_dict=False)[0]
+
+        def fp32_ref() -> Tensor:
+            return ref(
+                x,
+                timestep=t,
+                encoder_hidden_states=ctx,
+                global_hidden_states=glob[:, None],
+                rotary_embedding=rot,
+                return_dict=False,
+            )[0]
+
     with torch.inference_mode():
         secs, outs = timed(fns, args.repeats)
         # The accuracy reference: diffusers in fp32 (ours in fp32 when diffusers is missing).
@@ -171,18 +202,32 @@ def bench_dit(args: argparse.Namespace, use_bf16: bool) -> None:
         if k in secs:
             err = rel_err(outs[k], want)
             tol = max(2e-2, 1.5 * ref_err) if use_bf16 else 1e-4
-            rows.append([f"{k} ({mode})", secs[k], (base / secs[k]) if base else "-", f"{err:.1e}",
-                         check(err <= tol, f"DiT {k} error {err:.2e}")])
-    note = (f"{'quick: depth 2 of 24 (per-layer cost is what matters); ' if args.quick else ''}"
-            f"batch {b} (CFG), {frames} latent frames + 1 prepended token, 130 context tokens, "
-            f"{torch.get_num_threads()} threads\n"
-            f"cross-attention K/V projections of one forward (what a per-render K/V cache saves): "
-            f"{kv['kv'] * 1e3:.0f} ms = {100 * kv['kv'] / secs['ours']:.1f}% of ours")
-    table(f"DiT forward, SAO 1.0 dims (embed 1536, heads 24, depth {depth})",
-          ["case", "time s", "diffusers/this", "max rel err vs fp32 ref", "check"], rows, note)
+            rows.append(
+                [
+                    f"{k} ({mode})",
+                    secs[k],
+                    (base / secs[k]) if base else "-",
+                    f"{err:.1e}",
+                    check(err <= tol, f"DiT {k} error {err:.2e}"),
+                ]
+            )
+    note = (
+        f"{'quick: depth 2 of 24 (per-layer cost is what matters); ' if args.quick else ''}"
+        f"batch {b} (CFG), {frames} latent frames + 1 prepended token, 130 context tokens, "
+        f"{torch.get_num_threads()} threads\n"
+        f"cross-attention K/V projections of one forward (what a per-render K/V cache saves): "
+        f"{kv['kv'] * 1e3:.0f} ms = {100 * kv['kv'] / secs['ours']:.1f}% of ours"
+    )
+    table(
+        f"DiT forward, SAO 1.0 dims (embed 1536, heads 24, depth {depth})",
+        ["case", "time s", "diffusers/this", "max rel err vs fp32 ref", "check"],
+        rows,
+        note,
+    )
 
 
 # -------------------------------------------------------------------------------------------- VAE
+
 
 def build_vae() -> tuple[AudioAutoencoder, nn.Module | None]:
     torch.manual_seed(0)
@@ -206,11 +251,13 @@ def bench_vae(args: argparse.Namespace, use_bf16: bool) -> None:
         def run() -> Tensor:
             with fastconv.plain():
                 return f()
+
         return run
 
     def bf16_convs(f: Callable[[], Tensor]) -> Callable[[], Tensor]:
         """The plain path with every conv in bf16 (fp32 in and out, Snake and sums in fp32): what
         bf16 can buy the VAE where bf16 GEMMs are fast. Measured, not used: see the SNR column."""
+
         def run() -> Tensor:
             conv, convt = torch.nn.functional.conv1d, torch.nn.functional.conv_transpose1d
 
@@ -218,6 +265,7 @@ def bench_vae(args: argparse.Namespace, use_bf16: bool) -> None:
                 def bf16_op(x: Tensor, w: Tensor, b: Tensor | None = None, *a: Any, **k: Any) -> Tensor:
                     y = op(x.bfloat16(), w.bfloat16(), None, *a, **k).float()
                     return y if b is None else y + b[:, None]
+
                 return bf16_op
 
             torch.nn.functional.conv1d, torch.nn.functional.conv_transpose1d = wrap(conv), wrap(convt)
@@ -226,13 +274,18 @@ def bench_vae(args: argparse.Namespace, use_bf16: bool) -> None:
                     return f()
             finally:
                 torch.nn.functional.conv1d, torch.nn.functional.conv_transpose1d = conv, convt
+
         return run
 
     rows = []
     for what, f_ours, f_ref in (
-            ("decode", lambda: ours.decode(z), (lambda: ref.decode(z).sample) if ref is not None else None),
-            ("encode", lambda: ours.encode(audio, sample=False)[0],
-             (lambda: ref.encode(audio).latent_dist.mean) if ref is not None else None)):
+        ("decode", lambda: ours.decode(z), (lambda: ref.decode(z).sample) if ref is not None else None),
+        (
+            "encode",
+            lambda: ours.encode(audio, sample=False)[0],
+            (lambda: ref.encode(audio).latent_dist.mean) if ref is not None else None,
+        ),
+    ):
         fns = {"ours fast": f_ours, "ours plain": plain(f_ours)}
         if what == "decode" and use_bf16:
             fns["bf16 convs (not used)"] = bf16_convs(f_ours)
@@ -248,27 +301,43 @@ def bench_vae(args: argparse.Namespace, use_bf16: bool) -> None:
             err, snr = rel_err(outs[k], ref_out), snr_db(outs[k], ref_out)
             unused = k.endswith("(not used)")
             ok = snr >= 40 and (err <= 1e-5 or k == "diffusers")
-            rows.append([f"{what}: {k}" + ("" if unused else " (fp32)"), secs[k], (base / secs[k]) if base else "-",
-                         f"{snr:.0f}" if snr != float("inf") else "exact", f"{err:.1e}",
-                         ("info" if unused else check(ok, f"VAE {what} {k}: SNR {snr:.1f} dB, err {err:.2e}"))])
+            rows.append(
+                [
+                    f"{what}: {k}" + ("" if unused else " (fp32)"),
+                    secs[k],
+                    (base / secs[k]) if base else "-",
+                    f"{snr:.0f}" if snr != float("inf") else "exact",
+                    f"{err:.1e}",
+                    ("info" if unused else check(ok, f"VAE {what} {k}: SNR {snr:.1f} dB, err {err:.2e}")),
+                ]
+            )
     # bf16 here: one decoder conv (1024 ch, k=7, 512 samples) in bf16 vs fp32.
     conv = ours.decoder.layers[2].layers[2].layers[1]
     x = torch.randn(1, conv.weight_v.shape[1], 512)
     w = conv.weight().detach()
     with torch.no_grad():
-        p, _ = timed({"fp32": lambda: torch.nn.functional.conv1d(x, w, None, 1, 3),
-                      "bf16": lambda: torch.nn.functional.conv1d(x.bfloat16(), w.bfloat16(), None, 1, 3)}, 2)
-    table(f"VAE, SAO 1.0 Oobleck (channels 128, c_mults 1,2,4,8,16, strides 2,4,4,8,8, latent 64): "
-          f"{frames} latent frames = {frames * 2048 / 44100:.1f} s of audio",
-          ["case", "time s", "diffusers/this", "SNR dB vs ours plain", "max rel err", "check"], rows,
-          f"fast = engine.fastconv paths (GEMM k=1 + fused residual, GEMM+overlap-add transposed conv,\n"
-          f"folded SnakeBeta, parallel time tiles); plain = the same module on plain torch ops.\n"
-          f"{torch.get_num_threads()} threads; a k=7 1024-channel conv takes {p['bf16'] / p['fp32']:.1f}x the fp32 "
-          f"time in bf16 here. Ours decodes in fp32: bf16 convs (row shown where bf16 matmuls are\n"
-          f"faster) fall below the 40 dB SNR bar (39.5 dB measured on an AVX512-BF16 EPYC).")
+        p, _ = timed(
+            {
+                "fp32": lambda: torch.nn.functional.conv1d(x, w, None, 1, 3),
+                "bf16": lambda: torch.nn.functional.conv1d(x.bfloat16(), w.bfloat16(), None, 1, 3),
+            },
+            2,
+        )
+    table(
+        f"VAE, SAO 1.0 Oobleck (channels 128, c_mults 1,2,4,8,16, strides 2,4,4,8,8, latent 64): "
+        f"{frames} latent frames = {frames * 2048 / 44100:.1f} s of audio",
+        ["case", "time s", "diffusers/this", "SNR dB vs ours plain", "max rel err", "check"],
+        rows,
+        f"fast = engine.fastconv paths (GEMM k=1 + fused residual, GEMM+overlap-add transposed conv,\n"
+        f"folded SnakeBeta, parallel time tiles); plain = the same module on plain torch ops.\n"
+        f"{torch.get_num_threads()} threads; a k=7 1024-channel conv takes {p['bf16'] / p['fp32']:.1f}x the fp32 "
+        f"time in bf16 here. Ours decodes in fp32: bf16 convs (row shown where bf16 matmuls are\n"
+        f"faster) fall below the 40 dB SNR bar (39.5 dB measured on an AVX512-BF16 EPYC).",
+    )
 
 
 # ------------------------------------------------------------------------------------- long decode
+
 
 def long_child(frames: int, chunk: int, overlap: int, threads: int) -> None:
     """Runs in a fresh process (so ru_maxrss is this decode's peak): prints one JSON line."""
@@ -284,8 +353,17 @@ def long_child(frames: int, chunk: int, overlap: int, threads: int) -> None:
         t = time.perf_counter()
         audio = pre.decode(z, chunk_frames=chunk, overlap_frames=overlap)
         secs = time.perf_counter() - t
-    print(json.dumps({"secs": secs, "rss_before_mb": before, "peak_mb": rss_mb("VmHWM"),
-                      "samples": audio.shape[-1], "finite": bool(torch.isfinite(audio).all())}))
+    print(
+        json.dumps(
+            {
+                "secs": secs,
+                "rss_before_mb": before,
+                "peak_mb": rss_mb("VmHWM"),
+                "samples": audio.shape[-1],
+                "finite": bool(torch.isfinite(audio).all()),
+            }
+        )
+    )
 
 
 def bench_long(args: argparse.Namespace) -> None:
@@ -298,13 +376,22 @@ def bench_long(args: argparse.Namespace) -> None:
             continue
         r = json.loads(res.stdout.strip().splitlines()[-1])
         waste = overlap / (chunk - overlap)
-        rows.append([f"chunk {chunk} / overlap {overlap} (+{100 * waste:.0f}% recompute)", r["secs"],
-                     r["peak_mb"] - r["rss_before_mb"], r["peak_mb"],
-                     check(r["finite"] and r["samples"] == frames * 2048, "long decode output")])
-    table(f"Chunked decode of {frames} latent frames ({frames * 2048 / 44100:.0f} s of audio), ours fast, "
-          f"{args.threads} threads, one subprocess per row",
-          ["case", "time s", "decode peak - RSS before MB", "peak RSS MB", "check"], rows,
-          "RSS before = model + its folded conv weights (made by a warm-up decode)")
+        rows.append(
+            [
+                f"chunk {chunk} / overlap {overlap} (+{100 * waste:.0f}% recompute)",
+                r["secs"],
+                r["peak_mb"] - r["rss_before_mb"],
+                r["peak_mb"],
+                check(r["finite"] and r["samples"] == frames * 2048, "long decode output"),
+            ]
+        )
+    table(
+        f"Chunked decode of {frames} latent frames ({frames * 2048 / 44100:.0f} s of audio), ours fast, "
+        f"{args.threads} threads, one subprocess per row",
+        ["case", "time s", "decode peak - RSS before MB", "peak RSS MB", "check"],
+        rows,
+        "RSS before = model + its folded conv weights (made by a warm-up decode)",
+    )
 
 
 def main() -> int:
@@ -325,12 +412,14 @@ def main() -> int:
     amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     t32, t16 = bf16_probe()
     use_bf16 = t16 < t32
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, AMX {amx}, "
-          f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}\n"
-          f"bf16 probe (1536x1536 linear, 512 tokens): fp32 {t32 * 1e3:.1f} ms, bf16 autocast {t16 * 1e3:.1f} ms "
-          f"-> DiT runs in {'bf16 autocast' if use_bf16 else 'fp32'}"
-          + ("" if StableAudioDiTModel is not None else "\ndiffusers not installed: ours only")
-          + ("" if convert is not None else "\nno tests/engine/diffusers_convert.py: no cross-model errors"))
+    print(
+        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, AMX {amx}, "
+        f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}\n"
+        f"bf16 probe (1536x1536 linear, 512 tokens): fp32 {t32 * 1e3:.1f} ms, bf16 autocast {t16 * 1e3:.1f} ms "
+        f"-> DiT runs in {'bf16 autocast' if use_bf16 else 'fp32'}"
+        + ("" if StableAudioDiTModel is not None else "\ndiffusers not installed: ours only")
+        + ("" if convert is not None else "\nno tests/engine/diffusers_convert.py: no cross-model errors")
+    )
     if not args.long:
         bench_vae(args, use_bf16)
         bench_dit(args, use_bf16)

@@ -39,13 +39,14 @@ def novelty(audio: np.ndarray, rate: int, lag_s: float = 2.0) -> tuple[np.ndarra
     import librosa
 
     hop = 1024
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio.mean(0), sr=rate, n_fft=2048,
-                                                             hop_length=hop, n_mels=64))
+    mel = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=audio.mean(0), sr=rate, n_fft=2048, hop_length=hop, n_mels=64)
+    )
     x = mel - mel.mean(0, keepdims=True)
     x /= np.linalg.norm(x, axis=0, keepdims=True) + 1e-9
     k = int(lag_s * rate / hop)
     nov = np.zeros(x.shape[1])
-    nov[k:-k] = 1 - np.sum(x[:, : -2 * k] * x[:, 2 * k:], axis=0)
+    nov[k:-k] = 1 - np.sum(x[:, : -2 * k] * x[:, 2 * k :], axis=0)
     return nov, rate / hop
 
 
@@ -67,7 +68,9 @@ def main() -> int:
     rate, hop = cfg.sample_rate, cfg.autoencoder.downsampling_ratio
     segments = gen.segments(args.seconds)
     plan = ", ".join(f"{s.start * hop / rate:.0f}-{(s.start + s.frames) * hop / rate:.0f} s" for s in segments)
-    print(f"model {args.model}: window {cfg.window_seconds:.1f} s; {args.seconds:g} s as {len(segments)} windows ({plan})")
+    print(
+        f"model {args.model}: window {cfg.window_seconds:.1f} s; {args.seconds:g} s as {len(segments)} windows ({plan})"
+    )
 
     rows = []
     for name, seconds in (("one window (reference)", min(cfg.window_seconds, args.seconds)), ("long", args.seconds)):
@@ -81,7 +84,9 @@ def main() -> int:
     print("| render | audio s | wall s | wall s per audio min | vs reference | 10 s levels min / max (dBFS) |")
     print("|---|---|---|---|---|---|")
     for name, seconds, wall, per_min, lo, hi, _ in rows:
-        print(f"| {name} | {seconds:.0f} | {wall:.1f} | {per_min:.1f} | {per_min / ref_rate:.2f} | {lo:.1f} / {hi:.1f} |")
+        print(
+            f"| {name} | {seconds:.0f} | {wall:.1f} | {per_min:.1f} | {per_min / ref_rate:.2f} | {lo:.1f} / {hi:.1f} |"
+        )
 
     audio = rows[1][6]
     nov, fps = novelty(audio, rate)
@@ -91,10 +96,12 @@ def main() -> int:
     for seg in segments[1:]:
         t = (seg.start + seg.known) * hop / rate
         v = float(nov[int(t * fps)])
-        clip = audio.mean(0)[int(max(t - 20, 0) * rate): int((t + 20) * rate)]
+        clip = audio.mean(0)[int(max(t - 20, 0) * rate) : int((t + 20) * rate)]
         tempo = float(librosa.feature.tempo(y=clip, sr=rate)[0])
         print(f"| {t:.1f} | {v:.3f} | {(valid < v).mean() * 100:.0f} | {tempo:.1f} (asked {BPM:g}) |")
-    print(f"\nnovelty over the whole render: median {np.median(valid):.3f}, 90th percentile {np.percentile(valid, 90):.3f}")
+    print(
+        f"\nnovelty over the whole render: median {np.median(valid):.3f}, 90th percentile {np.percentile(valid, 90):.3f}"
+    )
     return 0
 
 

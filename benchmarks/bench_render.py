@@ -77,8 +77,10 @@ def main() -> int:
         gens["full attention"] = Generator(full_attention_twin(model), device="cpu")
     prompt = "warm analog house bed, 124 BPM, Rhodes, sub bass"
     steps = args.steps or ours.defaults["steps"]
-    print(f"model {args.model}: window {window:.1f} s, {steps} steps, sampler {ours.defaults['sampler']}, "
-          f"{args.threads} threads, {torch.backends.cpu.get_cpu_capability()}")
+    print(
+        f"model {args.model}: window {window:.1f} s, {steps} steps, sampler {ours.defaults['sampler']}, "
+        f"{args.threads} threads, {torch.backends.cpu.get_cpu_capability()}"
+    )
     render_once(ours, prompt, 2.0, 2, 0)  # warm-up: allocators, folded VAE weights
 
     rows = []
@@ -88,12 +90,23 @@ def main() -> int:
         for _ in range(args.repeats):
             for name, gen in gens.items():  # interleaved, so load changes hit both alike
                 runs[name].append(render_once(gen, prompt, seconds, args.steps, 1))
-        med = {k: {m: statistics.median(r[m] for r in v) for m in ("wall", "sampling", "decoding")}
-               for k, v in runs.items()}
+        med = {
+            k: {m: statistics.median(r[m] for r in v) for m in ("wall", "sampling", "decoding")}
+            for k, v in runs.items()
+        }
         for name, m in med.items():
             ratio = med[name]["wall"] / med["ours"]["wall"]
-            rows.append([f"{seconds:.0f} s", name, f"{m['wall']:.1f}", f"{m['sampling']:.1f}", f"{m['decoding']:.1f}",
-                         f"{seconds / m['wall']:.2f}x", f"{ratio:.2f}"])
+            rows.append(
+                [
+                    f"{seconds:.0f} s",
+                    name,
+                    f"{m['wall']:.1f}",
+                    f"{m['sampling']:.1f}",
+                    f"{m['decoding']:.1f}",
+                    f"{seconds / m['wall']:.2f}x",
+                    f"{ratio:.2f}",
+                ]
+            )
     head = ["audio", "model", "wall s", "sampling s", "decoding s", "real time", "time / ours"]
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
@@ -103,8 +116,10 @@ def main() -> int:
     long = [r for r in rows if r[1] == "ours" and float(r[0].split()[0]) >= 285.0]
     if long:
         wall = float(long[0][2])
-        print(f"285 s target (<= {TARGET_285_S:.0f} s on this CPU): {wall:.1f} s -> "
-              f"{'met' if wall <= TARGET_285_S else 'not met'}")
+        print(
+            f"285 s target (<= {TARGET_285_S:.0f} s on this CPU): {wall:.1f} s -> "
+            f"{'met' if wall <= TARGET_285_S else 'not met'}"
+        )
     return 0
 
 

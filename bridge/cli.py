@@ -17,15 +17,16 @@ import argparse
 import math
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
-from .eval_cli import add_eval_parser, run_eval_command
-from .train_cli import add_train_parser, run_train
 from .errors import BridgeError, EngineUnavailable, UsageError
+from .eval_cli import add_eval_parser, run_eval_command
 from .folders import check_writable_folder
 from .loudness import DEFAULT_LOUDNESS, parse_loudness
 from .naming import AUDIO_SUFFIXES
+from .train_cli import add_train_parser, run_train
 
 PROG = "longplay"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -78,16 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--negative", metavar="TEXT", help="negative prompt")
     g.add_argument("--init-audio", metavar="FILE", help="audio-to-audio: start from this file")
     g.add_argument("--init-strength", type=_finite, help="0 keeps the init audio, 1 ignores it")
-    g.add_argument("--bpm", type=_finite, help="tempo, 20-300: the beat grid of models that have one (default: a BPM the prompt names); with --bars: bar-exact length")
+    g.add_argument(
+        "--bpm",
+        type=_finite,
+        help="tempo, 20-300: the beat grid of models that have one (default: a BPM the prompt names); with --bars: bar-exact length",
+    )
     g.add_argument("--bars", type=_integer, help="length in bars, 1-512; needs --bpm")
     g.add_argument("--variations", type=_integer, default=1, help="how many renders, 1-16, each with its own seed")
     g.add_argument("--model", metavar="DIR|NAME", help="model folder or name (see `longplay models`)")
     g.add_argument("--out", metavar="PATH", help="output .wav/.flac file or folder (default: outputs/)")
     g.add_argument("--sampler", help="sampler name (default: the engine's)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    g.add_argument("--loudness", type=_loudness, default=DEFAULT_LOUDNESS, metavar="LUFS|off",
-                   help=f"integrated loudness of each file, -60 to 0 LUFS, peaks kept under -1 dBFS "
-                   f"(default {DEFAULT_LOUDNESS:g}); off keeps the model's level")
+    g.add_argument(
+        "--loudness",
+        type=_loudness,
+        default=DEFAULT_LOUDNESS,
+        metavar="LUFS|off",
+        help=f"integrated loudness of each file, -60 to 0 LUFS, peaks kept under -1 dBFS "
+        f"(default {DEFAULT_LOUDNESS:g}); off keeps the model's level",
+    )
     g.add_argument("--waveform", action="store_true", help="also write a waveform PNG next to each file")
 
     sub.add_parser("models", help="list the models Longplay can find")
@@ -99,25 +109,40 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-seconds", type=_finite, help="shortest song (default 10, or --max-seconds if lower)")
     c.add_argument("--max-seconds", type=_finite, default=285.0, help="longest song, up to 285 (default 285)")
     c.add_argument("--stems", type=_integer, default=2, help="stems written per song, 0-5 (default 2)")
-    c.add_argument("--drumless", action="store_true",
-                   help="also write each drummed song's mix without its drums (kind mix:nodrums, prompted "
-                        "'no drums'); on a finished corpus this renders just those")
+    c.add_argument(
+        "--drumless",
+        action="store_true",
+        help="also write each drummed song's mix without its drums (kind mix:nodrums, prompted "
+        "'no drums'); on a finished corpus this renders just those",
+    )
     c.add_argument("--held-out", type=_finite, default=0.1, help="fraction of songs in the test split (default 0.1)")
     c.add_argument("--jobs", type=_integer, default=1, help="songs rendered in parallel, 1-16 (default 1)")
 
     s = sub.add_parser("serve", help="run the headless job queue, OSC server and watched folder")
     s.add_argument("--osc-port", type=_integer, default=9030, help="UDP port (default 9030; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    s.add_argument("--allow", metavar="HOST", nargs="+", action="extend", default=[],
-                   help="client hosts (IP, network or name) allowed to send requests; required off loopback")
+    s.add_argument(
+        "--allow",
+        metavar="HOST",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="client hosts (IP, network or name) allowed to send requests; required off loopback",
+    )
     s.add_argument("--drop", metavar="DIR", help="watched folder (DIR/inbox in, DIR/outbox out)")
     s.add_argument("--model", metavar="DIR|NAME", help="model folder or name (see `longplay models`)")
     s.add_argument("--out", metavar="DIR", default="outputs", help="folder for OSC renders (default: outputs/)")
     s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     s.add_argument("--journal", metavar="FILE", help="job journal (default: OUT/.longplay/jobs.sqlite3)")
     s.add_argument("--queue-limit", type=_integer, default=32, help="jobs waiting before requests are refused")
-    s.add_argument("--source-root", metavar="DIR", nargs="+", action="extend", default=[],
-                   help="transform sources must lie under these folders")
+    s.add_argument(
+        "--source-root",
+        metavar="DIR",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="transform sources must lie under these folders",
+    )
     s.add_argument("--prompt", default="", help="the drop folder's prompt for dropped audio files")
     s.add_argument("--strength", type=_finite, default=0.7, help="the drop folder's transform strength, 0-1")
     s.add_argument("--verbose", "-v", action="store_true", help="log every request")
@@ -185,14 +210,19 @@ def validate_serve(args: argparse.Namespace) -> None:
     if args.device is not None and not _DEVICE_RE.fullmatch(args.device):
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps (got {args.device!r})")
     if not _loopback(args.host) and not args.allow:
-        raise UsageError(f"--host {args.host} is not loopback: name the clients allowed to send requests "
-                         "with --allow HOST [HOST ...]")
+        raise UsageError(
+            f"--host {args.host} is not loopback: name the clients allowed to send requests "
+            "with --allow HOST [HOST ...]"
+        )
     for root in args.source_root:
         if not Path(root).is_dir():
             raise UsageError(f"--source-root: no such folder: {root}")
     # Last: the checks above refuse without creating anything.
-    for flag, folder in (("--out", args.out), ("--drop", args.drop),
-                         ("--journal", args.journal and Path(args.journal).parent)):
+    for flag, folder in (
+        ("--out", args.out),
+        ("--drop", args.drop),
+        ("--journal", args.journal and Path(args.journal).parent),
+    ):
         if folder:
             check_writable_folder(flag, folder)
 
@@ -211,8 +241,13 @@ def validate_app(args: argparse.Namespace) -> None:
 def app_argv(args: argparse.Namespace) -> list[str]:
     """The checked ``app`` arguments, spelled out again for the desktop process."""
     argv: list[str] = []
-    for flag, value in (("--model", args.model), ("--out", args.out), ("--osc-port", args.osc_port),
-                        ("--device", args.device), ("--smoke", args.smoke)):
+    for flag, value in (
+        ("--model", args.model),
+        ("--out", args.out),
+        ("--osc-port", args.osc_port),
+        ("--device", args.device),
+        ("--smoke", args.smoke),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     return argv + (["--no-osc"] if args.no_osc else [])
@@ -284,10 +319,23 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise EngineUnavailable(err) from err
 
-    return run(ServeOptions(
-        host=args.host, port=args.osc_port, allow=tuple(args.allow), drop=args.drop, model=args.model,
-        out=args.out, device=args.device, journal=args.journal, queue_limit=args.queue_limit,
-        source_roots=tuple(args.source_root), prompt=args.prompt, strength=args.strength, verbose=args.verbose))
+    return run(
+        ServeOptions(
+            host=args.host,
+            port=args.osc_port,
+            allow=tuple(args.allow),
+            drop=args.drop,
+            model=args.model,
+            out=args.out,
+            device=args.device,
+            journal=args.journal,
+            queue_limit=args.queue_limit,
+            source_roots=tuple(args.source_root),
+            prompt=args.prompt,
+            strength=args.strength,
+            verbose=args.verbose,
+        )
+    )
 
 
 def _run_models(args: argparse.Namespace) -> int:
@@ -310,8 +358,12 @@ def _corpus_progress(p: Any) -> None:  # p: lab.data.CorpusProgress
     """One line per song: where the build is, and how fast audio is being made."""
     rate = p.audio_s / p.elapsed_s if p.elapsed_s > 0 else 0.0
     how = "already there" if p.skipped else f"{p.realtime:.1f}x real time"
-    print(f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s ({how}) | "
-          f"{p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s", file=sys.stderr, flush=True)
+    print(
+        f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s ({how}) | "
+        f"{p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _run_corpus(args: argparse.Namespace) -> int:
@@ -322,9 +374,18 @@ def _run_corpus(args: argparse.Namespace) -> int:
         raise EngineUnavailable(err) from err
 
     try:
-        summary = build_corpus(args.out_dir, args.songs, args.seed, stems_per_song=args.stems, drumless=args.drumless,
-                               min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                               held_out_fraction=args.held_out, jobs=args.jobs, progress=_corpus_progress)
+        summary = build_corpus(
+            args.out_dir,
+            args.songs,
+            args.seed,
+            stems_per_song=args.stems,
+            drumless=args.drumless,
+            min_seconds=args.min_seconds,
+            max_seconds=args.max_seconds,
+            held_out_fraction=args.held_out,
+            jobs=args.jobs,
+            progress=_corpus_progress,
+        )
     except EngineError as err:
         raise BridgeError(str(err)) from err
     except OSError as err:

@@ -36,8 +36,14 @@ def kind_of(mode: int) -> str | None:
     """None for a regular file; else what the inbox entry is, for its status message."""
     if stat.S_ISREG(mode):
         return None
-    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    kinds = (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    )
     return next((what for test, what in kinds if test(mode)), "a special file")
 
 
@@ -81,8 +87,9 @@ def read_request_file(path: Path) -> bytes:
     with open_regular(path) as fh:
         data = fh.read(MAX_REQUEST_BYTES + 1)
     if len(data) > MAX_REQUEST_BYTES:
-        raise UsageError(f"{path.name} is larger than {MAX_REQUEST_BYTES // 1024} kB; a request is a few "
-                         "hundred bytes of JSON")
+        raise UsageError(
+            f"{path.name} is larger than {MAX_REQUEST_BYTES // 1024} kB; a request is a few hundred bytes of JSON"
+        )
     return bytes(data)
 
 

@@ -28,9 +28,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .dropfiles import content_id, entry_id, file_id, free_name, kind_of, parse_json, read_request_file
 from .errors import BridgeError, DiskFull, DuplicateRequest, UsageError
@@ -63,9 +64,16 @@ class _Drop:
 class DropFolder:
     """Polls ``<root>/inbox`` and submits what it finds to ``queue``; writes status files."""
 
-    def __init__(self, queue: JobQueue, root: str | os.PathLike[str], *, default_prompt: str = "",
-                 default_strength: float = 0.7, audio_defaults: Mapping[str, Any] | None = None,
-                 interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        root: str | os.PathLike[str],
+        *,
+        default_prompt: str = "",
+        default_strength: float = 0.7,
+        audio_defaults: Mapping[str, Any] | None = None,
+        interval: float = 0.5,
+    ) -> None:
         self.queue = queue
         self.root = Path(root).resolve()
         self.inbox, self.outbox = self.root / "inbox", self.root / "outbox"
@@ -115,8 +123,11 @@ class DropFolder:
         """One scan of the inbox; -> the names of the entries handled (submitted or rejected)."""
         if not self.queue.health.ok:
             if not self._paused:
-                log.warning("the render worker stopped (%s): dropped files wait in %s until a restart",
-                            self.queue.health.reason, self.inbox)
+                log.warning(
+                    "the render worker stopped (%s): dropped files wait in %s until a restart",
+                    self.queue.health.reason,
+                    self.inbox,
+                )
             self._paused = True
             return []
         self._paused = False
@@ -133,8 +144,7 @@ class DropFolder:
             if self._seen.get(name) != signature or self._stuck.get(name) == signature:
                 continue  # new or still growing: look again next time
             handled.append(name)
-            self._take(_Drop(name, signature, self.inbox / name, entry_id(name, st.st_ino, st.st_mtime_ns)),
-                       st.st_mode)
+            self._take(_Drop(name, signature, self.inbox / name, entry_id(name, st.st_ino, st.st_mtime_ns)), st.st_mode)
             if self._stuck.get(name) != signature:
                 current.pop(name)  # taken: a new file under this name waits its two polls again
         self._seen = current
@@ -147,15 +157,17 @@ class DropFolder:
             what = kind_of(mode)
             suffix = Path(drop.name).suffix.lower()
             if what is not None:
-                raise UsageError(f"{drop.name} is {what}, not a regular file; it was moved aside unopened "
-                                 "(drop the file itself)")
+                raise UsageError(
+                    f"{drop.name} is {what}, not a regular file; it was moved aside unopened (drop the file itself)"
+                )
             if suffix == ".json":
                 self._take_json(drop)
             elif suffix in AUDIO_INPUT_SUFFIXES:
                 self._take_audio(drop)
             else:
-                raise UsageError(f"{drop.name}: not a request (.json) or an audio file "
-                                 f"({', '.join(AUDIO_INPUT_SUFFIXES)})")
+                raise UsageError(
+                    f"{drop.name}: not a request (.json) or an audio file ({', '.join(AUDIO_INPUT_SUFFIXES)})"
+                )
         except Exception as err:  # noqa: BLE001 - one file's trouble is reported on that file
             self._reject(drop, err)
 
@@ -253,9 +265,17 @@ class DropFolder:
             log.error("drop folder could not take %s", drop.name, exc_info=err)
         moved = self._move(drop, self.rejected)
         try:
-            write_status(self.outbox, drop.rid, {"id": drop.rid, "state": "rejected", "file": drop.name,
-                                                 "request": str(moved) if moved else None,
-                                                 "error": {"code": code, "message": message}})
+            write_status(
+                self.outbox,
+                drop.rid,
+                {
+                    "id": drop.rid,
+                    "state": "rejected",
+                    "file": drop.name,
+                    "request": str(moved) if moved else None,
+                    "error": {"code": code, "message": message},
+                },
+            )
         except OSError as status_err:
             log.error("could not write the status of %s: %s", drop.name, status_err)
 
@@ -272,8 +292,12 @@ class DropFolder:
             if self.queue.get(rid) is not None:
                 continue
             st = path.lstat()
-            drop = _Drop(path.name, (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino), path,
-                         entry_id(path.name, st.st_ino, st.st_mtime_ns))
+            drop = _Drop(
+                path.name,
+                (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino),
+                path,
+                entry_id(path.name, st.st_ino, st.st_mtime_ns),
+            )
             try:
                 self._submit_audio(path, rid)
             except Exception as err:  # noqa: BLE001 - as for a fresh drop
@@ -295,9 +319,14 @@ class DropFolder:
         self._write_status(job)
 
     def _write_status(self, job: JobInfo) -> None:
-        status: dict[str, Any] = {"id": job.id, "state": job.state, "stage": job.stage,
-                                  "fraction": round(job.fraction, 4), "position": job.position,
-                                  "files": [f.path for f in job.files]}
+        status: dict[str, Any] = {
+            "id": job.id,
+            "state": job.state,
+            "stage": job.stage,
+            "fraction": round(job.fraction, 4),
+            "position": job.position,
+            "files": [f.path for f in job.files],
+        }
         if job.state in (FAILED, CANCELLED):
             status["error"] = {"code": job.error_code, "message": job.error}
         if job.state == DONE:

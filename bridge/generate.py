@@ -26,8 +26,13 @@ from .naming import AUDIO_SUFFIXES
 
 DEFAULT_OUT = "outputs"
 # Request keys whose CLI flag is named otherwise (the rest are `--key`).
-FLAGS = {"source_path": "--init-audio", "strength": "--init-strength", "format": "--out", "name": "--out",
-         "prompt": "PROMPT"}
+FLAGS = {
+    "source_path": "--init-audio",
+    "strength": "--init-strength",
+    "format": "--out",
+    "name": "--out",
+    "prompt": "PROMPT",
+}
 
 
 def as_flags(message: str) -> str:
@@ -95,8 +100,9 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
 
     folder, exact = out_target(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    queue = JobQueue(folder / ".longplay" / "jobs.sqlite3", model=args.model, device=args.device,
-                     out_dir=folder, recover=False)
+    queue = JobQueue(
+        folder / ".longplay" / "jobs.sqlite3", model=args.model, device=args.device, out_dir=folder, recover=False
+    )
     queue.start()  # loads the model: the limits (its window) are known from here on
     try:
         try:
@@ -136,6 +142,6 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
         queue.stop()
     if final is None or final.state != "done":
         code, message = (final.error_code, final.error) if final is not None else (500, "the job vanished")
-        err = UsageError if code in (400, 404, 413) else BridgeError
-        raise err(message or "the render failed")
+        error = UsageError if code in (400, 404, 413) else BridgeError
+        raise error(message or "the render failed")
     return [Path(f.path) for f in final.files]

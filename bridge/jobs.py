@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from engine import AudioInputError, AudioNotFound, EngineError, RenderCancelled, RequestError, RequestTooLong
 
@@ -85,7 +85,11 @@ Listener = Callable[[JobEvent], None]
 # Engine errors -> OSC codes, the most specific type first. The type decides, never the words of
 # the message (a message is for people and may change; "not found" may describe anything).
 _ENGINE_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (RequestTooLong, 413), (RequestError, 400), (AudioNotFound, 404), (AudioInputError, 400))
+    (RequestTooLong, 413),
+    (RequestError, 400),
+    (AudioNotFound, 404),
+    (AudioInputError, 400),
+)
 
 
 def _out_of_memory(err: BaseException) -> bool:

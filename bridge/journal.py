@@ -17,8 +17,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .errors import BridgeError, DiskFull
 
@@ -47,8 +48,22 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 """
 _JSON_COLUMNS = ("spec", "planned", "files")
-_COLUMNS = ("id", "source", "fingerprint", "spec", "reply_to", "state", "created", "started", "finished",
-            "attempts", "planned", "files", "error_code", "error")
+_COLUMNS = (
+    "id",
+    "source",
+    "fingerprint",
+    "spec",
+    "reply_to",
+    "state",
+    "created",
+    "started",
+    "finished",
+    "attempts",
+    "planned",
+    "files",
+    "error_code",
+    "error",
+)
 
 
 class JournalError(BridgeError):
@@ -70,8 +85,9 @@ class Journal:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
-                raise JournalError(f"{path} is a version {version} job journal; this Longplay reads "
-                                   f"version {SCHEMA_VERSION}")
+                raise JournalError(
+                    f"{path} is a version {version} job journal; this Longplay reads version {SCHEMA_VERSION}"
+                )
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as err:
@@ -83,15 +99,30 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    def insert(self, id: str, *, source: str, fingerprint: str, spec: dict[str, Any],
-               reply_to: str | None = None) -> dict[str, Any]:
+    def insert(
+        self, id: str, *, source: str, fingerprint: str, spec: dict[str, Any], reply_to: str | None = None
+    ) -> dict[str, Any]:
         """Journal a new queued job; raises ``sqlite3.IntegrityError`` if the id exists."""
         row: dict[str, Any] = {
-            "id": id, "source": source, "fingerprint": fingerprint, "spec": spec, "reply_to": reply_to,
-            "state": QUEUED, "created": time.time(), "started": None, "finished": None, "attempts": 0,
-            "planned": [], "files": [], "error_code": None, "error": None}
-        self._execute(f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                      [_encode(k, row[k]) for k in _COLUMNS])
+            "id": id,
+            "source": source,
+            "fingerprint": fingerprint,
+            "spec": spec,
+            "reply_to": reply_to,
+            "state": QUEUED,
+            "created": time.time(),
+            "started": None,
+            "finished": None,
+            "attempts": 0,
+            "planned": [],
+            "files": [],
+            "error_code": None,
+            "error": None,
+        }
+        self._execute(
+            f"INSERT INTO jobs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+            [_encode(k, row[k]) for k in _COLUMNS],
+        )
         return row
 
     def update(self, id: str, **fields: Any) -> None:

@@ -17,8 +17,17 @@ from engine import AudioInputError, ModelInfo, ModelLoadError, find_models, load
 
 from .sniff import AudioOutOfRange, sniff_audio
 
-__all__ = ["AudioInputError", "AudioPeaks", "ModelInfo", "ModelLoadError", "find_models", "load_audio",
-           "peaks", "read_peaks", "resolve_model"]
+__all__ = [
+    "AudioInputError",
+    "AudioPeaks",
+    "ModelInfo",
+    "ModelLoadError",
+    "find_models",
+    "load_audio",
+    "peaks",
+    "read_peaks",
+    "resolve_model",
+]
 
 
 @dataclass(frozen=True)

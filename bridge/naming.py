@@ -22,8 +22,9 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def output_name(name: str, *, seed: int, variation: int, bpm: float | None = None,
-                bars: int | None = None, suffix: str = ".wav") -> str:
+def output_name(
+    name: str, *, seed: int, variation: int, bpm: float | None = None, bars: int | None = None, suffix: str = ".wav"
+) -> str:
     """The file name of one render; ``variation`` counts from 1."""
     grid = f"_{_num(bpm)}bpm_{bars}bar" if bpm is not None and bars is not None else ""
     return f"{name}{grid}_s{seed}_v{variation}{suffix}"

@@ -21,15 +21,17 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from .errors import BridgeError, ServerBusy, UnknownJob, UsageError
+from .jobs import JobEvent, JobInfo
 from .journal import CANCELLED, DONE, FAILED, QUEUED, RUNNING
 from .osc_net import is_allowed, is_loopback, is_own, networks, open_udp
 from .osc_wire import MAX_ID_ECHO, RECV_BYTES, decode, peek_id, split
-from .queue import JobEvent, JobInfo, JobQueue
+from .queue import JobQueue
 from .ratelog import RateLimitedLog
 from .requests import RENDER_KEYS, TRANSFORM_KEYS, as_int, as_text, check_id, kind, show
 from .writer import VERSION
@@ -43,19 +45,31 @@ MAX_CLIENTS = 1024  # reply ports remembered from /longplay/hello; the oldest is
 MAX_WATCHERS = 16  # addresses (besides the submitter's) that hear a job's events after status/cancel
 MAX_BACKLOG = 4096  # datagrams received but not yet handled; past it (or MAX_BACKLOG_BYTES): 503
 MAX_BACKLOG_BYTES = 32 << 20
-REPLY_ADDRESSES = frozenset({"/longplay/hello/ok", "/longplay/accepted", "/longplay/progress",
-                             "/longplay/file", "/longplay/done", "/longplay/error", "/longplay/server"})
+REPLY_ADDRESSES = frozenset(
+    {
+        "/longplay/hello/ok",
+        "/longplay/accepted",
+        "/longplay/progress",
+        "/longplay/file",
+        "/longplay/done",
+        "/longplay/error",
+        "/longplay/server",
+    }
+)
 Address = tuple[str, int]
 
 
 class OscServer:
     """Serves DESIGN.md's ``/longplay/*`` addresses for one ``JobQueue``."""
 
-    def __init__(self, queue: JobQueue, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 allow: Sequence[str] = ()) -> None:
+    def __init__(
+        self, queue: JobQueue, host: str = "127.0.0.1", port: int = DEFAULT_PORT, allow: Sequence[str] = ()
+    ) -> None:
         if not is_loopback(host) and not allow:
-            raise UsageError(f"listening on {host!r} (not loopback) needs an allow-list of client hosts "
-                             "(--allow HOST); without one only this machine can send requests")
+            raise UsageError(
+                f"listening on {host!r} (not loopback) needs an allow-list of client hosts "
+                "(--allow HOST); without one only this machine can send requests"
+            )
         self.queue = queue
         self.host, self.port = host, port
         self._bound_host = host
@@ -73,8 +87,10 @@ class OscServer:
         self._log = RateLimitedLog(log)
         self._unsubscribe: Callable[[], None] | None = None
         self._handlers: dict[str, Callable[[list[Any], Address], None]] = {
-            "/longplay/hello": self._hello, "/longplay/render": self._render,
-            "/longplay/transform": self._transform, "/longplay/cancel": self._cancel,
+            "/longplay/hello": self._hello,
+            "/longplay/render": self._render,
+            "/longplay/transform": self._transform,
+            "/longplay/cancel": self._cancel,
             "/longplay/status": self._status,
         }
 
@@ -86,8 +102,10 @@ class OscServer:
         self._sock = sock
         self.port = sock.getsockname()[1]
         self._unsubscribe = self.queue.subscribe(self.on_event)
-        self._threads = [threading.Thread(target=self._receive, name="longplay-osc-receive", daemon=True),
-                         threading.Thread(target=self._serve, name="longplay-osc", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._receive, name="longplay-osc-receive", daemon=True),
+            threading.Thread(target=self._serve, name="longplay-osc", daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
         return self.host, self.port
@@ -115,7 +133,7 @@ class OscServer:
         while not self._stop.is_set():
             try:
                 data, peer = self._sock.recvfrom(RECV_BYTES)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError as err:  # e.g. ECONNREFUSED: an earlier reply hit a closed port
                 if self._stop.is_set():
@@ -132,10 +150,15 @@ class OscServer:
                     self._backlog_bytes += len(data)
                     self._wake.notify()
             if full:
-                self._log.warning("busy", "OSC backlog full (%d datagrams): refused one from %s:%d with 503",
-                                  len(self._backlog), addr[0], addr[1])
-                err = ServerBusy("the server is busy (too many requests waiting to be read); send it again")
-                self.send(self._reply_address(addr), "/longplay/error", peek_id(data), err.code, err.message)
+                self._log.warning(
+                    "busy",
+                    "OSC backlog full (%d datagrams): refused one from %s:%d with 503",
+                    len(self._backlog),
+                    addr[0],
+                    addr[1],
+                )
+                busy = ServerBusy("the server is busy (too many requests waiting to be read); send it again")
+                self.send(self._reply_address(addr), "/longplay/error", peek_id(data), busy.code, busy.message)
 
     def _serve(self) -> None:
         while True:
@@ -174,8 +197,9 @@ class OscServer:
                 self.send(self._reply_address(addr), "/longplay/error", peek_id(view), err.code, err.message)
                 continue
             if address in REPLY_ADDRESSES:  # another server's answer (or our own): never a request
-                self._log.info("reply-address", "dropped %s from %s:%d: a reply address, not a request",
-                               address, addr[0], addr[1])
+                self._log.info(
+                    "reply-address", "dropped %s from %s:%d: a reply address, not a request", address, addr[0], addr[1]
+                )
                 continue
             self._dispatch(address, args, addr)
 
@@ -197,8 +221,9 @@ class OscServer:
                 raise UsageError(f"unknown address {show(address)}; expected one of {', '.join(self._handlers)}")
             handler(args, addr)
         except BridgeError as err:
-            self._log.info("refused", "%s from %s:%d refused: %d %s", show(address), addr[0], addr[1],
-                           err.code, err.message)
+            self._log.info(
+                "refused", "%s from %s:%d refused: %d %s", show(address), addr[0], addr[1], err.code, err.message
+            )
             self.send(self._reply_address(addr), "/longplay/error", rid, err.code, err.message)
         except Exception as err:  # noqa: BLE001 - a bug in a handler must not stop the server
             self._log.exception("internal", "%s from %s:%d failed", show(address), addr[0], addr[1])
@@ -209,8 +234,10 @@ class OscServer:
         name = as_text("client_name", args[0], MAX_CLIENT_NAME)
         port = as_int("reply_port", args[1], 0, 65535) or addr[1]
         if self._is_own((addr[0], port)):
-            raise UsageError(f"reply_port {port} is this server's own port: its replies would come back to it; "
-                             "give the port your client listens on (0: this packet's source port)")
+            raise UsageError(
+                f"reply_port {port} is this server's own port: its replies would come back to it; "
+                "give the port your client listens on (0: this packet's source port)"
+            )
         with self._lock:
             self._ports[addr] = port
             self._ports.move_to_end(addr)
@@ -230,8 +257,10 @@ class OscServer:
     def _transform(self, args: list[Any], addr: Address) -> None:
         rid = _req_id(args)
         if len(args) < 3:
-            raise UsageError(f"/longplay/transform needs req_id, source_path, strength; "
-                             f"{('source_path', 'strength')[len(args) - 1]} is missing")
+            raise UsageError(
+                f"/longplay/transform needs req_id, source_path, strength; "
+                f"{('source_path', 'strength')[len(args) - 1]} is missing"
+            )
         values = _pairs(args[3:], first=4)
         for key in TRANSFORM_KEYS:
             if key in values:
@@ -262,8 +291,9 @@ class OscServer:
     def _status(self, args: list[Any], addr: Address) -> None:
         if not args:  # the server itself: is its worker running, and how many jobs wait
             health = self.queue.health
-            self.send(self._reply_address(addr), "/longplay/server", "", health.state, self.queue.waiting,
-                      health.reason or "")
+            self.send(
+                self._reply_address(addr), "/longplay/server", "", health.state, self.queue.waiting, health.reason or ""
+            )
             return
         _count(args, ("req_id",))
         rid = check_id(args[0])
@@ -319,8 +349,7 @@ class OscServer:
     def send(self, to: Address, address: str, *args: Any) -> None:
         assert address in REPLY_ADDRESSES  # what the server sends, it drops on receipt: no loops
         if self._is_own(to):  # e.g. a journaled reply address from before this check existed
-            self._log.warning("own", "not sending %s to %s:%d: that is this server's own socket",
-                              address, to[0], to[1])
+            self._log.warning("own", "not sending %s to %s:%d: that is this server's own socket", address, to[0], to[1])
             return
         builder = OscMessageBuilder(address)
         for a in args:

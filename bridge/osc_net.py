@@ -7,14 +7,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from .errors import BridgeError, UsageError
 
 log = logging.getLogger("longplay.osc")
 
-IP = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Asked of the kernel for the receive buffer. Linux's default (~208 KB) holds ~90 one-KB requests:
 # a DAW script firing a burst loses most of it before the server reads a byte. 4 MB holds ~1,700;
 # the kernel caps it at net.core.rmem_max, and what it granted is logged.
@@ -115,8 +115,10 @@ def open_udp(host: str, port: int) -> tuple[socket.socket, str]:
             try:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             except (OSError, AttributeError) as err:
-                raise BridgeError(f"cannot serve IPv4 and IPv6 on one socket here ({err}); listen on "
-                                  "--host 0.0.0.0 for IPv4 clients or on an IPv6 address for IPv6 ones") from None
+                raise BridgeError(
+                    f"cannot serve IPv4 and IPv6 on one socket here ({err}); listen on "
+                    "--host 0.0.0.0 for IPv4 clients or on an IPv6 address for IPv6 ones"
+                ) from None
         _grow_receive_buffer(sock)
         sock.bind(addr)
     except OSError as err:
@@ -136,7 +138,11 @@ def _grow_receive_buffer(sock: socket.socket) -> None:
     granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     # Linux reports twice what was set (the other half is its bookkeeping), capped at rmem_max.
     if granted < RCVBUF_BYTES:
-        log.warning("OSC receive buffer: asked for %d bytes, the kernel granted %d; bursts of requests "
-                    "may be dropped (raise net.core.rmem_max to allow more)", RCVBUF_BYTES, granted)
+        log.warning(
+            "OSC receive buffer: asked for %d bytes, the kernel granted %d; bursts of requests "
+            "may be dropped (raise net.core.rmem_max to allow more)",
+            RCVBUF_BYTES,
+            granted,
+        )
     else:
         log.info("OSC receive buffer: asked for %d bytes, the kernel granted %d", RCVBUF_BYTES, granted)

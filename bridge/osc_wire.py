@@ -40,8 +40,10 @@ def _walk(view: memoryview, depth: int, out: list[memoryview]) -> None:
     if view[:8] != _BUNDLE:
         out.append(view)
         if len(out) > MAX_BUNDLE_MESSAGES:
-            raise BundleTooLarge(f"bundle: a datagram may hold at most {MAX_BUNDLE_MESSAGES} messages, nested "
-                                 "bundles included; this one holds more (send them in several datagrams)")
+            raise BundleTooLarge(
+                f"bundle: a datagram may hold at most {MAX_BUNDLE_MESSAGES} messages, nested "
+                "bundles included; this one holds more (send them in several datagrams)"
+            )
         return
     if depth > MAX_BUNDLE_DEPTH:
         raise BundleTooLarge(f"bundle: bundles may nest at most {MAX_BUNDLE_DEPTH} deep")
@@ -53,9 +55,10 @@ def _walk(view: memoryview, depth: int, out: list[memoryview]) -> None:
             raise MalformedPacket(f"bundle: {len(view) - pos} stray bytes after element at byte {pos}")
         (size,) = struct.unpack_from(">i", view, pos)
         if size <= 0 or size % 4 or pos + 4 + size > len(view):
-            raise MalformedPacket(f"bundle: element at byte {pos} has a bad size ({size}; "
-                                  f"{len(view) - pos - 4} bytes follow)")
-        _walk(view[pos + 4:pos + 4 + size], depth + 1, out)
+            raise MalformedPacket(
+                f"bundle: element at byte {pos} has a bad size ({size}; {len(view) - pos - 4} bytes follow)"
+            )
+        _walk(view[pos + 4 : pos + 4 + size], depth + 1, out)
         pos += 4 + size
 
 
@@ -94,8 +97,9 @@ def _check_tags(raw: bytes) -> None:
             continue
         n += 1
         if tag not in TYPE_TAGS:
-            raise MalformedPacket(f"argument {n}: unsupported OSC type tag {tag!r} "
-                                  f"(supported: {''.join(sorted(TYPE_TAGS))})")
+            raise MalformedPacket(
+                f"argument {n}: unsupported OSC type tag {tag!r} (supported: {''.join(sorted(TYPE_TAGS))})"
+            )
         pos += _size(raw, pos, tag, n)
         if pos > len(raw):
             raise MalformedPacket(f"argument {n} ({tag!r}): the datagram ends inside it (truncated?)")
@@ -119,7 +123,7 @@ def _size(raw: bytes, pos: int, tag: str, n: int) -> int:
     if tag == "b":
         if pos + 4 > len(raw):
             return len(raw) - pos + 1
-        (size,) = struct.unpack_from(">i", raw, pos)
+        size: int = struct.unpack_from(">i", raw, pos)[0]
         if size < 0:
             raise MalformedPacket(f"argument {n}: a blob of negative size ({size})")
         return 4 + -(-size // 4) * 4

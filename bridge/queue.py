@@ -33,9 +33,10 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from engine import ConditionedDiffusionModel, Generator, Progress, RenderCancelled, RenderRequest, load_model
 
@@ -68,10 +69,18 @@ class _Live:
 class JobQueue:
     """Durable, bounded, idempotent job queue with one render worker (one per device)."""
 
-    def __init__(self, journal: str | os.PathLike[str] | Journal, *,
-                 model: str | os.PathLike[str] | ConditionedDiffusionModel | None = None,
-                 device: str | None = None, out_dir: str | os.PathLike[str] = "outputs", limit: int = 32,
-                 limits: Limits | None = None, max_attempts: int = 3, recover: bool = True) -> None:
+    def __init__(
+        self,
+        journal: str | os.PathLike[str] | Journal,
+        *,
+        model: str | os.PathLike[str] | ConditionedDiffusionModel | None = None,
+        device: str | None = None,
+        out_dir: str | os.PathLike[str] = "outputs",
+        limit: int = 32,
+        limits: Limits | None = None,
+        max_attempts: int = 3,
+        recover: bool = True,
+    ) -> None:
         self.journal = journal if isinstance(journal, Journal) else Journal(journal)
         self.out_dir = Path(out_dir).resolve()
         self.limit = limit
@@ -131,9 +140,15 @@ class JobQueue:
         return unsubscribe
 
     # ------------------------------------------------------------------ the doors' API
-    def submit(self, request: Mapping[str, Any] | RenderRequest | JobSpec, req_id: str | None = None, *,
-               source: str = "api", reply_to: str | None = None,
-               out_dir: str | os.PathLike[str] | None = None) -> JobInfo:
+    def submit(
+        self,
+        request: Mapping[str, Any] | RenderRequest | JobSpec,
+        req_id: str | None = None,
+        *,
+        source: str = "api",
+        reply_to: str | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
+    ) -> JobInfo:
         """Validate, journal and enqueue a request; -> its ``JobInfo`` (``duplicate=True`` when the
         id is already known with the same request). Raises ``UsageError`` (400/404/413),
         ``DuplicateRequest`` (409) or ``QueueFull`` (503); nothing is ever dropped silently."""
@@ -156,13 +171,16 @@ class JobQueue:
             if self._stopping:
                 raise QueueFull("the server is shutting down; send the request again once it is back")
             if self._failure is not None:
-                raise WorkerStopped(f"the render worker stopped ({self._failure[0]}); requests are refused "
-                                    "until the server is restarted")
+                raise WorkerStopped(
+                    f"the render worker stopped ({self._failure[0]}); requests are refused "
+                    "until the server is restarted"
+                )
             if len(self._pending) >= self.limit:
                 raise QueueFull(f"the queue is full ({self.limit} jobs waiting); try again later")
             try:
-                row = self.journal.insert(job_id, source=source, fingerprint=fingerprint, spec=spec.to_json(),
-                                          reply_to=reply_to)
+                row = self.journal.insert(
+                    job_id, source=source, fingerprint=fingerprint, spec=spec.to_json(), reply_to=reply_to
+                )
             except sqlite3.IntegrityError:  # another process shares this journal and took the id
                 raise DuplicateRequest(f"request id {job_id!r} is already in use") from None
             live = _Live(row, spec)
@@ -276,8 +294,11 @@ class JobQueue:
         self._generator = Generator(model) if self._device is None else Generator(model, device=self._device)
         self.model_name = Path(str(getattr(model, "folder", "") or "in-memory")).name
         with self._cond:  # allow_source_root may be replacing the limits from another thread
-            self.limits = dataclasses.replace(self.limits, max_seconds=float(self._generator.max_seconds),
-                                              window_seconds=float(model.config.window_seconds))
+            self.limits = dataclasses.replace(
+                self.limits,
+                max_seconds=float(self._generator.max_seconds),
+                window_seconds=float(model.config.window_seconds),
+            )
 
     def _work(self) -> None:
         try:
@@ -296,8 +317,12 @@ class JobQueue:
             with self._cond:
                 self._failure = (reason, time.time())
                 self._running = None
-            log.error("the render worker stopped: %s. New requests are refused with 503 until the server is "
-                      "restarted; queued and running jobs stay journaled and run then", reason, exc_info=err)
+            log.error(
+                "the render worker stopped: %s. New requests are refused with 503 until the server is "
+                "restarted; queued and running jobs stay journaled and run then",
+                reason,
+                exc_info=err,
+            )
             if not isinstance(err, Exception):
                 raise
 
@@ -314,8 +339,9 @@ class JobQueue:
                 self._running = live
                 live.row.update(state=RUNNING, started=time.time(), attempts=live.row["attempts"] + 1)
                 live.stage = "starting"
-            self.journal.update(live.row["id"], state=RUNNING, started=live.row["started"],
-                                attempts=live.row["attempts"])
+            self.journal.update(
+                live.row["id"], state=RUNNING, started=live.row["started"], attempts=live.row["attempts"]
+            )
             self._emit("progress", self._info(live.row, live))
             self._run(live)
 
@@ -362,8 +388,9 @@ class JobQueue:
         self._running = None
         self._live.pop(live.row["id"], None)
 
-    def _finish(self, live: _Live, state: str, code: int | None, msg: str | None,
-                files: Sequence[FileInfo] = ()) -> JobInfo:
+    def _finish(
+        self, live: _Live, state: str, code: int | None, msg: str | None, files: Sequence[FileInfo] = ()
+    ) -> JobInfo:
         """Journal a final state and tell the listeners. Called with the lock held."""
         now = time.time()
         file_rows = [dataclasses.asdict(f) for f in files]
@@ -379,17 +406,29 @@ class JobQueue:
     def _info(self, row: dict[str, Any], live: _Live | None = None) -> JobInfo:
         files = tuple(FileInfo(**f) for f in row["files"])
         spec = live.spec if live is not None else JobSpec.from_json(row["spec"])
-        info = JobInfo(id=row["id"], source=row["source"], state=row["state"], spec=spec, created=row["created"],
-                       started=row["started"], finished=row["finished"], stage=row["state"],
-                       fraction=1.0 if row["state"] == DONE else 0.0, files=files, error_code=row["error_code"],
-                       error=row["error"], reply_to=row["reply_to"])
+        info = JobInfo(
+            id=row["id"],
+            source=row["source"],
+            state=row["state"],
+            spec=spec,
+            created=row["created"],
+            started=row["started"],
+            finished=row["finished"],
+            stage=row["state"],
+            fraction=1.0 if row["state"] == DONE else 0.0,
+            files=files,
+            error_code=row["error_code"],
+            error=row["error"],
+            reply_to=row["reply_to"],
+        )
         if live is None:
             return info
         position = -1
         if row["state"] == QUEUED and row["id"] in self._pending:
             position = self._pending.index(row["id"]) + (self._running is not None)
-        return dataclasses.replace(info, stage=live.stage, fraction=live.fraction, step=live.step,
-                                   steps=live.steps, position=position)
+        return dataclasses.replace(
+            info, stage=live.stage, fraction=live.fraction, step=live.step, steps=live.steps, position=position
+        )
 
     def _emit(self, kind: str, info: JobInfo, file: FileInfo | None = None) -> None:
         event = JobEvent(kind, info, file)

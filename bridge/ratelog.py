@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 LOG_INTERVAL = 10.0  # seconds between two lines of one kind
 MAX_KEYS = 256  # kinds remembered; more share one key, so spoofed sources cannot grow the table
@@ -21,8 +22,13 @@ _OVERFLOW = "\x00other"
 class RateLimitedLog:
     """Rate-limits log lines per ``key`` (a kind of event, not its details)."""
 
-    def __init__(self, logger: logging.Logger, interval: float = LOG_INTERVAL, max_keys: int = MAX_KEYS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval: float = LOG_INTERVAL,
+        max_keys: int = MAX_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.logger = logger
         self.interval = interval
         self.max_keys = max_keys

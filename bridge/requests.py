@@ -14,11 +14,21 @@ import math
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from engine import LIMITS, MAX_SEED, MAX_VARIATIONS, SAMPLERS, Bound, RenderRequest
+# Re-exported (`as`): desktop/ reads the engine's limits through this module, and docs/osc.md names
+# `requests.MAX_VARIATIONS` (tests/bridge/test_osc_docs.py imports what the doc names).
+from engine import (
+    LIMITS as LIMITS,
+    MAX_SEED as MAX_SEED,
+    MAX_VARIATIONS as MAX_VARIATIONS,
+    SAMPLERS,
+    Bound,
+    RenderRequest,
+)
 
 from .errors import SourceNotFound, TooLong, UsageError
 from .loudness import DEFAULT_LOUDNESS, parse_loudness
@@ -33,12 +43,34 @@ _NAME_BAD = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 # format -> (file suffix, engine sample format). 24-bit PCM WAV unless asked otherwise.
 FORMATS: dict[str, tuple[str, str]] = {
-    "wav": (".wav", "pcm24"), "wav24": (".wav", "pcm24"), "wav16": (".wav", "pcm16"),
-    "wav32f": (".wav", "float32"), "float": (".wav", "float32"),
-    "flac": (".flac", "pcm24"), "flac24": (".flac", "pcm24"), "flac16": (".flac", "pcm16"),
+    "wav": (".wav", "pcm24"),
+    "wav24": (".wav", "pcm24"),
+    "wav16": (".wav", "pcm16"),
+    "wav32f": (".wav", "float32"),
+    "float": (".wav", "float32"),
+    "flac": (".flac", "pcm24"),
+    "flac24": (".flac", "pcm24"),
+    "flac16": (".flac", "pcm16"),
 }
-RENDER_KEYS = frozenset({"prompt", "negative", "seconds", "bars", "bpm", "beats_per_bar", "seed", "steps",
-                         "cfg", "variations", "name", "format", "sampler", "fade_ms", "loudness"})
+RENDER_KEYS = frozenset(
+    {
+        "prompt",
+        "negative",
+        "seconds",
+        "bars",
+        "bpm",
+        "beats_per_bar",
+        "seed",
+        "steps",
+        "cfg",
+        "variations",
+        "name",
+        "format",
+        "sampler",
+        "fade_ms",
+        "loudness",
+    }
+)
 TRANSFORM_KEYS = frozenset({"source_path", "strength"})
 
 
@@ -93,9 +125,15 @@ class JobSpec:
         return FORMATS[self.format][1]
 
     def to_json(self) -> dict[str, Any]:
-        return {"request": dataclasses.asdict(self.request), "name": self.name, "format": self.format,
-                "out_dir": self.out_dir, "random_seed": self.random_seed, "extra": self.extra,
-                **({"file": self.file} if self.file else {})}
+        return {
+            "request": dataclasses.asdict(self.request),
+            "name": self.name,
+            "format": self.format,
+            "out_dir": self.out_dir,
+            "random_seed": self.random_seed,
+            "extra": self.extra,
+            **({"file": self.file} if self.file else {}),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobSpec:
@@ -103,9 +141,15 @@ class JobSpec:
         req = {k: v for k, v in dict(data["request"]).items() if k in known}
         if req.get("cfg_interval") is not None:
             req["cfg_interval"] = tuple(req["cfg_interval"])
-        return cls(RenderRequest(**req), str(data["name"]), str(data.get("format", "wav")),
-                   str(data["out_dir"]), bool(data.get("random_seed", False)), dict(data.get("extra", {})),
-                   str(data["file"]) if data.get("file") else None)
+        return cls(
+            RenderRequest(**req),
+            str(data["name"]),
+            str(data.get("format", "wav")),
+            str(data["out_dir"]),
+            bool(data.get("random_seed", False)),
+            dict(data.get("extra", {})),
+            str(data["file"]) if data.get("file") else None,
+        )
 
     def fingerprint(self) -> str:
         """Equal for two submissions of the same request (a random seed counts as -1)."""
@@ -117,8 +161,9 @@ class JobSpec:
 
 def check_id(value: Any, what: str = "req_id") -> str:
     if not isinstance(value, str) or not ID_RE.fullmatch(value):
-        raise UsageError(f"{what} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' "
-                         f"or '-' (got {show(value)})")
+        raise UsageError(
+            f"{what} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-' (got {show(value)})"
+        )
     return value
 
 
@@ -126,8 +171,9 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
-def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | os.PathLike[str],
-                  transform: bool | None = None) -> JobSpec:
+def parse_request(
+    values: Mapping[str, Any], *, limits: Limits, out_dir: str | os.PathLike[str], transform: bool | None = None
+) -> JobSpec:
     """Check every key of a request and build its ``JobSpec``; ``UsageError`` (or its 404/413
     subclasses) names the first bad argument. ``transform`` defaults to "has a source_path"."""
     if not isinstance(values, Mapping):
@@ -182,8 +228,9 @@ def parse_request(values: Mapping[str, Any], *, limits: Limits, out_dir: str | o
     return JobSpec(RenderRequest(**kw), name, fmt, str(Path(out_dir).resolve()), random_seed=seed < 0)
 
 
-def spec_from_request(request: RenderRequest, *, out_dir: str | os.PathLike[str], name: str | None = None,
-                      fmt: str = "wav") -> JobSpec:
+def spec_from_request(
+    request: RenderRequest, *, out_dir: str | os.PathLike[str], name: str | None = None, fmt: str = "wav"
+) -> JobSpec:
     """A ``JobSpec`` for a ``RenderRequest`` built in-process (GUI, CLI); the seed is resolved here."""
     drawn = request.seed < 0
     if drawn:
@@ -198,8 +245,10 @@ def check_name(value: Any, limits: Limits) -> str:
     output folder (the file stem is a slug of it)."""
     name = as_text("name", value, limits.max_name)
     if _NAME_BAD.search(name) or ".." in name or name.startswith(".") or not name.strip():
-        raise UsageError(f"name must be a plain file name: no path separators, '..', leading '.' or "
-                         f"control characters (got {show(name)})")
+        raise UsageError(
+            f"name must be a plain file name: no path separators, '..', leading '.' or "
+            f"control characters (got {show(name)})"
+        )
     return name
 
 

@@ -12,9 +12,10 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .dropfolder import DropFolder
 from .osc import DEFAULT_PORT, OscServer
@@ -46,13 +47,20 @@ class Server:
         self.opts = opts
         out = Path(opts.out)
         journal = Path(opts.journal) if opts.journal else out / ".longplay" / "jobs.sqlite3"
-        limits = Limits(allowed_roots=tuple(Path(r).resolve() for r in opts.source_roots),
-                        default_prompt=opts.prompt, default_strength=opts.strength)
-        self.queue = JobQueue(journal, model=opts.model, device=opts.device, out_dir=out,
-                              limit=opts.queue_limit, limits=limits)
+        limits = Limits(
+            allowed_roots=tuple(Path(r).resolve() for r in opts.source_roots),
+            default_prompt=opts.prompt,
+            default_strength=opts.strength,
+        )
+        self.queue = JobQueue(
+            journal, model=opts.model, device=opts.device, out_dir=out, limit=opts.queue_limit, limits=limits
+        )
         self.osc = OscServer(self.queue, opts.host, opts.port, opts.allow)
-        self.drop = (DropFolder(self.queue, opts.drop, default_prompt=opts.prompt, default_strength=opts.strength)
-                     if opts.drop else None)
+        self.drop = (
+            DropFolder(self.queue, opts.drop, default_prompt=opts.prompt, default_strength=opts.strength)
+            if opts.drop
+            else None
+        )
 
     def start(self) -> str:
         """Load the model, recover the journal, open the doors; -> the one line saying where."""
@@ -77,8 +85,7 @@ class Server:
         self.queue.stop()
 
 
-def run(opts: ServeOptions, ready: Callable[[str], Any] | None = None,
-        stop: threading.Event | None = None) -> int:
+def run(opts: ServeOptions, ready: Callable[[str], Any] | None = None, stop: threading.Event | None = None) -> int:
     """Serve until SIGTERM / SIGINT (or ``stop`` is set); -> the exit code."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("longplay: %(levelname)s %(name)s: %(message)s"))

@@ -85,7 +85,7 @@ def _flac_header(head: bytes) -> tuple[float | None, float | None]:
     """STREAMINFO is the first metadata block: 20-bit rate and 36-bit total samples."""
     if len(head) < 8 + 34 or head[4] & 0x7F != 0:
         return None, None
-    info = head[8:8 + 34]
+    info = head[8 : 8 + 34]
     bits = int.from_bytes(info[10:18], "big")
     rate = bits >> 44
     total = bits & ((1 << 36) - 1)
@@ -98,9 +98,9 @@ def _aiff_header(head: bytes) -> tuple[float | None, float | None]:
     for _ in range(_MAX_CHUNKS):
         if pos + 8 > len(head):
             break
-        cid, size = head[pos:pos + 4], struct.unpack(">I", head[pos + 4:pos + 8])[0]
+        cid, size = head[pos : pos + 4], struct.unpack(">I", head[pos + 4 : pos + 8])[0]
         if cid == b"COMM":
-            comm = head[pos + 8:pos + 8 + 18]
+            comm = head[pos + 8 : pos + 8 + 18]
             if len(comm) < 18:
                 break
             frames = struct.unpack(">I", comm[2:6])[0]

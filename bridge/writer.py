@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from engine import RenderResult, write_audio_atomic, write_json_atomic
 
@@ -53,8 +54,8 @@ def parse_riff(path: Path) -> dict[bytes, bytes]:
     chunks: dict[bytes, bytes] = {}
     pos = 12
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        chunks[cid] = data[pos + 8:pos + 8 + size]
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        chunks[cid] = data[pos + 8 : pos + 8 + size]
         pos += 8 + size + size % 2
     return chunks
 
@@ -91,8 +92,9 @@ def plan_paths(spec: JobSpec, seeds: Sequence[int], previous: Sequence[str] = ()
             exact = Path(spec.file)
             base = exact if len(seeds) == 1 else exact.with_name(f"{exact.stem}_v{v + 1}{exact.suffix}")
         else:
-            base = folder / output_name(spec.name, seed=seed, variation=v + 1, bpm=spec.request.bpm,
-                                        bars=spec.request.bars, suffix=spec.suffix)
+            base = folder / output_name(
+                spec.name, seed=seed, variation=v + 1, bpm=spec.request.bpm, bars=spec.request.bars, suffix=spec.suffix
+            )
         path, n = base, 0
         while not _free(path, taken):
             n += 1
@@ -105,14 +107,26 @@ def plan_paths(spec: JobSpec, seeds: Sequence[int], previous: Sequence[str] = ()
 def write_render(path: Path, result: RenderResult, spec: JobSpec, extra: Mapping[str, Any]) -> dict[str, Any]:
     """Write one variation and its sidecar; -> the recipe. A complete file already at ``path``
     (from an interrupted attempt of this same job) is kept, not rewritten."""
-    recipe = {**result.recipe, **extra, "file": path.name, "format": spec.format, "name": spec.name,
-              "software": SOFTWARE}
+    recipe = {
+        **result.recipe,
+        **extra,
+        "file": path.name,
+        "format": spec.format,
+        "name": spec.name,
+        "software": SOFTWARE,
+    }
     if not path.exists():
         chunks: list[tuple[bytes, bytes]] = []
         if path.suffix.lower() == ".wav":
             comment = json.dumps(recipe, sort_keys=True)  # ASCII: json escapes non-ASCII prompts
-            chunks.append((b"LIST", riff_info({b"INAM": spec.name, b"ISFT": SOFTWARE,
-                                                b"ICRD": time.strftime("%Y-%m-%d"), b"ICMT": comment})))
+            chunks.append(
+                (
+                    b"LIST",
+                    riff_info(
+                        {b"INAM": spec.name, b"ISFT": SOFTWARE, b"ICRD": time.strftime("%Y-%m-%d"), b"ICMT": comment}
+                    ),
+                )
+            )
             beats = beats_of(spec, result.seconds)
             if beats is not None and spec.request.bpm is not None:
                 chunks.append((b"acid", acid_chunk(spec.request.bpm, beats, spec.request.beats_per_bar)))

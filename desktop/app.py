@@ -16,8 +16,9 @@ import importlib
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from PySide6.QtCore import QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
@@ -89,8 +90,13 @@ class _App:
 
         settings = Settings()
         out = self.args.out or settings["output/folder"] or str(default_out_dir())
-        controller = module.build_controller(settings, out, osc_enabled=False if self.args.no_osc else None,
-                                             osc_port=self.args.osc_port, device=self.args.device)
+        controller = module.build_controller(
+            settings,
+            out,
+            osc_enabled=False if self.args.no_osc else None,
+            osc_port=self.args.osc_port,
+            device=self.args.device,
+        )
         self.window = module.MainWindow(controller)
         if self.args.smoke:
             self.window.resize(*SMOKE_SIZE)
@@ -114,8 +120,11 @@ class _App:
             print(f"longplay app: error: could not write {path}", file=sys.stderr)
             self.exit_code = EXIT_FAILED
         elif timed_out:
-            print(f"longplay app: error: the window was still busy after {SMOKE_TIMEOUT_S:g} s "
-                  f"(screenshot written to {path})", file=sys.stderr)
+            print(
+                f"longplay app: error: the window was still busy after {SMOKE_TIMEOUT_S:g} s "
+                f"(screenshot written to {path})",
+                file=sys.stderr,
+            )
             self.exit_code = EXIT_FAILED
         else:
             print(path)

@@ -9,9 +9,10 @@ to the GUI thread as the ``job_event`` signal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -69,16 +70,27 @@ class Backend(QObject):
     model_ready = Signal(dict)  # the model's sampler defaults
     queue_changed = Signal()  # a new queue (and so a journal to list) is in place
 
-    def __init__(self, out_dir: str | Path, *, journal: str | Path | None = None, device: str | None = None,
-                 osc_enabled: bool = True, osc_port: int = 9030, drop_folder: str = "",
-                 drop_enabled: bool = False, drop_prompt: str = "", parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        journal: str | Path | None = None,
+        device: str | None = None,
+        osc_enabled: bool = True,
+        osc_port: int = 9030,
+        drop_folder: str = "",
+        drop_enabled: bool = False,
+        drop_prompt: str = "",
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.out_dir = Path(out_dir).expanduser().resolve()
         self.journal_path = Path(journal) if journal else self.out_dir / ".longplay" / "jobs.sqlite3"
         self.device = device
         self.drop_prompt = drop_prompt
-        self.state = BridgeState(osc_enabled=osc_enabled, osc_port=osc_port, drop_enabled=drop_enabled,
-                                 drop_folder=drop_folder)
+        self.state = BridgeState(
+            osc_enabled=osc_enabled, osc_port=osc_port, drop_enabled=drop_enabled, drop_folder=drop_folder
+        )
         self.queue: JobQueue | None = None  # set on the GUI thread only
         self._journal: Journal | None = None  # owned by the serial pool
         self._osc: OscServer | None = None
@@ -128,16 +140,23 @@ class Backend(QObject):
         """Keep the queue length current (called by the controller for every job event)."""
         if self.queue is not None:
             health = self.queue.health
-            self._set(waiting=self.queue.waiting,
-                      worker_message="" if health.ok else f"renders stopped: {health.reason or health.state}")
+            self._set(
+                waiting=self.queue.waiting,
+                worker_message="" if health.ok else f"renders stopped: {health.reason or health.state}",
+            )
 
     # ------------------------------------------------------------------ model
     def load_model(self, model: str | Path) -> None:
         """Stop the doors, then in a fresh queue over the same journal: show the history at once,
         load ``model`` (a folder or a name), reopen the doors. Jobs left queued run on the new queue."""
         name = str(model)
-        self._set(model=name, model_state=LOADING, model_message=f"Loading {Path(name).name}…", osc_address="",
-                  osc_message="waiting for the model")
+        self._set(
+            model=name,
+            model_state=LOADING,
+            model_message=f"Loading {Path(name).name}…",
+            osc_address="",
+            osc_message="waiting for the model",
+        )
         old, self.queue = self.queue, None
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -187,8 +206,14 @@ class Backend(QObject):
             if loaded.queue is not self.queue:
                 return  # another model was asked for meanwhile
             waiting = "waiting for a model" if loaded.state != READY else loaded.osc_message
-            self._set(model_state=loaded.state, model_message=loaded.message, osc_address=loaded.osc_address,
-                      osc_message=waiting, drop_message=loaded.drop_message, waiting=loaded.queue.waiting)
+            self._set(
+                model_state=loaded.state,
+                model_message=loaded.message,
+                osc_address=loaded.osc_address,
+                osc_message=waiting,
+                drop_message=loaded.drop_message,
+                waiting=loaded.queue.waiting,
+            )
             if loaded.state == READY:
                 self.model_ready.emit(loaded.queue.model_defaults)
 
@@ -231,7 +256,8 @@ class Backend(QObject):
     def set_osc(self, enabled: bool, port: int) -> None:
         """Restart the OSC server (on a new port, or not at all)."""
         if (enabled, port) == (self.state.osc_enabled, self.state.osc_port) and (
-                self.state.osc_address or not enabled or not self.ready):
+            self.state.osc_address or not enabled or not self.ready
+        ):
             return
         self._set(osc_enabled=enabled, osc_port=port, osc_address="")
         self._restart_doors()

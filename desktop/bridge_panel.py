@@ -101,7 +101,9 @@ class BridgePanel(QFrame):
         if s.worker_message:  # the worker died (e.g. a full disk): say so where the queue is shown
             self.queue_state.setText(f"⚠ {s.worker_message} — restart Longplay")
         else:
-            self.queue_state.setText(f"{waiting} job{'s' if waiting != 1 else ''} waiting" if waiting else "queue empty")
+            self.queue_state.setText(
+                f"{waiting} job{'s' if waiting != 1 else ''} waiting" if waiting else "queue empty"
+            )
 
     def _osc_changed(self, *_: object) -> None:
         enabled, port = self.osc_enabled.isChecked(), self.osc_port.value()

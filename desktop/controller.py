@@ -7,9 +7,10 @@ view models (``form``, ``history``, ``progress``) and the services (``player``, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QFile, QObject, Signal
 
@@ -42,8 +43,15 @@ class Controller(QObject):
     selection_changed = Signal(object)  # HistoryEntry | None
     models_changed = Signal(list)  # [ModelChoice]
 
-    def __init__(self, settings: Settings, backend: Backend, *, dialogs: Dialogs | None = None,
-                 player: Player | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        *,
+        dialogs: Dialogs | None = None,
+        player: Player | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
         self.backend = backend
@@ -196,8 +204,11 @@ class Controller(QObject):
         entry = entry or self.selected
         if entry is None or entry.job.state in ("queued", "running"):
             return
-        if confirm and entry.path and not self.dialogs.confirm(
-                "Delete render", f"Move {Path(entry.path).name} to the trash?"):
+        if (
+            confirm
+            and entry.path
+            and not self.dialogs.confirm("Delete render", f"Move {Path(entry.path).name} to the trash?")
+        ):
             return
         path, job_id = entry.path, entry.job.id
         self.history.remove(entry)
@@ -208,8 +219,9 @@ class Controller(QObject):
             self.peaks.forget(path)
         last = not self.history.job_entries(job_id)
         trash = self.trash
-        workers.run_task(lambda: trash(path) if path else None,
-                         lambda _r, _e: self.backend.forget(job_id) if last else None)
+        workers.run_task(
+            lambda: trash(path) if path else None, lambda _r, _e: self.backend.forget(job_id) if last else None
+        )
 
     # ------------------------------------------------------------------ rendering
     def generate(self) -> bool:
@@ -237,8 +249,9 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------ audio-to-audio
     def choose_init_audio(self) -> None:
-        path = self.dialogs.open_audio(str(Path(self.form.values.init_audio).parent) if self.form.values.init_audio
-                                       else "")
+        path = self.dialogs.open_audio(
+            str(Path(self.form.values.init_audio).parent) if self.form.values.init_audio else ""
+        )
         if path:
             self.set_init_audio(path)
 
@@ -249,8 +262,11 @@ class Controller(QObject):
 
         def done(peaks: media.AudioPeaks | None, error: BaseException | None) -> None:
             if peaks is None:
-                self.form.set_source_message(str(error) if isinstance(error, media.AudioInputError)
-                                             else f"{Path(path).name} cannot be used: {error}")
+                self.form.set_source_message(
+                    str(error)
+                    if isinstance(error, media.AudioInputError)
+                    else f"{Path(path).name} cannot be used: {error}"
+                )
                 return
             self.peaks.put(peaks)
             self.form.set_source_message("")
@@ -273,9 +289,15 @@ class Controller(QObject):
 
     # ------------------------------------------------------------------ idle (for --smoke and tests)
     def is_idle(self) -> bool:
-        return (not self.backend.busy and self.backend.state.model_state != LOADING and workers.pending() == 0
-                and self.peaks.pending == 0 and not self._history_loading and not self.progress.state.active
-                and bool(self.models))
+        return (
+            not self.backend.busy
+            and self.backend.state.model_state != LOADING
+            and workers.pending() == 0
+            and self.peaks.pending == 0
+            and not self._history_loading
+            and not self.progress.state.active
+            and bool(self.models)
+        )
 
     def shutdown(self) -> None:
         self.player.stop()

@@ -27,9 +27,13 @@ class Dialogs:
         return QFileDialog.getExistingDirectory(self.parent, title, start)
 
     def confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self.parent, title, text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
+        answer = QMessageBox.question(
+            self.parent,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def reveal(self, path: str) -> None:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from bridge.errors import UsageError
 from bridge.loudness import DEFAULT_LOUDNESS
-from bridge.requests import LIMITS, Limits, JobSpec, parse_request
+from bridge.requests import LIMITS, JobSpec, Limits, parse_request
 
 log = logging.getLogger("longplay.desktop")
 
@@ -133,9 +134,13 @@ class FormModel(QObject):
     def request_values(self) -> dict[str, Any]:
         """The form as the key/values of an OSC ``/longplay/render`` (or ``/transform``) request."""
         v = self.values
-        out: dict[str, Any] = {"steps": v.steps, "cfg": v.cfg, "variations": v.variations,
-                               "seed": v.seed if v.seed_locked else -1,
-                               "loudness": v.loudness if v.normalize else "off"}
+        out: dict[str, Any] = {
+            "steps": v.steps,
+            "cfg": v.cfg,
+            "variations": v.variations,
+            "seed": v.seed if v.seed_locked else -1,
+            "loudness": v.loudness if v.normalize else "off",
+        }
         if v.prompt.strip() or not v.init_audio:  # a restyle without a prompt is named after its source
             out["prompt"] = v.prompt
         if v.negative.strip():
@@ -217,9 +222,15 @@ class FormModel(QObject):
     def recall(self, request: Any, seed: int) -> None:
         """Fill the form from a past render's ``RenderRequest`` so that Generate makes it again."""
         changes: dict[str, Any] = dict(
-            prompt=request.prompt, negative=request.negative or "", seed=int(seed), seed_locked=True,
-            variations=1, init_audio=request.init_audio or "", init_strength=float(request.init_strength),
-            normalize=request.loudness is not None)
+            prompt=request.prompt,
+            negative=request.negative or "",
+            seed=int(seed),
+            seed_locked=True,
+            variations=1,
+            init_audio=request.init_audio or "",
+            init_strength=float(request.init_strength),
+            normalize=request.loudness is not None,
+        )
         if request.loudness is not None:
             changes["loudness"] = float(request.loudness)
         if request.steps is not None:
@@ -227,8 +238,12 @@ class FormModel(QObject):
         if request.cfg is not None:
             changes["cfg"] = float(request.cfg)
         if request.bars is not None and request.bpm is not None:
-            changes.update(length_mode="bars", bars=int(request.bars), bpm=float(request.bpm),
-                           beats_per_bar=int(request.beats_per_bar))
+            changes.update(
+                length_mode="bars",
+                bars=int(request.bars),
+                bpm=float(request.bpm),
+                beats_per_bar=int(request.beats_per_bar),
+            )
         elif request.seconds is not None:
             changes.update(length_mode="seconds", seconds=float(request.seconds))
         self.update(**changes)

@@ -6,14 +6,29 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QStackedWidget,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from bridge.requests import LIMITS
 
 from .backend import BROKEN, MISSING, READY, BridgeState
 from .controller import Controller, ModelChoice
 from .dropzone import DropZone
-from .form import LIMITS, SEED_MAX
+from .form import SEED_MAX
 from .widgets import tool_button
 
 
@@ -105,8 +120,10 @@ class FormView(QWidget):
         self.variations = _spin(*_range("variations"))
         self.variations.setToolTip("Renders per click, each with the next seed")
         self.normalize = QCheckBox("Normalize to")
-        self.normalize.setToolTip("One gain per render to this integrated loudness (ITU-R BS.1770), "
-                                  "stopping before a peak passes -1 dBFS. Off: the model's own level")
+        self.normalize.setToolTip(
+            "One gain per render to this integrated loudness (ITU-R BS.1770), "
+            "stopping before a peak passes -1 dBFS. Off: the model's own level"
+        )
         self.loudness = _dspin(*_range("loudness"), 1, 1.0, " LUFS")
 
         # --- audio-to-audio, generate
@@ -172,9 +189,23 @@ class FormView(QWidget):
     # ------------------------------------------------------------------ model -> widgets
     def sync(self) -> None:
         v = self.model.values
-        widgets = (self.prompt, self.negative, self.by_seconds, self.by_bars, self.seconds, self.bars, self.bpm,
-                   self.beats, self.seed, self.seed_lock, self.steps, self.cfg, self.variations, self.normalize,
-                   self.loudness)
+        widgets = (
+            self.prompt,
+            self.negative,
+            self.by_seconds,
+            self.by_bars,
+            self.seconds,
+            self.bars,
+            self.bpm,
+            self.beats,
+            self.seed,
+            self.seed_lock,
+            self.steps,
+            self.cfg,
+            self.variations,
+            self.normalize,
+            self.loudness,
+        )
         blockers = [QSignalBlocker(w) for w in widgets]
         if self.prompt.toPlainText() != v.prompt:
             self.prompt.setPlainText(v.prompt)
@@ -207,8 +238,9 @@ class FormView(QWidget):
         if v.seed_locked:
             self.seed_note.setText("every render uses this seed")
         else:
-            self.seed_note.setText(f"last used {last} · new seed each render" if last is not None
-                                   else "new seed each render")
+            self.seed_note.setText(
+                f"last used {last} · new seed each render" if last is not None else "new seed each render"
+            )
         self.message.setText(self.model.message)
 
     def _limits(self) -> None:
@@ -216,8 +248,10 @@ class FormView(QWidget):
         self.seconds.setMaximum(limits.max_seconds)
         tip = f"Up to {limits.max_seconds:.2f} s with this model"
         if limits.max_seconds > limits.window + 1e-9:
-            tip = (f"Up to {limits.max_seconds:g} s with this model: past {limits.window:.2f} s, windows that "
-                   f"continue each other (audio-to-audio: up to {limits.window:.2f} s)")
+            tip = (
+                f"Up to {limits.max_seconds:g} s with this model: past {limits.window:.2f} s, windows that "
+                f"continue each other (audio-to-audio: up to {limits.window:.2f} s)"
+            )
         self.seconds.setToolTip(tip)
 
     def _backend_state(self, state: BridgeState) -> None:
@@ -236,8 +270,9 @@ class FormView(QWidget):
             for choice in models:
                 label = choice.name if choice.found else f"{choice.name} (not installed)"
                 self.model_combo.addItem(label, choice.ref)
-                self.model_combo.setItemData(self.model_combo.count() - 1, choice.description or choice.ref,
-                                             Qt.ItemDataRole.ToolTipRole)
+                self.model_combo.setItemData(
+                    self.model_combo.count() - 1, choice.description or choice.ref, Qt.ItemDataRole.ToolTipRole
+                )
         self._select_current(self.controller.backend.state.model)
 
     def _select_current(self, ref: str) -> None:

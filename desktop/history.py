@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt
 
@@ -77,7 +78,7 @@ class HistoryEntry:
         return " · ".join(parts)
 
     def status(self) -> str:
-        """"" for a finished file, else what the job is doing or why it ended."""
+        """What the job is doing or why it ended; "" for a finished file."""
         job = self.job
         if job.state == "done" and self.file:
             return ""
@@ -187,8 +188,9 @@ class HistoryModel(QAbstractListModel):
         rows = [r for r, e in enumerate(self.entries) if e.job.id == job.id]
         if not rows and event.kind not in ("accepted", "progress"):
             return  # e.g. a job deleted from the history while it was finishing
-        model = (next((self.entries[r].model for r in rows), "") or str(job.spec.extra.get("model", ""))
-                 or self.model_name)
+        model = (
+            next((self.entries[r].model for r in rows), "") or str(job.spec.extra.get("model", "")) or self.model_name
+        )
         new = entries_for(job, model)
         first = rows[0] if rows else 0
         if len(rows) == len(new) and rows:
@@ -198,7 +200,7 @@ class HistoryModel(QAbstractListModel):
             return
         if rows:
             self.beginRemoveRows(QModelIndex(), rows[0], rows[-1])
-            del self.entries[rows[0]:rows[-1] + 1]
+            del self.entries[rows[0] : rows[-1] + 1]
             self.endRemoveRows()
         if new:
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QListView, QMenu, QStyle, QStyledItemDelegate,
-                               QStyleOptionViewItem, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QMenu,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from .history import EntryRole, HistoryEntry
 from .waveform import BACKGROUND, PeakCache, envelopes, paint_envelopes
@@ -18,8 +25,12 @@ if TYPE_CHECKING:
 
 ROW_H = 54
 THUMB_W = 132
-STATE_COLORS = {"queued": QColor(150, 156, 170), "running": QColor(255, 170, 60), "failed": QColor(240, 90, 90),
-                "cancelled": QColor(150, 156, 170)}
+STATE_COLORS = {
+    "queued": QColor(150, 156, 170),
+    "running": QColor(255, 170, 60),
+    "failed": QColor(240, 90, 90),
+    "cancelled": QColor(150, 156, 170),
+}
 
 
 class HistoryDelegate(QStyledItemDelegate):
@@ -30,8 +41,9 @@ class HistoryDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802
         return QSize(300, ROW_H)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
-              index: QModelIndex | QPersistentModelIndex) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         entry: HistoryEntry | None = index.data(EntryRole)
         if entry is None:
             return
@@ -66,15 +78,21 @@ class HistoryDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
         fm = painter.fontMetrics()
-        painter.drawText(text, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         fm.elidedText(entry.prompt, Qt.TextElideMode.ElideRight, text.width()))
+        painter.drawText(
+            text,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            fm.elidedText(entry.prompt, Qt.TextElideMode.ElideRight, text.width()),
+        )
         font.setBold(False)
         painter.setFont(font)
         detail = entry.details() if not status else f"{status} · {entry.details()}"
         painter.setPen(STATE_COLORS.get(entry.job.state, QColor(150, 156, 170)) if status else QColor(150, 156, 170))
         line2 = QRect(text_left, r.top() + 28, text.width(), 18)
-        painter.drawText(line2, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(detail, Qt.TextElideMode.ElideRight, line2.width()))
+        painter.drawText(
+            line2,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            painter.fontMetrics().elidedText(detail, Qt.TextElideMode.ElideRight, line2.width()),
+        )
         painter.restore()
 
 
@@ -102,8 +120,11 @@ class HistoryView(QListView):
         if self.model().rowCount() == 0:
             painter = QPainter(self.viewport())
             painter.setPen(QColor(110, 116, 130))
-            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
-                             "Renders appear here, from this window and from your DAW")
+            painter.drawText(
+                self.viewport().rect(),
+                Qt.AlignmentFlag.AlignCenter,
+                "Renders appear here, from this window and from your DAW",
+            )
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.controller.select(current.data(EntryRole) if current.isValid() else None)

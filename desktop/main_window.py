@@ -20,15 +20,26 @@ from .preview import PreviewPanel, ProgressPanel
 from .settings import Settings
 
 
-def build_controller(settings: Settings, out_dir: str | Path, *, osc_enabled: bool | None = None,
-                     osc_port: int | None = None, dialogs: Dialogs | None = None, player: Player | None = None,
-                     device: str | None = None) -> Controller:
+def build_controller(
+    settings: Settings,
+    out_dir: str | Path,
+    *,
+    osc_enabled: bool | None = None,
+    osc_port: int | None = None,
+    dialogs: Dialogs | None = None,
+    player: Player | None = None,
+    device: str | None = None,
+) -> Controller:
     """The backend and controller with the user's settings; arguments override them for this run."""
-    backend = Backend(out_dir, device=device,
-                      osc_enabled=settings["osc/enabled"] if osc_enabled is None else osc_enabled,
-                      osc_port=settings["osc/port"] if osc_port is None else osc_port,
-                      drop_enabled=settings["drop/enabled"], drop_folder=settings["drop/folder"],
-                      drop_prompt=settings["drop/prompt"])
+    backend = Backend(
+        out_dir,
+        device=device,
+        osc_enabled=settings["osc/enabled"] if osc_enabled is None else osc_enabled,
+        osc_port=settings["osc/port"] if osc_port is None else osc_port,
+        drop_enabled=settings["drop/enabled"],
+        drop_folder=settings["drop/folder"],
+        drop_prompt=settings["drop/prompt"],
+    )
     return Controller(settings, backend, dialogs=dialogs, player=player)
 
 

@@ -9,7 +9,8 @@ crashes; the file can still be dragged into a DAW.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -39,10 +40,12 @@ def sounddevice_stream(sample_rate: int, channels: int, callback: Callable[..., 
     except OSError as err:  # the PortAudio library itself is missing
         raise RuntimeError(f"no audio output: PortAudio is not installed ({err})") from None
     try:
-        return sd.OutputStream(samplerate=sample_rate, channels=channels, dtype="float32", blocksize=BLOCK,
-                               callback=callback)
+        stream: Stream = sd.OutputStream(
+            samplerate=sample_rate, channels=channels, dtype="float32", blocksize=BLOCK, callback=callback
+        )
     except Exception as err:  # noqa: BLE001 - PortAudioError, ValueError: all mean "cannot play here"
         raise RuntimeError(f"no audio output device ({' '.join(str(err).split()) or type(err).__name__})") from None
+    return stream
 
 
 class Player(QObject):
@@ -178,7 +181,7 @@ class Player(QObject):
         while written < frames:
             take = min(frames - written, n - pos)
             if take > 0:
-                outdata[written:written + take] = audio[pos:pos + take]
+                outdata[written : written + take] = audio[pos : pos + take]
                 written += take
                 pos += take
             if pos >= n:

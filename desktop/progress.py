@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from bridge.jobs import JobEvent
 
-STAGES = {"queued": "Queued", "starting": "Loading", "loading": "Loading", "conditioning": "Conditioning",
-          "sampling": "Sampling", "decoding": "Decoding", "writing": "Writing", "done": "Done",
-          "failed": "Failed", "cancelled": "Cancelled"}
+STAGES = {
+    "queued": "Queued",
+    "starting": "Loading",
+    "loading": "Loading",
+    "conditioning": "Conditioning",
+    "sampling": "Sampling",
+    "decoding": "Decoding",
+    "writing": "Writing",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -74,11 +84,30 @@ class ProgressModel(QObject):
             if job.started is not None and job.fraction > 0.02:
                 elapsed = max(0.0, self._clock() - job.started)
                 left = elapsed * (1 - job.fraction) / job.fraction
-            self._set(ProgressState(job.id, job.spec.request.prompt or job.spec.name, job.source, job.stage,
-                                    job.fraction, job.step, job.steps, _round(left), True, True))
+            self._set(
+                ProgressState(
+                    job.id,
+                    job.spec.request.prompt or job.spec.name,
+                    job.source,
+                    job.stage,
+                    job.fraction,
+                    job.step,
+                    job.steps,
+                    _round(left),
+                    True,
+                    True,
+                )
+            )
         elif job.is_final and job.id == self.state.job_id:
-            self._set(replace(ProgressState(), job_id=job.id, title=job.spec.request.prompt, stage=job.state,
-                              fraction=1.0 if job.state == "done" else 0.0))
+            self._set(
+                replace(
+                    ProgressState(),
+                    job_id=job.id,
+                    title=job.spec.request.prompt,
+                    stage=job.state,
+                    fraction=1.0 if job.state == "done" else 0.0,
+                )
+            )
 
 
 def _round(seconds: Any) -> float | None:

@@ -25,20 +25,23 @@ class Option:
     default: Any
 
 
-OPTIONS: dict[str, Option] = {o.key: o for o in [
-    Option("output/folder", str, ""),  # "": ~/Music/Longplay
-    Option("model/selected", str, "longplay-mini"),
-    Option("model/folders", list, []),  # folders added with "Add model folder…"
-    Option("osc/enabled", bool, True),
-    Option("osc/port", int, 9030),
-    Option("drop/enabled", bool, False),
-    Option("drop/folder", str, ""),
-    Option("drop/prompt", str, ""),
-    Option("player/loop", bool, False),
-    Option("window/geometry", bytes, b""),
-    Option("window/splitter", bytes, b""),
-    Option("form/values", dict, {}),  # FormValues as a dict of field -> value
-]}
+OPTIONS: dict[str, Option] = {
+    o.key: o
+    for o in [
+        Option("output/folder", str, ""),  # "": ~/Music/Longplay
+        Option("model/selected", str, "longplay-mini"),
+        Option("model/folders", list, []),  # folders added with "Add model folder…"
+        Option("osc/enabled", bool, True),
+        Option("osc/port", int, 9030),
+        Option("drop/enabled", bool, False),
+        Option("drop/folder", str, ""),
+        Option("drop/prompt", str, ""),
+        Option("player/loop", bool, False),
+        Option("window/geometry", bytes, b""),
+        Option("window/splitter", bytes, b""),
+        Option("form/values", dict, {}),  # FormValues as a dict of field -> value
+    ]
+}
 
 
 class Settings:

@@ -56,12 +56,18 @@ def apply(app: QApplication) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
     colors = {
-        QPalette.ColorRole.Window: "#1b1d23", QPalette.ColorRole.WindowText: "#e8eaf0",
-        QPalette.ColorRole.Base: "#15171c", QPalette.ColorRole.AlternateBase: "#23262e",
-        QPalette.ColorRole.Text: "#e8eaf0", QPalette.ColorRole.Button: "#2e323c",
-        QPalette.ColorRole.ButtonText: "#e8eaf0", QPalette.ColorRole.Highlight: "#3a3f4d",
-        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#2e323c",
-        QPalette.ColorRole.ToolTipText: "#e8eaf0", QPalette.ColorRole.PlaceholderText: "#6b7080",
+        QPalette.ColorRole.Window: "#1b1d23",
+        QPalette.ColorRole.WindowText: "#e8eaf0",
+        QPalette.ColorRole.Base: "#15171c",
+        QPalette.ColorRole.AlternateBase: "#23262e",
+        QPalette.ColorRole.Text: "#e8eaf0",
+        QPalette.ColorRole.Button: "#2e323c",
+        QPalette.ColorRole.ButtonText: "#e8eaf0",
+        QPalette.ColorRole.Highlight: "#3a3f4d",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#2e323c",
+        QPalette.ColorRole.ToolTipText: "#e8eaf0",
+        QPalette.ColorRole.PlaceholderText: "#6b7080",
         QPalette.ColorRole.Link: ACCENT,
     }
     for role, color in colors.items():

@@ -222,10 +222,17 @@ class WaveformView(QWidget):
         bottom = QRectF(area.left(), area.bottom() + 2, area.width(), 14)
         now = format_time(self.position) if self.position is not None else "0:00"
         painter.drawText(bottom, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, now)
-        channels = "stereo" if self.peaks.channels == 2 else "mono" if self.peaks.channels == 1 \
+        channels = (
+            "stereo"
+            if self.peaks.channels == 2
+            else "mono"
+            if self.peaks.channels == 1
             else f"{self.peaks.channels} ch"
-        info = f"{format_time(seconds)} · {self.peaks.sample_rate / 1000:g} kHz · {channels} · " \
-               f"peak {peak_dbfs(self.peaks.peaks):.1f} dBFS"
+        )
+        info = (
+            f"{format_time(seconds)} · {self.peaks.sample_rate / 1000:g} kHz · {channels} · "
+            f"peak {peak_dbfs(self.peaks.peaks):.1f} dBFS"
+        )
         painter.drawText(bottom, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, info)
         if played_x is not None:
             painter.setPen(QPen(QColor(255, 255, 255), 1))
@@ -246,8 +253,12 @@ class WaveformView(QWidget):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._press is not None and self.draggable and self.path and (
-                (event.position() - self._press).manhattanLength() >= QApplication.startDragDistance()):
+        if (
+            self._press is not None
+            and self.draggable
+            and self.path
+            and ((event.position() - self._press).manhattanLength() >= QApplication.startDragDistance())
+        ):
             self._press = None
             self.start_drag()
         super().mouseMoveEvent(event)

@@ -10,7 +10,8 @@ thread (Picard's pattern), so the GUI thread never runs torch or waits on a file
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
 

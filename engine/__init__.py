@@ -17,17 +17,73 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .audio_io import MAX_SOURCE_SECONDS, SOURCE_RATE_RANGE, fade_edges, load_audio, source_limits_error, write_audio_atomic, write_json_atomic
-    from .checkpoint import ModelInfo, find_models, load_model, model_search_paths, read_config, resolve_model, save_model, trained_latents
-    from .config import ModelConfig, parse_model_config
-    from .devices import pick_device
-    from .errors import AudioInputError, AudioNotFound, ConfigError, EngineError, ModelLoadError, RenderCancelled, RequestError, RequestTooLong, TextEncoderMissingError
-    from .limits import Bound, LIMITS, MAX_SEED, MAX_VARIATIONS
-    from .model import ConditionedDiffusionModel, build_model
-    from .pipeline import Generator, Progress, RenderRequest, RenderResult, model_defaults
-    from .presets import diffusion_config, mini_autoencoder_config, tiny_config
-    from .sampling import SAMPLERS
-    from .waveform import peaks, waveform_png
+    # `name as name`: an explicit re-export (PEP 484), so type checkers see these as the public API
+    from .audio_io import (
+        MAX_SOURCE_SECONDS as MAX_SOURCE_SECONDS,
+        SOURCE_RATE_RANGE as SOURCE_RATE_RANGE,
+        fade_edges as fade_edges,
+        load_audio as load_audio,
+        source_limits_error as source_limits_error,
+        write_audio_atomic as write_audio_atomic,
+        write_json_atomic as write_json_atomic,
+    )
+    from .checkpoint import (
+        ModelInfo as ModelInfo,
+        find_models as find_models,
+        load_model as load_model,
+        model_search_paths as model_search_paths,
+        read_config as read_config,
+        resolve_model as resolve_model,
+        save_model as save_model,
+        trained_latents as trained_latents,
+    )
+    from .config import (
+        ModelConfig as ModelConfig,
+        parse_model_config as parse_model_config,
+    )
+    from .devices import (
+        pick_device as pick_device,
+    )
+    from .errors import (
+        AudioInputError as AudioInputError,
+        AudioNotFound as AudioNotFound,
+        ConfigError as ConfigError,
+        EngineError as EngineError,
+        ModelLoadError as ModelLoadError,
+        RenderCancelled as RenderCancelled,
+        RequestError as RequestError,
+        RequestTooLong as RequestTooLong,
+        TextEncoderMissingError as TextEncoderMissingError,
+    )
+    from .limits import (
+        LIMITS as LIMITS,
+        MAX_SEED as MAX_SEED,
+        MAX_VARIATIONS as MAX_VARIATIONS,
+        Bound as Bound,
+    )
+    from .model import (
+        ConditionedDiffusionModel as ConditionedDiffusionModel,
+        build_model as build_model,
+    )
+    from .pipeline import (
+        Generator as Generator,
+        Progress as Progress,
+        RenderRequest as RenderRequest,
+        RenderResult as RenderResult,
+        model_defaults as model_defaults,
+    )
+    from .presets import (
+        diffusion_config as diffusion_config,
+        mini_autoencoder_config as mini_autoencoder_config,
+        tiny_config as tiny_config,
+    )
+    from .sampling import (
+        SAMPLERS as SAMPLERS,
+    )
+    from .waveform import (
+        peaks as peaks,
+        waveform_png as waveform_png,
+    )
 
 # public name -> the module (in this package) that defines it
 _EXPORTS: dict[str, str] = {

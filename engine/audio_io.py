@@ -11,8 +11,9 @@ import math
 import os
 import struct
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +41,13 @@ def source_limits_error(rate: float, seconds: float | None) -> str | None:
     if not lo <= rate <= hi:
         return f"has a sample rate of {rate:g} Hz; Longplay reads {lo}-{hi} Hz"
     if seconds is not None and seconds > MAX_SOURCE_SECONDS:
-        return (f"is {seconds / 3600:.1f} hours long, longer than the {MAX_SOURCE_SECONDS / 3600:g} hours "
-                "Longplay reads")
+        return f"is {seconds / 3600:.1f} hours long, longer than the {MAX_SOURCE_SECONDS / 3600:g} hours Longplay reads"
     return None
 
 
-def load_audio(path: str | os.PathLike[str], *, seconds: float | None = None,
-               channels: int | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    path: str | os.PathLike[str], *, seconds: float | None = None, channels: int | None = None
+) -> tuple[np.ndarray, int]:
     """-> (float32 audio `[C, N]`, sample rate): the first `seconds` of the file, or all of it.
 
     The header is checked first (`source_limits_error`) and only the frames asked for are read, so
@@ -87,7 +88,7 @@ def _read_mixed(f: Any, frames: int) -> np.ndarray:
         block = f.read(min(_MIX_BLOCK_FRAMES, frames - done), dtype="float32", always_2d=True)  # [n, C]
         if not len(block):
             break  # the header promised more than the file holds
-        out[0, done:done + len(block)] = block.mean(axis=1)
+        out[0, done : done + len(block)] = block.mean(axis=1)
         done += len(block)
     return out[:, :done]
 
@@ -120,9 +121,13 @@ def _finish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_audio_atomic(path: str | os.PathLike[str], audio: np.ndarray, sr: int,
-                       subtype: str = "pcm24",
-                       riff_chunks: Sequence[tuple[bytes, bytes]] = ()) -> Path:
+def write_audio_atomic(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sr: int,
+    subtype: str = "pcm24",
+    riff_chunks: Sequence[tuple[bytes, bytes]] = (),
+) -> Path:
     """Write `[C, N]` float audio as WAV/FLAC (by suffix) without ever leaving a partial file.
 
     `riff_chunks` (WAV only), e.g. `[(b"LIST", info), (b"acid", acid)]`, are appended after the
@@ -212,7 +217,7 @@ def fade_edges(audio: np.ndarray, n: int) -> np.ndarray:
     if n > 0:
         ramp = (0.5 - 0.5 * np.cos(np.pi * np.arange(n) / n)).astype(audio.dtype)  # [n], 0 -> ~1
         audio[..., :n] *= ramp
-        audio[..., audio.shape[-1] - n:] *= ramp[::-1]
+        audio[..., audio.shape[-1] - n :] *= ramp[::-1]
     return audio
 
 
@@ -220,8 +225,9 @@ PEAK_CEILING_DB = -1.0  # loudness gain never lifts a sample peak over this (dBF
 LOUDNESS_RANGE = (LIMITS["loudness"].lo, LIMITS["loudness"].hi)  # accepted targets, LUFS
 
 
-def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float,
-                       ceiling_db: float = PEAK_CEILING_DB) -> tuple[np.ndarray, dict[str, float | None]]:
+def normalize_loudness(
+    audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float = PEAK_CEILING_DB
+) -> tuple[np.ndarray, dict[str, float | None]]:
     """Scale `[C, N]` audio toward `target_lufs` integrated loudness (ITU-R BS.1770-4: K-weighting,
     400 ms blocks, absolute and relative gates, via pyloudnorm), in place, by one gain: no limiter or
     compressor touches the sound. The gain stops where the sample peak reaches `ceiling_db`, so a
@@ -232,8 +238,9 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float,
     import pyloudnorm  # BS.1770 gating and K-weighting; a small, well-kept library (numpy + scipy)
 
     if not (np.isfinite(target_lufs) and LOUDNESS_RANGE[0] <= target_lufs <= LOUDNESS_RANGE[1]):
-        raise ValueError(f"loudness must be between {LOUDNESS_RANGE[0]:g} and {LOUDNESS_RANGE[1]:g} LUFS "
-                         f"(got {target_lufs})")
+        raise ValueError(
+            f"loudness must be between {LOUDNESS_RANGE[0]:g} and {LOUDNESS_RANGE[1]:g} LUFS (got {target_lufs})"
+        )
     n = audio.shape[-1]
     if n == 0:
         return audio, {"loudness_in": None, "gain_db": 0.0, "loudness_out": None}
@@ -244,8 +251,11 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float,
         return audio, {"loudness_in": None, "gain_db": 0.0, "loudness_out": None}
     gain_db = float(min(target_lufs - measured, ceiling_db - 20 * np.log10(peak)))
     audio *= np.float32(10 ** (gain_db / 20))
-    return audio, {"loudness_in": round(measured, 2), "gain_db": round(gain_db, 2),
-                   "loudness_out": round(measured + gain_db, 2)}
+    return audio, {
+        "loudness_in": round(measured, 2),
+        "gain_db": round(gain_db, 2),
+        "loudness_out": round(measured + gain_db, 2),
+    }
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:

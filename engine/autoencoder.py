@@ -15,14 +15,15 @@ of the convs is a few latent frames), so memory is bounded whatever the length.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import AutoencoderConfig, OobleckConfig
 from . import fastconv
+from .config import AutoencoderConfig, OobleckConfig
 
 
 class WNConv1d(nn.Module):
@@ -32,8 +33,17 @@ class WNConv1d(nn.Module):
     transposed conv (whose weight is `[in, out, k]`), matching `torch.nn.utils.weight_norm`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | str = 0, dilation: int = 1, bias: bool = True, transpose: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int | str = 0,
+        dilation: int = 1,
+        bias: bool = True,
+        transpose: bool = False,
+    ):
         super().__init__()
         self.transpose = transpose
         self.stride, self.dilation = stride, dilation
@@ -56,11 +66,12 @@ class WNConv1d(nn.Module):
         # parameters' identity and in-place version, so any change (load_state_dict, an optimizer
         # step, `p.copy_`, `.to()`) refreshes it.
         self._folded: Tensor | None = None
-        self._stamp: tuple = ()
+        self._stamp: tuple[object, ...] = ()
 
     def weight(self) -> Tensor:
         v = self.weight_v
-        return self.weight_g * v / v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+        norm: Tensor = v.flatten(1).norm(dim=1)  # [out]; torch's stubs leave Tensor.norm untyped
+        return self.weight_g * v / norm.clamp_min(1e-12).view(-1, 1, 1)
 
     def _weight_for_forward(self) -> Tensor:
         if self.training or torch.is_grad_enabled():
@@ -95,7 +106,7 @@ class SnakeBeta(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
         # Inference fold of (e^alpha, 1/(e^beta + 1e-9)), refreshed when the parameters change.
         self._folded: tuple[Tensor, Tensor] | None = None
-        self._stamp: tuple = ()
+        self._stamp: tuple[object, ...] = ()
 
     def forward(self, x: Tensor) -> Tensor:  # x: [B, C, T]
         if self.training or torch.is_grad_enabled():
@@ -123,41 +134,47 @@ class ResidualUnit(nn.Module):
             WNConv1d(channels, channels, 1),
         )
 
+    @property
+    def dilated_conv(self) -> WNConv1d:
+        """`layers.1`, the k=7 conv whose dilation sets the unit's reach."""
+        return cast(WNConv1d, self.layers[1])
+
     def forward(self, x: Tensor) -> Tensor:
         if fastconv.enabled():  # the residual add rides in the k=1 conv's GEMM accumulator
-            return self.layers[3](self.layers[2](self.layers[1](self.layers[0](x))), residual=x)
-        return x + self.layers(x)
+            return cast(Tensor, self.layers[3](self.layers[2](self.layers[1](self.layers[0](x))), residual=x))
+        return x + cast(Tensor, self.layers(x))
 
 
 def _reach(units: list[ResidualUnit]) -> int:
     """Samples each side that a stack of residual units reads: sum of dilation * (k - 1) / 2."""
-    return sum(u.layers[1].dilation * (u.layers[1].weight_v.shape[-1] - 1) // 2 for u in units)
+    return sum(u.dilated_conv.dilation * (u.dilated_conv.weight_v.shape[-1] - 1) // 2 for u in units)
 
 
 class EncoderBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, use_snake: bool):
         super().__init__()
+        units = [ResidualUnit(in_ch, d, use_snake) for d in (1, 3, 9)]
         self.layers = nn.Sequential(
-            ResidualUnit(in_ch, 1, use_snake),
-            ResidualUnit(in_ch, 3, use_snake),
-            ResidualUnit(in_ch, 9, use_snake),
+            *units,
             _act(use_snake, in_ch),
             WNConv1d(in_ch, out_ch, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
         )
         self.stride, self.out_ch = stride, out_ch
         # Input samples an output reads beyond its stride window: residual units + kernel 2*stride.
-        self.halo = _reach(list(self.layers[:3])) + 2 * stride
+        self.halo = _reach(units) + 2 * stride
 
     def forward(self, x: Tensor) -> Tensor:
         if fastconv.enabled() and self.stride % 2 == 0:
             return fastconv.run_tiled(self.layers, x, self.halo, down=self.stride, out_channels=self.out_ch)
-        return self.layers(x)
+        return cast(Tensor, self.layers(x))
 
 
 def _nearest_upsample(in_ch: int, out_ch: int, stride: int) -> nn.Module:
     # Same nesting as stable-audio-tools (Sequential(Upsample, conv)): keys `layers.1.1.*`.
-    return nn.Sequential(nn.Upsample(scale_factor=stride, mode="nearest"),
-                         WNConv1d(in_ch, out_ch, 2 * stride, padding="same", bias=False))
+    return nn.Sequential(
+        nn.Upsample(scale_factor=stride, mode="nearest"),
+        WNConv1d(in_ch, out_ch, 2 * stride, padding="same", bias=False),
+    )
 
 
 class DecoderBlock(nn.Module):
@@ -168,22 +185,18 @@ class DecoderBlock(nn.Module):
             up = _nearest_upsample(in_ch, out_ch, stride)
         else:
             up = WNConv1d(in_ch, out_ch, 2 * stride, stride=stride, padding=math.ceil(stride / 2), transpose=True)
-        self.layers = nn.Sequential(
-            _act(use_snake, in_ch),
-            up,
-            ResidualUnit(out_ch, 1, use_snake),
-            ResidualUnit(out_ch, 3, use_snake),
-            ResidualUnit(out_ch, 9, use_snake),
-        )
+        act = _act(use_snake, in_ch)
+        units = [ResidualUnit(out_ch, d, use_snake) for d in (1, 3, 9)]
+        self.layers = nn.Sequential(act, up, *units)
         self.stride, self.out_ch = stride, out_ch
         # Input samples an output reads around its position: residual units (at the output rate)
         # plus the two (transposed) or ~2 (nearest + conv 2*stride) input taps of the upsampler.
-        self.halo = -(-_reach(list(self.layers[2:])) // stride) + 3
+        self.halo = -(-_reach(units) // stride) + 3
 
     def forward(self, x: Tensor) -> Tensor:
         if fastconv.enabled() and self.stride % 2 == 0:
             return fastconv.run_tiled(self.layers, x, self.halo, up=self.stride, out_channels=self.out_ch)
-        return self.layers(x)
+        return cast(Tensor, self.layers(x))
 
 
 class OobleckEncoder(nn.Module):
@@ -200,10 +213,10 @@ class OobleckEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not fastconv.enabled():
-            return self.layers(x)
-        head = self.layers[0]  # audio-rate conv k7: reaches 3 samples; tiled like the blocks
+            return cast(Tensor, self.layers(x))
+        head = cast(WNConv1d, self.layers[0])  # audio-rate conv k7: reaches 3 samples; tiled like the blocks
         x = fastconv.run_tiled(head, x, 3, out_channels=head.weight_v.shape[0])
-        return self.layers[1:](x)
+        return cast(Tensor, self.layers[1:](x))
 
 
 class OobleckDecoder(nn.Module):
@@ -214,10 +227,15 @@ class OobleckDecoder(nn.Module):
         ch, mults = cfg.channels, (1,) + tuple(cfg.c_mults)
         layers: list[nn.Module] = [WNConv1d(cfg.latent_dim, mults[-1] * ch, 7, padding=3)]
         for i in range(len(mults) - 1, 0, -1):
-            layers.append(DecoderBlock(mults[i] * ch, mults[i - 1] * ch, cfg.strides[i - 1],
-                                       cfg.use_snake, cfg.use_nearest_upsample))
-        layers += [_act(cfg.use_snake, mults[0] * ch),
-                   WNConv1d(mults[0] * ch, cfg.audio_channels, 7, padding=3, bias=False)]
+            layers.append(
+                DecoderBlock(
+                    mults[i] * ch, mults[i - 1] * ch, cfg.strides[i - 1], cfg.use_snake, cfg.use_nearest_upsample
+                )
+            )
+        layers += [
+            _act(cfg.use_snake, mults[0] * ch),
+            WNConv1d(mults[0] * ch, cfg.audio_channels, 7, padding=3, bias=False),
+        ]
         if cfg.final_tanh:
             layers.append(nn.Tanh())
         else:
@@ -226,10 +244,10 @@ class OobleckDecoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not fastconv.enabled():
-            return self.layers(x)
+            return cast(Tensor, self.layers(x))
         x = self.layers[:-3](x)
-        tail = self.layers[-3:]  # act, audio-rate conv k7 (reaches 3 samples), tanh: tiled
-        return fastconv.run_tiled(tail, x, 3, out_channels=tail[1].weight_v.shape[0])
+        tail = cast(nn.Sequential, self.layers[-3:])  # act, audio-rate conv k7 (reaches 3 samples), tanh: tiled
+        return fastconv.run_tiled(tail, x, 3, out_channels=cast(WNConv1d, tail[1]).weight_v.shape[0])
 
 
 def unpatch(x: Tensor, p: int) -> Tensor:
@@ -283,14 +301,15 @@ class AudioAutoencoder(nn.Module):
 
     def encode_pre(self, audio: Tensor) -> Tensor:
         """Audio `[B, C, N]` -> pre-bottleneck `[B, encoder latent_dim, N / hop]`."""
-        return self.encoder(self.patch(audio))
+        return cast(Tensor, self.encoder(self.patch(audio)))
 
     def decode_audio(self, latents: Tensor) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]` (decode without the pretransform's scale)."""
         return self.unpatch(self.decoder(latents))
 
-    def encode(self, audio: Tensor, sample: bool = True,
-               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def encode(
+        self, audio: Tensor, sample: bool = True, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """`[B, C, N]` -> (latents `[B, D, N/hop]`, kl). `sample=False` returns the mean."""
         h = self.encode_pre(audio)
         if self.cfg.bottleneck != "vae":
@@ -320,8 +339,15 @@ def _chunk_starts(total: int, chunk: int, hop: int) -> list[int]:
     return starts
 
 
-def run_chunked(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, overlap: int,
-                in_per_frame: int, out_per_frame: int, out_channels: int) -> Tensor:
+def run_chunked(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    chunk: int,
+    overlap: int,
+    in_per_frame: int,
+    out_per_frame: int,
+    out_channels: int,
+) -> Tensor:
     """Apply a conv net `fn` over time in overlapping chunks, cropping overlap/2 at inner edges.
 
     Units are latent frames: `x` has `in_per_frame` samples per frame and the output
@@ -337,15 +363,16 @@ def run_chunked(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, overlap: 
     starts = _chunk_starts(frames, chunk, chunk - overlap)
     out = x.new_zeros(x.shape[0], out_channels, frames * out_per_frame)
     for n, s in enumerate(starts):
-        y = fn(x[..., s * in_per_frame:(s + chunk) * in_per_frame])
+        y = fn(x[..., s * in_per_frame : (s + chunk) * in_per_frame])
         keep_from = 0 if n == 0 else half
         keep_to = chunk if n == len(starts) - 1 else chunk - half
         if n > 0:
             # The previous chunk kept frames up to its end minus `half`; start exactly there.
             prev_end = starts[n - 1] + (chunk - half)
             keep_from = prev_end - s
-        out[..., (s + keep_from) * out_per_frame:(s + keep_to) * out_per_frame] = \
-            y[..., keep_from * out_per_frame:keep_to * out_per_frame]
+        out[..., (s + keep_from) * out_per_frame : (s + keep_to) * out_per_frame] = y[
+            ..., keep_from * out_per_frame : keep_to * out_per_frame
+        ]
     return out
 
 
@@ -373,8 +400,14 @@ class AutoencoderPretransform(nn.Module):
     def default_chunk_frames(self) -> int:
         return default_chunk_frames(self.cfg)
 
-    def encode(self, audio: Tensor, sample: bool = True, generator: torch.Generator | None = None,
-               chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
+    def encode(
+        self,
+        audio: Tensor,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+        chunk_frames: int | None = None,
+        overlap_frames: int = 32,
+    ) -> Tensor:
         """Audio `[B, C, N]` (N a multiple of the hop) -> latents `[B, D, N / hop]`."""
         hop = self.downsampling_ratio
         if audio.shape[-1] % hop:
@@ -393,5 +426,6 @@ class AutoencoderPretransform(nn.Module):
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""
         z = latents * self.scale
         chunk_frames = chunk_frames or self.default_chunk_frames
-        return run_chunked(self.model.decode_audio, z, chunk_frames, overlap_frames, 1,
-                           self.downsampling_ratio, self.io_channels)
+        return run_chunked(
+            self.model.decode_audio, z, chunk_frames, overlap_frames, 1, self.downsampling_ratio, self.io_channels
+        )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -61,14 +62,16 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not cfg_path.is_file():
         raise ModelLoadError(f"{folder} is not a model folder: {CONFIG_NAME} is missing")
     try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+        raw: dict[str, Any] = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{cfg_path} is not readable JSON: {exc}") from exc
     meta = raw.get("longplay", {}) if isinstance(raw, dict) else {}
     version = meta.get("format_version", FORMAT_VERSION) if isinstance(meta, dict) else None
     if version != FORMAT_VERSION:
-        raise ModelLoadError(f"{cfg_path}: longplay format_version {version!r} is not supported by this "
-                             f"version of Longplay (it reads version {FORMAT_VERSION})")
+        raise ModelLoadError(
+            f"{cfg_path}: longplay format_version {version!r} is not supported by this "
+            f"version of Longplay (it reads version {FORMAT_VERSION})"
+        )
     return raw
 
 
@@ -150,13 +153,17 @@ def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, Tensor], 
         raise ModelLoadError(f"{source} does not fit the model config: " + "; ".join(parts))
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
-            raise ModelLoadError(f"{source}: key {k!r} has shape {tuple(state[k].shape)}, "
-                                 f"the config needs {tuple(v.shape)}")
+            raise ModelLoadError(
+                f"{source}: key {k!r} has shape {tuple(state[k].shape)}, the config needs {tuple(v.shape)}"
+            )
     model.load_state_dict(dict(state), strict=True)
 
 
-def load_model(folder: str | os.PathLike[str] | None = None, text_encoder: str | os.PathLike[str] | None = None,
-               require_text_encoder: bool = True) -> ConditionedDiffusionModel:
+def load_model(
+    folder: str | os.PathLike[str] | None = None,
+    text_encoder: str | os.PathLike[str] | None = None,
+    require_text_encoder: bool = True,
+) -> ConditionedDiffusionModel:
     """Load a model folder (or a model name) onto the CPU in float32, in eval mode."""
     path = resolve_model(folder)
     raw = read_config(path)
@@ -170,8 +177,9 @@ def load_model(folder: str | os.PathLike[str] | None = None, text_encoder: str |
     return model.eval().requires_grad_(False)
 
 
-def _attach_text_encoders(model: ConditionedDiffusionModel, folder: Path,
-                          text_encoder: str | os.PathLike[str] | None, required: bool) -> None:
+def _attach_text_encoders(
+    model: ConditionedDiffusionModel, folder: Path, text_encoder: str | os.PathLike[str] | None, required: bool
+) -> None:
     for cond in model.conditioner.conditioners.values():
         attach = getattr(cond, "attach", None)
         if attach is None:
@@ -187,11 +195,16 @@ def _attach_text_encoders(model: ConditionedDiffusionModel, folder: Path,
 
             raise TextEncoderMissingError(
                 f"{folder} needs a text encoder: put the Hugging Face folders in {folder / 'text_encoder'} "
-                f"and {folder / 'tokenizer'}, or pass a text encoder path (nothing is downloaded)")
+                f"and {folder / 'tokenizer'}, or pass a text encoder path (nothing is downloaded)"
+            )
 
 
-def save_model(model: ConditionedDiffusionModel, folder: str | os.PathLike[str],
-               extra: Mapping[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+def save_model(
+    model: ConditionedDiffusionModel,
+    folder: str | os.PathLike[str],
+    extra: Mapping[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write `model_config.json` (with the longplay block) + `model.safetensors` to `folder`.
 
     `dtype` (e.g. `torch.float16`) stores floating-point weights smaller; loading always builds

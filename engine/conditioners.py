@@ -8,14 +8,15 @@ from a local Hugging Face folder with `local_files_only=True` — never from the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from .config import ConditionerSpec, ConfigError
-from .errors import RequestError, TextEncoderMissingError
+from .config import ConditionerSpec
+from .errors import ConfigError, RequestError, TextEncoderMissingError
 
 CondTensors = dict[str, tuple[Tensor, Tensor]]  # id -> (embeddings [B, S, D], mask [B, S])
 
@@ -39,7 +40,7 @@ class NumberEmbedder(nn.Module):
         self.embedding = nn.Sequential(LearnedPositionalEmbedding(dim), nn.Linear(dim + 1, features))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.embedding(x)
+        return cast(Tensor, self.embedding(x))
 
 
 class NumberConditioner(nn.Module):
@@ -54,14 +55,22 @@ class NumberConditioner(nn.Module):
         x = torch.tensor([float(v) for v in values], device=device)
         x = x.clamp(self.min_val, self.max_val)
         x = (x - self.min_val) / (self.max_val - self.min_val)
-        x = x.to(self.embedder.embedding[1].weight.dtype)
+        x = x.to(cast(nn.Linear, self.embedder.embedding[1]).weight.dtype)
         emb = self.embedder(x)[:, None, :]  # [B, 1, D]
         return emb, torch.ones(emb.shape[0], 1, device=device)
 
 
-T5_DIMS = {"t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
-           "google/t5-v1_1-base": 768, "google/flan-t5-small": 512, "google/flan-t5-base": 768,
-           "google/flan-t5-large": 1024}
+T5_DIMS = {
+    "t5-small": 512,
+    "t5-base": 768,
+    "t5-large": 1024,
+    "t5-3b": 1024,
+    "t5-11b": 1024,
+    "google/t5-v1_1-base": 768,
+    "google/flan-t5-small": 512,
+    "google/flan-t5-base": 768,
+    "google/flan-t5-large": 1024,
+}
 
 
 class T5Conditioner(nn.Module):
@@ -71,8 +80,14 @@ class T5Conditioner(nn.Module):
     (pads are zero vectors, not masked out).
     """
 
-    def __init__(self, output_dim: int, t5_model_name: str = "t5-base", max_length: int = 128,
-                 project_out: bool = False, enable_grad: bool = False):
+    def __init__(
+        self,
+        output_dim: int,
+        t5_model_name: str = "t5-base",
+        max_length: int = 128,
+        project_out: bool = False,
+        enable_grad: bool = False,
+    ):
         super().__init__()
         if t5_model_name not in T5_DIMS:
             raise ConfigError(f"t5_model_name {t5_model_name!r} is not one of {sorted(T5_DIMS)}")
@@ -97,7 +112,8 @@ class T5Conditioner(nn.Module):
             enc = T5EncoderModel.from_pretrained(str(encoder_dir), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise TextEncoderMissingError(
-                f"could not load the T5 text encoder from {encoder_dir} (tokenizer {tokenizer_dir}): {exc}") from exc
+                f"could not load the T5 text encoder from {encoder_dir} (tokenizer {tokenizer_dir}): {exc}"
+            ) from exc
         self.__dict__["encoder"] = enc.eval().requires_grad_(False)
         self.__dict__["tokenizer"] = tok
 
@@ -106,10 +122,10 @@ class T5Conditioner(nn.Module):
         if enc is None:
             raise TextEncoderMissingError(
                 f"this model needs the {self.model_name} text encoder: put its Hugging Face folders in "
-                f"the model folder as text_encoder/ and tokenizer/, or pass a text encoder path")
+                f"the model folder as text_encoder/ and tokenizer/, or pass a text encoder path"
+            )
         enc.to(device)
-        batch = tok(list(texts), truncation=True, max_length=self.max_length, padding="max_length",
-                    return_tensors="pt")
+        batch = tok(list(texts), truncation=True, max_length=self.max_length, padding="max_length", return_tensors="pt")
         ids = batch["input_ids"].to(device)
         mask = batch["attention_mask"].to(device).bool()
         with torch.no_grad():
@@ -121,16 +137,26 @@ class T5Conditioner(nn.Module):
 def _longplay_text(output_dim: int, c: Mapping[str, Any]) -> nn.Module:
     from .text_encoder import LongplayTextConditioner
 
-    return LongplayTextConditioner(output_dim, int(c.get("max_length", 64)), int(c.get("width", 256)),
-                                   int(c.get("depth", 2)), int(c.get("num_heads", 4)))
+    return LongplayTextConditioner(
+        output_dim,
+        int(c.get("max_length", 64)),
+        int(c.get("width", 256)),
+        int(c.get("depth", 2)),
+        int(c.get("num_heads", 4)),
+    )
 
 
 # type -> factory(output_dim, config) ; later issues register their own (e.g. our small encoder).
 CONDITIONER_TYPES: dict[str, Callable[[int, Mapping[str, Any]], nn.Module]] = {
     "number": lambda d, c: NumberConditioner(d, c.get("min_val", 0), c.get("max_val", 1)),
     "longplay_text": lambda d, c: _longplay_text(d, c),
-    "t5": lambda d, c: T5Conditioner(d, c.get("t5_model_name", "t5-base"), c.get("max_length", 128),
-                                     c.get("project_out", False), c.get("enable_grad", False)),
+    "t5": lambda d, c: T5Conditioner(
+        d,
+        c.get("t5_model_name", "t5-base"),
+        c.get("max_length", 128),
+        c.get("project_out", False),
+        c.get("enable_grad", False),
+    ),
 }
 
 
@@ -143,8 +169,9 @@ class MultiConditioner(nn.Module):
         for spec in specs:
             factory = CONDITIONER_TYPES.get(spec.type)
             if factory is None:
-                raise ConfigError(f"conditioner {spec.id!r}: unsupported type {spec.type!r} "
-                                  f"(supported: {sorted(CONDITIONER_TYPES)})")
+                raise ConfigError(
+                    f"conditioner {spec.id!r}: unsupported type {spec.type!r} (supported: {sorted(CONDITIONER_TYPES)})"
+                )
             modules[spec.id] = factory(spec.output_dim, spec.config)
         self.conditioners = nn.ModuleDict(modules)
 

@@ -8,8 +8,9 @@ a model that loads but computes something else is worse than one that does not l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -20,10 +21,7 @@ _HARMLESS = {"requires_grad", "iterate_batch", "model_half", "chunked", "type"}
 def _check_keys(section: str, cfg: Mapping[str, Any], known: set[str]) -> None:
     unknown = set(cfg) - known - _HARMLESS
     if unknown:
-        raise ConfigError(
-            f"{section}: unsupported key(s) {sorted(unknown)}; this engine builds only "
-            f"{sorted(known)}"
-        )
+        raise ConfigError(f"{section}: unsupported key(s) {sorted(unknown)}; this engine builds only {sorted(known)}")
 
 
 def _get(section: str, cfg: Mapping[str, Any], key: str, kind: type, default: Any = ...) -> Any:
@@ -163,8 +161,17 @@ def _parse_oobleck(section: str, block: Mapping[str, Any], encoder: bool) -> Oob
         raise ConfigError(f"{section}.type: only 'oobleck' is supported, got {block.get('type')!r}")
     cfg = block.get("config", {})
     io_key = "in_channels" if encoder else "out_channels"
-    known = {io_key, "channels", "c_mults", "strides", "latent_dim", "use_snake",
-             "antialias_activation", "final_tanh", "use_nearest_upsample"}
+    known = {
+        io_key,
+        "channels",
+        "c_mults",
+        "strides",
+        "latent_dim",
+        "use_snake",
+        "antialias_activation",
+        "final_tanh",
+        "use_nearest_upsample",
+    }
     _check_keys(f"{section}.config", cfg, known)
     if cfg.get("antialias_activation", False):
         raise ConfigError(f"{section}.config.antialias_activation=true is not supported")
@@ -195,7 +202,7 @@ def _parse_patch(section: str, block: Any) -> int:
     _check_keys(section, block, {"type", "config"})
     conf = _get(section, block, "config", dict)
     _check_keys(f"{section}.config", conf, {"channels", "patch_size"})
-    size = _get(f"{section}.config", conf, "patch_size", int)
+    size: int = _get(f"{section}.config", conf, "patch_size", int)
     if size < 1:
         raise ConfigError(f"{section}.config.patch_size must be at least 1, got {size}")
     return size
@@ -203,8 +210,21 @@ def _parse_patch(section: str, block: Any) -> int:
 
 def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.config") -> AutoencoderConfig:
     """Parse the autoencoder block (`model.pretransform.config` of a diffusion config)."""
-    _check_keys(section, cfg, {"encoder", "decoder", "bottleneck", "latent_dim",
-                               "downsampling_ratio", "io_channels", "sample_rate", "scale", "pretransform"})
+    _check_keys(
+        section,
+        cfg,
+        {
+            "encoder",
+            "decoder",
+            "bottleneck",
+            "latent_dim",
+            "downsampling_ratio",
+            "io_channels",
+            "sample_rate",
+            "scale",
+            "pretransform",
+        },
+    )
     bottleneck = cfg.get("bottleneck")
     btype = None if bottleneck is None else bottleneck.get("type")
     if btype not in (None, "vae"):
@@ -224,34 +244,59 @@ def parse_autoencoder(cfg: Mapping[str, Any], section: str = "pretransform.confi
     p = ae.patch_size
     patch_channels = cfg["pretransform"]["config"].get("channels", ae.io_channels) if p > 1 else ae.io_channels
     if patch_channels != ae.io_channels:
-        raise ConfigError(f"{section}.pretransform.config.channels is {patch_channels!r}, "
-                          f"but io_channels is {ae.io_channels}")
+        raise ConfigError(
+            f"{section}.pretransform.config.channels is {patch_channels!r}, but io_channels is {ae.io_channels}"
+        )
     if enc.hop * p != ae.downsampling_ratio:
-        raise ConfigError(f"{section}: strides multiply to {enc.hop}" + (f" (x patch_size {p})" if p > 1 else "")
-                          + f", but downsampling_ratio is {ae.downsampling_ratio}")
+        raise ConfigError(
+            f"{section}: strides multiply to {enc.hop}"
+            + (f" (x patch_size {p})" if p > 1 else "")
+            + f", but downsampling_ratio is {ae.downsampling_ratio}"
+        )
     for side, conf in (("encoder.config.in_channels", enc), ("decoder.config.out_channels", dec)):
         if conf.audio_channels != ae.io_channels * p:
-            raise ConfigError(f"{section}.{side} is {conf.audio_channels}, but io_channels {ae.io_channels}"
-                              + (f" x patch_size {p}" if p > 1 else "") + f" needs {ae.io_channels * p}")
+            raise ConfigError(
+                f"{section}.{side} is {conf.audio_channels}, but io_channels {ae.io_channels}"
+                + (f" x patch_size {p}" if p > 1 else "")
+                + f" needs {ae.io_channels * p}"
+            )
     expected_enc_out = ae.latent_dim * (2 if btype == "vae" else 1)
     if enc.latent_dim != expected_enc_out or dec.latent_dim != ae.latent_dim:
-        raise ConfigError(f"{section}: encoder latent_dim {enc.latent_dim} / decoder latent_dim "
-                          f"{dec.latent_dim} do not fit latent_dim {ae.latent_dim} with "
-                          f"bottleneck {btype!r}")
+        raise ConfigError(
+            f"{section}: encoder latent_dim {enc.latent_dim} / decoder latent_dim "
+            f"{dec.latent_dim} do not fit latent_dim {ae.latent_dim} with "
+            f"bottleneck {btype!r}"
+        )
     return ae
 
 
 def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
     s = "diffusion.config"
-    known = {"io_channels", "embed_dim", "depth", "num_heads", "cond_token_dim", "global_cond_dim",
-             "project_cond_tokens", "project_global_cond", "transformer_type", "global_cond_type",
-             "attn_kwargs", "ff_kwargs", "norm_kwargs", "patch_size", "input_concat_dim", "prepend_cond_dim",
-             "attn_window", "global_layers", "beat_phase"}
+    known = {
+        "io_channels",
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "cond_token_dim",
+        "global_cond_dim",
+        "project_cond_tokens",
+        "project_global_cond",
+        "transformer_type",
+        "global_cond_type",
+        "attn_kwargs",
+        "ff_kwargs",
+        "norm_kwargs",
+        "patch_size",
+        "input_concat_dim",
+        "prepend_cond_dim",
+        "attn_window",
+        "global_layers",
+        "beat_phase",
+    }
     _check_keys(s, cfg, known)
     ttype = cfg.get("transformer_type", "continuous_transformer")
     if ttype != "continuous_transformer":
-        raise ConfigError(f"{s}.transformer_type: only 'continuous_transformer' is supported, "
-                          f"got {ttype!r}")
+        raise ConfigError(f"{s}.transformer_type: only 'continuous_transformer' is supported, got {ttype!r}")
     for key, ok in (("input_concat_dim", 0), ("prepend_cond_dim", 0)):
         if cfg.get(key, ok) != ok:
             raise ConfigError(f"{s}.{key}={cfg[key]!r} is not supported (only {ok})")
@@ -292,15 +337,19 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         raise ConfigError(f"{s}: embed_dim {dit.embed_dim} is not divisible by num_heads {dit.num_heads}")
     if dit.dim_heads < 32:
         # Rotary embeddings cover max(dim_heads / 2, 32) dims of each head (as the reference).
-        raise ConfigError(f"{s}: heads of {dit.dim_heads} dims are too narrow; rotary embeddings "
-                          f"need at least 32 (embed_dim / num_heads)")
+        raise ConfigError(
+            f"{s}: heads of {dit.dim_heads} dims are too narrow; rotary embeddings "
+            f"need at least 32 (embed_dim / num_heads)"
+        )
     if dit.cond_token_dim:
         ctx = dit.embed_dim if dit.project_cond_tokens else dit.cond_token_dim
         kv_heads = ctx // dit.dim_heads
         if kv_heads == 0 or ctx % dit.dim_heads or dit.num_heads % kv_heads:
-            raise ConfigError(f"{s}: cross-attention context width {ctx} gives {ctx / dit.dim_heads:g} "
-                              f"kv heads of {dit.dim_heads}, which cannot be shared by "
-                              f"{dit.num_heads} query heads")
+            raise ConfigError(
+                f"{s}: cross-attention context width {ctx} gives {ctx / dit.dim_heads:g} "
+                f"kv heads of {dit.dim_heads}, which cannot be shared by "
+                f"{dit.num_heads} query heads"
+            )
     return dit
 
 
@@ -325,8 +374,9 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
     for i, c in enumerate(_get("model.conditioning", cond, "configs", tuple)):
         if not isinstance(c, Mapping) or "id" not in c or "type" not in c:
             raise ConfigError(f"model.conditioning.configs[{i}]: needs 'id' and 'type'")
-        specs.append(ConditionerSpec(id=str(c["id"]), type=str(c["type"]),
-                                     config=dict(c.get("config", {})), output_dim=cond_dim))
+        specs.append(
+            ConditionerSpec(id=str(c["id"]), type=str(c["type"]), config=dict(c.get("config", {})), output_dim=cond_dim)
+        )
 
     diff = _get("model", model, "diffusion", dict)
     if diff.get("type") != "dit":
@@ -334,26 +384,27 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
     dit = _parse_dit(_get("model.diffusion", diff, "config", dict))
     objective = diff.get("diffusion_objective", "v")
     if objective not in ("v", "rf_denoiser"):
-        raise ConfigError(f"model.diffusion.diffusion_objective: expected 'v' or 'rf_denoiser', "
-                          f"got {objective!r}")
+        raise ConfigError(f"model.diffusion.diffusion_objective: expected 'v' or 'rf_denoiser', got {objective!r}")
     ids = {s.id for s in specs}
     xattn = tuple(diff.get("cross_attention_cond_ids", ()))
     glob = tuple(diff.get("global_cond_ids", ()))
     for cid in xattn + glob:
         if cid not in ids:
-            raise ConfigError(f"model.diffusion: conditioning id {cid!r} is not among the "
-                              f"conditioners {sorted(ids)}")
+            raise ConfigError(f"model.diffusion: conditioning id {cid!r} is not among the conditioners {sorted(ids)}")
     if glob and dit.global_cond_dim != cond_dim * len(glob):
-        raise ConfigError(f"diffusion.config.global_cond_dim is {dit.global_cond_dim} but "
-                          f"{len(glob)} global conditioners of width {cond_dim} give {cond_dim * len(glob)}")
+        raise ConfigError(
+            f"diffusion.config.global_cond_dim is {dit.global_cond_dim} but "
+            f"{len(glob)} global conditioners of width {cond_dim} give {cond_dim * len(glob)}"
+        )
     if dit.io_channels != ae.latent_dim:
-        raise ConfigError(f"diffusion.config.io_channels {dit.io_channels} != autoencoder "
-                          f"latent_dim {ae.latent_dim}")
+        raise ConfigError(f"diffusion.config.io_channels {dit.io_channels} != autoencoder latent_dim {ae.latent_dim}")
     sample_size = _get("", raw, "sample_size", int)
     unit = ae.downsampling_ratio * dit.patch_size
     if sample_size % unit:
-        raise ConfigError(f"sample_size {sample_size} is not a multiple of {unit} (downsampling_ratio "
-                          f"{ae.downsampling_ratio} x DiT patch_size {dit.patch_size})")
+        raise ConfigError(
+            f"sample_size {sample_size} is not a multiple of {unit} (downsampling_ratio "
+            f"{ae.downsampling_ratio} x DiT patch_size {dit.patch_size})"
+        )
     return ModelConfig(
         sample_size=sample_size,
         sample_rate=_get("", raw, "sample_rate", int),

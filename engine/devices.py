@@ -8,7 +8,7 @@ benchmarks/bench_engine.py). On CUDA, bf16 where supported, else fp16.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

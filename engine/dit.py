@@ -9,6 +9,8 @@ summed and prepended as ONE token. Layout equals stable-audio-tools' `DiffusionT
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -71,22 +73,34 @@ class DiffusionTransformer(nn.Module):
         dim = cfg.embed_dim
         self.timestep_features = FourierFeatures(1, cfg.timestep_features_dim)
         self.to_timestep_embed = nn.Sequential(
-            nn.Linear(cfg.timestep_features_dim, dim, bias=True), nn.SiLU(), nn.Linear(dim, dim, bias=True))
+            nn.Linear(cfg.timestep_features_dim, dim, bias=True), nn.SiLU(), nn.Linear(dim, dim, bias=True)
+        )
         cond_embed_dim = None
         if cfg.cond_token_dim > 0:
             cond_embed_dim = dim if cfg.project_cond_tokens else cfg.cond_token_dim
             self.to_cond_embed = nn.Sequential(
-                nn.Linear(cfg.cond_token_dim, cond_embed_dim, bias=False), nn.SiLU(),
-                nn.Linear(cond_embed_dim, cond_embed_dim, bias=False))
+                nn.Linear(cfg.cond_token_dim, cond_embed_dim, bias=False),
+                nn.SiLU(),
+                nn.Linear(cond_embed_dim, cond_embed_dim, bias=False),
+            )
         if cfg.global_cond_dim > 0:
             g = dim if cfg.project_global_cond else cfg.global_cond_dim
             self.to_global_embed = nn.Sequential(
-                nn.Linear(cfg.global_cond_dim, g, bias=False), nn.SiLU(), nn.Linear(g, g, bias=False))
+                nn.Linear(cfg.global_cond_dim, g, bias=False), nn.SiLU(), nn.Linear(g, g, bias=False)
+            )
         self.transformer = ContinuousTransformer(
-            dim, cfg.depth, cfg.dim_heads, dim_in=cfg.io_channels * cfg.patch_size,
+            dim,
+            cfg.depth,
+            cfg.dim_heads,
+            dim_in=cfg.io_channels * cfg.patch_size,
             dim_out=cfg.io_channels * cfg.patch_size,
-            cond_token_dim=cond_embed_dim, qk_norm=cfg.qk_norm, ff_mult=cfg.ff_mult,
-            attn_window=cfg.attn_window, global_layers=cfg.global_layers, norm_bias=cfg.norm_bias)
+            cond_token_dim=cond_embed_dim,
+            qk_norm=cfg.qk_norm,
+            ff_mult=cfg.ff_mult,
+            attn_window=cfg.attn_window,
+            global_layers=cfg.global_layers,
+            norm_bias=cfg.norm_bias,
+        )
         if cfg.beat_phase:
             # Zero-init, so a model trained without the grid starts unchanged when it is added.
             self.to_beat_embed = nn.Linear(BEAT_FEATURES * cfg.patch_size, dim, bias=False)
@@ -97,12 +111,20 @@ class DiffusionTransformer(nn.Module):
         nn.init.zeros_(self.preprocess_conv.weight)
         nn.init.zeros_(self.postprocess_conv.weight)
 
-    def forward(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
-                global_cond: Tensor | None = None, tempo: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        cross_attn_cond: Tensor | None = None,
+        global_cond: Tensor | None = None,
+        tempo: Tensor | None = None,
+    ) -> Tensor:
         """`tempo [B, 2]` (beats per latent frame, beat at frame 0; NaN rows: none) is used by
         `beat_phase` models and ignored by others."""
         context = self.to_cond_embed(cross_attn_cond) if cross_attn_cond is not None else None
-        t_embed = self.to_timestep_embed(self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype)))  # [B, dim]
+        t_embed = self.to_timestep_embed(
+            self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype))
+        )  # [B, dim]
         g = t_embed if global_cond is None else self.to_global_embed(global_cond) + t_embed
         x = self.preprocess_conv(x) + x  # [B, C, T]
         b, c, frames = x.shape
@@ -113,11 +135,11 @@ class DiffusionTransformer(nn.Module):
         add = None
         if self.cfg.beat_phase and tempo is not None:
             add = self.to_beat_embed(_patch(beat_features(tempo, frames), p).to(self.to_beat_embed.weight.dtype))
-        out = self.transformer(tokens, prepend=g[:, None, :], context=context, add=add)  # [B, 1 + T/p, C*p]
+        out: Tensor = self.transformer(tokens, prepend=g[:, None, :], context=context, add=add)  # [B, 1 + T/p, C*p]
         out = out.transpose(1, 2)[:, :, 1:]  # [B, C*p, T/p]: drop the prepended token
         if p > 1:  # "b (c p) t -> b c (t p)"
             out = out.reshape(b, c, p, frames // p).transpose(2, 3).reshape(b, c, frames)
-        return self.postprocess_conv(out) + out
+        return cast(Tensor, self.postprocess_conv(out)) + out
 
 
 class DiTWrapper(nn.Module):
@@ -127,15 +149,28 @@ class DiTWrapper(nn.Module):
         super().__init__()
         self.model = DiffusionTransformer(cfg)
 
-    def forward(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
-                global_cond: Tensor | None = None, tempo: Tensor | None = None) -> Tensor:
-        return self.model(x, t, cross_attn_cond, global_cond, tempo)
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        cross_attn_cond: Tensor | None = None,
+        global_cond: Tensor | None = None,
+        tempo: Tensor | None = None,
+    ) -> Tensor:
+        return cast(Tensor, self.model(x, t, cross_attn_cond, global_cond, tempo))
 
 
-def guided_forward(net: nn.Module, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None,
-                   global_cond: Tensor | None, cfg_scale: float = 1.0,
-                   negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0,
-                   tempo: Tensor | None = None) -> Tensor:
+def guided_forward(
+    net: Callable[..., Tensor],
+    x: Tensor,
+    t: Tensor,
+    cross_attn_cond: Tensor | None,
+    global_cond: Tensor | None,
+    cfg_scale: float = 1.0,
+    negative_cross_attn_cond: Tensor | None = None,
+    cfg_rescale: float = 0.0,
+    tempo: Tensor | None = None,
+) -> Tensor:
     """Classifier-free guidance as stable-audio-tools computes it, on the network output.
 
     The unconditional branch has every cross-attention token zeroed (or the negative prompt's
@@ -146,9 +181,13 @@ def guided_forward(net: nn.Module, x: Tensor, t: Tensor, cross_attn_cond: Tensor
     if cfg_scale == 1.0 or cross_attn_cond is None:
         return net(x, t, cross_attn_cond, global_cond, tempo)
     uncond = negative_cross_attn_cond if negative_cross_attn_cond is not None else torch.zeros_like(cross_attn_cond)
-    batch = net(torch.cat((x, x)), torch.cat((t, t)), torch.cat((cross_attn_cond, uncond)),
-                None if global_cond is None else torch.cat((global_cond, global_cond)),
-                None if tempo is None else torch.cat((tempo, tempo)))
+    batch = net(
+        torch.cat((x, x)),
+        torch.cat((t, t)),
+        torch.cat((cross_attn_cond, uncond)),
+        None if global_cond is None else torch.cat((global_cond, global_cond)),
+        None if tempo is None else torch.cat((tempo, tempo)),
+    )
     cond_out, uncond_out = batch.chunk(2)
     out = uncond_out + (cond_out - uncond_out) * cfg_scale
     if cfg_rescale:

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -67,13 +67,13 @@ def plain() -> Iterator[None]:
         _fast = old
 
 
-def stamp(*tensors: Tensor) -> tuple:
+def stamp(*tensors: Tensor) -> tuple[object, ...]:
     """Identity + in-place version of parameters: a cache keyed on it goes stale when they change.
 
     `load_state_dict` copies into parameters in place (bumping `_version`); assigning `.data`
     changes the storage pointer. Inference tensors have no version counter (they cannot change).
     """
-    out: list = []
+    out: list[object] = []
     for t in tensors:
         out += [t.data_ptr(), t.device, t.dtype, tuple(t.shape), -1 if t.is_inference() else t._version]
     return tuple(out)
@@ -81,8 +81,16 @@ def stamp(*tensors: Tensor) -> tuple:
 
 # ------------------------------------------------------------------------------------------ convs
 
-def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1, padding: int = 0,
-           dilation: int = 1, residual: Tensor | None = None) -> Tensor:
+
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    residual: Tensor | None = None,
+) -> Tensor:
     """`[B, Cin, T]` x `[Cout, Cin, K]` -> `[B, Cout, T']`, same semantics as `F.conv1d`.
 
     `residual` (the output's shape) is added to the result.
@@ -109,8 +117,9 @@ def _pointwise(x: Tensor, w: Tensor, bias: Tensor | None, residual: Tensor | Non
     return out
 
 
-def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int = 0,
-                     dilation: int = 1) -> Tensor:
+def conv_transpose1d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, padding: int = 0, dilation: int = 1
+) -> Tensor:
     """`F.conv_transpose1d(x, weight [Cin, Cout, K], bias, stride, padding, dilation=dilation)`.
 
     Weight-dominated calls (the weight >= 4x the input, e.g. the first decoder block on a chunk)
@@ -120,8 +129,14 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int
     """
     cin, cout, k = weight.shape
     s = stride
-    if not (enabled() and k == 2 * s and dilation == 1 and 0 <= padding <= s and x.dtype == weight.dtype
-            and weight.numel() >= 4 * x[0].numel()):
+    if not (
+        enabled()
+        and k == 2 * s
+        and dilation == 1
+        and 0 <= padding <= s
+        and x.dtype == weight.dtype
+        and weight.numel() >= 4 * x[0].numel()
+    ):
         return F.conv_transpose1d(x, weight, bias, s, padding, dilation=dilation)
     b, _, t = x.shape
     wm = weight.reshape(cin, cout * k).t()  # [(Cout, K), Cin], a transposed view for the GEMM
@@ -131,11 +146,12 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int
         full[i, :, :t] = y[:, 0]
         full[i, :, t] = 0
         full[i, :, 1:] += y[:, 1]
-    out = full.view(b, cout, (t + 1) * s)[:, :, padding:(t + 1) * s - padding]
+    out = full.view(b, cout, (t + 1) * s)[:, :, padding : (t + 1) * s - padding]
     return out + bias[:, None] if bias is not None else out.contiguous()
 
 
 # ----------------------------------------------------------------------------------------- snake
+
 
 def snake_beta(x: Tensor, alpha_exp: Tensor, inv_beta: Tensor) -> Tensor:
     """x + inv_beta * sin(alpha_exp * x)^2 with per-channel `[C]` factors (already exp'ed)."""
@@ -163,8 +179,15 @@ def _workers(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def run_tiled(fn: Callable[[Tensor], Tensor], x: Tensor, halo: int, up: int = 1, down: int = 1,
-              out_channels: int | None = None, tile_elems: int | None = None) -> Tensor:
+def run_tiled(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    halo: int,
+    up: int = 1,
+    down: int = 1,
+    out_channels: int | None = None,
+    tile_elems: int | None = None,
+) -> Tensor:
     """`fn(x)` computed over overlapping time tiles; equal to `fn(x)` when `halo` covers its reach.
 
     `fn` maps `[B, C, T]` to `[B, C', T * up / down]` and is time-invariant with zero padding at
@@ -198,7 +221,7 @@ def run_tiled(fn: Callable[[Tensor], Tensor], x: Tensor, halo: int, up: int = 1,
         a0, b0 = max(a - halo, 0), min(b + halo, t)
         with torch.inference_mode(inference), torch.no_grad():  # grad mode is per thread
             y = fn(x[..., a0:b0])
-            out[..., a * up // down:b * up // down] = y[..., (a - a0) * up // down:(b - a0) * up // down]
+            out[..., a * up // down : b * up // down] = y[..., (a - a0) * up // down : (b - a0) * up // down]
 
     starts = list(range(0, t, tile))
     if threads == 1:

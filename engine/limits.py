@@ -9,9 +9,9 @@ whether its windows can continue each other (`Generator.max_seconds`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 MAX_SEED = 2**31 - 1
 
@@ -26,30 +26,37 @@ class Bound:
     unit: str = ""
 
     def contains(self, value: float) -> bool:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and self.lo <= value <= self.hi and (not self.integer or float(value).is_integer()))
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and self.lo <= value <= self.hi
+            and (not self.integer or float(value).is_integer())
+        )
 
     def describe(self) -> str:
-        """"between 1 and 500", as every door's error message says it."""
+        """The bound in words ("between 1 and 500"), as every door's error message says it."""
         lo, hi = (int(self.lo), int(self.hi)) if self.integer else (f"{self.lo:g}", f"{self.hi:g}")
         return f"between {lo} and {hi}" + (f" {self.unit}" if self.unit else "")
 
 
 MAX_VARIATIONS = 16
-LIMITS: Mapping[str, Bound] = MappingProxyType({
-    "steps": Bound(1, 500, integer=True),
-    "cfg": Bound(0, 25),
-    "cfg_rescale": Bound(0, 1),
-    "bpm": Bound(20, 300, unit="BPM"),
-    "bars": Bound(1, 512, integer=True),
-    "beats_per_bar": Bound(1, 32, integer=True),
-    "variations": Bound(1, MAX_VARIATIONS, integer=True),
-    # Variation i renders with seed + i, so the last seed a request may name leaves room for them.
-    "seed": Bound(0, MAX_SEED - MAX_VARIATIONS, integer=True),
-    "strength": Bound(0, 1),
-    # A click guard, not a musical fade: 100 ms is already audible as one.
-    "fade_ms": Bound(0, 100, unit="ms"),
-    "loudness": Bound(-60, 0, unit="LUFS"),
-    "prompt": Bound(1, 1000, integer=True, unit="characters"),
-    "name": Bound(1, 64, integer=True, unit="characters"),
-})
+LIMITS: Mapping[str, Bound] = MappingProxyType(
+    {
+        "steps": Bound(1, 500, integer=True),
+        "cfg": Bound(0, 25),
+        "cfg_rescale": Bound(0, 1),
+        "bpm": Bound(20, 300, unit="BPM"),
+        "bars": Bound(1, 512, integer=True),
+        "beats_per_bar": Bound(1, 32, integer=True),
+        "variations": Bound(1, MAX_VARIATIONS, integer=True),
+        # Variation i renders with seed + i, so the last seed a request may name leaves room for them.
+        "seed": Bound(0, MAX_SEED - MAX_VARIATIONS, integer=True),
+        "strength": Bound(0, 1),
+        # A click guard, not a musical fade: 100 ms is already audible as one.
+        "fade_ms": Bound(0, 100, unit="ms"),
+        "loudness": Bound(-60, 0, unit="LUFS"),
+        "prompt": Bound(1, 1000, integer=True, unit="characters"),
+        "name": Bound(1, 64, integer=True, unit="characters"),
+    }
+)

@@ -22,6 +22,7 @@ needs a model trained with an inpainting mask input, which the public configs ar
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +75,9 @@ def context_frames(window: int, rate: float, unit: int = 1) -> int:
     return max(unit, frames // unit * unit)
 
 
-def window_timing(start_s: float, total_s: float, seg_s: float, window_s: float,
-                  beat_s: float | None) -> tuple[float, float]:
+def window_timing(
+    start_s: float, total_s: float, seg_s: float, window_s: float, beat_s: float | None
+) -> tuple[float, float]:
     """(seconds_start, seconds_total) to condition a window that starts `start_s` into a render of
     `total_s` and samples `seg_s` seconds: the real values if the window lies inside the model's
     trained range (`window_s`), else a start moved back into it by whole 4-bar phrases (any
@@ -97,7 +99,7 @@ def window_timing(start_s: float, total_s: float, seg_s: float, window_s: float,
 class KnownPrefix:
     """A denoiser whose estimate of the first `frames` latent frames is `known` at every sigma."""
 
-    def __init__(self, denoiser: Any, known: Tensor) -> None:
+    def __init__(self, denoiser: Callable[..., Tensor], known: Tensor) -> None:
         self.denoiser, self.known = denoiser, known
         self.frames = known.shape[-1]
         self.sigma_data = getattr(denoiser, "sigma_data", 1.0)

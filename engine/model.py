@@ -8,7 +8,8 @@ model built from a public config has exactly the released checkpoint's keys and 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -43,8 +44,9 @@ class ConditionedDiffusionModel(nn.Module):
             xattn = torch.cat([cond[k][0] for k in cfg.cross_attention_cond_ids], dim=1)
             mask = torch.cat([cond[k][1] for k in cfg.cross_attention_cond_ids], dim=1)
         if cfg.global_cond_ids:
-            glob = torch.cat([cond[k][0][:, 0, :] if cond[k][0].dim() == 3 else cond[k][0]
-                              for k in cfg.global_cond_ids], dim=-1)
+            glob = torch.cat(
+                [cond[k][0][:, 0, :] if cond[k][0].dim() == 3 else cond[k][0] for k in cfg.global_cond_ids], dim=-1
+            )
         return xattn, mask, glob
 
     def tempo_inputs(self, metadata: Sequence[Mapping[str, Any]]) -> Tensor | None:
@@ -64,8 +66,9 @@ class ConditionedDiffusionModel(nn.Module):
                 rows.append((beats_per_s / rate, float(m.get("seconds_start", 0.0)) * beats_per_s))
         return torch.tensor(rows, dtype=torch.float64, device=self.device)
 
-    def encode_conditioning(self, metadata: Sequence[Mapping[str, Any]],
-                            negative: bool = False) -> dict[str, Tensor | None]:
+    def encode_conditioning(
+        self, metadata: Sequence[Mapping[str, Any]], negative: bool = False
+    ) -> dict[str, Tensor | None]:
         """Metadata dicts -> keyword arguments for `network` (or its negative-prompt part)."""
         xattn, mask, glob = self.conditioning_inputs(self.conditioner(metadata, self.device))
         if negative:
@@ -75,13 +78,21 @@ class ConditionedDiffusionModel(nn.Module):
             return {"negative_cross_attn_cond": xattn}
         return {"cross_attn_cond": xattn, "global_cond": glob, "tempo": self.tempo_inputs(metadata)}
 
-    def network(self, x: Tensor, t: Tensor, cross_attn_cond: Tensor | None = None,
-                global_cond: Tensor | None = None, cfg_scale: float = 1.0,
-                negative_cross_attn_cond: Tensor | None = None, cfg_rescale: float = 0.0,
-                tempo: Tensor | None = None) -> Tensor:
+    def network(
+        self,
+        x: Tensor,
+        t: Tensor,
+        cross_attn_cond: Tensor | None = None,
+        global_cond: Tensor | None = None,
+        cfg_scale: float = 1.0,
+        negative_cross_attn_cond: Tensor | None = None,
+        cfg_rescale: float = 0.0,
+        tempo: Tensor | None = None,
+    ) -> Tensor:
         """The DiT with classifier-free guidance: the `inner` of a v- or RF-denoiser wrapper."""
-        return guided_forward(self.model, x, t, cross_attn_cond, global_cond, cfg_scale,
-                              negative_cross_attn_cond, cfg_rescale, tempo)
+        return guided_forward(
+            self.model, x, t, cross_attn_cond, global_cond, cfg_scale, negative_cross_attn_cond, cfg_rescale, tempo
+        )
 
 
 def build_model(config: Mapping[str, Any] | ModelConfig) -> ConditionedDiffusionModel:

@@ -13,21 +13,21 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import longform, sampling
-from .audio_io import LOUDNESS_RANGE, conform, fade_edges, load_audio, normalize_loudness
+from .audio_io import conform, fade_edges, load_audio, normalize_loudness
 from .checkpoint import trained_latents
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError, RequestTooLong
-from .limits import LIMITS, MAX_SEED
+from .limits import LIMITS
 from .model import ConditionedDiffusionModel
-
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,10 @@ DECODE_MARGIN_FRAMES = 16
 INIT_READ_MARGIN_S = 0.05
 
 
-_BPM_PATTERNS = (re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm\b", re.IGNORECASE),
-                 re.compile(r"\bbpm\s*[:=]?\s*(\d{2,3}(?:\.\d+)?)", re.IGNORECASE))
+_BPM_PATTERNS = (
+    re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm\b", re.IGNORECASE),
+    re.compile(r"\bbpm\s*[:=]?\s*(\d{2,3}(?:\.\d+)?)", re.IGNORECASE),
+)
 
 
 # "no drums", "without vocals", "w/o percussion" as a clause of its own (comma- or |-separated);
@@ -160,8 +162,13 @@ def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
     if model.config.objective == "rf_denoiser":
         base = {"sampler": "pingpong", "steps": 8, "cfg": 1.0, "sigma_min": 0.0, "sigma_max": 1.0}
     else:
-        base = {"sampler": sampling.DEFAULT_SAMPLER, "steps": sampling.DEFAULT_STEPS, "cfg": 7.0,
-                "sigma_min": sampling.DEFAULT_SIGMA_MIN, "sigma_max": sampling.DEFAULT_SIGMA_MAX}
+        base = {
+            "sampler": sampling.DEFAULT_SAMPLER,
+            "steps": sampling.DEFAULT_STEPS,
+            "cfg": 7.0,
+            "sigma_min": sampling.DEFAULT_SIGMA_MIN,
+            "sigma_max": sampling.DEFAULT_SIGMA_MAX,
+        }
     base.update(meta.get("defaults", {}) if isinstance(meta, dict) else {})
     return base
 
@@ -169,8 +176,9 @@ def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
 class Generator:
     """Renders requests with one model on one device. Not thread-safe: one worker owns it."""
 
-    def __init__(self, model: ConditionedDiffusionModel, device: str | torch.device | None = None,
-                 precision: str = "auto"):
+    def __init__(
+        self, model: ConditionedDiffusionModel, device: str | torch.device | None = None, precision: str = "auto"
+    ):
         self.device = pick_device(device)
         self.precision = precision
         self.model = model.to(self.device).eval()
@@ -182,8 +190,11 @@ class Generator:
         need a model conditioned on where a window sits (`seconds_start` and `seconds_total`, as
         Stable Audio Open 1.0 and longplay-mini; not SAO Small) and a sigma-parameterised sampler."""
         cfg = self.model.config
-        return (cfg.objective != "rf_denoiser" and cfg.conditioner("seconds_start") is not None
-                and cfg.conditioner("seconds_total") is not None)
+        return (
+            cfg.objective != "rf_denoiser"
+            and cfg.conditioner("seconds_start") is not None
+            and cfg.conditioner("seconds_total") is not None
+        )
 
     @property
     def max_seconds(self) -> float:
@@ -204,8 +215,9 @@ class Generator:
             _check("beats_per_bar", req.beats_per_bar)
             samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
             seconds = samples / cfg.sample_rate
-        values = dict(
-            seconds=float(seconds),
+        length = float(seconds)
+        values: dict[str, Any] = dict(
+            seconds=length,
             steps=int(req.steps if req.steps is not None else d["steps"]),
             cfg=float(req.cfg if req.cfg is not None else d["cfg"]),
             sampler=req.sampler or d["sampler"],
@@ -214,25 +226,31 @@ class Generator:
         )
         if not isinstance(req.prompt, str):
             raise RequestError("prompt must be text")
-        if not (math.isfinite(values["seconds"]) and values["seconds"] > 0):
+        if not (math.isfinite(length) and length > 0):
             raise RequestError(f"seconds must be a positive number (got {seconds})")
-        if values["seconds"] + req.seconds_start > cfg.window_seconds + 1e-6:
+        if length + req.seconds_start > cfg.window_seconds + 1e-6:
             if not self.can_continue():
-                raise RequestTooLong(f"seconds {values['seconds']:g} is longer than this model's window of "
-                                     f"{cfg.window_seconds:.2f} s")
+                raise RequestTooLong(
+                    f"seconds {values['seconds']:g} is longer than this model's window of {cfg.window_seconds:.2f} s"
+                )
             if req.init_audio or req.seconds_start:
                 what = "audio-to-audio" if req.init_audio else "a render with seconds_start"
-                raise RequestTooLong(f"{what} is limited to this model's window of {cfg.window_seconds:.2f} s "
-                                     f"(got {values['seconds']:g} s)")
-            if values["seconds"] > self.max_seconds + 1e-6:
-                raise RequestTooLong(f"seconds {values['seconds']:g} is longer than the longest render, "
-                                     f"{self.max_seconds:g} s ({cfg.window_seconds:.2f} s windows that continue "
-                                     "each other)")
+                raise RequestTooLong(
+                    f"{what} is limited to this model's window of {cfg.window_seconds:.2f} s "
+                    f"(got {values['seconds']:g} s)"
+                )
+            if length > self.max_seconds + 1e-6:
+                raise RequestTooLong(
+                    f"seconds {values['seconds']:g} is longer than the longest render, "
+                    f"{self.max_seconds:g} s ({cfg.window_seconds:.2f} s windows that continue "
+                    "each other)"
+                )
         _check("steps", values["steps"])
         _check("cfg", values["cfg"])
         if values["sampler"] not in sampling.SAMPLERS:
-            raise RequestError(f"unknown sampler {values['sampler']!r}; choose one of "
-                               f"{', '.join(sorted(sampling.SAMPLERS))}")
+            raise RequestError(
+                f"unknown sampler {values['sampler']!r}; choose one of {', '.join(sorted(sampling.SAMPLERS))}"
+            )
         _check("variations", req.variations)
         _check("strength", req.init_strength, "init_strength")
         if req.seed != -1:
@@ -240,14 +258,17 @@ class Generator:
         _check("cfg_rescale", req.cfg_rescale)
         _check("fade_ms", req.fade_ms)
         if req.loudness is not None and not LIMITS["loudness"].contains(req.loudness):
-            raise RequestError(f"loudness must be {LIMITS['loudness'].describe()}, or None to keep the model's "
-                               f"level (got {req.loudness})")
+            raise RequestError(
+                f"loudness must be {LIMITS['loudness'].describe()}, or None to keep the model's "
+                f"level (got {req.loudness})"
+            )
         seed = req.seed if req.seed >= 0 else secrets.randbelow(int(LIMITS["seed"].hi) + 1)
         return _replace(req, seed=seed, **values)
 
     # ------------------------------------------------------------------ render
-    def render(self, request: RenderRequest, on_progress: ProgressFn | None = None,
-               cancel: threading.Event | None = None) -> list[RenderResult]:
+    def render(
+        self, request: RenderRequest, on_progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    ) -> list[RenderResult]:
         """Render `request.variations` files; variation i uses seed `seed + i`."""
         req = self.resolve(request)
         cancel = cancel or threading.Event()
@@ -264,20 +285,22 @@ class Generator:
             raise RenderCancelled("render cancelled")
 
     @torch.no_grad()
-    def _render_one(self, req: RenderRequest, v: int, init: Tensor | None, report: ProgressFn,
-                    cancel: threading.Event) -> RenderResult:
+    def _render_one(
+        self, req: RenderRequest, v: int, init: Tensor | None, report: ProgressFn, cancel: threading.Event
+    ) -> RenderResult:
         model, cfg = self.model, self.model.config
+        seconds, steps, sampler = _filled(req.seconds), _filled(req.steps), _filled(req.sampler)
         n = req.variations
         seed = req.seed + v
         t0 = time.perf_counter()
         self._check(cancel)
-        report(Progress("conditioning", 0, req.steps, v, n, v / n))
+        report(Progress("conditioning", 0, steps, v, n, v / n))
         bpm = grid_bpm(req) if cfg.dit.beat_phase else None
         prompt, negated = split_negations(req.prompt)
         negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
-        meta = {"prompt": prompt, "seconds_start": req.seconds_start, "seconds_total": req.seconds, "bpm": bpm}
+        meta = {"prompt": prompt, "seconds_start": req.seconds_start, "seconds_total": seconds, "bpm": bpm}
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        segments = self.segments(req.seconds)
+        segments = self.segments(seconds)
         total = done = 0  # sampler steps over all windows, and those done
 
         def on_step(info: dict[str, Any]) -> None:
@@ -290,7 +313,7 @@ class Generator:
         for seg in segments:  # one window, or windows continuing each other (engine.longform)
             if seg.start:
                 start_s, seg_s = self._seconds(seg.start), self._seconds(seg.frames)
-                fake_start, fake_total = longform.window_timing(start_s, req.seconds, seg_s, cfg.window_seconds, beat_s)
+                fake_start, fake_total = longform.window_timing(start_s, seconds, seg_s, cfg.window_seconds, beat_s)
                 meta = {**meta, "seconds_start": fake_start, "seconds_total": fake_total}
             cond = model.encode_conditioning([meta])
             if negative:
@@ -305,53 +328,67 @@ class Generator:
                 total = (len(sigmas) - 1) * len(segments)
                 report(Progress("sampling", 0, total, v, n, v / n))
             inner = self._inner(req, cond)
-            denoiser = sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
+            denoiser: sampling.Denoiser = (
+                sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
+            )
             if seg.known and latents is not None:
-                denoiser = longform.KnownPrefix(denoiser, latents[..., seg.start: seg.start + seg.known])
+                denoiser = longform.KnownPrefix(denoiser, latents[..., seg.start : seg.start + seg.known])
             with self._autocast():
-                out = sampling.sample(req.sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
-            latents = out if latents is None else torch.cat([latents[..., : seg.start + seg.known],
-                                                             out[..., seg.known:]], dim=-1)
+                out = sampling.sample(sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
+            latents = (
+                out
+                if latents is None
+                else torch.cat([latents[..., : seg.start + seg.known], out[..., seg.known :]], dim=-1)
+            )
             done += len(sigmas) - 1
         assert latents is not None
         self._check(cancel)
         report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
-        keep = int(round(req.seconds * cfg.sample_rate))
+        keep = int(round(seconds * cfg.sample_rate))
         # Decode only the frames the request keeps, plus a margin wider than the decoder's
         # receptive field, so the kept samples equal a whole-window decode (tested).
-        frames_needed = min(latents.shape[-1], self._needed_frames(req.seconds))
-        audio = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
-        audio = audio[:, :keep].float().cpu().numpy()
+        frames_needed = min(latents.shape[-1], self._needed_frames(seconds))
+        decoded = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
+        audio = decoded[:, :keep].float().cpu().numpy()
         fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
         level = normalize_loudness(audio, cfg.sample_rate, req.loudness)[1] if req.loudness is not None else {}
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
-        recipe = {**asdict(req), **level, "seed": seed, "variation": v, "sample_rate": cfg.sample_rate,
-                  # What the model was conditioned on, when negations moved out of the prompt.
-                  **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
-                  "render_seconds": round(time.perf_counter() - t0, 3), "device": str(self.device)}
+        recipe = {
+            **asdict(req),
+            **level,
+            "seed": seed,
+            "variation": v,
+            "sample_rate": cfg.sample_rate,
+            # What the model was conditioned on, when negations moved out of the prompt.
+            **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
+            "render_seconds": round(time.perf_counter() - t0, 3),
+            "device": str(self.device),
+        }
         if cfg.dit.beat_phase:
             recipe["grid_bpm"] = bpm  # the tempo grid the model played on (None: none)
         recipe.pop("variations", None)
         return RenderResult(audio, cfg.sample_rate, seed, keep / cfg.sample_rate, v, recipe)
 
-    def _schedule_and_start(self, req: RenderRequest, noise: Tensor,
-                            init: Tensor | None) -> tuple[Tensor | None, Tensor]:
+    def _schedule_and_start(
+        self, req: RenderRequest, noise: Tensor, init: Tensor | None
+    ) -> tuple[Tensor | None, Tensor]:
         """The sigma schedule and the starting latent (pure noise, or the re-noised init)."""
         rf = self.model.config.objective == "rf_denoiser"
-        top = req.sigma_max
+        steps, sigma_min, sigma_max = _filled(req.steps), _filled(req.sigma_min), _filled(req.sigma_max)
+        top = sigma_max
         if init is not None:
             # RF times start at 0; the log-linear strength map needs a positive floor.
-            floor = max(req.sigma_min, 1e-3) if rf else req.sigma_min
-            top = sampling.init_sigma_for_strength(req.init_strength, floor, req.sigma_max)
+            floor = max(sigma_min, 1e-3) if rf else sigma_min
+            top = sampling.init_sigma_for_strength(req.init_strength, floor, sigma_max)
             if top == 0.0:
                 return None, init  # strength 0: the input, unchanged
         if rf:
-            sigmas = sampling.get_sigmas_rf_logsnr(req.steps, top, device=self.device)
+            sigmas = sampling.get_sigmas_rf_logsnr(steps, top, device=self.device)
             x = noise if init is None else (1 - top) * init + top * noise
         else:
-            if init is not None and top < req.sigma_min:
-                top = req.sigma_min
-            sigmas = sampling.get_sigmas_polyexponential(req.steps, req.sigma_min, top, device=self.device)
+            if init is not None and top < sigma_min:
+                top = sigma_min
+            sigmas = sampling.get_sigmas_polyexponential(steps, sigma_min, top, device=self.device)
             x = noise * top if init is None else init + noise * top
         return sigmas, x
 
@@ -360,13 +397,22 @@ class Generator:
         model = self.model
         rf = model.config.objective == "rf_denoiser"
         lo, hi = req.cfg_interval or (0.0, math.inf)
+        guidance = _filled(req.cfg)
 
         def inner(x: Tensor, t: Tensor) -> Tensor:
             # t is the network's time: atan(sigma)*2/pi for v-models, sigma itself for RF models.
             sigma = float(t[0]) if rf else math.tan(float(t[0]) * math.pi / 2)
-            scale = req.cfg if lo <= sigma <= hi else 1.0
-            return model.network(x, t, cond.get("cross_attn_cond"), cond.get("global_cond"), scale,
-                                 cond.get("negative_cross_attn_cond"), req.cfg_rescale, cond.get("tempo"))
+            scale = guidance if lo <= sigma <= hi else 1.0
+            return model.network(
+                x,
+                t,
+                cond.get("cross_attn_cond"),
+                cond.get("global_cond"),
+                scale,
+                cond.get("negative_cross_attn_cond"),
+                req.cfg_rescale,
+                cond.get("tempo"),
+            )
 
         return inner
 
@@ -428,14 +474,23 @@ class Generator:
         the posterior sample or mean its DiT learned (`learned_latents`). Only the window is read:
         a source longer than it renders from its start, and costs what a window costs."""
         cfg = self.model.config
-        n = self.render_frames(req.seconds) * cfg.autoencoder.downsampling_ratio
+        n = self.render_frames(_filled(req.seconds)) * cfg.autoencoder.downsampling_ratio
         seconds = n / cfg.sample_rate + INIT_READ_MARGIN_S
-        audio, sr = load_audio(req.init_audio, seconds=seconds, channels=cfg.audio_channels)  # type: ignore[arg-type]
+        audio, sr = load_audio(_filled(req.init_audio), seconds=seconds, channels=cfg.audio_channels)
         audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
         audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
         x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
         gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))
         return self.model.pretransform.encode(x, sample=self.learned_latents() == "sample", generator=gen)
+
+
+T = TypeVar("T")
+
+
+def _filled(value: T | None) -> T:
+    """A request field `Generator.resolve` filled in (seconds, steps, cfg, sampler, sigmas): never None after it."""
+    assert value is not None, "the request did not pass through Generator.resolve"
+    return value
 
 
 def _replace(req: RenderRequest, **changes: Any) -> RenderRequest:

@@ -16,7 +16,8 @@ stable-audio-tools ``stable_audio_tools/inference/k_diffusion/``; stable-audio-t
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,10 +25,27 @@ from torch import Tensor
 from .errors import RequestError
 
 __all__ = [
-    "DEFAULT_SAMPLER", "DEFAULT_STEPS", "DEFAULT_SIGMA_MIN", "DEFAULT_SIGMA_MAX", "SAMPLERS", "SamplingError",
-    "Denoiser", "NoiseSampler", "StepCallback", "VDenoiser", "RFDenoiser",
-    "get_sigmas_polyexponential", "get_sigmas_karras", "get_sigmas_rf_logsnr", "init_sigma_for_strength",
-    "sample_euler", "sample_dpmpp_2m", "sample_dpmpp_2m_sde", "sample_dpmpp_3m_sde", "sample_pingpong", "sample",
+    "DEFAULT_SAMPLER",
+    "DEFAULT_STEPS",
+    "DEFAULT_SIGMA_MIN",
+    "DEFAULT_SIGMA_MAX",
+    "SAMPLERS",
+    "SamplingError",
+    "Denoiser",
+    "NoiseSampler",
+    "StepCallback",
+    "VDenoiser",
+    "RFDenoiser",
+    "get_sigmas_polyexponential",
+    "get_sigmas_karras",
+    "get_sigmas_rf_logsnr",
+    "init_sigma_for_strength",
+    "sample_euler",
+    "sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde",
+    "sample_dpmpp_3m_sde",
+    "sample_pingpong",
+    "sample",
 ]
 
 Denoiser = Callable[..., Tensor]  # (x [B, C, T], sigma [B], **extra_args) -> x0 [B, C, T]

@@ -8,7 +8,7 @@ live in the model checkpoint (`conditioner.conditioners.prompt.*`), so a model f
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -31,14 +31,14 @@ def tokenize(texts: Sequence[str], max_length: int) -> tuple[Tensor, Tensor]:
 class LongplayTextConditioner(nn.Module):
     """Prompt -> `[B, max_length, output_dim]` tokens (pads zeroed) and mask `[B, max_length]`."""
 
-    def __init__(self, output_dim: int, max_length: int = 64, width: int = 256, depth: int = 2,
-                 num_heads: int = 4):
+    def __init__(self, output_dim: int, max_length: int = 64, width: int = 256, depth: int = 2, num_heads: int = 4):
         super().__init__()
         self.max_length = max_length
         self.token_embed = nn.Embedding(VOCAB, width)
         self.pos_embed = nn.Parameter(torch.randn(max_length, width) * 0.02)
-        self.layers = nn.ModuleList(TransformerBlock(width, width // num_heads, None, "none", 4.0)
-                                    for _ in range(depth))
+        self.layers = nn.ModuleList(
+            TransformerBlock(width, width // num_heads, None, "none", 4.0) for _ in range(depth)
+        )
         self.final_norm = LayerNorm(width)
         self.proj_out = nn.Linear(width, output_dim)
 

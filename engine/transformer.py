@@ -9,6 +9,8 @@ CUDA in half precision.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,6 +41,8 @@ class LayerNorm(nn.Module):
 class RotaryEmbedding(nn.Module):
     """Rotary position frequencies (Su et al. 2021) for the first `dim` dims of each head."""
 
+    inv_freq: Tensor  # a buffer: Module.__getattr__ alone would type it Tensor | Module
+
     def __init__(self, dim: int, base: float = 10000.0):
         super().__init__()
         inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
@@ -61,7 +65,7 @@ def apply_rotary(t: Tensor, freqs: Tensor) -> Tensor:
     rot = freqs.shape[-1]
     dtype = t.dtype
     t = t.float()
-    freqs = freqs[-t.shape[-2]:]
+    freqs = freqs[-t.shape[-2] :]
     head, tail = t[..., :rot], t[..., rot:]
     head = head * freqs.cos() + _rotate_half(head) * freqs.sin()
     return torch.cat((head, tail), dim=-1).to(dtype)
@@ -73,9 +77,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Te
         # repeat_interleave: query heads 2i and 2i+1 share kv head i, as the reference.
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-    if (flash_attn_func is not None and mask is None and q.is_cuda
-            and q.dtype in (torch.float16, torch.bfloat16)):
-        out = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    if flash_attn_func is not None and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        out: Tensor = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
@@ -99,8 +102,14 @@ class Attention(nn.Module):
             self.q_norm = nn.LayerNorm(dim_heads, elementwise_affine=True, eps=1.0e-6)
             self.k_norm = nn.LayerNorm(dim_heads, elementwise_affine=True, eps=1.0e-6)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, freqs: Tensor | None = None,
-                mask: Tensor | None = None, local: tuple[int, int] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        freqs: Tensor | None = None,
+        mask: Tensor | None = None,
+        local: tuple[int, int] | None = None,
+    ) -> Tensor:
         """`local=(block, n_global)` switches self-attention to block-local attention."""
         b, n, _ = x.shape
         if context is not None:
@@ -121,7 +130,7 @@ class Attention(nn.Module):
         else:
             out = attention(q, k, v, mask)
         out = out.transpose(1, 2).reshape(b, n, -1)  # [B, T, H*D]
-        return self.to_out(out)
+        return cast(Tensor, self.to_out(out))
 
 
 class GLU(nn.Module):
@@ -143,12 +152,13 @@ class FeedForward(nn.Module):
         self.ff = nn.Sequential(GLU(dim, inner), nn.Identity(), nn.Linear(inner, dim), nn.Identity())
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.ff(x)
+        return cast(Tensor, self.ff(x))
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, dim: int, dim_heads: int, dim_context: int | None, qk_norm: str, ff_mult: float,
-                 norm_bias: bool = False):
+    def __init__(
+        self, dim: int, dim_heads: int, dim_context: int | None, qk_norm: str, ff_mult: float, norm_bias: bool = False
+    ):
         super().__init__()
         self.pre_norm = LayerNorm(dim, norm_bias)
         self.self_attn = Attention(dim, dim_heads, qk_norm=qk_norm)
@@ -159,31 +169,50 @@ class TransformerBlock(nn.Module):
         self.ff_norm = LayerNorm(dim, norm_bias)
         self.ff = FeedForward(dim, ff_mult)
 
-    def forward(self, x: Tensor, context: Tensor | None, freqs: Tensor | None,
-                mask: Tensor | None = None, local: tuple[int, int] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None,
+        freqs: Tensor | None,
+        mask: Tensor | None = None,
+        local: tuple[int, int] | None = None,
+    ) -> Tensor:
         x = x + self.self_attn(self.pre_norm(x), freqs=freqs, mask=mask, local=local)
         if context is not None and self.cross_attend:
             x = x + self.cross_attn(self.cross_attend_norm(x), context=context)
-        return x + self.ff(self.ff_norm(x))
+        return x + cast(Tensor, self.ff(self.ff_norm(x)))
 
 
 class ContinuousTransformer(nn.Module):
     """project_in -> [prepend tokens] -> N blocks -> project_out (no final norm)."""
 
-    def __init__(self, dim: int, depth: int, dim_heads: int, dim_in: int, dim_out: int,
-                 cond_token_dim: int | None, qk_norm: str = "none", ff_mult: float = 4.0,
-                 attn_window: int = 0, global_layers: tuple[int, ...] = (), norm_bias: bool = False):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        dim_heads: int,
+        dim_in: int,
+        dim_out: int,
+        cond_token_dim: int | None,
+        qk_norm: str = "none",
+        ff_mult: float = 4.0,
+        attn_window: int = 0,
+        global_layers: tuple[int, ...] = (),
+        norm_bias: bool = False,
+    ):
         super().__init__()
         self.project_in = nn.Linear(dim_in, dim, bias=False)
         self.project_out = nn.Linear(dim, dim_out, bias=False)
         self.rotary_pos_emb = RotaryEmbedding(max(dim_heads // 2, 32))
         self.layers = nn.ModuleList(
-            TransformerBlock(dim, dim_heads, cond_token_dim, qk_norm, ff_mult, norm_bias) for _ in range(depth))
+            TransformerBlock(dim, dim_heads, cond_token_dim, qk_norm, ff_mult, norm_bias) for _ in range(depth)
+        )
         self.attn_window = attn_window
         self.global_layers = frozenset(global_layers)
 
-    def forward(self, x: Tensor, prepend: Tensor | None = None, context: Tensor | None = None,
-                add: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, prepend: Tensor | None = None, context: Tensor | None = None, add: Tensor | None = None
+    ) -> Tensor:
         """x `[B, T, dim_in]`, prepend `[B, P, dim]`, context `[B, S, Dc]`, add `[B, T, dim]` (summed
         onto the projected tokens) -> `[B, P + T, dim_out]`."""
         x = self.project_in(x)  # [B, T, dim]
@@ -199,4 +228,4 @@ class ContinuousTransformer(nn.Module):
             local = (self.attn_window, n_pre)
         for i, layer in enumerate(self.layers):
             x = layer(x, context, freqs, local=None if i in self.global_layers else local)
-        return self.project_out(x)
+        return cast(Tensor, self.project_out(x))

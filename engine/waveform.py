@@ -27,8 +27,9 @@ def peaks(audio: np.ndarray, columns: int) -> np.ndarray:
     return out
 
 
-def waveform_png(audio: np.ndarray, path: str | os.PathLike[str], width: int = 1200,
-                 height: int = 320, title: str = "") -> Path:
+def waveform_png(
+    audio: np.ndarray, path: str | os.PathLike[str], width: int = 1200, height: int = 320, title: str = ""
+) -> Path:
     """Draw each channel's peaks in its own lane and save a PNG (atomically)."""
     from PIL import Image, ImageDraw
 

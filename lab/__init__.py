@@ -19,6 +19,15 @@ from .training.diffusion import DiTTrainConfig, encode_corpus, package_model, tr
 from .training.errors import TrainingError
 
 __all__ = [
-    "AETrainConfig", "DiTTrainConfig", "TrainingError", "autoencoder_config", "build_corpus", "encode_corpus",
-    "load_autoencoder", "package_model", "run_eval", "train_autoencoder", "train_dit",
+    "AETrainConfig",
+    "DiTTrainConfig",
+    "TrainingError",
+    "autoencoder_config",
+    "build_corpus",
+    "encode_corpus",
+    "load_autoencoder",
+    "package_model",
+    "run_eval",
+    "train_autoencoder",
+    "train_dit",
 ]

@@ -50,15 +50,21 @@ def main() -> None:
     args = ap.parse_args()
     margins = [float(m) for m in args.margins.split(",")]
     items = {it.id: it for it in read_index(args.corpus, None)}
-    pairs = [(it, items[drumless_id(it.id)]) for it in items.values()
-             if it.kind == "mix" and drumless_id(it.id) in items]
+    pairs = [
+        (it, items[drumless_id(it.id)]) for it in items.values() if it.kind == "mix" and drumless_id(it.id) in items
+    ]
     if not pairs:
         sys.exit(f"{args.corpus} has no mix:nodrums items; build it with `longplay corpus --drumless`")
     by_genre: dict[str, list] = {}
     for pair in pairs:
         by_genre.setdefault(pair[0].metadata.get("genre", "?"), []).append(pair)
-    picked = [p for k in range(max(map(len, by_genre.values()))) for g in sorted(by_genre) if k < len(by_genre[g])
-              for p in [by_genre[g][k]]][: args.songs]  # round-robin over genres
+    picked = [
+        p
+        for k in range(max(map(len, by_genre.values())))
+        for g in sorted(by_genre)
+        if k < len(by_genre[g])
+        for p in [by_genre[g][k]]
+    ][: args.songs]  # round-robin over genres
     pre = load_model(args.model).pretransform
     scores = {(side, stage, m): [] for side in ("drums", "none") for stage in ("as is", "autoencoded") for m in margins}
     for n, (mix, dry) in enumerate(picked, 1):
@@ -72,19 +78,28 @@ def main() -> None:
             for stage, a in (("as is", clip), ("autoencoded", decoded)):
                 for m in margins:
                     scores[(side, stage, m)].append(music.percussive_ratio(a, sr, margin=m))
-            row.append(f"{side}: " + " ".join(f"m{m:g} {scores[(side, 'as is', m)][-1]:.3f}→"
-                                              f"{scores[(side, 'autoencoded', m)][-1]:.3f}" for m in margins))
+            row.append(
+                f"{side}: "
+                + " ".join(
+                    f"m{m:g} {scores[(side, 'as is', m)][-1]:.3f}→{scores[(side, 'autoencoded', m)][-1]:.3f}"
+                    for m in margins
+                )
+            )
         print("  ".join(row), flush=True)
     print(f"\n{len(picked)} pairs, {args.seconds:g} s middle crops; model {args.model}")
-    print("| HPSS margin | stage | with drums: min / median | without: median / max | pairwise | best threshold "
-          "| balanced accuracy |")
+    print(
+        "| HPSS margin | stage | with drums: min / median | without: median / max | pairwise | best threshold "
+        "| balanced accuracy |"
+    )
     print("|---|---|---|---|---|---|---|")
     for m in margins:
         for stage in ("as is", "autoencoded"):
             d, q = np.array(scores[("drums", stage, m)]), np.array(scores[("none", stage, m)])
             t, acc = best_threshold(d, q)
-            print(f"| {m:g} | {stage} | {d.min():.3f} / {np.median(d):.3f} | {np.median(q):.3f} / {q.max():.3f} "
-                  f"| {np.mean(d > q):.2f} | {t:.3f} | {acc:.2f} |")
+            print(
+                f"| {m:g} | {stage} | {d.min():.3f} / {np.median(d):.3f} | {np.median(q):.3f} / {q.max():.3f} "
+                f"| {np.mean(d > q):.2f} | {t:.3f} | {acc:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -52,16 +52,18 @@ def main() -> int:
     for _, clip in clips:
         x = torch.from_numpy(clip)
         with torch.no_grad():
-            y = ae.decode(ae.encode(x[None], sample=False)[0])[0][:, :x.shape[-1]]
+            y = ae.decode(ae.encode(x[None], sample=False)[0])[0][:, : x.shape[-1]]
         sx, sy = stft(x), stft(y)
 
-        def istft(spec: torch.Tensor) -> torch.Tensor:
-            return torch.istft(spec, args.n_fft, args.hop, window=window, center=True, length=x.shape[-1])
+        def istft(spec: torch.Tensor, length: int = x.shape[-1]) -> torch.Tensor:
+            return torch.istft(spec, args.n_fft, args.hop, window=window, center=True, length=length)
 
         advance = torch.angle(sx[:, :, 1:] * sx[:, :, :-1].conj())
-        outs = {"as decoded": y,
-                "its magnitudes, true phase": istft(torch.polar(sy.abs(), sx.angle())),
-                "true magnitudes, its phase": istft(torch.polar(sx.abs(), sy.angle()))}
+        outs = {
+            "as decoded": y,
+            "its magnitudes, true phase": istft(torch.polar(sy.abs(), sx.angle())),
+            "true magnitudes, its phase": istft(torch.polar(sx.abs(), sy.angle())),
+        }
         start = 2 * math.pi * torch.rand(sx.shape[:2] + (1,), generator=gen)
         phase = torch.cat([start, start + torch.cumsum(advance, -1)], -1)
         outs["its magnitudes, true frequency from random starts"] = istft(torch.polar(sy.abs(), phase))

@@ -27,8 +27,11 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.fixture()
 def home(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LONGPLAY_", "XDG_"))}
-    env.update(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "home" / ".local" / "share"),
-               LONGPLAY_BIN_DIR=str(tmp_path / "home" / ".local" / "bin"))
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_DATA_HOME=str(tmp_path / "home" / ".local" / "share"),
+        LONGPLAY_BIN_DIR=str(tmp_path / "home" / ".local" / "bin"),
+    )
     (tmp_path / "home").mkdir()
     return env
 
@@ -70,8 +73,13 @@ def test_install_puts_the_app_in_reach_and_uninstall_takes_it_back(home: dict[st
     # own models hidden: an install does not depend on the checkout.
     empty = tmp_path / "no-builtin"
     empty.mkdir()
-    listed = subprocess.run([str(bin_dir / "longplay"), "models"], env={**home, "LONGPLAY_BUILTIN_MODELS": str(empty)},
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [str(bin_dir / "longplay"), "models"],
+        env={**home, "LONGPLAY_BUILTIN_MODELS": str(empty)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
     assert str(data / "longplay" / "models" / "longplay-mini") in listed.stdout
     assert (data / "longplay" / "daw" / "longplay_client.py").is_file()

@@ -109,7 +109,8 @@ def check_source(source: str, rel_path: str, root: Path = ROOT) -> list[str]:
         elif room == "bridge" and any(_is_submodule(name, maybe_attr, root, pkg) for pkg in ("engine", "lab")):
             problems.append(
                 f"{rel_path}:{line}: imports {name}: bridge/ may only use the engine's and the lab's public "
-                "API (`import engine` / `from lab import X` of names in their __init__.py)")
+                "API (`import engine` / `from lab import X` of names in their __init__.py)"
+            )
     return problems
 
 
@@ -134,26 +135,37 @@ def test_modules_stay_under_800_lines() -> None:
     assert not too_long, f"split these modules (limit {MAX_LINES} lines):\n" + "\n".join(too_long)
 
 
-@pytest.mark.parametrize(("path", "source", "needle"), [
-    ("engine/model.py", "import torch\nfrom PySide6.QtCore import QObject\n", "engine/model.py:2: imports PySide6.QtCore"),
-    ("engine/model.py", "from pythonosc import udp_client\n", "imports pythonosc.udp_client"),
-    ("engine/model.py", "import bridge.jobs\n", "imports bridge.jobs"),
-    ("engine/sub/x.py", "from ...bridge import jobs\n", "engine/sub/x.py:1: <relative import beyond"),
-    ("engine/model.py", "def f():\n    from desktop import app\n", "engine/model.py:2: imports desktop.app"),
-    ("bridge/cli.py", "import torch\n", "bridge/cli.py:1: imports torch"),
-    ("bridge/cli.py", "from PyQt6 import QtWidgets\n", "imports PyQt6.QtWidgets"),
-    ("bridge/cli.py", "import desktop\n", "imports desktop"),
-    ("bridge/cli.py", "from engine.sampling import sample\n", "imports engine.sampling.sample"),
-    ("bridge/cli.py", "import engine.autoencoder as ae\n", "imports engine.autoencoder"),
-    ("bridge/cli.py", "import importlib\nimportlib.import_module('torch')\n", "bridge/cli.py:2: imports torch"),
-    ("bridge/cli.py", "from .. import engine\n", "relative import beyond"),
-    ("desktop/window.py", "import torch.nn\n", "imports torch.nn"),
-    ("desktop/window.py", "from engine import Generator\n", "imports engine.Generator"),
-    ("engine/pipeline.py", "def f():\n    from lab import run_eval\n", "engine/pipeline.py:2: imports lab.run_eval"),
-    ("lab/training/x.py", "from bridge import jobs\n", "imports bridge.jobs"),
-    ("bridge/cli.py", "from lab.training.loop import Logger\n", "imports lab.training.loop.Logger"),
-    ("desktop/window.py", "import lab\n", "imports lab"),
-])
+@pytest.mark.parametrize(
+    ("path", "source", "needle"),
+    [
+        (
+            "engine/model.py",
+            "import torch\nfrom PySide6.QtCore import QObject\n",
+            "engine/model.py:2: imports PySide6.QtCore",
+        ),
+        ("engine/model.py", "from pythonosc import udp_client\n", "imports pythonosc.udp_client"),
+        ("engine/model.py", "import bridge.jobs\n", "imports bridge.jobs"),
+        ("engine/sub/x.py", "from ...bridge import jobs\n", "engine/sub/x.py:1: <relative import beyond"),
+        ("engine/model.py", "def f():\n    from desktop import app\n", "engine/model.py:2: imports desktop.app"),
+        ("bridge/cli.py", "import torch\n", "bridge/cli.py:1: imports torch"),
+        ("bridge/cli.py", "from PyQt6 import QtWidgets\n", "imports PyQt6.QtWidgets"),
+        ("bridge/cli.py", "import desktop\n", "imports desktop"),
+        ("bridge/cli.py", "from engine.sampling import sample\n", "imports engine.sampling.sample"),
+        ("bridge/cli.py", "import engine.autoencoder as ae\n", "imports engine.autoencoder"),
+        ("bridge/cli.py", "import importlib\nimportlib.import_module('torch')\n", "bridge/cli.py:2: imports torch"),
+        ("bridge/cli.py", "from .. import engine\n", "relative import beyond"),
+        ("desktop/window.py", "import torch.nn\n", "imports torch.nn"),
+        ("desktop/window.py", "from engine import Generator\n", "imports engine.Generator"),
+        (
+            "engine/pipeline.py",
+            "def f():\n    from lab import run_eval\n",
+            "engine/pipeline.py:2: imports lab.run_eval",
+        ),
+        ("lab/training/x.py", "from bridge import jobs\n", "imports bridge.jobs"),
+        ("bridge/cli.py", "from lab.training.loop import Logger\n", "imports lab.training.loop.Logger"),
+        ("desktop/window.py", "import lab\n", "imports lab"),
+    ],
+)
 def test_checker_catches_violations(path: str, source: str, needle: str, tmp_path: Path) -> None:
     problems = check_source(source, path, root=tmp_path)
     assert any(needle in p for p in problems), problems
@@ -166,7 +178,7 @@ def test_engine_import_leaves_the_lab_out() -> None:
     import sys
 
     lab_only = ["lab", "mido", "pedalboard", "auraloss", "librosa", "mir_eval", "matplotlib"]
-    code = ("import sys, engine; print(' '.join(m for m in %r if m in sys.modules))" % lab_only)
+    code = f"import sys, engine; print(' '.join(m for m in {lab_only!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"import engine loaded: {out.stdout.strip()}"
@@ -222,14 +234,23 @@ def test_checker_flags_engine_submodule_named_in_from_import(tmp_path: Path) -> 
     assert not check_source("from engine import Generator\n", "bridge/x.py", root=tmp_path)
 
 
-@pytest.mark.parametrize(("path", "source"), [
-    ("engine/model.py", "import torch\nimport numpy as np\nfrom .errors import EngineError\nfrom . import config\n"),
-    ("bridge/cli.py", "import engine\nfrom engine import Generator, RenderRequest\nfrom .errors import BridgeError\n"),
-    ("bridge/train_cli.py", "def f():\n    import lab\n    from lab import train_dit\n"),
-    ("lab/training/x.py", "from engine.autoencoder import WNConv1d\nfrom ..data import build_corpus\n"),
-    ("engine/sub/x.py", "from ..errors import EngineError\nfrom .. import config\n"),
-    ("bridge/osc.py", "from pythonosc import dispatcher\n"),
-    ("desktop/window.py", "from PySide6.QtWidgets import QWidget\nimport numpy\nfrom bridge import jobs\n"),
-])
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        (
+            "engine/model.py",
+            "import torch\nimport numpy as np\nfrom .errors import EngineError\nfrom . import config\n",
+        ),
+        (
+            "bridge/cli.py",
+            "import engine\nfrom engine import Generator, RenderRequest\nfrom .errors import BridgeError\n",
+        ),
+        ("bridge/train_cli.py", "def f():\n    import lab\n    from lab import train_dit\n"),
+        ("lab/training/x.py", "from engine.autoencoder import WNConv1d\nfrom ..data import build_corpus\n"),
+        ("engine/sub/x.py", "from ..errors import EngineError\nfrom .. import config\n"),
+        ("bridge/osc.py", "from pythonosc import dispatcher\n"),
+        ("desktop/window.py", "from PySide6.QtWidgets import QWidget\nimport numpy\nfrom bridge import jobs\n"),
+    ],
+)
 def test_checker_allows_the_doors(path: str, source: str, tmp_path: Path) -> None:
     assert check_source(source, path, root=tmp_path) == []

@@ -1,5 +1,7 @@
 """Training data we make ourselves: compose songs as MIDI, render and mix them, write a corpus.
 
+The whole path, in four calls:
+
     song = compose(seed=7, genre="house", seconds=30)      # MIDI stems + metadata
     audio = render_song(song)                              # FluidSynth + pedalboard mix
     prompt = make_prompt(song.metadata, random.Random(0))  # Stable Audio 2 style prompt
@@ -16,7 +18,22 @@ from .prompts import make_prompt, sample_prompts
 from .render import Rendered, Synth, find_synth, render_song
 
 __all__ = [
-    "CorpusBuildError", "CorpusProgress", "CorpusSummary", "DataError", "GENRES", "Rendered", "STEMS", "Song",
-    "Synth", "SynthFailedError", "SynthMissingError", "build_corpus", "compose", "find_synth",
-    "make_prompt", "print_progress", "render_song", "sample_prompts",
+    "CorpusBuildError",
+    "CorpusProgress",
+    "CorpusSummary",
+    "DataError",
+    "GENRES",
+    "Rendered",
+    "STEMS",
+    "Song",
+    "Synth",
+    "SynthFailedError",
+    "SynthMissingError",
+    "build_corpus",
+    "compose",
+    "find_synth",
+    "make_prompt",
+    "print_progress",
+    "render_song",
+    "sample_prompts",
 ]

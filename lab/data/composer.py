@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import mido
 
@@ -26,8 +27,13 @@ STEMS = ("drums", "bass", "chords", "melody", "extra")
 SECTIONS = ("intro", "verse", "chorus", "bridge", "outro")
 
 # Allowed lengths in bars; growth walks up these lists, so choruses stay 4- or 8-bar phrases.
-SIZES = {"intro": (1, 2, 4, 8), "verse": (2, 4, 8, 12, 16), "chorus": (2, 4, 8, 12, 16),
-         "bridge": (2, 4, 8), "outro": (1, 2, 4, 8)}
+SIZES = {
+    "intro": (1, 2, 4, 8),
+    "verse": (2, 4, 8, 12, 16),
+    "chorus": (2, 4, 8, 12, 16),
+    "bridge": (2, 4, 8),
+    "outro": (1, 2, 4, 8),
+}
 CLUB_SIZES = {**SIZES, "intro": (1, 2, 4, 8, 16), "outro": (1, 2, 4, 8, 16), "chorus": (2, 4, 8, 16, 24)}
 TYPICAL = {"intro": 2, "verse": 4, "chorus": 4, "bridge": 4, "outro": 2}
 GROWTH_WEIGHT = {"intro": 1, "verse": 3, "chorus": 4, "bridge": 1, "outro": 1}
@@ -108,8 +114,9 @@ def plan_form(rng: random.Random, genre: Genre, n_bars: int) -> list[tuple[str, 
         return [("chorus", max(1, n_bars))]
     sizes = CLUB_SIZES if genre.electronic else SIZES
     forms = CLUB_FORMS if genre.electronic else SONG_FORMS
-    fitting = [f for f in forms if sum(TYPICAL[s] for s in f) <= n_bars] or \
-              [f for f in forms if sum(sizes[s][0] for s in f) <= n_bars]
+    fitting = [f for f in forms if sum(TYPICAL[s] for s in f) <= n_bars] or [
+        f for f in forms if sum(sizes[s][0] for s in f) <= n_bars
+    ]
     longest = max(len(f) for f in fitting)
     form = list(rng.choice([f for f in fitting if len(f) >= longest - 2]))
     # Long songs at fast tempos need more than one form's worth: add verse-chorus pairs.
@@ -123,8 +130,7 @@ def plan_form(rng: random.Random, genre: Genre, n_bars: int) -> list[tuple[str, 
         options = []
         for s in counts:
             bigger = [b for b in sizes[s] if b > length[s]]
-            if bigger and total + counts[s] * (bigger[0] - length[s]) <= n_bars \
-                    and _balanced({**length, s: bigger[0]}):
+            if bigger and total + counts[s] * (bigger[0] - length[s]) <= n_bars and _balanced({**length, s: bigger[0]}):
                 options.append((s, bigger[0]))
         if not options:
             break
@@ -187,7 +193,9 @@ def _arrange(seed: int, spec: Genre, scale: Scale, sections: list[Section]) -> d
     kit = rng.choice(spec.kits) if spec.kits else None
     chords_inst = _pick(rng, spec.chords)
     picks: dict[str, Instrument | None] = {
-        "drums": kit, "bass": _pick(rng, spec.bass), "chords": chords_inst,
+        "drums": kit,
+        "bass": _pick(rng, spec.bass),
+        "chords": chords_inst,
         "melody": _pick(rng, spec.melody, avoid=chords_inst[0]),
         "extra": _pick(rng, spec.extra, avoid=chords_inst[0]) if spec.extra_kind != "none" else None,
     }
@@ -195,8 +203,14 @@ def _arrange(seed: int, spec: Genre, scale: Scale, sections: list[Section]) -> d
     arr = rng_for(seed, "arrangement")
     groove = arr.choice(spec.grooves) if spec.grooves else {}
     roles = _roles(spec, arr, bool(groove))
-    motifs = {s: make_motif(rng_for(seed, "motif", s), spec.melody_density * (0.7 if s == "verse" else 1.0),
-                            sixteenths=spec.electronic and s == "chorus") for s in SECTIONS}
+    motifs = {
+        s: make_motif(
+            rng_for(seed, "motif", s),
+            spec.melody_density * (0.7 if s == "verse" else 1.0),
+            sixteenths=spec.electronic and s == "chorus",
+        )
+        for s in SECTIONS
+    }
     lo, hi = spec.melody_range
     placed: dict[str, list[Note]] = {s: [] for s in STEMS}
     bars_of = {s.name: s.bars for s in sections}
@@ -213,8 +227,14 @@ def _arrange(seed: int, spec: Genre, scale: Scale, sections: list[Section]) -> d
             variant = drum_variant(groove, name, spec.electronic, rng_for(seed, "drumvar", name))
             fill_rng = rng_for(seed, "fill", name, nxt)
             fill = fill_rng.randrange(4) if nxt not in (None, name) and fill_rng.random() < 0.75 else None
-            parts["drums"] = drum_part(variant, sec.bars, feel, rng_for(seed, "drums", name),
-                                       crash=name in ("chorus", "outro") or (name == "verse" and k == 0), fill=fill)
+            parts["drums"] = drum_part(
+                variant,
+                sec.bars,
+                feel,
+                rng_for(seed, "drums", name),
+                crash=name in ("chorus", "outro") or (name == "verse" and k == 0),
+                fill=fill,
+            )
         if "bass" in roles[name]:
             pattern = "hold" if name in ("bridge", "intro") and r.random() < 0.5 else r.choice(spec.bass_patterns)
             low = 28 if spec.name == "drum and bass" else 31
@@ -222,20 +242,38 @@ def _arrange(seed: int, spec: Genre, scale: Scale, sections: list[Section]) -> d
         if "chords" in roles[name]:
             program = chords_inst[0]
             parts["chords"] = chord_part(
-                r.choice(spec.chord_patterns), spans, sec.bars, feel, rng_for(seed, "chords", name),
-                low=40 if program in (29, 30) else 52, high=76, power=program in (29, 30),
-                rootless=spec.name == "jazz", strum=0.015 if 24 <= program <= 31 else 0.0,
-                velocity=76 if name in ("intro", "outro") else 84)
+                r.choice(spec.chord_patterns),
+                spans,
+                sec.bars,
+                feel,
+                rng_for(seed, "chords", name),
+                low=40 if program in (29, 30) else 52,
+                high=76,
+                power=program in (29, 30),
+                rootless=spec.name == "jazz",
+                strum=0.015 if 24 <= program <= 31 else 0.0,
+                velocity=76 if name in ("intro", "outro") else 84,
+            )
         if "melody" in roles[name]:
             variation = rng_for(seed, "vary", name, k) if name == "verse" and k > 0 else None
             parts["melody"] = melody_part(motifs[name], spans, sec.bars, scale, feel, lo, hi, variation=variation)
         if "extra" in roles[name] and picks["extra"] is not None:
             pattern = r.choice(spec.extra_patterns)
             erng = rng_for(seed, "extra", name)
-            parts["extra"] = (arp_part(pattern, spans, sec.bars, feel, erng, low=60, high=79)
-                              if spec.extra_kind == "arp" else
-                              chord_part(pattern, spans, sec.bars, feel, erng, low=60, high=84,
-                                         velocity=68 if spec.extra_kind == "pad" else 82))
+            parts["extra"] = (
+                arp_part(pattern, spans, sec.bars, feel, erng, low=60, high=79)
+                if spec.extra_kind == "arp"
+                else chord_part(
+                    pattern,
+                    spans,
+                    sec.bars,
+                    feel,
+                    erng,
+                    low=60,
+                    high=84,
+                    velocity=68 if spec.extra_kind == "pad" else 82,
+                )
+            )
         offset = sec.start_bar * BEATS_PER_BAR
         for stem, notes in parts.items():
             placed[stem] += [Note(n.start + offset, n.length, n.pitch, n.velocity) for n in notes]
@@ -253,11 +291,13 @@ def _roles(spec: Genre, rng: random.Random, has_drums: bool) -> dict[str, set[st
     """Which stems play in which section: the arrangement's build and release."""
     roles = {
         "intro": {"chords", "extra", "drums"} | ({"bass"} if spec.electronic and rng.random() < 0.5 else set()),
-        "verse": {"drums", "bass", "chords"} | ({"melody"} if not spec.electronic or rng.random() < 0.5 else set())
-                 | ({"extra"} if spec.extra_kind in ("arp", "pad") and rng.random() < 0.6 else set()),
+        "verse": {"drums", "bass", "chords"}
+        | ({"melody"} if not spec.electronic or rng.random() < 0.5 else set())
+        | ({"extra"} if spec.extra_kind in ("arp", "pad") and rng.random() < 0.6 else set()),
         "chorus": set(STEMS),
-        "bridge": {"chords", "extra", "drums"} | ({"melody"} if rng.random() < 0.6 else set())
-                  | ({"bass"} if rng.random() < 0.5 else set()),
+        "bridge": {"chords", "extra", "drums"}
+        | ({"melody"} if rng.random() < 0.6 else set())
+        | ({"bass"} if rng.random() < 0.5 else set()),
         "outro": {"chords", "bass", "extra", "drums"},
     }
     if spec.name == "cinematic":  # the percussion enters with the first chorus
@@ -275,8 +315,9 @@ def _metadata(song: Song, spec: Genre, rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.6:
         moods.append(rng.choice(MODE_MOODS[song.scale.mode]))
     spb = song.seconds_per_beat
-    structure = [[s.name, round(s.start_bar * 4 * spb, 4), round((s.start_bar + s.bars) * 4 * spb, 4)]
-                 for s in song.sections]
+    structure = [
+        [s.name, round(s.start_bar * 4 * spb, 4), round((s.start_bar + s.bars) * 4 * spb, 4)] for s in song.sections
+    ]
     return {
         "genre": song.genre,
         "bpm": song.bpm,

@@ -23,12 +23,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from engine.audio_io import write_audio_atomic, write_json_atomic
+
 from .composer import STEMS, Song, compose, rng_for
 from .errors import CorpusBuildError
 from .genres import GENRES
@@ -75,17 +77,24 @@ class CorpusSummary:
     elapsed_s: float
 
 
-def plan_songs(n_songs: int, seed: int, *, min_seconds: float, max_seconds: float,
-               held_out_fraction: float, genres: Sequence[str]) -> list[SongPlan]:
+def plan_songs(
+    n_songs: int, seed: int, *, min_seconds: float, max_seconds: float, held_out_fraction: float, genres: Sequence[str]
+) -> list[SongPlan]:
     """The corpus's songs. Genres cycle through shuffled rounds so every genre is equally
     represented; a song's split is drawn per song, so its stems always share it."""
     plans = []
     for i in range(n_songs):
         order = rng_for(seed, "genres", i // len(genres)).sample(list(genres), len(genres))
-        plans.append(SongPlan(
-            index=i, song_id=f"{seed}-{i:05d}", seed=rng_for(seed, "song", i).getrandbits(31),
-            genre=order[i % len(genres)], target_s=rng_for(seed, "length", i).uniform(min_seconds, max_seconds),
-            split="test" if rng_for(seed, "split", i).random() < held_out_fraction else "train"))
+        plans.append(
+            SongPlan(
+                index=i,
+                song_id=f"{seed}-{i:05d}",
+                seed=rng_for(seed, "song", i).getrandbits(31),
+                genre=order[i % len(genres)],
+                target_s=rng_for(seed, "length", i).uniform(min_seconds, max_seconds),
+                split="test" if rng_for(seed, "split", i).random() < held_out_fraction else "train",
+            )
+        )
     return plans
 
 
@@ -129,20 +138,27 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     header = out / "corpus.json"
     if header.exists():
         old = {**SETTING_DEFAULTS, **json.loads(header.read_text(encoding="utf-8"))}
-        diff = {k: (old.get(k), v) for k, v in settings.items()
-                if old.get(k) != v and (k, old.get(k), v) not in ADDITIVE}
+        diff = {
+            k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v and (k, old.get(k), v) not in ADDITIVE
+        }
         if diff:
             changes = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in diff.items())
-            raise CorpusBuildError(f"{out} was built with other settings ({changes}); "
-                              "use the same settings to resume, or a new folder")
+            raise CorpusBuildError(
+                f"{out} was built with other settings ({changes}); use the same settings to resume, or a new folder"
+            )
     write_json_atomic(header, settings)
 
 
 def drumless_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     """A song's metadata for its ``mix:nodrums`` version: the kit gone from instruments and stems."""
     stems = {k: v for k, v in meta["stems"].items() if k != "drums"}
-    return {**meta, "instruments": list(dict.fromkeys(stems.values())), "stems": stems,
-            "has_drums": False, "drums_removed": True}
+    return {
+        **meta,
+        "instruments": list(dict.fromkeys(stems.values())),
+        "stems": stems,
+        "has_drums": False,
+        "drums_removed": True,
+    }
 
 
 def drumless_id(song_id: str) -> str:
@@ -155,7 +171,9 @@ def _has_drumless(song_meta: dict[str, Any]) -> bool:
     return bool(song_meta.get("has_drums")) and len(song_meta.get("stems", {})) > 1
 
 
-def _parts(song_id: str, stems: list[str], song_meta: dict[str, Any], drumless: bool) -> list[tuple[str, str | None, str]]:
+def _parts(
+    song_id: str, stems: list[str], song_meta: dict[str, Any], drumless: bool
+) -> list[tuple[str, str | None, str]]:
     """(kind, stem, id) of a song's items in file order: stems, the drumless mix, the mix last."""
     parts: list[tuple[str, str | None, str]] = [(f"stem:{s}", s, f"{song_id}-{s}") for s in stems]
     if drumless and _has_drumless(song_meta):
@@ -170,16 +188,36 @@ def _items(plan: SongPlan, song: Song, stems: list[str], seconds: float, drumles
         if stem is not None:
             meta["stem"] = stem
             meta["instruments"] = [song.tracks[stem].instrument]
-        prompts = sample_prompts(song.metadata if stem else meta, rng_for(plan.seed, "prompts", item_id),
-                                 PROMPTS_PER_ITEM, stem=stem)
-        yield {"id": item_id, "path": f"audio/{item_id}.flac", "seconds": round(seconds, 6),
-               "split": plan.split, "kind": kind, "song_id": plan.song_id, "metadata": meta, "prompts": prompts}
+        prompts = sample_prompts(
+            song.metadata if stem else meta, rng_for(plan.seed, "prompts", item_id), PROMPTS_PER_ITEM, stem=stem
+        )
+        yield {
+            "id": item_id,
+            "path": f"audio/{item_id}.flac",
+            "seconds": round(seconds, 6),
+            "split": plan.split,
+            "kind": kind,
+            "song_id": plan.song_id,
+            "metadata": meta,
+            "prompts": prompts,
+        }
 
 
-def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, stems_per_song: int = 2, drumless: bool = False,
-                 min_seconds: float = 10.0, max_seconds: float = MAX_SECONDS, held_out_fraction: float = 0.1,
-                 genres: Sequence[str] | None = None, soundfont: str | os.PathLike[str] | None = None,
-                 jobs: int = 1, progress: Callable[[CorpusProgress], None] | None = None) -> CorpusSummary:
+def build_corpus(
+    out_dir: str | os.PathLike[str],
+    n_songs: int,
+    seed: int,
+    *,
+    stems_per_song: int = 2,
+    drumless: bool = False,
+    min_seconds: float = 10.0,
+    max_seconds: float = MAX_SECONDS,
+    held_out_fraction: float = 0.1,
+    genres: Sequence[str] | None = None,
+    soundfont: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    progress: Callable[[CorpusProgress], None] | None = None,
+) -> CorpusSummary:
     """Compose, render and write ``n_songs`` songs (plus ``stems_per_song`` stems each) into
     ``out_dir``; resumable, deterministic in ``seed``. ``jobs`` > 1 renders songs in parallel
     (FluidSynth and pedalboard both run outside the GIL). ``drumless`` adds a ``mix:nodrums``
@@ -197,15 +235,32 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
         raise CorpusBuildError(f"unknown genres {unknown}; choose from {sorted(GENRES)}")
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    _check_settings(out, {"format": FORMAT, "seed": seed, "stems_per_song": stems_per_song, "drumless": drumless,
-                          "min_seconds": min_seconds, "max_seconds": max_seconds,
-                          "held_out_fraction": held_out_fraction, "genres": genres, "sample_rate": SAMPLE_RATE})
+    _check_settings(
+        out,
+        {
+            "format": FORMAT,
+            "seed": seed,
+            "stems_per_song": stems_per_song,
+            "drumless": drumless,
+            "min_seconds": min_seconds,
+            "max_seconds": max_seconds,
+            "held_out_fraction": held_out_fraction,
+            "genres": genres,
+            "sample_rate": SAMPLE_RATE,
+        },
+    )
     for stale in (out / "audio").glob(".*.part"):  # temp files of an interrupted run
         stale.unlink()
     jsonl = out / "metadata.jsonl"
     lines = _read_lines(jsonl)
-    plans = plan_songs(n_songs, seed, min_seconds=min_seconds, max_seconds=max_seconds,
-                       held_out_fraction=held_out_fraction, genres=genres)
+    plans = plan_songs(
+        n_songs,
+        seed,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+        held_out_fraction=held_out_fraction,
+        genres=genres,
+    )
 
     def finished(p: SongPlan) -> bool:
         mix = lines.get(p.song_id)
@@ -213,7 +268,8 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
             return False
         extra = drumless_id(p.song_id)  # a corpus that has just been given --drumless
         return not (drumless and _has_drumless(mix.get("metadata", {}))) or (
-            extra in lines and (out / lines[extra]["path"]).exists())
+            extra in lines and (out / lines[extra]["path"]).exists()
+        )
 
     todo = [p for p in plans if not finished(p)]
     synth: list[Synth] = []
@@ -231,7 +287,7 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
         synth.append(find_synth(soundfont))  # fail before any work if FluidSynth is missing
     done, written, audio_s = len(plans) - len(todo), 0, 0.0
     # Batches of ``jobs`` songs: a finished 285 s render holds ~300 MB, so none may pile up.
-    batches = [todo[i:i + jobs] for i in range(0, len(todo), jobs)]
+    batches = [todo[i : i + jobs] for i in range(0, len(todo), jobs)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for plan, song, stems, rendered in (r for batch in batches for r in pool.map(work, batch)):
             # The exact file length (whole samples), whether or not the audio was rendered now.
@@ -241,8 +297,13 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
                     if (out / item["path"]).exists():  # written whole (write-then-rename) by an earlier run
                         continue
                     stem = item["metadata"].get("stem")
-                    audio = (rendered.drumless if item["kind"] == "mix:nodrums" else
-                             rendered.mix if stem is None else rendered.stems[stem])
+                    audio = (
+                        rendered.drumless
+                        if item["kind"] == "mix:nodrums"
+                        else rendered.mix
+                        if stem is None
+                        else rendered.stems[stem]
+                    )
                     write_audio_atomic(out / item["path"], audio, rendered.sample_rate, subtype="pcm24")
                     written += 1
                     audio_s += rendered.seconds
@@ -253,17 +314,34 @@ def build_corpus(out_dir: str | os.PathLike[str], n_songs: int, seed: int, *, st
                 os.fsync(fh.fileno())
             done += 1
             if progress is not None:
-                progress(CorpusProgress(done, len(plans), plan.song_id, plan.genre, song.length_s, rendered is None,
-                                        audio_s, time.perf_counter() - start, rendered.realtime if rendered else 0.0))
+                progress(
+                    CorpusProgress(
+                        done,
+                        len(plans),
+                        plan.song_id,
+                        plan.genre,
+                        song.length_s,
+                        rendered is None,
+                        audio_s,
+                        time.perf_counter() - start,
+                        rendered.realtime if rendered else 0.0,
+                    )
+                )
     return CorpusSummary(out, len(plans), len(todo), written, audio_s, time.perf_counter() - start)
 
 
 def print_progress(p: CorpusProgress) -> None:
     """One progress line on stderr: rewritten in place on a terminal, one line per song otherwise."""
     rate = p.audio_s / p.elapsed_s if p.elapsed_s > 0 else 0.0
-    line = (f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s"
-            f"{' (already there)' if p.skipped else f' at {p.realtime:.1f}x real time'}"
-            f" | {p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s")
+    line = (
+        f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s"
+        f"{' (already there)' if p.skipped else f' at {p.realtime:.1f}x real time'}"
+        f" | {p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s"
+    )
     tty = sys.stderr.isatty()
-    print(("\r" + line + "\033[K") if tty else line, end="" if tty and p.done < p.total else "\n",
-          file=sys.stderr, flush=True)
+    print(
+        ("\r" + line + "\033[K") if tty else line,
+        end="" if tty and p.done < p.total else "\n",
+        file=sys.stderr,
+        flush=True,
+    )

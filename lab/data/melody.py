@@ -54,13 +54,22 @@ def cadence(motif: Motif) -> Motif:
     keep = max(1, len(motif.steps) // 2)
     steps = motif.steps[:keep]
     last = steps[-1]
-    lengths = motif.lengths[:keep - 1] + (16 - last,)
+    lengths = motif.lengths[: keep - 1] + (16 - last,)
     return Motif(steps, lengths, motif.moves[:keep])
 
 
-def melody_part(motif: Motif, spans: list[Span], bars: int, scale: Scale, feel: Feel,
-                low: int, high: int, *, variation: random.Random | None = None,
-                velocity: int = 92) -> list[Note]:
+def melody_part(
+    motif: Motif,
+    spans: list[Span],
+    bars: int,
+    scale: Scale,
+    feel: Feel,
+    low: int,
+    high: int,
+    *,
+    variation: random.Random | None = None,
+    velocity: int = 92,
+) -> list[Note]:
     """Lay ``motif`` over ``bars`` bars as A A A' B phrases.
 
     ``variation`` (None for the first statement) redraws the A' and B bars, so a second verse

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import mido
 
@@ -57,12 +57,14 @@ def midi_file(tracks: Sequence[Track], tempo: int, end_beat: float, title: str) 
     """
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     end_tick = to_ticks(end_beat)
-    conductor = mido.MidiTrack([
-        mido.MetaMessage("track_name", name=title, time=0),
-        mido.MetaMessage("set_tempo", tempo=tempo, time=0),
-        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
-        mido.MetaMessage("end_of_track", time=end_tick),
-    ])
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=title, time=0),
+            mido.MetaMessage("set_tempo", tempo=tempo, time=0),
+            mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+            mido.MetaMessage("end_of_track", time=end_tick),
+        ]
+    )
     mid.tracks.append(conductor)
     for track in tracks:
         mid.tracks.append(_stem_track(track, end_tick))
@@ -80,8 +82,9 @@ def stacked_file(tracks: Sequence[Track], tempo: int, song_beats: float, gap_bea
     end_tick = to_ticks(len(tracks) * (song_beats + gap_beats))
     for k, track in enumerate(tracks):
         offset = k * (song_beats + gap_beats)
-        mid.tracks.append(_stem_track(track, end_tick, offset_tick=to_ticks(offset),
-                                      cut_tick=to_ticks(offset + song_beats)))
+        mid.tracks.append(
+            _stem_track(track, end_tick, offset_tick=to_ticks(offset), cut_tick=to_ticks(offset + song_beats))
+        )
     return mid
 
 
@@ -97,13 +100,15 @@ def _stem_track(track: Track, end_tick: int, offset_tick: int = 0, cut_tick: int
     if cut_tick is not None:
         events.append((cut_tick, 2, 0, mido.Message("control_change", channel=ch, control=120, value=0)))
     events.sort(key=lambda e: e[:3])
-    out = mido.MidiTrack([
-        mido.MetaMessage("track_name", name=f"{track.stem}: {track.instrument}", time=0),
-        mido.Message("program_change", channel=ch, program=track.program, time=0),
-        # Centre pan and full expression: the mixer pans the stems, not the synth.
-        mido.Message("control_change", channel=ch, control=10, value=64, time=0),
-        mido.Message("control_change", channel=ch, control=7, value=100, time=0),
-    ])
+    out = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=f"{track.stem}: {track.instrument}", time=0),
+            mido.Message("program_change", channel=ch, program=track.program, time=0),
+            # Centre pan and full expression: the mixer pans the stems, not the synth.
+            mido.Message("control_change", channel=ch, control=10, value=64, time=0),
+            mido.Message("control_change", channel=ch, control=7, value=100, time=0),
+        ]
+    )
     now = 0
     for tick, _, _, msg in events:
         out.append(msg.copy(time=tick - now))

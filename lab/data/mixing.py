@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pedalboard as pb
@@ -55,8 +55,16 @@ LEVEL_SHIFT: dict[str, dict[str, float]] = {
     "drum and bass": {"drums": 1.5, "bass": 1.0},
     "reggae": {"bass": 1.5, "chords": -1.0},
 }
-ROOM = {"ambient": (0.92, 2.2), "cinematic": (0.85, 1.6), "jazz": (0.45, 0.8), "lo-fi": (0.5, 0.9),
-        "rock": (0.55, 1.0), "techno": (0.7, 1.0), "house": (0.6, 1.0), "drum and bass": (0.65, 1.0)}
+ROOM = {
+    "ambient": (0.92, 2.2),
+    "cinematic": (0.85, 1.6),
+    "jazz": (0.45, 0.8),
+    "lo-fi": (0.5, 0.9),
+    "rock": (0.55, 1.0),
+    "techno": (0.7, 1.0),
+    "house": (0.6, 1.0),
+    "drum and bass": (0.65, 1.0),
+}
 LOWPASS = {"lo-fi": (5500.0, 8500.0)}  # the genre's tape-and-vinyl darkness, per stem so stems sum
 
 
@@ -77,12 +85,21 @@ def plan_mix(genre: str, stems: Sequence[str], rng: random.Random) -> MixPlan:
         base = BASE[stem]
         level = base.level_db + LEVEL_SHIFT.get(genre, {}).get(stem, 0.0) + rng.uniform(-1.5, 1.5)
         pan = base.pan * side * rng.uniform(0.6, 1.2)
-        strips[stem] = Strip(level, base.highpass_hz, max(-1.0, min(1.0, pan)), base.send,
-                             base.comp_threshold_db, base.comp_ratio, base.shelf_hz, base.shelf_db)
+        strips[stem] = Strip(
+            level,
+            base.highpass_hz,
+            max(-1.0, min(1.0, pan)),
+            base.send,
+            base.comp_threshold_db,
+            base.comp_ratio,
+            base.shelf_hz,
+            base.shelf_db,
+        )
     room, send_scale = ROOM.get(genre, (0.6, 1.0))
     lp = LOWPASS.get(genre)
-    return MixPlan(strips, room, send_scale * rng.uniform(0.8, 1.2),
-                   rng.uniform(*lp) if lp else None, rng.uniform(-17.0, -13.0))
+    return MixPlan(
+        strips, room, send_scale * rng.uniform(0.8, 1.2), rng.uniform(*lp) if lp else None, rng.uniform(-17.0, -13.0)
+    )
 
 
 def active_rms_db(audio: np.ndarray, sr: int) -> float:
@@ -130,7 +147,7 @@ def true_peak(audio: np.ndarray, floor: float = 0.5) -> float:
         loud[:-1] |= loud[1:]  # interpolate on both sides of each loud sample
         rows = np.flatnonzero(loud) + 1
         for lo in range(0, rows.size, 65536):
-            peak = max(peak, float(np.abs(views[rows[lo:lo + 65536]] @ bank).max()))
+            peak = max(peak, float(np.abs(views[rows[lo : lo + 65536]] @ bank).max()))
     return peak
 
 
@@ -145,8 +162,9 @@ def _strip_board(strip: Strip, lowpass_hz: float | None) -> pb.Pedalboard:
     return pb.Pedalboard(plugins)
 
 
-def mix(dry: Mapping[str, np.ndarray], sr: int, plan: MixPlan,
-        keep: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def mix(
+    dry: Mapping[str, np.ndarray], sr: int, plan: MixPlan, keep: Sequence[str] = ()
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """-> (master ``[2, N]``, processed stems ``[2, N]`` for the names in ``keep``).
 
     The kept stems carry their reverb and the master gain, but not the limiter, so

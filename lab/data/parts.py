@@ -7,8 +7,8 @@ the same part at every occurrence of that section: that is what makes choruses r
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .genres import CHH, CHORUS_ONLY, CLAP, CRASH, KICK, OHH, SIDE, SNARE, TOM_H, TOM_L, TOM_M, Groove
 from .theory import BEATS_PER_BAR, Chord, Scale, diatonic_chord, nearest_pitch, power_chord, swing_beat, voice_chord
@@ -47,8 +47,7 @@ class Feel:
         return swing_beat(step / 4, self.swing, self.unit)
 
 
-def harmony(scale: Scale, progression: Sequence[int], size: int, beats_per_chord: int,
-            bars: int) -> list[Span]:
+def harmony(scale: Scale, progression: Sequence[int], size: int, beats_per_chord: int, bars: int) -> list[Span]:
     """The progression laid over ``bars`` bars, cycling; a short section plays its opening."""
     total = bars * BEATS_PER_BAR
     per = min(beats_per_chord, max(2, total // max(1, len(progression))))
@@ -70,7 +69,7 @@ def chord_at(spans: Sequence[Span], beat: float) -> Chord:
 def _bar_cells(pattern: str, bar: int) -> str:
     """The 16 steps of ``pattern`` that bar ``bar`` plays (a 32-step pattern alternates)."""
     offset = (bar % max(1, len(pattern) // 16)) * 16
-    return pattern[offset:offset + 16]
+    return pattern[offset : offset + 16]
 
 
 def _events(pattern: str, bar: int) -> list[tuple[int, int, str]]:
@@ -94,8 +93,9 @@ def _human(rng: random.Random, feel: Feel, velocity: int) -> tuple[float, int]:
     return nudge, max(1, min(127, velocity + rng.randint(-8, 8)))
 
 
-def _note(feel: Feel, bar: int, step: int, length: int, pitch: int, velocity: int,
-          rng: random.Random, legato: float = 0.92) -> Note:
+def _note(
+    feel: Feel, bar: int, step: int, length: int, pitch: int, velocity: int, rng: random.Random, legato: float = 0.92
+) -> Note:
     start = bar * BEATS_PER_BAR + feel.place(step)
     end = bar * BEATS_PER_BAR + feel.place(step + length)
     nudge, vel = _human(rng, feel, velocity)
@@ -133,8 +133,9 @@ FILLS = (
 )
 
 
-def drum_part(groove: Groove, bars: int, feel: Feel, rng: random.Random, *, crash: bool,
-              fill: int | None) -> list[Note]:
+def drum_part(
+    groove: Groove, bars: int, feel: Feel, rng: random.Random, *, crash: bool, fill: int | None
+) -> list[Note]:
     """Drum notes for a section; ``fill`` (an index into ``FILLS``) replaces the end of its
     last bar so the section leads into the next one."""
     notes: list[Note] = []
@@ -154,8 +155,9 @@ def drum_part(groove: Groove, bars: int, feel: Feel, rng: random.Random, *, cras
     return notes
 
 
-def bass_part(pattern: str, spans: Sequence[Span], bars: int, scale: Scale, feel: Feel,
-              rng: random.Random, low: int = 31) -> list[Note]:
+def bass_part(
+    pattern: str, spans: Sequence[Span], bars: int, scale: Scale, feel: Feel, rng: random.Random, low: int = 31
+) -> list[Note]:
     """Bass that follows the chords: step patterns, a walking line, or one note per chord."""
     if pattern == "hold":
         return [Note(s.start, s.length * 0.95, low + (s.chord.root - low) % 12, 92) for s in spans]
@@ -167,7 +169,8 @@ def bass_part(pattern: str, spans: Sequence[Span], bars: int, scale: Scale, feel
             chord = chord_at(spans, bar * BEATS_PER_BAR + step / 4)
             root = low + (chord.root - low) % 12
             pitch = {
-                "r": root, "o": root + 12,
+                "r": root,
+                "o": root + 12,
                 "f": nearest_pitch(chord.pcs[2], root + 7),
                 "a": nearest_pitch(chord.pcs[1], root + 4),
                 "s": nearest_pitch(chord.pcs[3], root + 10) if len(chord.pcs) > 3 else root + 12,
@@ -176,8 +179,7 @@ def bass_part(pattern: str, spans: Sequence[Span], bars: int, scale: Scale, feel
     return notes
 
 
-def _walk(spans: Sequence[Span], bars: int, scale: Scale, feel: Feel, rng: random.Random,
-          low: int) -> list[Note]:
+def _walk(spans: Sequence[Span], bars: int, scale: Scale, feel: Feel, rng: random.Random, low: int) -> list[Note]:
     """Quarter-note walking line: root on one, chord tones on two and three, an approach note
     (a half step or scale step from the next root) on four."""
     notes: list[Note] = []
@@ -200,9 +202,20 @@ def _walk(spans: Sequence[Span], bars: int, scale: Scale, feel: Feel, rng: rando
     return notes
 
 
-def chord_part(pattern: str, spans: Sequence[Span], bars: int, feel: Feel, rng: random.Random, *,
-               low: int, high: int, power: bool = False, rootless: bool = False,
-               strum: float = 0.0, velocity: int = 84) -> list[Note]:
+def chord_part(
+    pattern: str,
+    spans: Sequence[Span],
+    bars: int,
+    feel: Feel,
+    rng: random.Random,
+    *,
+    low: int,
+    high: int,
+    power: bool = False,
+    rootless: bool = False,
+    strum: float = 0.0,
+    velocity: int = 84,
+) -> list[Note]:
     """Block chords on a step pattern, voice-led from chord to chord; guitars strum."""
     notes: list[Note] = []
     previous: list[int] | None = None
@@ -221,8 +234,17 @@ def chord_part(pattern: str, spans: Sequence[Span], bars: int, feel: Feel, rng: 
     return notes
 
 
-def arp_part(pattern: str, spans: Sequence[Span], bars: int, feel: Feel, rng: random.Random, *,
-             low: int, high: int, velocity: int = 72) -> list[Note]:
+def arp_part(
+    pattern: str,
+    spans: Sequence[Span],
+    bars: int,
+    feel: Feel,
+    rng: random.Random,
+    *,
+    low: int,
+    high: int,
+    velocity: int = 72,
+) -> list[Note]:
     """Arpeggios: each digit picks a chord tone, counted upward from a voicing near ``low``."""
     notes: list[Note] = []
     for bar in range(bars):

@@ -12,7 +12,8 @@ beatbox → drums restyle needs a model that knows what a drum stem alone sounds
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 LABELS = {"genre": "Genre", "bpm": "BPM", "key": "Key", "instruments": "Instruments", "moods": "Moods"}
 KEEP_CHANCE = 0.6  # each field's chance to appear; at least one always does
@@ -81,7 +82,9 @@ def make_prompt(meta: Mapping[str, Any], rng: random.Random, *, stem: str | None
         extras.append(rng.choice(ONLY[stem]).format(inst=inst))
     has_drums = bool(meta.get("has_drums", True))
     chance = DRUMS_REMOVED_CHANCE if meta.get("drums_removed") else NO_DRUMS_CHANCE
-    if (stem is None and not has_drums and rng.random() < chance) or (stem not in (None, "drums") and rng.random() < 0.15):
+    if (stem is None and not has_drums and rng.random() < chance) or (
+        stem not in (None, "drums") and rng.random() < 0.15
+    ):
         extras.append(rng.choice(NO_DRUMS))
     if keyed:
         parts = [f"{LABELS[name]}: {', '.join(values)}" for name, values in chosen]

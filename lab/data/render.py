@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -36,8 +36,10 @@ SOUNDFONT_PATHS = (
     "/usr/share/soundfonts/default.sf2",
     "/opt/homebrew/share/soundfonts/default.sf2",
 )
-INSTALL_HINT = ("install it with `sudo apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm` "
-                "(or `make apt` as root; macOS: `brew install fluid-synth`)")
+INSTALL_HINT = (
+    "install it with `sudo apt-get install --no-install-recommends fluidsynth fluid-soundfont-gm` "
+    "(or `make apt` as root; macOS: `brew install fluid-synth`)"
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,10 @@ def find_synth(soundfont: str | os.PathLike[str] | None = None) -> Synth:
         if path.is_file():
             return Synth(binary, path)
     looked = ", ".join(str(p) for p in candidates)
-    raise SynthMissingError(f"no General MIDI soundfont found (looked at {looked}); {INSTALL_HINT}, "
-                            f"or point ${SOUNDFONT_ENV} at a .sf2 file")
+    raise SynthMissingError(
+        f"no General MIDI soundfont found (looked at {looked}); {INSTALL_HINT}, "
+        f"or point ${SOUNDFONT_ENV} at a .sf2 file"
+    )
 
 
 @dataclass
@@ -85,12 +89,32 @@ class Rendered:
         return self.seconds / max(1e-9, self.synth_s + self.mix_s)
 
 
-def synthesize(midi_path: Path, wav_path: Path, synth: Synth, sample_rate: int, gain: float,
-               timeout: float) -> None:
+def synthesize(midi_path: Path, wav_path: Path, synth: Synth, sample_rate: int, gain: float, timeout: float) -> None:
     """Run FluidSynth's fast file renderer on one MIDI file."""
     # Dynamic sample loading reads only the patches a song uses: a third of the start-up time.
-    cmd = [synth.binary, "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-g", f"{gain:g}", "-R", "0", "-C", "0", "-O", "float",
-           "-T", "wav", "-F", str(wav_path), "-r", str(sample_rate), str(synth.soundfont), str(midi_path)]
+    cmd = [
+        synth.binary,
+        "-ni",
+        "-q",
+        "-o",
+        "synth.dynamic-sample-loading=1",
+        "-g",
+        f"{gain:g}",
+        "-R",
+        "0",
+        "-C",
+        "0",
+        "-O",
+        "float",
+        "-T",
+        "wav",
+        "-F",
+        str(wav_path),
+        "-r",
+        str(sample_rate),
+        str(synth.soundfont),
+        str(midi_path),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as err:
@@ -109,8 +133,15 @@ def _fit(audio: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def render_song(song: Song, *, sample_rate: int = SAMPLE_RATE, synth: Synth | None = None,
-                stems: Sequence[str] | None = None, gain: float = 0.5, drumless: bool = False) -> Rendered:
+def render_song(
+    song: Song,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    synth: Synth | None = None,
+    stems: Sequence[str] | None = None,
+    gain: float = 0.5,
+    drumless: bool = False,
+) -> Rendered:
     """Synthesise every stem of ``song``, mix, and return the master plus the stems named in
     ``stems`` (default: all the song has), each exactly ``song.length_s`` long.
 
@@ -138,7 +169,7 @@ def render_song(song: Song, *, sample_rate: int = SAMPLE_RATE, synth: Synth | No
         raise SynthFailedError(f"fluidsynth wrote {sr} Hz, asked for {sample_rate} Hz")
     # FluidSynth's player dispatches events on 64-sample blocks, so a region can start up to
     # 1.5 ms off the exact sample: far below what a listener (or the mix) notices.
-    dry = {stem: _fit(data[int(round(k * region_s * sample_rate)):], n) for k, stem in enumerate(present)}
+    dry = {stem: _fit(data[int(round(k * region_s * sample_rate)) :], n) for k, stem in enumerate(present)}
     t1 = time.perf_counter()
     plan = plan_mix(song.genre, present, rng_for(song.seed, "mix"))
     master, kept = mix(dry, sample_rate, plan, keep)

@@ -6,8 +6,8 @@ and a step is a 16th note (0.25 beat). MIDI pitch 60 is middle C.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 # Interval patterns of the diatonic modes. Chords are stacked thirds inside the mode, so a
 # progression written as scale degrees sounds right in every mode it is allowed in.
@@ -88,8 +88,7 @@ def diatonic_chord(scale: Scale, degree: int, size: int = 3) -> Chord:
     return Chord(root=pcs[0], pcs=pcs, degree=degree % 7)
 
 
-def voice_chord(chord: Chord, previous: Sequence[int] | None, low: int, high: int,
-                rootless: bool = False) -> list[int]:
+def voice_chord(chord: Chord, previous: Sequence[int] | None, low: int, high: int, rootless: bool = False) -> list[int]:
     """Close voicing of ``chord`` inside ``[low, high]`` that moves least from ``previous``.
 
     Voice leading is what makes block chords sound like a player rather than a sequencer:

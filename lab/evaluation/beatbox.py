@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.audio_io import conform
+
 from .errors import EvalDependencyError, EvaluationError
 
 DEFAULT_PATTERN = ("[[b@]]", "[[ts]]", "[[k@]]", "[[ts]]")  # kick, hat, snare, hat
@@ -49,11 +50,14 @@ def speak(text: str, speed: int = 220, voice: str = "en") -> tuple[np.ndarray, i
 
     exe = shutil.which(ESPEAK)
     if exe is None:
-        raise EvalDependencyError("espeak-ng is not installed; on Debian/Ubuntu run "
-                                  "`apt-get install --no-install-recommends espeak-ng` (or `make apt`)")
+        raise EvalDependencyError(
+            "espeak-ng is not installed; on Debian/Ubuntu run "
+            "`apt-get install --no-install-recommends espeak-ng` (or `make apt`)"
+        )
     try:
-        done = subprocess.run([exe, "-v", voice, "-s", str(speed), "--stdout", text],
-                              capture_output=True, check=True, timeout=30)
+        done = subprocess.run(
+            [exe, "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True, timeout=30
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise EvaluationError(f"espeak-ng could not speak {text!r}: {exc}") from exc
     data, sr = sf.read(io.BytesIO(done.stdout), dtype="float32", always_2d=True)  # [N, C]
@@ -69,12 +73,18 @@ def trim_attack(y: np.ndarray, sr: int) -> np.ndarray:
     pre = int(PREROLL * sr)
     start = int(loud[0]) - pre
     head = np.zeros(max(0, -start), dtype=y.dtype)  # pad so the pre-roll is always exact
-    return np.concatenate([head, y[max(start, 0):int(loud[-1]) + 1]])
+    return np.concatenate([head, y[max(start, 0) : int(loud[-1]) + 1]])
 
 
-def make_beatbox(bpm: float = 100.0, seconds: float = 8.0, pattern: tuple[str, ...] = DEFAULT_PATTERN,
-                 steps_per_beat: int = 2, sample_rate: int = 44100, channels: int = 2,
-                 peak: float = 0.5) -> BeatboxClip:
+def make_beatbox(
+    bpm: float = 100.0,
+    seconds: float = 8.0,
+    pattern: tuple[str, ...] = DEFAULT_PATTERN,
+    steps_per_beat: int = 2,
+    sample_rate: int = 44100,
+    channels: int = 2,
+    peak: float = 0.5,
+) -> BeatboxClip:
     """`seconds` of `pattern` repeated on a grid of `steps_per_beat` steps per beat at `bpm`.
 
     Onsets are at k * step for every step that starts inside the clip; each syllable is cut
@@ -100,8 +110,8 @@ def make_beatbox(bpm: float = 100.0, seconds: float = 8.0, pattern: tuple[str, .
         # The attack (PREROLL after the syllable's first sample) lands on the grid.
         at = int(round(k * step * sample_rate)) - int(PREROLL * sample_rate)
         lo = max(at, 0)
-        seg = syl[lo - at:][: max(0, total - lo)]
-        out[lo:lo + seg.shape[0]] += seg
+        seg = syl[lo - at :][: max(0, total - lo)]
+        out[lo : lo + seg.shape[0]] += seg
         onsets.append(k * step)
         said.append(text)
         k += 1

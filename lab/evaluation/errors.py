@@ -20,4 +20,5 @@ def require(module: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise EvalDependencyError(
             f"the evaluation suite needs {module!r}: install the eval extra with "
-            f"`pip install -e '.[eval]'` (librosa, mir_eval, matplotlib)")
+            f"`pip install -e '.[eval]'` (librosa, mir_eval, matplotlib)"
+        )

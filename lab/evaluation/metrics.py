@@ -26,14 +26,16 @@ decoder had (every frame of output alike, a buzz on the latent rate's harmonics)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from engine.audio_io import conform
+
 from .errors import require
 
 METRIC_RATE = 44100
@@ -70,12 +72,14 @@ class ReconstructionScorer:
             raise ValueError(f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} differ in shape")
         ref, est = reference.float(), estimate.float()
         # auraloss takes (input, target) = (estimate, reference).
-        return ReconstructionMetrics(float(self.stft(est, ref)), float(self.mel(est, ref)),
-                                     -float(self.sisdr(est, ref)))
+        return ReconstructionMetrics(
+            float(self.stft(est, ref)), float(self.mel(est, ref)), -float(self.sisdr(est, ref))
+        )
 
 
-def reconstruction_metrics(reference: np.ndarray, estimate: np.ndarray, sample_rate: int,
-                           scorer: ReconstructionScorer | None = None) -> ReconstructionMetrics:
+def reconstruction_metrics(
+    reference: np.ndarray, estimate: np.ndarray, sample_rate: int, scorer: ReconstructionScorer | None = None
+) -> ReconstructionMetrics:
     """Table-5 metrics of one `[C, N]` pair, resampled to 44.1 kHz first when needed."""
     ref, est = np.asarray(reference, np.float32), np.asarray(estimate, np.float32)
     if ref.ndim == 1:
@@ -95,7 +99,7 @@ def middle_crop(audio: np.ndarray, length: int) -> np.ndarray:
     if n <= length:
         return np.pad(audio, ((0, 0), (0, length - n)))
     start = (n - length) // 2
-    return audio[:, start:start + length]
+    return audio[:, start : start + length]
 
 
 Roundtrip = Callable[[Tensor], Tensor]  # audio [B, C, N] -> reconstruction [B, C, >= N]
@@ -118,10 +122,10 @@ def hop_periodic_db(audio: np.ndarray, hop: int, span: int = HOP_SPAN) -> float:
     frames = a.shape[-1] // hop
     if frames < 2:
         raise ValueError(f"hop_periodic_db needs at least two hops of {hop} samples, got {a.shape[-1]} samples")
-    x = a[:, :frames * hop].reshape(a.shape[0], frames, hop)
+    x = a[:, : frames * hop].reshape(a.shape[0], frames, hop)
     periodic = uniform_filter1d(x, size=2 * span + 1, axis=1, mode="reflect")
-    energy = float(np.sum(x ** 2))
-    return 10.0 * np.log10(max(float(np.sum(periodic ** 2)), 1e-30) / max(energy, 1e-30))
+    energy = float(np.sum(x**2))
+    return 10.0 * np.log10(max(float(np.sum(periodic**2)), 1e-30) / max(energy, 1e-30))
 
 
 def between_harmonic_tones(sample_rate: int, hop: int, multiples: Sequence[int] = (5, 10, 20, 40)) -> list[float]:
@@ -131,8 +135,9 @@ def between_harmonic_tones(sample_rate: int, hop: int, multiples: Sequence[int] 
     return [(k + 0.5) * sample_rate / hop for k in multiples]
 
 
-def comb_share(audio: np.ndarray, sample_rate: int, hop: int, low_hz: float = 30.0, high_hz: float = 2000.0,
-               band_hz: float = 0.5) -> float:
+def comb_share(
+    audio: np.ndarray, sample_rate: int, hop: int, low_hz: float = 30.0, high_hz: float = 2000.0, band_hz: float = 0.5
+) -> float:
     """Share of `[C, N]` (or `[N]`) audio's `low_hz`-`high_hz` energy within `band_hz` of a multiple
     of the latent rate (sample_rate / hop, 21.53 Hz at 44.1 kHz and hop 2,048), on the whole
     signal's spectrum (resolution 1 / duration). The buzz of a decoder that repeats every hop puts
@@ -149,8 +154,9 @@ def comb_share(audio: np.ndarray, sample_rate: int, hop: int, low_hz: float = 30
 TONE_BAND_HZ = 3.0  # the band counted as "at the tone": the Hann main lobe of 2 s is +-1 Hz
 
 
-def tone_fidelity(roundtrip: Roundtrip, sample_rate: int, hop: int, channels: int = 2,
-                  seconds: float = 4.0, amplitude: float = 0.25) -> dict[str, Any]:
+def tone_fidelity(
+    roundtrip: Roundtrip, sample_rate: int, hop: int, channels: int = 2, seconds: float = 4.0, amplitude: float = 0.25
+) -> dict[str, Any]:
     """Each of `between_harmonic_tones` as a steady sine, through `roundtrip`; the share of the
     output's energy (middle 2 s, Hann window) within `TONE_BAND_HZ` of the tone.
 
@@ -166,13 +172,14 @@ def tone_fidelity(roundtrip: Roundtrip, sample_rate: int, hop: int, channels: in
         x = np.repeat((amplitude * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], channels, axis=0)
         with torch.no_grad():
             y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].float().cpu().numpy()
-        power = np.sum(np.abs(np.fft.rfft(y[:, start:start + mid] * window, axis=-1)) ** 2, axis=0)
+        power = np.sum(np.abs(np.fft.rfft(y[:, start : start + mid] * window, axis=-1)) ** 2, axis=0)
         shares.append(float(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30)))
     return {"tones_hz": [round(f, 1) for f in tones], "share": shares, "mean": float(np.mean(shares))}
 
 
-def evaluate_reconstruction(roundtrip: Roundtrip, clips: Sequence[tuple[str, np.ndarray]],
-                            sample_rate: int, hop: int | None = None) -> dict[str, Any]:
+def evaluate_reconstruction(
+    roundtrip: Roundtrip, clips: Sequence[tuple[str, np.ndarray]], sample_rate: int, hop: int | None = None
+) -> dict[str, Any]:
     """Encode-decode each `(name, [C, N])` clip and average the Table-5 metrics over clips.
 
     -> {"items": [{"id", "stft", "mel", "sisdr"}...], "stft", "mel", "sisdr", "n", "silent_items"}.
@@ -194,8 +201,9 @@ def evaluate_reconstruction(roundtrip: Roundtrip, clips: Sequence[tuple[str, np.
         m = reconstruction_metrics(clip, estimate, sample_rate, scorer)
         rows.append({"id": name, **m.as_dict()})
         if hop is not None:
-            rows[-1].update(hop_periodic_db=hop_periodic_db(estimate, hop),
-                            reference_hop_periodic_db=hop_periodic_db(clip, hop))
+            rows[-1].update(
+                hop_periodic_db=hop_periodic_db(estimate, hop), reference_hop_periodic_db=hop_periodic_db(clip, hop)
+            )
     out: dict[str, Any] = {"items": rows, "n": len(rows), "silent_items": silent}
     keys = ("stft", "mel", "sisdr") + (("hop_periodic_db", "reference_hop_periodic_db") if hop is not None else ())
     for key in keys:

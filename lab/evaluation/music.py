@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.audio_io import conform
+
 from .errors import require
 
 ANALYSIS_RATE = 22050
@@ -60,8 +61,12 @@ def estimate_tempo(audio: np.ndarray, sample_rate: int) -> float:
     env = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=TEMPO_HOP)
     if not np.any(env > 0):
         return 0.0
-    bpm = librosa.feature.tempo(onset_envelope=env, sr=ANALYSIS_RATE, hop_length=TEMPO_HOP,
-                                ac_size=TEMPO_WINDOW_FRAMES * TEMPO_HOP / ANALYSIS_RATE)
+    bpm = librosa.feature.tempo(
+        onset_envelope=env,
+        sr=ANALYSIS_RATE,
+        hop_length=TEMPO_HOP,
+        ac_size=TEMPO_WINDOW_FRAMES * TEMPO_HOP / ANALYSIS_RATE,
+    )
     return float(bpm[0])
 
 
@@ -111,8 +116,8 @@ def percussive_ratio(audio: np.ndarray, sample_rate: int, margin: float = HPSS_M
     y = to_mono(audio, sample_rate)
     mag = np.abs(librosa.stft(y, n_fft=HPSS_FFT, hop_length=HOP))
     _, perc = librosa.decompose.hpss(mag, kernel_size=HPSS_KERNEL, margin=margin)
-    total = float(np.sum(mag ** 2))
-    return float(np.sum(perc ** 2)) / total if total > 1e-12 else 0.0
+    total = float(np.sum(mag**2))
+    return float(np.sum(perc**2)) / total if total > 1e-12 else 0.0
 
 
 def drums_present(ratio: float, threshold: float = DRUMS_THRESHOLD) -> bool:
@@ -165,8 +170,9 @@ class SelfSimilarity:
         return int(self.similarity.shape[0])
 
 
-def ssm_features(audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.5,
-                 context_frames: int = 4) -> tuple[np.ndarray, float]:
+def ssm_features(
+    audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.5, context_frames: int = 4
+) -> tuple[np.ndarray, float]:
     """Chroma averaged over ~`frame_seconds` blocks, delay-embedded over `context_frames`.
 
     -> (features `[12 * context_frames, T]`, the exact frame length in seconds). The delay
@@ -188,8 +194,9 @@ def ssm_features(audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.5
     return feats, per * HOP / ANALYSIS_RATE
 
 
-def self_similarity(audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.5,
-                    neighbours: float = 0.1) -> SelfSimilarity:
+def self_similarity(
+    audio: np.ndarray, sample_rate: int, frame_seconds: float = 0.5, neighbours: float = 0.1
+) -> SelfSimilarity:
     """The SSM of a piece: cosine similarity of `ssm_features`, plus a binary version.
 
     Binary as in the paper's Figure 4 / Serra et al.: cell (i, j) is set when j is among i's
@@ -204,7 +211,7 @@ def self_similarity(audio: np.ndarray, sample_rate: int, frame_seconds: float = 
     t = sim.shape[0]
     k = max(1, int(math.ceil(neighbours * t)))
     ranked = np.where(np.eye(t, dtype=bool), -np.inf, sim)
-    kth = -np.sort(-ranked, axis=1)[:, min(k, t) - 1:min(k, t)]  # [T, 1] each row's k-th best
+    kth = -np.sort(-ranked, axis=1)[:, min(k, t) - 1 : min(k, t)]  # [T, 1] each row's k-th best
     knn = ranked >= kth
     return SelfSimilarity(sim.astype(np.float32), (knn & knn.T) | np.eye(t, dtype=bool), seconds)
 
@@ -231,8 +238,9 @@ def _diagonal_mean(m: np.ndarray, length: int) -> np.ndarray:
     return convolve(m.astype(np.float64), np.eye(length) / length, mode="constant", cval=0.0)
 
 
-def repetition_score(ssm: SelfSimilarity, min_lag_seconds: float = 8.0, stripe_seconds: float = 4.0,
-                     stripe_fill: float = 0.75) -> Repetition:
+def repetition_score(
+    ssm: SelfSimilarity, min_lag_seconds: float = 8.0, stripe_seconds: float = 4.0, stripe_fill: float = 0.75
+) -> Repetition:
     """Score repetition on an SSM (see `Repetition`); same function for renders and corpus songs."""
     t = ssm.frames
     lag = int(math.ceil(min_lag_seconds / ssm.frame_seconds))
@@ -255,6 +263,5 @@ def window_levels(audio: np.ndarray, sample_rate: int, window_seconds: float = 1
     a = a[None] if a.ndim == 1 else a
     n = max(1, int(window_seconds * sample_rate))
     count = max(1, a.shape[1] // n)
-    windows = [a[:, i * n:(i + 1) * n] for i in range(count)]
-    return np.array([20 * np.log10(np.sqrt(np.mean(w ** 2)) + 1e-12) for w in windows])
-
+    windows = [a[:, i * n : (i + 1) * n] for i in range(count)]
+    return np.array([20 * np.log10(np.sqrt(np.mean(w**2)) + 1e-12) for w in windows])

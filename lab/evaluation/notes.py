@@ -12,8 +12,9 @@ divided by the input's own share there, 1.0 for a perfect round trip.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +30,11 @@ Roundtrip = Callable[[torch.Tensor], torch.Tensor]
 # (44,100 / 2,048 = 21.53 Hz): a note on one of those teeth would pass through a decoder that
 # only buzzes (A5 = 880 Hz is 2.9 Hz from the 41st), which is what this measure is for.
 NOTE_PROBES: tuple[tuple[str, int, tuple[int, ...]], ...] = (
-    ("bass", 33, (33, 37, 47)),        # electric bass (finger): 55, 69, 123 Hz
-    ("piano", 0, (47, 65, 91)),        # acoustic grand: 123, 349, 1,568 Hz (its A6 sample sits on a tooth)
-    ("strings", 50, (57, 65, 84)),     # synth strings 1: 220, 349, 1,047 Hz (ensemble 1's vibrato leaves
-                                       # too little on any harmonic for a ratio to mean much)
-    ("lead", 80, (65, 84, 93)),        # lead 1 (square): 349, 1,047, 1,760 Hz
+    ("bass", 33, (33, 37, 47)),  # electric bass (finger): 55, 69, 123 Hz
+    ("piano", 0, (47, 65, 91)),  # acoustic grand: 123, 349, 1,568 Hz (its A6 sample sits on a tooth)
+    ("strings", 50, (57, 65, 84)),  # synth strings 1: 220, 349, 1,047 Hz (ensemble 1's vibrato leaves
+    # too little on any harmonic for a ratio to mean much)
+    ("lead", 80, (65, 84, 93)),  # lead 1 (square): 349, 1,047, 1,760 Hz
 )
 HARMONIC_BAND_HZ = 1.5  # +-: the Hann main lobe of 2 s is +-1 Hz
 TOP_HZ = 8000.0  # harmonics counted up to here
@@ -60,7 +61,7 @@ def render_note(program: int, note: int, seconds: float, sample_rate: int, folde
 
 
 def _spectrum(audio: np.ndarray, sample_rate: int, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    seg = audio[:, start:start + length] * np.hanning(length)
+    seg = audio[:, start : start + length] * np.hanning(length)
     return np.fft.rfftfreq(length, 1.0 / sample_rate), np.sum(np.abs(np.fft.rfft(seg, axis=-1)) ** 2, axis=0)
 
 
@@ -101,7 +102,14 @@ def note_fidelity(roundtrip: Roundtrip, sample_rate: int, hop: int, seconds: flo
                 mask = partial_mask(freqs, p_in, f0)
                 inp = float(p_in[mask].sum() / max(p_in.sum(), 1e-30))
                 out = float(p_out[mask].sum() / max(p_out.sum(), 1e-30))
-                rows.append({"instrument": name, "hz": round(f0, 1), "input": inp, "output": out,
-                             "fidelity": min(1.0, out / max(inp, 1e-9))})
+                rows.append(
+                    {
+                        "instrument": name,
+                        "hz": round(f0, 1),
+                        "input": inp,
+                        "output": out,
+                        "fidelity": min(1.0, out / max(inp, 1e-9)),
+                    }
+                )
     by = {name: float(np.mean([r["fidelity"] for r in rows if r["instrument"] == name])) for name, _, _ in NOTE_PROBES}
     return {"notes": rows, "mean": float(np.mean([r["fidelity"] for r in rows])), "by_instrument": by}

@@ -5,8 +5,8 @@ matplotlib's object API with the Agg canvas: no pyplot, no global figure state, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -14,8 +14,9 @@ from .errors import require
 from .music import SelfSimilarity
 
 
-def save_ssm_png(panels: Sequence[tuple[str, SelfSimilarity]], path: str | Path, binary: bool = True,
-                 title: str = "") -> Path:
+def save_ssm_png(
+    panels: Sequence[tuple[str, SelfSimilarity]], path: str | Path, binary: bool = True, title: str = ""
+) -> Path:
     """Draw each `(label, ssm)` side by side (time in seconds on both axes) and save a PNG.
 
     `binary=True` draws the mutual k-NN recurrence (black = similar), as Figure 4 does;

@@ -17,20 +17,22 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from engine.audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
 from engine.checkpoint import load_model, resolve_model
-from ..data.corpus import drumless_id
 from engine.errors import EngineError, ModelLoadError
 from engine.model import ConditionedDiffusionModel
 from engine.pipeline import Generator, RenderRequest, model_defaults
+
+from ..data.corpus import drumless_id
 from ..training.data import CorpusItem, read_index
 from . import beatbox, metrics, music
 from .markdown import render_markdown
@@ -63,16 +65,35 @@ class EvalConfig:
 
     @classmethod
     def quick(cls) -> EvalConfig:
-        return cls(ae_items=2, ae_crop_seconds=1.0, notes=False, tempo_prompts=1, tempo_seconds=1.0, tempo_sweep=1, drum_prompts=1,
-                   structure_seconds=2.0, corpus_songs=1, beatbox_seconds=1.5, speed_seconds=(1.0,), steps=2)
+        return cls(
+            ae_items=2,
+            ae_crop_seconds=1.0,
+            notes=False,
+            tempo_prompts=1,
+            tempo_seconds=1.0,
+            tempo_sweep=1,
+            drum_prompts=1,
+            structure_seconds=2.0,
+            corpus_songs=1,
+            beatbox_seconds=1.5,
+            speed_seconds=(1.0,),
+            steps=2,
+        )
 
 
 SWEEP_GENRES = ("house", "techno", "hip hop", "lo-fi", "rock", "jazz", "funk", "reggae")
 TEMPO_SWEEP = (70, 85, 100, 115, 128, 140, 160, 175)
 
 
-def run_eval(model_dir: str | os.PathLike[str], corpus_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-             quick: bool = False, *, config: EvalConfig | None = None, log: Log | None = None) -> dict[str, Any]:
+def run_eval(
+    model_dir: str | os.PathLike[str],
+    corpus_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    quick: bool = False,
+    *,
+    config: EvalConfig | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
     """Evaluate `model_dir` (folder or model name) on `corpus_dir`; write eval.json/eval.md to `out_dir`."""
     cfg = config or (EvalConfig.quick() if quick else EvalConfig())
     say = log or (lambda msg: None)
@@ -82,8 +103,12 @@ def run_eval(model_dir: str | os.PathLike[str], corpus_dir: str | os.PathLike[st
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         # As asked (a name like "longplay-mini" stays a name), and the folder it resolved to.
-        "model": str(model_dir), "model_folder": str(folder), "corpus": str(corpus_dir), "quick": quick, "config": asdict(cfg),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": str(model_dir),
+        "model_folder": str(folder),
+        "corpus": str(corpus_dir),
+        "quick": quick,
+        "config": asdict(cfg),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "paper": {"table5": metrics.PAPER_TABLE5, "render_seconds_gpu": PAPER_SPEED},
     }
@@ -95,8 +120,12 @@ def run_eval(model_dir: str | os.PathLike[str], corpus_dir: str | os.PathLike[st
         model = load_model(folder)
         ctx = _Context(model, Generator(model), Path(corpus_dir), out, cfg, say)
         report["machine"]["device"] = str(ctx.gen.device)
-        report["model_info"] = {"sample_rate": model.config.sample_rate, "window_seconds": model.config.window_seconds,
-                                "latent_rate_hz": model.config.latent_rate, "defaults": model_defaults(model)}
+        report["model_info"] = {
+            "sample_rate": model.config.sample_rate,
+            "window_seconds": model.config.window_seconds,
+            "latent_rate_hz": model.config.latent_rate,
+            "defaults": model_defaults(model),
+        }
         report["autoencoder"] = _section(say, "autoencoder", ctx.autoencoder)
         report["prompt_adherence"] = _section(say, "prompt adherence", ctx.prompt_adherence)
         report["structure"] = _section(say, "structure", ctx.structure)
@@ -138,7 +167,9 @@ def _held_out(corpus: Path) -> list[CorpusItem]:
     return [it for it in items if it.kind == "mix"] or items
 
 
-def _crops(items: list[CorpusItem], n: int, seconds: float, rate: int, channels: int, hop: int) -> list[tuple[str, np.ndarray]]:
+def _crops(
+    items: list[CorpusItem], n: int, seconds: float, rate: int, channels: int, hop: int
+) -> list[tuple[str, np.ndarray]]:
     length = max(hop, int(seconds * rate) // hop * hop)
     clips = []
     for it in items[:n]:
@@ -147,8 +178,9 @@ def _crops(items: list[CorpusItem], n: int, seconds: float, rate: int, channels:
     return clips
 
 
-def _autoencoder_section(roundtrip: metrics.Roundtrip, corpus: Path, cfg: EvalConfig, rate: int, hop: int,
-                         channels: int) -> dict[str, Any]:
+def _autoencoder_section(
+    roundtrip: metrics.Roundtrip, corpus: Path, cfg: EvalConfig, rate: int, hop: int, channels: int
+) -> dict[str, Any]:
     """The autoencoder section, for a whole model's pretransform or an autoencoder folder alike:
     Table-5 metrics and hop periodicity on held-out crops, tone fidelity, the paper's numbers."""
     clips = _crops(_held_out(corpus), cfg.ae_items, cfg.ae_crop_seconds, rate, channels, hop)
@@ -161,23 +193,34 @@ def _autoencoder_section(roundtrip: metrics.Roundtrip, corpus: Path, cfg: EvalCo
             result["notes"] = note_fidelity(roundtrip, rate, hop)
         except EngineError as err:  # no FluidSynth / soundfont here: said, not hidden
             result["notes"] = {"skipped": str(err)}
-    return {**result, "crop_seconds": cfg.ae_crop_seconds, "latent_rate_hz": round(rate / hop, 3),
-            "paper": metrics.PAPER_TABLE5}
+    return {
+        **result,
+        "crop_seconds": cfg.ae_crop_seconds,
+        "latent_rate_hz": round(rate / hop, 3),
+        "paper": metrics.PAPER_TABLE5,
+    }
 
 
 def _autoencoder_only(folder: Path, corpus: str | os.PathLike[str], cfg: EvalConfig) -> dict[str, Any]:
     from ..training.autoencoder import load_autoencoder
 
     ae, raw = load_autoencoder(folder)
-    return _autoencoder_section(lambda x: ae.decode(ae.encode(x, sample=False)[0]), Path(corpus), cfg,
-                                int(raw.get("sample_rate", 44100)), ae.cfg.downsampling_ratio, ae.cfg.io_channels)
+    return _autoencoder_section(
+        lambda x: ae.decode(ae.encode(x, sample=False)[0]),
+        Path(corpus),
+        cfg,
+        int(raw.get("sample_rate", 44100)),
+        ae.cfg.downsampling_ratio,
+        ae.cfg.io_channels,
+    )
 
 
 class _Context:
     """One model, its generator and the run's settings; each public method is one section."""
 
-    def __init__(self, model: ConditionedDiffusionModel, gen: Generator, corpus: Path, out: Path,
-                 cfg: EvalConfig, say: Log):
+    def __init__(
+        self, model: ConditionedDiffusionModel, gen: Generator, corpus: Path, out: Path, cfg: EvalConfig, say: Log
+    ):
         self.model, self.gen, self.corpus, self.out, self.cfg, self.say = model, gen, corpus, out, cfg, say
         self.rate = model.config.sample_rate
         self.window = model.config.window_seconds
@@ -199,18 +242,26 @@ class _Context:
     # ------------------------------------------------------------------ sections
     def autoencoder(self) -> dict[str, Any]:
         pre, device = self.model.pretransform, self.gen.device
-        return _autoencoder_section(lambda x: pre.decode(pre.encode(x.to(device), sample=False)), self.corpus,
-                                    self.cfg, self.rate, pre.downsampling_ratio, pre.io_channels)
+        return _autoencoder_section(
+            lambda x: pre.decode(pre.encode(x.to(device), sample=False)),
+            self.corpus,
+            self.cfg,
+            self.rate,
+            pre.downsampling_ratio,
+            pre.io_channels,
+        )
 
     def prompt_adherence(self) -> dict[str, Any]:
         songs = [it for it in _held_out(self.corpus) if it.metadata.get("bpm")]
         cfg, seconds = self.cfg, self.seconds(self.cfg.tempo_seconds)
         tempo_rows, reference_rows = [], []
-        for i, it in enumerate(songs[:cfg.tempo_prompts]):
+        for i, it in enumerate(songs[: cfg.tempo_prompts]):
             bpm = float(it.metadata["bpm"])
             prompt = f"{it.metadata.get('genre', 'music')}, {bpm:g} BPM"
             audio, _ = self.render(prompt, seconds, cfg.seed + i, f"tempo_{i:02d}")
-            tempo_rows.append({"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))})
+            tempo_rows.append(
+                {"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))}
+            )
             # The same estimator on the song whose BPM was asked: how far the measure itself gets.
             song, sr = load_audio(it.path)
             ref = music.estimate_tempo(metrics.middle_crop(song, int(seconds * sr)), sr)
@@ -220,7 +271,9 @@ class _Context:
             bpm = float(TEMPO_SWEEP[(3 * i) % len(TEMPO_SWEEP)])
             prompt = f"{SWEEP_GENRES[i % len(SWEEP_GENRES)]}, {bpm:g} BPM"
             audio, _ = self.render(prompt, seconds, cfg.seed + 300 + i, f"sweep_{i:02d}")
-            sweep_rows.append({"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))})
+            sweep_rows.append(
+                {"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))}
+            )
         # Three asks per drummed held-out song, same seed: its genre and BPM with "drums", the same
         # with "no drums" (a drum genre without its kit), and "ambient, no drums".
         groups: dict[str, list[dict[str, Any]]] = {"drums": [], "no_drums": [], "drums_removed": []}
@@ -232,14 +285,24 @@ class _Context:
             for group, prompt in asks.items():
                 audio, _ = self.render(prompt, seconds, cfg.seed + 100 + i, f"{group}_{i:02d}")
                 ratio = music.percussive_ratio(audio, self.rate)
-                groups[group].append({"prompt": prompt, "percussive_ratio": ratio,
-                                      "drums_present": music.drums_present(ratio)})
-        drums = {group: {"items": rows, "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
-                         "share_with_drums": _mean([float(r["drums_present"]) for r in rows])}
-                 for group, rows in groups.items()}
+                groups[group].append(
+                    {"prompt": prompt, "percussive_ratio": ratio, "drums_present": music.drums_present(ratio)}
+                )
+        drums = {
+            group: {
+                "items": rows,
+                "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
+                "share_with_drums": _mean([float(r["drums_present"]) for r in rows]),
+            }
+            for group, rows in groups.items()
+        }
         # Paired: the same genre, BPM and seed, "no drums" vs "drums" -- free of any threshold.
-        drums["drums_removed"]["share_below_drums"] = _mean([
-            float(a["percussive_ratio"] < b["percussive_ratio"]) for a, b in zip(groups["drums_removed"], groups["drums"])])
+        drums["drums_removed"]["share_below_drums"] = _mean(
+            [
+                float(a["percussive_ratio"] < b["percussive_ratio"])
+                for a, b in zip(groups["drums_removed"], groups["drums"])
+            ]
+        )
         return {
             "render_seconds": seconds,
             "drum_free_reference": self.drum_free_reference(seconds),
@@ -257,8 +320,9 @@ class _Context:
         decoder, whose noise HPSS partly counts as percussive. A drummed song's drumless twin is
         scored beside its mix (``with_drums_*``): how far apart the two stay through the decoder."""
         items = read_index(self.corpus, "test")
-        quiet = ([it for it in items if it.kind in ("mix", "mix:nodrums") and not it.metadata.get("has_drums", True)]
-                 or [it for it in items if it.kind.startswith("stem:") and it.kind != "stem:drums"])
+        quiet = [
+            it for it in items if it.kind in ("mix", "mix:nodrums") and not it.metadata.get("has_drums", True)
+        ] or [it for it in items if it.kind.startswith("stem:") and it.kind != "stem:drums"]
         if not quiet:
             return None
         pre = self.model.pretransform
@@ -272,7 +336,7 @@ class _Context:
             return music.percussive_ratio(clip, self.rate), music.percussive_ratio(y, self.rate)
 
         rows = []
-        for item in quiet[:self.cfg.drum_prompts]:
+        for item in quiet[: self.cfg.drum_prompts]:
             original, autoencoded = scores(item)
             row: dict[str, Any] = {"id": item.id, "original": original, "autoencoded": autoencoded}
             twin = drummed_twin.get(item.id) if item.kind == "mix:nodrums" else None
@@ -280,12 +344,21 @@ class _Context:
                 row["with_drums_original"], row["with_drums_autoencoded"] = scores(twin)
             rows.append(row)
         twins = [r for r in rows if "with_drums_autoencoded" in r]
-        return {"items": rows, "mean_original": _mean([r["original"] for r in rows]),
-                "mean_autoencoded": _mean([r["autoencoded"] for r in rows]),
-                **({} if not twins else {
+        return {
+            "items": rows,
+            "mean_original": _mean([r["original"] for r in rows]),
+            "mean_autoencoded": _mean([r["autoencoded"] for r in rows]),
+            **(
+                {}
+                if not twins
+                else {
                     "mean_with_drums_autoencoded": _mean([r["with_drums_autoencoded"] for r in twins]),
-                    "share_below_with_drums_autoencoded": _mean([
-                        float(r["autoencoded"] < r["with_drums_autoencoded"]) for r in twins])})}
+                    "share_below_with_drums_autoencoded": _mean(
+                        [float(r["autoencoded"] < r["with_drums_autoencoded"]) for r in twins]
+                    ),
+                }
+            ),
+        }
 
     def structure(self) -> dict[str, Any]:
         songs = _held_out(self.corpus)
@@ -296,46 +369,73 @@ class _Context:
         ssm = music.self_similarity(audio, self.rate)
         panels = [(f"render ({seconds:.0f} s)", ssm)]
         corpus_rows = []
-        for it in songs[:self.cfg.corpus_songs]:
+        for it in songs[: self.cfg.corpus_songs]:
             song, sr = load_audio(it.path)
             song = song[:, : int(seconds * sr)]  # from the start: intros are part of the structure
             s = music.self_similarity(song, sr)
-            corpus_rows.append({"id": it.id, "genre": it.metadata.get("genre"), **asdict(music.repetition_score(s)),
-                                **_levels(song, sr)})
+            corpus_rows.append(
+                {
+                    "id": it.id,
+                    "genre": it.metadata.get("genre"),
+                    **asdict(music.repetition_score(s)),
+                    **_levels(song, sr),
+                }
+            )
             panels.append((f"{it.metadata.get('genre', 'corpus')}: {it.id}", s))
         binary = save_ssm_png(panels, self.out / "ssm_binary.png", binary=True, title="Self-similarity (mutual k-NN)")
         cosine = save_ssm_png(panels, self.out / "ssm_cosine.png", binary=False, title="Self-similarity (cosine)")
         rep = music.repetition_score(ssm)
         hop = self.model.pretransform.downsampling_ratio
-        comb = [metrics.comb_share(load_audio(it.path)[0][:, : int(seconds * self.rate)], self.rate, hop)
-                for it in songs[:self.cfg.corpus_songs]]
-        return {"prompt": prompt, "render_seconds": seconds, "frame_seconds": ssm.frame_seconds,
-                "render": {**asdict(rep), **_levels(audio, self.rate), "comb_share": metrics.comb_share(audio, self.rate, hop)},
-                "corpus_comb_share": _mean(comb),
-                "corpus": {"items": corpus_rows,
-                           "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
-                           "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),
-                           "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
-                           "mean_stripe": _mean([r["stripe"] for r in corpus_rows])},
-                "pngs": [binary.name, cosine.name]}
+        comb = [
+            metrics.comb_share(load_audio(it.path)[0][:, : int(seconds * self.rate)], self.rate, hop)
+            for it in songs[: self.cfg.corpus_songs]
+        ]
+        return {
+            "prompt": prompt,
+            "render_seconds": seconds,
+            "frame_seconds": ssm.frame_seconds,
+            "render": {
+                **asdict(rep),
+                **_levels(audio, self.rate),
+                "comb_share": metrics.comb_share(audio, self.rate, hop),
+            },
+            "corpus_comb_share": _mean(comb),
+            "corpus": {
+                "items": corpus_rows,
+                "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
+                "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),
+                "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
+                "mean_stripe": _mean([r["stripe"] for r in corpus_rows]),
+            },
+            "pngs": [binary.name, cosine.name],
+        }
 
     def audio_to_audio(self) -> dict[str, Any]:
         cfg = self.cfg
         seconds = self.seconds(cfg.beatbox_seconds)
-        clip = beatbox.make_beatbox(cfg.beatbox_bpm, seconds, sample_rate=self.rate,
-                                    channels=self.model.config.audio_channels)
+        clip = beatbox.make_beatbox(
+            cfg.beatbox_bpm, seconds, sample_rate=self.rate, channels=self.model.config.audio_channels
+        )
         source = write_audio_atomic(self.out / "renders" / "beatbox.wav", clip.audio, clip.sample_rate, "pcm16")
         prompt = f"drums only, {cfg.beatbox_bpm:g} BPM"
-        audio, _ = self.render(prompt, seconds, cfg.seed + 300, "beatbox_to_drums", init_audio=str(source),
-                               init_strength=cfg.init_strength)
+        audio, _ = self.render(
+            prompt, seconds, cfg.seed + 300, "beatbox_to_drums", init_audio=str(source), init_strength=cfg.init_strength
+        )
         before = music.onset_f_measure(clip.onsets, music.detect_onsets(clip.audio, self.rate))
         after = music.onset_f_measure(clip.onsets, music.detect_onsets(audio, self.rate))
-        return {"prompt": prompt, "bpm": cfg.beatbox_bpm, "seconds": seconds, "init_strength": cfg.init_strength,
-                "onsets": len(clip.onsets), "onset_window_seconds": music.ONSET_WINDOW,
-                "onset_f_render": asdict(after), "onset_f_clip": asdict(before),
-                "percussive_before": music.percussive_ratio(clip.audio, self.rate),
-                "percussive_after": music.percussive_ratio(audio, self.rate),
-                "tempo_after": asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), cfg.beatbox_bpm))}
+        return {
+            "prompt": prompt,
+            "bpm": cfg.beatbox_bpm,
+            "seconds": seconds,
+            "init_strength": cfg.init_strength,
+            "onsets": len(clip.onsets),
+            "onset_window_seconds": music.ONSET_WINDOW,
+            "onset_f_render": asdict(after),
+            "onset_f_clip": asdict(before),
+            "percussive_before": music.percussive_ratio(clip.audio, self.rate),
+            "percussive_after": music.percussive_ratio(audio, self.rate),
+            "tempo_after": asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), cfg.beatbox_bpm)),
+        }
 
     def speed(self) -> dict[str, Any]:
         defaults = model_defaults(self.model)
@@ -344,19 +444,28 @@ class _Context:
         clamped = {self.seconds(asked): asked for asked in sorted(self.cfg.speed_seconds, reverse=True)}
         for seconds, asked in sorted(clamped.items()):  # 30 s and 285 s on a 3 s model: one render
             _, wall = self.render("house, 124 BPM, warm", seconds, self.cfg.seed + 400, f"speed_{seconds:.0f}s")
-            rows.append({"asked_seconds": asked, "seconds": seconds, "wall_seconds": round(wall, 3),
-                         "realtime_factor": round(seconds / wall, 3) if wall > 0 else None,
-                         "paper_gpu_seconds": PAPER_SPEED.get(str(round(seconds)))})
+            rows.append(
+                {
+                    "asked_seconds": asked,
+                    "seconds": seconds,
+                    "wall_seconds": round(wall, 3),
+                    "realtime_factor": round(seconds / wall, 3) if wall > 0 else None,
+                    "paper_gpu_seconds": PAPER_SPEED.get(str(round(seconds))),
+                }
+            )
         return {"items": rows, "steps": steps, "sampler": defaults["sampler"], "device": str(self.gen.device)}
 
 
 def _tempo_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Median errors and how many estimates sit at the asked tempo, half or double it, or elsewhere."""
     octaves = [r["octave"] for r in rows]
-    return {"items": rows, "n": len(rows),
-            "median_relative_error": float(np.median([r["relative_error"] for r in rows])) if rows else None,
-            "median_octave_error": float(np.median([r["octave_error"] for r in rows])) if rows else None,
-            **{f"{k}_matches": octaves.count(k) for k in ("exact", "half", "double", "none")}}
+    return {
+        "items": rows,
+        "n": len(rows),
+        "median_relative_error": float(np.median([r["relative_error"] for r in rows])) if rows else None,
+        "median_octave_error": float(np.median([r["octave_error"] for r in rows])) if rows else None,
+        **{f"{k}_matches": octaves.count(k) for k in ("exact", "half", "double", "none")},
+    }
 
 
 def _levels(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
@@ -368,4 +477,3 @@ def _levels(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
 def _mean(values: list[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
-

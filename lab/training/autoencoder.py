@@ -11,23 +11,35 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.autoencoder import AudioAutoencoder, SnakeBeta, WNConv1d
+from engine.autoencoder import AudioAutoencoder
 from engine.checkpoint import load_state_dict_strict
 from engine.config import parse_autoencoder
 from engine.errors import ModelLoadError
+
 from .data import AudioBank, read_index
 from .discriminator import DISC_FFT_SIZES, AdversarialLosses, MultiResolutionDiscriminator
 from .errors import TrainingError
+from .loop import (
+    Deadline,
+    Logger,
+    check_finite,
+    linear_decay,
+    load_state,
+    rng_state,
+    save_state,
+    seed_everything,
+    set_rng_state,
+)
 from .widen import WIDEN_NOISE, widen_decoder, widen_latents
-from .loop import Deadline, check_finite, Logger, linear_decay, load_state, rng_state, save_state, seed_everything, set_rng_state
 
 STFT_SIZES = [2048, 1024, 512, 256, 128, 64, 32]  # stable-audio-tools' Oobleck recipe
 # Windows of the frame-span term, in latent hops (see `FrameSpanSTFTLoss`).
@@ -114,7 +126,8 @@ class StereoSTFTLoss(nn.Module):
         sizes = sizes or STFT_SIZES
         self.weighting = auraloss.perceptual.FIRFilter(filter_type="aw", fs=sample_rate)
         self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
-            fft_sizes=sizes, hop_sizes=[s // 4 for s in sizes], win_lengths=sizes)
+            fft_sizes=sizes, hop_sizes=[s // 4 for s in sizes], win_lengths=sizes
+        )
 
     def forward(self, y: Tensor, x: Tensor) -> Tensor:  # y: reconstruction, x: target, [B, 2, N]
         b, c, n = y.shape
@@ -147,7 +160,8 @@ class FrameSpanSTFTLoss(nn.Module):
 
         sizes = [hop * k for k in spans]
         self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
-            fft_sizes=sizes, hop_sizes=[s // 4 for s in sizes], win_lengths=sizes)
+            fft_sizes=sizes, hop_sizes=[s // 4 for s in sizes], win_lengths=sizes
+        )
 
     def forward(self, y: Tensor, x: Tensor) -> Tensor:  # y: reconstruction, x: target, [B, 2, N]
         return self.mrstft(y, x)
@@ -158,21 +172,34 @@ class StereoMelLoss(nn.Module):
     2048 / 1024 / 512 with 128 / 128 / 64 mel bands, averaged. (128 bands at FFT 512 leave some
     filters empty at 44.1 kHz, whose log is -inf: measured NaN from the first step.)"""
 
-    def __init__(self, sample_rate: int, resolutions: tuple[tuple[int, int], ...] = ((2048, 128), (1024, 128), (512, 64))):
+    def __init__(
+        self, sample_rate: int, resolutions: tuple[tuple[int, int], ...] = ((2048, 128), (1024, 128), (512, 64))
+    ):
         super().__init__()
         import auraloss
 
         self.losses = nn.ModuleList(
-            auraloss.freq.STFTLoss(fft_size=n, hop_size=n // 4, win_length=n, sample_rate=sample_rate,
-                                   scale="mel", n_bins=bins) for n, bins in resolutions)
+            auraloss.freq.STFTLoss(
+                fft_size=n, hop_size=n // 4, win_length=n, sample_rate=sample_rate, scale="mel", n_bins=bins
+            )
+            for n, bins in resolutions
+        )
 
     def forward(self, y: Tensor, x: Tensor) -> Tensor:
         return sum(loss(y, x) for loss in self.losses) / len(self.losses)
 
 
-def ae_folder_config(ae_raw: Mapping[str, Any], sample_rate: int, sample_size: int, meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {"model_type": "autoencoder", "sample_rate": sample_rate, "sample_size": sample_size,
-            "audio_channels": ae_raw["io_channels"], "model": dict(ae_raw), "longplay": {"format_version": 1, **meta}}
+def ae_folder_config(
+    ae_raw: Mapping[str, Any], sample_rate: int, sample_size: int, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "model_type": "autoencoder",
+        "sample_rate": sample_rate,
+        "sample_size": sample_size,
+        "audio_channels": ae_raw["io_channels"],
+        "model": dict(ae_raw),
+        "longplay": {"format_version": 1, **meta},
+    }
 
 
 def save_autoencoder(model: AudioAutoencoder, folder: Path, raw: Mapping[str, Any]) -> Path:
@@ -208,7 +235,7 @@ def _same_crop(x: Tensor, y: Tensor, length: int, rng: random.Random) -> tuple[T
     if not length or length >= n:
         return x, y
     start = rng.randrange(n - length + 1)
-    return x[..., start:start + length], y[..., start:start + length]
+    return x[..., start : start + length], y[..., start : start + length]
 
 
 def _read_float(path: Path) -> dict[str, Tensor]:
@@ -230,11 +257,17 @@ def autoencoder_config(folder: str | Path) -> tuple[Path, dict[str, Any], str]:
         raise ModelLoadError(f"{folder}: no readable autoencoder model_config.json ({exc})") from exc
     if raw.get("model_type") == "diffusion_cond" and isinstance(raw.get("model", {}).get("pretransform"), Mapping):
         ae_raw = {k: v for k, v in raw["model"]["pretransform"].get("config", {}).items() if k != "scale"}
-        return folder, ae_folder_config(ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0),
-                                        {"from_model": str(folder)}), PRETRANSFORM_PREFIX
+        return (
+            folder,
+            ae_folder_config(
+                ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0), {"from_model": str(folder)}
+            ),
+            PRETRANSFORM_PREFIX,
+        )
     if raw.get("model_type") != "autoencoder":
-        raise ModelLoadError(f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder "
-                             f"or a model with one")
+        raise ModelLoadError(
+            f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder or a model with one"
+        )
     return folder, raw, ""
 
 
@@ -250,16 +283,21 @@ def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, An
     folder, raw, prefix = autoencoder_config(folder)
     state = read_state_dict(folder)
     if prefix:  # a whole model's weights (float16 when shipped): keep its pretransform's
-        state = {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}
     model = AudioAutoencoder(parse_autoencoder(raw["model"], "model"))
     load_state_dict_strict(model, state, str(folder))
     return model.eval(), raw
 
 
-def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mapping[str, Any] | None,
-                      cfg: AETrainConfig = AETrainConfig(), quiet: bool = False,
-                      should_stop: Callable[[], bool] | None = None,
-                      init_from: str | Path | None = None) -> Path:
+def train_autoencoder(
+    corpus_dir: str | Path,
+    out_dir: str | Path,
+    ae_raw: Mapping[str, Any] | None,
+    cfg: AETrainConfig = AETrainConfig(),
+    quiet: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    init_from: str | Path | None = None,
+) -> Path:
     """Train (or resume) an Oobleck autoencoder on the corpus; returns the model folder.
 
     `init_from` (an autoencoder folder, or a model folder or name, see `load_autoencoder`) starts
@@ -281,7 +319,9 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
             init, ae_raw = widen_decoder(init, ae_raw, cfg.decoder_channels, cfg.widen_noise, seed=cfg.seed)
     if cfg.latent_dim is not None:
         if init is None or cfg.decoder_only:
-            raise TrainingError("latent_dim grows a trained autoencoder's latents: it needs init_from, and the encoder training")
+            raise TrainingError(
+                "latent_dim grows a trained autoencoder's latents: it needs init_from, and the encoder training"
+            )
         if cfg.latent_dim != init.cfg.latent_dim:
             init, ae_raw = widen_latents(init, ae_raw, cfg.latent_dim, seed=cfg.seed)
     if ae_raw is None:
@@ -290,7 +330,9 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     if cfg.decoder_latents not in ("sample", "mean"):
         raise TrainingError(f"decoder_latents must be 'sample' or 'mean', not {cfg.decoder_latents!r}")
     if cfg.crop_samples % ae_cfg.downsampling_ratio:
-        raise TrainingError(f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}")
+        raise TrainingError(
+            f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}"
+        )
     model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
@@ -306,14 +348,18 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         step = state["step"]
         set_rng_state(rng, state["rng"])
     elif cfg.decoder_only and init_from is None:
-        raise TrainingError(f"decoder-only training needs trained weights: give init_from (--init-from) or an "
-                         f"out folder holding a checkpoint ({state_path} is missing)")
+        raise TrainingError(
+            f"decoder-only training needs trained weights: give init_from (--init-from) or an "
+            f"out folder holding a checkpoint ({state_path} is missing)"
+        )
     disc = disc_opt = None
     if cfg.adv_weight > 0 or cfg.fm_weight > 0:
         heard = min(cfg.disc_crop or cfg.crop_samples, cfg.crop_samples)
         if heard <= max(DISC_FFT_SIZES) // 2:
-            raise TrainingError(f"the discriminator's longest window ({max(DISC_FFT_SIZES)} samples) needs crops of more "
-                                f"than {max(DISC_FFT_SIZES) // 2} samples; it would hear {heard}")
+            raise TrainingError(
+                f"the discriminator's longest window ({max(DISC_FFT_SIZES)} samples) needs crops of more "
+                f"than {max(DISC_FFT_SIZES) // 2} samples; it would hear {heard}"
+            )
         disc = MultiResolutionDiscriminator(channels=cfg.disc_channels, audio_channels=ae_cfg.io_channels)
         disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_lr, betas=(0.8, 0.99), weight_decay=1e-3)
         if state is not None and "disc" in state:
@@ -326,9 +372,16 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
     meta = {"train": asdict(cfg), "corpus": str(corpus_dir)}
 
     def checkpoint() -> None:
-        extra = {} if disc is None or disc_opt is None else {"disc": disc.state_dict(), "disc_opt": disc_opt.state_dict()}
-        save_state(state_path, {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng), **extra})
-        save_autoencoder(model, out, ae_folder_config(ae_raw, cfg.sample_rate, cfg.crop_samples, {**meta, "step": step}))
+        extra = (
+            {} if disc is None or disc_opt is None else {"disc": disc.state_dict(), "disc_opt": disc_opt.state_dict()}
+        )
+        save_state(
+            state_path,
+            {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng), **extra},
+        )
+        save_autoencoder(
+            model, out, ae_folder_config(ae_raw, cfg.sample_rate, cfg.crop_samples, {**meta, "step": step})
+        )
         if disc is not None:
             _save_float(disc, out / DISC_FILE)
 
@@ -341,8 +394,9 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
             break
         if deadline.passed():
             break
-        x = torch.from_numpy(np.stack([bank.crop(rng, cfg.crop_samples, cfg.min_rms_db)
-                                       for _ in range(cfg.batch_size)]))  # [B, C, N]
+        x = torch.from_numpy(
+            np.stack([bank.crop(rng, cfg.crop_samples, cfg.min_rms_db) for _ in range(cfg.batch_size)])
+        )  # [B, C, N]
         for group in opt.param_groups:
             group["lr"] = cfg.lr * linear_decay(step, cfg.steps, cfg.lr_final)
         with torch.set_grad_enabled(not cfg.decoder_only):
@@ -355,8 +409,7 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
         mel = mel_fn(y, x) if mel_fn is not None else torch.zeros(())
         span = span_fn(y, x) if span_fn is not None else torch.zeros(())
         wave = (y - x).abs().mean() if cfg.wave_weight > 0 else torch.zeros(())
-        loss = (rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave
-                + cfg.kl_weight * kl)
+        loss = rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave + cfg.kl_weight * kl
         adv = fm = d_loss = torch.zeros(())
         if disc is not None and disc_opt is not None:
             # The discriminator hears a random `disc_crop` of each item (its cost grows with length).
@@ -378,10 +431,16 @@ def train_autoencoder(corpus_dir: str | Path, out_dir: str | Path, ae_raw: Mappi
             disc_opt.step()
         step += 1
         if step % cfg.log_every == 0 or step == cfg.steps:
-            log.log(step, loss=loss.item(), stft=rec.item(), **({"mel": mel.item()} if mel_fn else {}),
-                    **({"span": span.item()} if span_fn else {}), **({"wave": wave.item()} if cfg.wave_weight > 0 else {}),
-                    **({"adv": adv.item(), "fm": fm.item(), "disc": d_loss.item()} if disc is not None else {}),
-                    kl=kl.item())
+            log.log(
+                step,
+                loss=loss.item(),
+                stft=rec.item(),
+                **({"mel": mel.item()} if mel_fn else {}),
+                **({"span": span.item()} if span_fn else {}),
+                **({"wave": wave.item()} if cfg.wave_weight > 0 else {}),
+                **({"adv": adv.item(), "fm": fm.item(), "disc": d_loss.item()} if disc is not None else {}),
+                kl=kl.item(),
+            )
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()
     checkpoint()

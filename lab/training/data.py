@@ -38,16 +38,24 @@ def read_index(corpus_dir: str | Path, split: str | None = "train") -> list[Corp
     root = Path(corpus_dir)
     index = root / "metadata.jsonl"
     if not index.is_file():
-        raise CorpusError(f"{root} is not a corpus folder: metadata.jsonl is missing "
-                          f"(build one with `longplay corpus {root}`)")
+        raise CorpusError(
+            f"{root} is not a corpus folder: metadata.jsonl is missing (build one with `longplay corpus {root}`)"
+        )
     items = []
     for n, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             d = json.loads(line)
-            item = CorpusItem(str(d["id"]), root / d["path"], float(d["seconds"]), str(d.get("split", "train")),
-                              str(d.get("kind", "mix")), list(d.get("prompts") or []), dict(d.get("metadata") or {}))
+            item = CorpusItem(
+                str(d["id"]),
+                root / d["path"],
+                float(d["seconds"]),
+                str(d.get("split", "train")),
+                str(d.get("kind", "mix")),
+                list(d.get("prompts") or []),
+                dict(d.get("metadata") or {}),
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CorpusError(f"{index}:{n}: malformed line ({exc})") from exc
         if split is None or item.split == split:
@@ -89,4 +97,4 @@ class AudioBank:
             out[:, : a.shape[1]] = a / 32768.0
             return out
         start = rng.randrange(a.shape[1] - length + 1)
-        return a[:, start:start + length].astype(np.float32) / 32768.0
+        return a[:, start : start + length].astype(np.float32) / 32768.0

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import math
+import os
 import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,11 +23,23 @@ from torch import Tensor
 
 from engine.checkpoint import save_model
 from engine.model import ConditionedDiffusionModel, build_model
+
 from .autoencoder import load_autoencoder
 from .data import CorpusItem, read_index
 from .errors import TrainingError
+from .loop import (
+    Deadline,
+    Logger,
+    check_finite,
+    linear_decay,
+    load_state,
+    make_ema,
+    rng_state,
+    save_state,
+    seed_everything,
+    set_rng_state,
+)
 from .widen import grow_dit_io
-from .loop import Deadline, check_finite, Logger, linear_decay, load_state, make_ema, rng_state, save_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True)
@@ -62,9 +75,14 @@ class DiTTrainConfig:
 
 
 @torch.no_grad()
-def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Path,
-                  quiet: bool = False, shard: tuple[int, int] = (0, 1),
-                  kinds: Sequence[str] | None = None) -> Path:
+def encode_corpus(
+    corpus_dir: str | Path,
+    ae_dir: str | Path,
+    out_dir: str | Path,
+    quiet: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    kinds: Sequence[str] | None = None,
+) -> Path:
     """Encode every corpus item (both splits) to `<id>.npy` float16 `[2D, L]` (VAE mean and scale).
 
     The VAE is sampled per training step from the stored mean/scale, as the reference's
@@ -98,8 +116,9 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
         tmp.replace(target)
         if not quiet and (n % 20 == 0 or n == len(items)):
             print(f"[encode] {n}/{len(items)}", flush=True)
-    silence = run_chunked(ae.encode_pre, torch.zeros(1, cfg.io_channels, hop * 64), 128, 32, hop, 1,
-                          cfg.encoder.latent_dim)[0, :, 32]  # [2D]: a frame from the middle
+    silence = run_chunked(
+        ae.encode_pre, torch.zeros(1, cfg.io_channels, hop * 64), 128, 32, hop, 1, cfg.encoder.latent_dim
+    )[0, :, 32]  # [2D]: a frame from the middle
     np.save(out / "_silence.npy", silence.numpy().astype(np.float32))
     return out
 
@@ -107,16 +126,23 @@ def encode_corpus(corpus_dir: str | Path, ae_dir: str | Path, out_dir: str | Pat
 class LatentBank:
     """Per-item latents (mean, scale) in RAM, and training windows cropped from them."""
 
-    def __init__(self, corpus_dir: str | Path, latent_dir: str | Path, latent_rate: float, split: str = "train",
-                 scale: float = 1.0):
+    def __init__(
+        self,
+        corpus_dir: str | Path,
+        latent_dir: str | Path,
+        latent_rate: float,
+        split: str = "train",
+        scale: float = 1.0,
+    ):
         root = Path(latent_dir)
         items = read_index(corpus_dir, split)
         # Items without latents (e.g. stems left out of a quicker encode) are skipped, not fatal.
         self.items = [it for it in items if (root / f"{it.id}.npy").is_file()]
         self.skipped = len(items) - len(self.items)
         if not self.items:
-            raise FileNotFoundError(f"{root}: no latents for any {split} item of {corpus_dir}; "
-                                    f"run `longplay train encode` first")
+            raise FileNotFoundError(
+                f"{root}: no latents for any {split} item of {corpus_dir}; run `longplay train encode` first"
+            )
         self.latents = [np.load(root / f"{it.id}.npy") for it in self.items]
         self.silence = torch.from_numpy(np.load(root / "_silence.npy"))  # [2D]
         self.rate = latent_rate
@@ -132,8 +158,9 @@ class LatentBank:
         mu = total / max(n, 1)
         return float(math.sqrt(max(sq / max(n, 1) - mu * mu, 1e-12)))
 
-    def batch(self, rng: random.Random, n: int, frames: int, fresh_prompts: float = 0.0,
-              sample: bool = True) -> tuple[Tensor, list[dict[str, Any]]]:
+    def batch(
+        self, rng: random.Random, n: int, frames: int, fresh_prompts: float = 0.0, sample: bool = True
+    ) -> tuple[Tensor, list[dict[str, Any]]]:
         """-> latents `[n, D, frames]` (sampled from the VAE posterior, or its mean when not
         `sample`) and conditioning metadata."""
         xs, metas = [], []
@@ -141,7 +168,7 @@ class LatentBank:
             i = rng.randrange(len(self.items))
             lat = torch.from_numpy(self.latents[i].astype(np.float32))  # [2D, L]
             start = rng.randrange(lat.shape[1] - frames + 1) if lat.shape[1] > frames else 0
-            crop = lat[:, start:start + frames]
+            crop = lat[:, start : start + frames]
             if crop.shape[1] < frames:  # silence after the end: the model learns to stop
                 fill = self.silence[:, None].expand(-1, frames - crop.shape[1])
                 crop = torch.cat((crop, fill), dim=1)
@@ -150,8 +177,14 @@ class LatentBank:
             g = torch.Generator().manual_seed(rng.randrange(2**31))
             xs.append(((mean + std * torch.randn(mean.shape, generator=g)) if sample else mean) / self.scale)
             item = self.items[i]
-            metas.append({"prompt": self._prompt(item, rng, fresh_prompts), "seconds_start": start / self.rate,
-                          "seconds_total": item.seconds, "bpm": item.metadata.get("bpm")})
+            metas.append(
+                {
+                    "prompt": self._prompt(item, rng, fresh_prompts),
+                    "seconds_start": start / self.rate,
+                    "seconds_total": item.seconds,
+                    "bpm": item.metadata.get("bpm"),
+                }
+            )
         return torch.stack(xs), metas
 
     @staticmethod
@@ -167,8 +200,14 @@ class LatentBank:
         return rng.choice(item.prompts) if item.prompts else ""
 
 
-def v_loss(model: ConditionedDiffusionModel, x0: Tensor, metas: list[dict[str, Any]], rng: random.Random,
-           cfg_dropout: float, tempo_dropout: float = 0.0) -> Tensor:
+def v_loss(
+    model: ConditionedDiffusionModel,
+    x0: Tensor,
+    metas: list[dict[str, Any]],
+    rng: random.Random,
+    cfg_dropout: float,
+    tempo_dropout: float = 0.0,
+) -> Tensor:
     """v-objective (Salimans & Ho 2022): x_t = x0 cos + n sin, target v = n cos - x0 sin, t ~ U(0,1)."""
     b = x0.shape[0]
     g = torch.Generator().manual_seed(rng.randrange(2**31))
@@ -190,10 +229,18 @@ def v_loss(model: ConditionedDiffusionModel, x0: Tensor, metas: list[dict[str, A
     return torch.nn.functional.mse_loss(out, target)
 
 
-def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str | Path, ae_dir: str | Path,
-              out_dir: str | Path, cfg: DiTTrainConfig = DiTTrainConfig(), quiet: bool = False,
-              should_stop: Callable[[], bool] | None = None, description: str = "",
-              init_from: str | Path | None = None) -> Path:
+def train_dit(
+    config: Mapping[str, Any],
+    corpus_dir: str | Path,
+    latent_dir: str | Path,
+    ae_dir: str | Path,
+    out_dir: str | Path,
+    cfg: DiTTrainConfig = DiTTrainConfig(),
+    quiet: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    description: str = "",
+    init_from: str | Path | None = None,
+) -> Path:
     """Train (or resume) the DiT + text encoder of `config` (a diffusion_cond model_config dict) on
     the encoded corpus, with the autoencoder of `ae_dir` frozen as its pretransform. Writes the
     EMA weights as a complete model folder to `out_dir/model/`.
@@ -233,6 +280,7 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     model.pretransform.requires_grad_(False).eval()
     params = [p for n, p in model.named_parameters() if not n.startswith("pretransform.")]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+
     def lr_factor(s: int) -> float:  # short warmup, then linear decay
         return min(1.0, (s + 1) / 100) * linear_decay(s, cfg.steps, cfg.lr_final)
 
@@ -253,13 +301,23 @@ def train_dit(config: Mapping[str, Any], corpus_dir: str | Path, latent_dir: str
     frames = cfg.crop_frames or mc.window_frames
     unit = mc.dit.patch_size
     if frames % unit or cfg.long_frames % unit:
-        raise TrainingError(f"crop_frames {frames} / long_frames {cfg.long_frames} must be multiples of the "
-                         f"DiT's patch_size {unit}")
+        raise TrainingError(
+            f"crop_frames {frames} / long_frames {cfg.long_frames} must be multiples of the DiT's patch_size {unit}"
+        )
     deadline = Deadline(cfg.time_limit_s)
 
     def checkpoint() -> None:
-        save_state(state_path, {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                                "sched": sched.state_dict(), "step": step, "rng": rng_state(rng)})
+        save_state(
+            state_path,
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "step": step,
+                "rng": rng_state(rng),
+            },
+        )
         final = ema.module
         save_model(final, out / "model", {"description": description, "train": asdict(cfg), "step": step})
 
@@ -309,15 +367,25 @@ def _warm_start(model: torch.nn.Module, weights: Mapping[str, Tensor], source: s
     missing = sorted(k for k in set(own) - set(weights) if not k.startswith(GROWN_MODULES))
     misfit = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
     if extra or missing or misfit:
-        what = (f"unexpected {extra[0]}" if extra else f"missing {missing[0]}" if missing
-                else f"{misfit[0]} is {tuple(weights[misfit[0]].shape)}, the new model has {tuple(own[misfit[0]].shape)}")
+        what = (
+            f"unexpected {extra[0]}"
+            if extra
+            else f"missing {missing[0]}"
+            if missing
+            else f"{misfit[0]} is {tuple(weights[misfit[0]].shape)}, the new model has {tuple(own[misfit[0]].shape)}"
+        )
         raise TrainingError(f"{source} does not fit the model being trained ({what}): give the same architecture")
     model.load_state_dict(weights, strict=False)
 
 
-def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path | None = None,
-                  half: bool = True, description: str | None = None,
-                  defaults: Mapping[str, Any] | None = None) -> Path:
+def package_model(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    ae_dir: str | Path | None = None,
+    half: bool = True,
+    description: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Path:
     """A trained model folder -> a shippable one: optionally with the autoencoder of `ae_dir`
     swapped in (a decoder trained on after the latents were encoded: its encoder must be the same,
     so the latent space the DiT learned is unchanged), weights stored as float16 when `half`,
@@ -329,22 +397,30 @@ def package_model(model_dir: str | Path, out_dir: str | Path, ae_dir: str | Path
         ae, ae_raw = load_autoencoder(ae_dir)
         own = {k: v.clone() for k, v in model.pretransform.model.state_dict().items()}
         new = ae.state_dict()
-        changed = [k for k in own if k.startswith("encoder.") and (k not in new or own[k].shape != new[k].shape
-                                                                   or not torch.equal(own[k], new[k]))]
+        changed = [
+            k
+            for k in own
+            if k.startswith("encoder.")
+            and (k not in new or own[k].shape != new[k].shape or not torch.equal(own[k], new[k]))
+        ]
         if changed:
-            raise TrainingError(f"{ae_dir}: its encoder differs from the one the DiT was trained on "
-                             f"(first: {changed[0]}); only a decoder trained with the encoder frozen fits")
+            raise TrainingError(
+                f"{ae_dir}: its encoder differs from the one the DiT was trained on "
+                f"(first: {changed[0]}); only a decoder trained with the encoder frozen fits"
+            )
         raw = json.loads(json.dumps(model.config.raw))
         pre = raw["model"]["pretransform"]["config"]
         if ae_raw["model"]["decoder"] != pre["decoder"]:  # a resized decoder (train ae --decoder-channels)
-            if {k: v for k, v in ae_raw["model"].items() if k != "decoder"} != \
-                    {k: v for k, v in pre.items() if k not in ("decoder", "scale")}:
+            if {k: v for k, v in ae_raw["model"].items() if k != "decoder"} != {
+                k: v for k, v in pre.items() if k not in ("decoder", "scale")
+            }:
                 raise TrainingError(f"{ae_dir}: its latent format differs from the model's; only its decoder may")
             pre["decoder"] = ae_raw["model"]["decoder"]
             keep = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.model.")}
             model = build_model(raw)
-            load_state_dict_strict(model, {**keep, **{"pretransform.model." + k: v for k, v in new.items()}},
-                                   source=str(ae_dir))
+            load_state_dict_strict(
+                model, {**keep, **{"pretransform.model." + k: v for k, v in new.items()}}, source=str(ae_dir)
+            )
         else:
             load_state_dict_strict(model.pretransform.model, new, source=str(ae_dir))  # names a misfit key
     extra: dict[str, Any] = {}

@@ -40,19 +40,22 @@ class STFTDiscriminator(nn.Module):
         self.n_fft, self.hop = n_fft, n_fft // 4
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         c = channels
-        self.convs = nn.ModuleList([
-            weight_norm(nn.Conv2d(2 * audio_channels, c, (3, 9), stride=(1, 2), padding=(1, 4))),
-            weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(1, 1), padding=(1, 4))),
-            weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(2, 1), padding=(2, 4))),
-            weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(4, 1), padding=(4, 4))),
-            weight_norm(nn.Conv2d(c, c, (3, 3), padding=(1, 1))),
-        ])
+        self.convs = nn.ModuleList(
+            [
+                weight_norm(nn.Conv2d(2 * audio_channels, c, (3, 9), stride=(1, 2), padding=(1, 4))),
+                weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(1, 1), padding=(1, 4))),
+                weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(2, 1), padding=(2, 4))),
+                weight_norm(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(4, 1), padding=(4, 4))),
+                weight_norm(nn.Conv2d(c, c, (3, 3), padding=(1, 1))),
+            ]
+        )
         self.out = weight_norm(nn.Conv2d(c, 1, (3, 3), padding=(1, 1)))
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         b, ch, n = x.shape
-        spec = torch.stft(x.reshape(b * ch, n), self.n_fft, self.hop, window=self.window,
-                          return_complex=True, normalized=True)  # [B*C, F, T]
+        spec = torch.stft(
+            x.reshape(b * ch, n), self.n_fft, self.hop, window=self.window, return_complex=True, normalized=True
+        )  # [B*C, F, T]
         z = torch.view_as_real(spec).reshape(b, ch, *spec.shape[1:], 2)  # [B, C, F, T, 2]
         z = z.permute(0, 1, 4, 3, 2).reshape(b, ch * 2, spec.shape[2], spec.shape[1])  # [B, 2C, T, F]
         feats: list[Tensor] = []
@@ -90,8 +93,10 @@ class AdversarialLosses:
         adv, fm = fake.new_zeros(()), fake.new_zeros(())
         for (_, fr), (lf, ff) in zip(self.reals, self.disc(fake)):
             adv = adv + F.relu(1 - lf).mean()
-            fm = fm + sum(((a.detach() - b).abs().mean() / (a.detach().abs().mean() + 1e-5)
-                           for a, b in zip(fr, ff)), fake.new_zeros(())) / len(fr)
+            fm = fm + sum(
+                ((a.detach() - b).abs().mean() / (a.detach().abs().mean() + 1e-5) for a, b in zip(fr, ff)),
+                fake.new_zeros(()),
+            ) / len(fr)
         n = len(self.disc.discs)
         return adv / n, fm / n
 

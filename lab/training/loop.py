@@ -7,8 +7,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +31,10 @@ def linear_decay(step: int, steps: int, final: float) -> float:
 def check_finite(loss: torch.Tensor, step: int, folder: Path) -> None:
     """Stop a run whose loss went NaN/inf before it overwrites the last good checkpoint with it."""
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"training diverged at step {step + 1} (loss {loss.item()}); the last good "
-                                 f"checkpoint in {folder} is kept: lower the learning rate and resume")
+        raise FloatingPointError(
+            f"training diverged at step {step + 1} (loss {loss.item()}); the last good "
+            f"checkpoint in {folder} is kept: lower the learning rate and resume"
+        )
 
 
 class Deadline:
@@ -78,8 +81,14 @@ def set_rng_state(py_rng: random.Random, state: dict[str, Any]) -> None:
 class Logger:
     """Appends one JSON line per log step to `train_log.jsonl` and prints a progress line."""
 
-    def __init__(self, out_dir: Path, total_steps: int, name: str, quiet: bool = False,
-                 print_fn: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        total_steps: int,
+        name: str,
+        quiet: bool = False,
+        print_fn: Callable[[str], None] | None = None,
+    ):
         self.path = out_dir / "train_log.jsonl"
         self.total = total_steps
         self.name = name
@@ -99,7 +108,12 @@ class Logger:
         done = step - (self.start_step or 0)
         rate = done / max(now - self.t0, 1e-9)
         eta = (self.total - step) / max(rate, 1e-9)
-        rec = {"run": self.name, "step": step, "time": round(now - self.t0, 2), **{k: round(float(v), 6) for k, v in values.items()}}
+        rec = {
+            "run": self.name,
+            "step": step,
+            "time": round(now - self.t0, 2),
+            **{k: round(float(v), 6) for k, v in values.items()},
+        }
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
         if not self.quiet:

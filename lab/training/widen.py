@@ -8,12 +8,14 @@ Net2Net, Chen et al. 2016).
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
 from engine.autoencoder import AudioAutoencoder, OobleckDecoder, SnakeBeta, WNConv1d
 from engine.config import parse_autoencoder
+
 from .errors import TrainingError
 
 # Relative noise on widened weights: copies of a channel that start nearly equal get nearly equal
@@ -29,8 +31,9 @@ NEW_LATENT_SCALE = 1.0
 
 
 @torch.no_grad()
-def widen_decoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int,
-                  noise: float = WIDEN_NOISE, seed: int = 0) -> tuple[AudioAutoencoder, dict[str, Any]]:
+def widen_decoder(
+    model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: int, noise: float = WIDEN_NOISE, seed: int = 0
+) -> tuple[AudioAutoencoder, dict[str, Any]]:
     """A copy of `model` whose decoder is `channels` wide (an integer multiple of its width) and
     computes the same function (Net2WiderNet, Chen et al. 2016), encoder untouched.
 
@@ -75,11 +78,10 @@ def widen_decoder(model: AudioAutoencoder, ae_raw: Mapping[str, Any], channels: 
     return wide.train(model.training), raw
 
 
-
-
 @torch.no_grad()
-def widen_latents(model: AudioAutoencoder, ae_raw: Mapping[str, Any], latent_dim: int,
-                  seed: int = 0) -> tuple[AudioAutoencoder, dict[str, Any]]:
+def widen_latents(
+    model: AudioAutoencoder, ae_raw: Mapping[str, Any], latent_dim: int, seed: int = 0
+) -> tuple[AudioAutoencoder, dict[str, Any]]:
     """A copy of `model` with `latent_dim` latent channels (more than it has), the old ones first
     and unchanged, computing the same audio.
 
@@ -99,8 +101,9 @@ def widen_latents(model: AudioAutoencoder, ae_raw: Mapping[str, Any], latent_dim
     raw["encoder"]["config"]["latent_dim"] = latent_dim * (2 if vae else 1)
     raw["decoder"]["config"]["latent_dim"] = latent_dim
     new = AudioAutoencoder(parse_autoencoder(raw, "autoencoder"))
-    new.load_state_dict({k: v for k, v in model.state_dict().items()
-                         if new.state_dict()[k].shape == v.shape}, strict=False)
+    new.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if new.state_dict()[k].shape == v.shape}, strict=False
+    )
     gen = torch.Generator().manual_seed(seed)
     extra = latent_dim - old
 
@@ -135,11 +138,17 @@ def widen_latents(model: AudioAutoencoder, ae_raw: Mapping[str, Any], latent_dim
 
 # The DiT's weights that touch the latent channels (`engine/dit.py`): 1x1 residual convs over the
 # channels, and the token projections whose features are "b (t p) f -> b t (f p)" (channel-major).
-DIT_IO_KEYS = ("model.model.preprocess_conv.weight", "model.model.postprocess_conv.weight",
-               "model.model.transformer.project_in.weight", "model.model.transformer.project_out.weight")
+DIT_IO_KEYS = (
+    "model.model.preprocess_conv.weight",
+    "model.model.postprocess_conv.weight",
+    "model.model.transformer.project_in.weight",
+    "model.model.transformer.project_out.weight",
+)
 
 
-def grow_dit_io(weights: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], patch: int) -> dict[str, torch.Tensor]:
+def grow_dit_io(
+    weights: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], patch: int
+) -> dict[str, torch.Tensor]:
     """A DiT's `weights` for latents of C channels, fitted into a model (`own`: its state dict) of
     more: the old channels keep their weights, the new ones start at zero in both directions, so
     the grown DiT first predicts what it did for the old channels and 0 for the new ones (the

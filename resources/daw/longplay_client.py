@@ -70,12 +70,23 @@ class LongplayClient:
                     return str(msg[1][0]), str(msg[1][1])
         raise TimeoutError(f"no answer from longplay serve at {self.server[0]}:{self.server[1]}")
 
-    def render(self, req_id: str, pairs: dict[str, Any], *, source: str | None = None, strength: float = 0.7,
-               timeout: float = 600.0, on_progress: Any = None) -> list[str]:
+    def render(
+        self,
+        req_id: str,
+        pairs: dict[str, Any],
+        *,
+        source: str | None = None,
+        strength: float = 0.7,
+        timeout: float = 600.0,
+        on_progress: Any = None,
+    ) -> list[str]:
         """Send /longplay/render (or /longplay/transform with a source) and wait for the files."""
         flat = [x for kv in pairs.items() for x in kv]
-        request = (("/longplay/transform", req_id, source, float(strength), *flat) if source
-                   else ("/longplay/render", req_id, *flat))
+        request = (
+            ("/longplay/transform", req_id, source, float(strength), *flat)
+            if source
+            else ("/longplay/render", req_id, *flat)
+        )
         files: dict[int, str] = {}
         acknowledged, last_heard = False, time.monotonic()
         deadline = time.monotonic() + timeout
@@ -112,8 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9030)
     p.add_argument("--id", help="request id (default: a random one)")
-    for key, typ in (("seconds", float), ("bpm", float), ("bars", int), ("beats-per-bar", int),
-                     ("seed", int), ("steps", int), ("cfg", float), ("variations", int)):
+    for key, typ in (
+        ("seconds", float),
+        ("bpm", float),
+        ("bars", int),
+        ("beats-per-bar", int),
+        ("seed", int),
+        ("steps", int),
+        ("cfg", float),
+        ("variations", int),
+    ):
         p.add_argument(f"--{key}", type=typ)
     p.add_argument("--negative")
     p.add_argument("--name")
@@ -124,10 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     a = p.parse_args(argv)
-    pairs = {k: v for k, v in {"prompt": a.prompt, "negative": a.negative, "seconds": a.seconds, "bpm": a.bpm,
-                               "bars": a.bars, "beats_per_bar": a.beats_per_bar, "seed": a.seed, "steps": a.steps,
-                               "cfg": a.cfg, "variations": a.variations, "name": a.name,
-                               "format": a.format}.items() if v is not None}
+    pairs = {
+        k: v
+        for k, v in {
+            "prompt": a.prompt,
+            "negative": a.negative,
+            "seconds": a.seconds,
+            "bpm": a.bpm,
+            "bars": a.bars,
+            "beats_per_bar": a.beats_per_bar,
+            "seed": a.seed,
+            "steps": a.steps,
+            "cfg": a.cfg,
+            "variations": a.variations,
+            "name": a.name,
+            "format": a.format,
+        }.items()
+        if v is not None
+    }
     if a.loudness is not None:  # a number travels as an OSC float, "off" as a string
         pairs["loudness"] = a.loudness if a.loudness.strip().lower() in ("off", "none") else float(a.loudness)
 
@@ -138,8 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     client = LongplayClient(a.host, a.port)
     try:
         client.hello()
-        paths = client.render(a.id or uuid.uuid4().hex[:16], pairs, source=a.transform, strength=a.strength,
-                              timeout=a.timeout, on_progress=progress)
+        paths = client.render(
+            a.id or uuid.uuid4().hex[:16],
+            pairs,
+            source=a.transform,
+            strength=a.strength,
+            timeout=a.timeout,
+            on_progress=progress,
+        )
     except (RuntimeError, TimeoutError) as err:
         print(f"\nlongplay-client: {err}", file=sys.stderr)
         return 1

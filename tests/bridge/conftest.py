@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -82,8 +83,9 @@ class Client:
         msg = OscPacket(data).messages[0].message
         return msg.address, list(msg.params)
 
-    def recv_until(self, req_id: str, final: tuple[str, ...] = ("/longplay/done", "/longplay/error"),
-                   timeout: float = WAIT) -> list[Message]:
+    def recv_until(
+        self, req_id: str, final: tuple[str, ...] = ("/longplay/done", "/longplay/error"), timeout: float = WAIT
+    ) -> list[Message]:
         """Every message for ``req_id`` up to and including the first of ``final``."""
         got: list[Message] = []
         deadline = time.monotonic() + timeout

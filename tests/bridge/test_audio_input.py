@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,9 +30,15 @@ MakeQueue = Callable[..., JobQueue]
 def sparse_wav(path: Path, seconds: float, rate: int = 8000) -> Path:
     """A 16-bit mono PCM WAV of ``seconds`` of silence whose samples are a hole in the file."""
     data = int(seconds * rate) * 2
-    header = (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE"
-              + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-              + b"data" + struct.pack("<I", data))
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + data)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", data)
+    )
     with open(path, "wb") as fh:
         fh.write(header)
         fh.truncate(len(header) + data)
@@ -53,8 +60,7 @@ def door(tiny_model_dir: Path, tmp_path: Path) -> JobQueue:
 
 
 @pytest.mark.parametrize("rate", [4, 1000, 384_000])
-def test_sample_rates_outside_the_range_are_refused_before_decoding(door: JobQueue, tmp_path: Path,
-                                                                     rate: int) -> None:
+def test_sample_rates_outside_the_range_are_refused_before_decoding(door: JobQueue, tmp_path: Path, rate: int) -> None:
     """A 16 KB WAV declaring 4 Hz is 2,000 s long: resampled to 44.1 kHz it took 1.9 GB."""
     from engine import SOURCE_RATE_RANGE
 
@@ -131,8 +137,9 @@ def local_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_model(build_model(raw), tmp_path_factory.mktemp("models") / "tiny-local")
 
 
-def test_a_source_longer_than_the_window_renders_its_first_window(make_queue: MakeQueue, local_model_dir: Path,
-                                                                   tmp_path: Path) -> None:
+def test_a_source_longer_than_the_window_renders_its_first_window(
+    make_queue: MakeQueue, local_model_dir: Path, tmp_path: Path
+) -> None:
     """Finding 13: an audio-to-audio source at least a window long, without `seconds`, failed with
     500 (a 6,144 vs 704 latent-frame mismatch on longplay-mini). It renders one window, from the
     source's start: at strength 0 exactly what its first window alone renders."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,25 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--songs", "0"], "--songs must be between 1 and 100000 (got 0)"),
-    (["--seed", "-1"], "--seed must be >= 0 (got -1)"),
-    (["--max-seconds", "300"], "--max-seconds must be between 1 and 285 (got 300)"),
-    (["--max-seconds", "20", "--min-seconds", "30"], "--min-seconds must be between 1 and 20 (got 30)"),
-    (["--stems", "6"], "--stems must be between 0 and 5 (got 6)"),
-    (["--held-out", "1.5"], "--held-out must be between 0 and 1 (got 1.5)"),
-    (["--jobs", "0"], "--jobs must be between 1 and 16 (got 0)"),
-    (["--songs", "ten"], "argument --songs: expected an integer (got 'ten')"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--songs", "0"], "--songs must be between 1 and 100000 (got 0)"),
+        (["--seed", "-1"], "--seed must be >= 0 (got -1)"),
+        (["--max-seconds", "300"], "--max-seconds must be between 1 and 285 (got 300)"),
+        (["--max-seconds", "20", "--min-seconds", "30"], "--min-seconds must be between 1 and 20 (got 30)"),
+        (["--stems", "6"], "--stems must be between 0 and 5 (got 6)"),
+        (["--held-out", "1.5"], "--held-out must be between 0 and 1 (got 1.5)"),
+        (["--jobs", "0"], "--jobs must be between 1 and 16 (got 0)"),
+        (["--songs", "ten"], "argument --songs: expected an integer (got 'ten')"),
+    ],
+)
 def test_corpus_rejects_bad_input_at_the_door(
-    args: list[str], expected: str, no_torch: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: str,
+    no_torch: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["corpus", str(tmp_path / "c"), *args]) == 2
     assert expected in _error_line(capsys)
@@ -45,7 +51,9 @@ def test_corpus_out_dir_must_be_a_folder(no_torch: None, tmp_path: Path, capsys:
 
 
 def test_missing_fluidsynth_is_a_one_line_failure(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["corpus", str(tmp_path / "c"), "--songs", "1", "--max-seconds", "5"]) == 1

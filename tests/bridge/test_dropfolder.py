@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,9 @@ def drop(make_queue: MakeQueue, tmp_path: Path) -> Iterator[Callable[..., DropFo
         f.stop()
 
 
-def _status(folder: DropFolder, rid: str, state: str | tuple[str, ...] = ("done", "failed", "rejected")) -> dict[str, Any]:
+def _status(
+    folder: DropFolder, rid: str, state: str | tuple[str, ...] = ("done", "failed", "rejected")
+) -> dict[str, Any]:
     states = (state,) if isinstance(state, str) else state
     path = folder.outbox / f"{rid}.status"
 
@@ -88,17 +91,21 @@ def test_an_audio_file_is_transformed_with_the_default_prompt(drop: Callable[...
     assert Path(recipe["init_audio"]).parent == folder.accepted and Path(recipe["init_audio"]).exists()
 
 
-@pytest.mark.parametrize(("name", "content", "code", "needle"), [
-    ("broken.json", "{not json", 400, "not a readable JSON file"),
-    ("list.json", "[1, 2]", 400, "JSON object"),
-    ("steps.json", json.dumps({"req_id": "bad-steps", "prompt": "p", "steps": 0}), 400, "steps must be"),
-    ("long.json", json.dumps({"req_id": "too-long", "prompt": "p", "seconds": 1500}), 413, "longer than"),
-    ("evil.json", json.dumps({"req_id": "evil", "prompt": "p", "name": "../../etc/x"}), 400, "plain file name"),
-    ("notes.txt", "hello", 400, "not a request"),
-    ("fake.wav", "RIFF but not really", 400, "not readable audio"),
-])
-def test_bad_drops_are_moved_aside_with_a_reason(drop: Callable[..., DropFolder], name: str, content: str,
-                                                 code: int, needle: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "code", "needle"),
+    [
+        ("broken.json", "{not json", 400, "not a readable JSON file"),
+        ("list.json", "[1, 2]", 400, "JSON object"),
+        ("steps.json", json.dumps({"req_id": "bad-steps", "prompt": "p", "steps": 0}), 400, "steps must be"),
+        ("long.json", json.dumps({"req_id": "too-long", "prompt": "p", "seconds": 1500}), 413, "longer than"),
+        ("evil.json", json.dumps({"req_id": "evil", "prompt": "p", "name": "../../etc/x"}), 400, "plain file name"),
+        ("notes.txt", "hello", 400, "not a request"),
+        ("fake.wav", "RIFF but not really", 400, "not readable audio"),
+    ],
+)
+def test_bad_drops_are_moved_aside_with_a_reason(
+    drop: Callable[..., DropFolder], name: str, content: str, code: int, needle: str
+) -> None:
     folder = drop()
     (folder.inbox / name).write_text(content)
     wait_for(lambda: list(folder.outbox.glob("*.status")), what="a status file")

@@ -10,8 +10,9 @@ import logging
 import os
 import random
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,15 +21,27 @@ import soundfile as sf
 from bridge.dropfolder import DropFolder
 from bridge.requests import RENDER_KEYS, TRANSFORM_KEYS
 
-from .conftest import wait_for
 from . import test_dropfolder
+from .conftest import wait_for
 
 drop = test_dropfolder.drop  # the fixture: a started DropFolder on a real queue
 _status = test_dropfolder._status
 Drop = Callable[..., DropFolder]
 # Values of the wrong type (or out of range) for every key: each request holds one of them.
-WRONG: tuple[Any, ...] = (None, True, [], {}, "12", -1000, 10**30, 1e308, float("-inf"), "x" * 5000, [[[]]],
-                          {"prompt": "nested"})
+WRONG: tuple[Any, ...] = (
+    None,
+    True,
+    [],
+    {},
+    "12",
+    -1000,
+    10**30,
+    1e308,
+    float("-inf"),
+    "x" * 5000,
+    [[[]]],
+    {"prompt": "nested"},
+)
 TEXT_KEYS = ("prompt", "negative", "name", "format", "sampler", "source_path", "req_id")
 
 
@@ -76,9 +89,16 @@ def _poison(inbox: Path, outside: Path) -> list[str]:
     names = list(files)
     # A WAV declaring 4 Hz (1.9 GB once resampled, before the limits), and one declaring 3 days.
     sf.write(str(inbox / "slow.wav"), np.zeros((8000, 1), np.float32), 4, subtype="PCM_16")
-    (inbox / "forever.wav").write_bytes(b"RIFF" + struct.pack("<I", 0xFFFFFF00) + b"WAVE" + b"fmt "
-                                        + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
-                                        + b"data" + struct.pack("<I", 0xFFFFFF00 - 36) + b"\0" * 1024)
+    (inbox / "forever.wav").write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFF00)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+        + b"data"
+        + struct.pack("<I", 0xFFFFFF00 - 36)
+        + b"\0" * 1024
+    )
     # A name that is not UTF-8 (Linux allows any bytes but "/" and NUL).
     with open(os.path.join(os.fsencode(inbox), b"latin-\xe9.json"), "wb") as fh:
         fh.write(b"{")
@@ -90,12 +110,21 @@ def _poison(inbox: Path, outside: Path) -> list[str]:
     os.symlink(inbox / "nowhere", inbox / "dangling.json")
     os.mkfifo(inbox / "fifo.wav")
     (inbox / "folder.json").mkdir()
-    return names + ["slow.wav", "forever.wav", "latin-?.json", "link.json", "link.wav", "dangling.json",
-                    "fifo.wav", "folder.json"]
+    return names + [
+        "slow.wav",
+        "forever.wav",
+        "latin-?.json",
+        "link.json",
+        "link.wav",
+        "dangling.json",
+        "fifo.wav",
+        "folder.json",
+    ]
 
 
 def test_fuzzed_drops_are_each_rejected_and_a_valid_request_still_renders(
-        drop: Drop, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    drop: Drop, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="longplay")
     folder = drop(default_prompt="drums")
     outside = tmp_path / "outside"
@@ -106,8 +135,9 @@ def test_fuzzed_drops_are_each_rejected_and_a_valid_request_still_renders(
         return not [n for n in os.listdir(folder.inbox) if n not in ("accepted", "rejected")]
 
     wait_for(settled, 40, "the inbox to empty")
-    (folder.inbox / "valid.json").write_text(json.dumps({"req_id": "fuzz-ok", "prompt": "pads", "seconds": 0.5,
-                                                         "steps": 2}))
+    (folder.inbox / "valid.json").write_text(
+        json.dumps({"req_id": "fuzz-ok", "prompt": "pads", "seconds": 0.5, "steps": 2})
+    )
     assert _status(folder, "fuzz-ok")["state"] == "done"
 
     statuses = [json.loads(p.read_text()) for p in folder.outbox.glob("*.status")]

@@ -9,18 +9,19 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from bridge.dropfolder import DropFolder
-from bridge.serve import Server, ServeOptions
+from bridge.serve import ServeOptions, Server
 
-from .conftest import wait_for
 from . import test_dropfolder
+from .conftest import wait_for
 
 drop = test_dropfolder.drop  # the fixture: a started DropFolder on a real queue
 _status = test_dropfolder._status
@@ -42,6 +43,7 @@ def _statuses(folder: DropFolder) -> dict[str, dict[str, Any]]:
 
 def _rejected_with(folder: DropFolder, needle: str) -> dict[str, Any]:
     """The rejected status whose message contains ``needle`` (waited for)."""
+
     def find() -> dict[str, Any] | None:
         for status in _statuses(folder).values():
             if status["state"] == "rejected" and needle in status["error"]["message"]:
@@ -57,7 +59,8 @@ def _wav(path: Path, seconds: float = 0.5, rate: int = 22050) -> Path:
 
 
 def test_poison_requests_stay_with_their_file_and_the_folder_goes_on(
-        drop: Drop, caplog: pytest.LogCaptureFixture) -> None:
+    drop: Drop, caplog: pytest.LogCaptureFixture
+) -> None:
     """Finding 8: a 5,000-digit integer, a JSON nested 100,000 deep and the same 254-character
     name dropped twice each used to stop the folder (a traceback every poll, nothing else taken)."""
     caplog.set_level(logging.WARNING, logger="longplay")
@@ -136,29 +139,43 @@ def test_dropped_audio_is_allowed_when_source_roots_are_set(tiny_model_dir: Path
     inbox is not under DIR. The inbox is always an allowed root; other places stay refused."""
     roots, drop_dir = tmp_path / "sources", tmp_path / "drop"
     roots.mkdir()
-    server = Server(ServeOptions(port=0, drop=str(drop_dir), model=str(tiny_model_dir), out=str(tmp_path / "out"),
-                                 device="cpu", source_roots=(str(roots),), prompt="drums"))
+    server = Server(
+        ServeOptions(
+            port=0,
+            drop=str(drop_dir),
+            model=str(tiny_model_dir),
+            out=str(tmp_path / "out"),
+            device="cpu",
+            source_roots=(str(roots),),
+            prompt="drums",
+        )
+    )
     server.start()
     try:
         assert server.drop is not None
         folder = server.drop
         (folder.root / "defaults.json").write_text(json.dumps({"steps": 2}))
         (folder.inbox / "take.wav").write_bytes(_wav(tmp_path / "take.wav").read_bytes())
-        done = wait_for(lambda: [s for s in _statuses(folder).values() if s["state"] in ("done", "rejected", "failed")],
-                        PATIENCE, "the dropped audio's status")
+        done = wait_for(
+            lambda: [s for s in _statuses(folder).values() if s["state"] in ("done", "rejected", "failed")],
+            PATIENCE,
+            "the dropped audio's status",
+        )
         assert [s["state"] for s in done] == ["done"], done
         # A request naming a file outside the roots (and outside the inbox) is still refused.
         outside = _wav(tmp_path / "outside.wav")
-        (folder.inbox / "req.json").write_text(json.dumps({"req_id": "outside", "prompt": "p", "steps": 2,
-                                                          "source_path": str(outside), "strength": 0.5}))
+        (folder.inbox / "req.json").write_text(
+            json.dumps({"req_id": "outside", "prompt": "p", "steps": 2, "source_path": str(outside), "strength": 0.5})
+        )
         status = _status(folder, "outside", "rejected")
         assert "outside the allowed source folders" in status["error"]["message"]
     finally:
         server.stop()
 
 
-def test_a_file_that_cannot_be_moved_aside_is_reported_once(make_queue: Callable[..., Any], tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_that_cannot_be_moved_aside_is_reported_once(
+    make_queue: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """If even moving a file aside fails, it gets its status and one log line, and is not retried
     while it stays as it is (polled by hand; rejected/ is a file here, so the move fails even as root)."""
     caplog.set_level(logging.WARNING, logger="longplay")

@@ -18,8 +18,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_eval_arguments_reach_run_eval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_arguments_reach_run_eval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lab = pytest.importorskip("lab")
     seen: dict[str, Any] = {}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,9 @@ def test_every_door_refuses_just_past_the_limit_and_accepts_the_limit(key: str, 
     _parse({**base, key: b.hi})
     with pytest.raises(UsageError, match=key):
         _parse({**base, key: past})
-    flag = {"strength": "--init-strength", "beats_per_bar": None, "fade_ms": None}.get(key, f"--{key}")  # no CLI flag: None
+    flag = {"strength": "--init-strength", "beats_per_bar": None, "fade_ms": None}.get(
+        key, f"--{key}"
+    )  # no CLI flag: None
     if flag:
         argv = ["generate", "p", flag, str(past)] + (["--init-audio", str(src)] if key == "strength" else [])
         args = build_parser().parse_args(argv)
@@ -80,7 +81,8 @@ def test_every_door_refuses_just_past_the_limit_and_accepts_the_limit(key: str, 
             validate_generate(args)
     field = {"strength": "init_strength"}.get(key, key)
     model = engine.build_model(engine.tiny_config())
-    req = engine.RenderRequest("p", seconds=0.5, **{**({"bpm": 120.0, "bars": 1} if key == "beats_per_bar" else {}),
-                                                     field: past})
+    req = engine.RenderRequest(
+        "p", seconds=0.5, **{**({"bpm": 120.0, "bars": 1} if key == "beats_per_bar" else {}), field: past}
+    )
     with pytest.raises(engine.RequestError, match=field):
         engine.Generator(model, device="cpu").resolve(req)

@@ -28,11 +28,16 @@ def rendered(path: Path) -> dict[str, Any]:
     audio, rate = sf.read(str(path), dtype="float64")
     chunks = parse_riff(path)
     info = chunks[b"LIST"]
-    comment = json.loads(info[info.index(b"ICMT") + 8:].split(b"\x00", 1)[0])
+    comment = json.loads(info[info.index(b"ICMT") + 8 :].split(b"\x00", 1)[0])
     sidecar = json.loads(path.with_suffix(".json").read_text())
     strip = lambda d: {k: v for k, v in d.items() if k not in JOB_KEYS}  # noqa: E731
-    return {"audio": audio, "rate": rate, "acid": chunks.get(b"acid"), "riff_recipe": strip(comment),
-            "sidecar": strip(sidecar)}
+    return {
+        "audio": audio,
+        "rate": rate,
+        "acid": chunks.get(b"acid"),
+        "riff_recipe": strip(comment),
+        "sidecar": strip(sidecar),
+    }
 
 
 def same(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
@@ -42,10 +47,29 @@ def same(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
     assert a["sidecar"] == b["sidecar"], f"{what}: sidecars differ"
 
 
-def test_cli_osc_and_drop_folder_write_the_same_file(tiny_model_dir: Path, tmp_path: Path, osc: Any,
-                                                     client_for: Any, make_queue: Any) -> None:
-    argv = ["generate", REQUEST["prompt"], "--bpm", "240", "--bars", "1", "--seed", "11", "--steps", "2",
-            "--cfg", "3", "--model", str(tiny_model_dir), "--device", "cpu", "--out", str(tmp_path / "cli")]
+def test_cli_osc_and_drop_folder_write_the_same_file(
+    tiny_model_dir: Path, tmp_path: Path, osc: Any, client_for: Any, make_queue: Any
+) -> None:
+    argv = [
+        "generate",
+        REQUEST["prompt"],
+        "--bpm",
+        "240",
+        "--bars",
+        "1",
+        "--seed",
+        "11",
+        "--steps",
+        "2",
+        "--cfg",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
     assert main(argv) == 0
     [cli_file] = sorted((tmp_path / "cli").glob("*.wav"))
     cli = rendered(cli_file)
@@ -60,14 +84,20 @@ def test_cli_osc_and_drop_folder_write_the_same_file(tiny_model_dir: Path, tmp_p
     same(cli, rendered(osc_file), "CLI vs OSC")
     assert osc_file.name == cli_file.name  # the same name rules too
 
-    folder = DropFolder(make_queue(out_dir=tmp_path / "unused", journal=tmp_path / "drop.sqlite3"),
-                        tmp_path / "drop", interval=0.05)
+    folder = DropFolder(
+        make_queue(out_dir=tmp_path / "unused", journal=tmp_path / "drop.sqlite3"), tmp_path / "drop", interval=0.05
+    )
     folder.start()
     try:
         (folder.inbox / "req.json").write_text(json.dumps({"req_id": "dropped", **REQUEST}))
-        status = wait_for(lambda: (p := folder.outbox / "dropped.status").is_file()
-                          and json.loads(p.read_text())["state"] in ("done", "failed", "rejected")
-                          and json.loads(p.read_text()), what="the dropped request to finish")
+        status = wait_for(
+            lambda: (
+                (p := folder.outbox / "dropped.status").is_file()
+                and json.loads(p.read_text())["state"] in ("done", "failed", "rejected")
+                and json.loads(p.read_text())
+            ),
+            what="the dropped request to finish",
+        )
     finally:
         folder.stop()
     assert status["state"] == "done", status

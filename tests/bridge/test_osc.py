@@ -6,8 +6,9 @@ import dataclasses
 import json
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import soundfile as sf
@@ -31,8 +32,23 @@ def test_hello_to_done_writes_a_bar_exact_file(osc: Osc, client_for: ClientFor) 
     assert address == "/longplay/hello/ok" and args[1] == "tiny-test" and args[0]
 
     # Ints where floats are expected (bpm 240), as DAW scripts send them.
-    c.send("/longplay/render", "take-1", "prompt", "dusty drums", "bpm", 240, "bars", 1,
-           "seed", 7, *FAST, "name", "Verse", "variations", 2)
+    c.send(
+        "/longplay/render",
+        "take-1",
+        "prompt",
+        "dusty drums",
+        "bpm",
+        240,
+        "bars",
+        1,
+        "seed",
+        7,
+        *FAST,
+        "name",
+        "Verse",
+        "variations",
+        2,
+    )
     got = c.recv_until("take-1")
     addresses = [a for a, _ in got]
     assert addresses[0] == "/longplay/accepted" and got[0][1] == ["take-1", 0]
@@ -62,8 +78,23 @@ def test_hello_to_done_writes_a_bar_exact_file(osc: Osc, client_for: ClientFor) 
     again = c.recv_until("take-1")
     assert [a for a, _ in again] == ["/longplay/file", "/longplay/file", "/longplay/done"]
     # Re-sending the same id answers with its state; no second render.
-    c.send("/longplay/render", "take-1", "prompt", "dusty drums", "bpm", 240, "bars", 1,
-           "seed", 7, *FAST, "name", "Verse", "variations", 2)
+    c.send(
+        "/longplay/render",
+        "take-1",
+        "prompt",
+        "dusty drums",
+        "bpm",
+        240,
+        "bars",
+        1,
+        "seed",
+        7,
+        *FAST,
+        "name",
+        "Verse",
+        "variations",
+        2,
+    )
     assert [a for a, _ in c.recv_until("take-1")][-1] == "/longplay/done"
     assert len(list(path.parent.glob("*.wav"))) == 2
     # The same id with a different request is a conflict.
@@ -144,7 +175,8 @@ def test_progress_is_at_most_ten_per_second_but_stage_changes_always_go(osc: Osc
 
 
 def test_non_loopback_needs_an_allow_list_and_others_are_ignored(
-        make_queue: Callable[..., JobQueue], caplog: pytest.LogCaptureFixture) -> None:
+    make_queue: Callable[..., JobQueue], caplog: pytest.LogCaptureFixture
+) -> None:
     from bridge.errors import UsageError
 
     queue = make_queue()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-from engine import AudioInputError, AudioNotFound, RenderCancelled, RequestError, RequestTooLong
+from typing import Any
 
 import bridge.errors
 from bridge.jobs import classify
 from bridge.requests import ID_RE
+from engine import AudioInputError, AudioNotFound, RenderCancelled, RequestError, RequestTooLong
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "osc.md"
 
@@ -21,7 +21,7 @@ def _section(title: str) -> str:
     text = DOC.read_text(encoding="utf-8")
     start = text.index(title)
     end = text.find("\n## ", start + len(title))
-    return text[start:end if end >= 0 else None]
+    return text[start : end if end >= 0 else None]
 
 
 def _rows(section: str) -> list[list[str]]:
@@ -64,7 +64,7 @@ def test_every_documented_limit_is_the_constant_the_code_uses() -> None:
         numbers = [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", value)]
         constants = [_constant(n) for n in names]
         expected = [float(x) for c in constants for x in (c if isinstance(c, tuple) else (c,))]
-        assert numbers[:len(expected)] == expected, (label, value)
+        assert numbers[: len(expected)] == expected, (label, value)
 
 
 def test_the_bundle_cap_in_the_doc_is_the_constant() -> None:
@@ -87,7 +87,14 @@ def _bridge_error_codes() -> set[int]:
 def test_the_error_code_table_lists_every_code_the_bridge_answers_with() -> None:
     section = _section("**Error codes.**")
     documented = {int(row[0]) for row in _rows(section) if row and row[0].isdigit()}
-    render_failures = [RenderCancelled("x"), RequestTooLong("x"), RequestError("x"), AudioNotFound("x"),
-                       AudioInputError("x"), MemoryError(), KeyError("bug")]
+    render_failures = [
+        RenderCancelled("x"),
+        RequestTooLong("x"),
+        RequestError("x"),
+        AudioNotFound("x"),
+        AudioInputError("x"),
+        MemoryError(),
+        KeyError("bug"),
+    ]
     answered = _bridge_error_codes() | {classify(err)[0] for err in render_failures}
     assert documented == answered

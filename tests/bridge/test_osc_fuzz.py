@@ -14,9 +14,10 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import soundfile as sf
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -28,8 +29,14 @@ from .conftest import Client, build
 
 Osc = Callable[..., tuple[OscServer, JobQueue]]
 ClientFor = Callable[[OscServer], Client]
-REPLIES = ("/longplay/hello/ok", "/longplay/accepted", "/longplay/progress", "/longplay/file",
-           "/longplay/done", "/longplay/error")
+REPLIES = (
+    "/longplay/hello/ok",
+    "/longplay/accepted",
+    "/longplay/progress",
+    "/longplay/file",
+    "/longplay/done",
+    "/longplay/error",
+)
 BIG = "x" * 65000  # fills a datagram: UDP carries at most 65,507 bytes
 
 
@@ -67,20 +74,49 @@ def _bundle(*elements: bytes) -> bytes:
 
 
 WRONG: list[tuple[str, Any]] = [
-    ("i", 7), ("i", -(2**31)), ("i", 2**31 - 1), ("h", 2**62), ("h", -(2**63)), ("h", 2**63 - 1),
-    ("f", 0.5), ("f", math.nan), ("f", math.inf), ("f", -math.inf), ("d", 1e308), ("d", math.nan),
-    ("d", -math.inf), ("d", 5e-324), ("s", ""), ("s", "../../etc/passwd"), ("s", "\u00e9\u4e2d\U0001f600"),
-    ("s", "~no-such-user-17/x.wav"), ("s", "/" + "a" * 300), ("s", "/" + "a/" * 3000),
-    ("b", b"\x00\xff" * 8), ("T", True), ("F", False), ("N", None), ("m", (0x90, 60, 127, 0)),
-    ("r", 0xFF00FF00), ("[", [1, "a", [2.5]]), ("[", []),
+    ("i", 7),
+    ("i", -(2**31)),
+    ("i", 2**31 - 1),
+    ("h", 2**62),
+    ("h", -(2**63)),
+    ("h", 2**63 - 1),
+    ("f", 0.5),
+    ("f", math.nan),
+    ("f", math.inf),
+    ("f", -math.inf),
+    ("d", 1e308),
+    ("d", math.nan),
+    ("d", -math.inf),
+    ("d", 5e-324),
+    ("s", ""),
+    ("s", "../../etc/passwd"),
+    ("s", "\u00e9\u4e2d\U0001f600"),
+    ("s", "~no-such-user-17/x.wav"),
+    ("s", "/" + "a" * 300),
+    ("s", "/" + "a/" * 3000),
+    ("b", b"\x00\xff" * 8),
+    ("T", True),
+    ("F", False),
+    ("N", None),
+    ("m", (0x90, 60, 127, 0)),
+    ("r", 0xFF00FF00),
+    ("[", [1, "a", [2.5]]),
+    ("[", []),
 ]
 # Templates that are valid OSC but never start a render: each request is wrong twice over (an empty
 # prompt and 0 steps; a missing source and strength 2), so replacing one argument at a time by
 # each WRONG value cannot make it valid. Status and cancel ask for ids nobody used.
 TEMPLATES: dict[str, list[tuple[str, Any]]] = {
     "/longplay/hello": [("s", "fuzz"), ("i", 0)],
-    "/longplay/render": [("s", "RID"), ("s", "prompt"), ("s", ""), ("s", "seconds"), ("f", 0.5), ("s", "steps"),
-                         ("i", 0)],
+    "/longplay/render": [
+        ("s", "RID"),
+        ("s", "prompt"),
+        ("s", ""),
+        ("s", "seconds"),
+        ("f", 0.5),
+        ("s", "steps"),
+        ("i", 0),
+    ],
     "/longplay/transform": [("s", "RID"), ("s", "/nonexistent/fuzz.wav"), ("f", 2.0)],
     "/longplay/cancel": [("s", "RID")],
     "/longplay/status": [("s", "RID")],
@@ -98,8 +134,13 @@ def _message(address: str, args: list[tuple[str, Any]], n: int) -> tuple[bytes, 
 
 def _is_valid_hello_port(value: Any) -> bool:
     """A wrong-type hello that is in fact a valid reply port would send our replies elsewhere."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and float(value).is_integer() and 0 <= value <= 65535)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and float(value).is_integer()
+        and 0 <= value <= 65535
+    )
 
 
 def _cases(server_port: int, rng: random.Random) -> list[Case]:
@@ -108,8 +149,9 @@ def _cases(server_port: int, rng: random.Random) -> list[Case]:
     n = 0
     for address, template in TEMPLATES.items():
         reply_address = address in REPLIES
-        variants = [list(template)] + [template[:i] + [w] + template[i + 1:] for i in range(len(template))
-                                       for w in WRONG + [("s", BIG)]]
+        variants = [list(template)] + [
+            template[:i] + [w] + template[i + 1 :] for i in range(len(template)) for w in WRONG + [("s", BIG)]
+        ]
         variants += [template[:i] for i in range(len(template))]  # missing arguments
         variants.append(template + [("s", "extra"), ("h", 2**62)])  # too many / stray pairs
         for args in variants:
@@ -117,8 +159,15 @@ def _cases(server_port: int, rng: random.Random) -> list[Case]:
                 continue
             n += 1
             data, rid = _message(address, args, n)
-            cases.append(Case(data, f"{address} {[t for t, _ in args]}", not reply_address,
-                              None if reply_address else rid, 0 if reply_address else 1))
+            cases.append(
+                Case(
+                    data,
+                    f"{address} {[t for t, _ in args]}",
+                    not reply_address,
+                    None if reply_address else rid,
+                    0 if reply_address else 1,
+                )
+            )
             if len(data) < 2000:
                 singles.append((data, address, reply_address))
     # The server's own socket as a reply port: refused with 400, never looped.
@@ -156,11 +205,13 @@ def _cases(server_port: int, rng: random.Random) -> list[Case]:
         else:
             cases.append(Case(data, f"bundle {len(picks)} deep {depth}", requests > 0, most=requests))
     # Broken bundles and plain garbage.
-    cases += [Case(b"#bundle\x00" + bytes(4), "short bundle", True),
-              Case(_bundle(b"/x\x00\x00") + b"\x00\x00", "bundle tail", True),
-              Case(b"#bundle\x00" + bytes(8) + struct.pack(">i", 1000) + b"/x\x00\x00", "bundle size past end", True),
-              Case(b"#bundle\x00" + bytes(8) + struct.pack(">i", -4) + b"/x\x00\x00", "negative size", True),
-              Case(b"#bundle\x00" + bytes(8) + struct.pack(">i", 0), "zero size", True)]
+    cases += [
+        Case(b"#bundle\x00" + bytes(4), "short bundle", True),
+        Case(_bundle(b"/x\x00\x00") + b"\x00\x00", "bundle tail", True),
+        Case(b"#bundle\x00" + bytes(8) + struct.pack(">i", 1000) + b"/x\x00\x00", "bundle size past end", True),
+        Case(b"#bundle\x00" + bytes(8) + struct.pack(">i", -4) + b"/x\x00\x00", "negative size", True),
+        Case(b"#bundle\x00" + bytes(8) + struct.pack(">i", 0), "zero size", True),
+    ]
     for _ in range(150):
         size = rng.choice([1, 3, 4, 8, 63, 500, 4000])
         body = bytes(rng.randrange(256) for _ in range(size))
@@ -183,12 +234,11 @@ def _exchange(c: Client, case: Case, n: int) -> list[tuple[str, list[Any]]] | No
                 assert address == "/longplay/error" and args[1] == 404, (address, args)
                 return got
             got.append((address, args))
-    except socket.timeout:
+    except TimeoutError:
         return None
 
 
-def test_structure_aware_fuzz_gets_answers_never_500s_and_ends_rendering(
-        osc: Osc, client_for: ClientFor) -> None:
+def test_structure_aware_fuzz_gets_answers_never_500s_and_ends_rendering(osc: Osc, client_for: ClientFor) -> None:
     server, queue = osc()
     c = client_for(server)
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -208,8 +258,12 @@ def test_structure_aware_fuzz_gets_answers_never_500s_and_ends_rendering(
             failures.append(f"no answer to {case.what}")
         if len(got) > max(case.most, 0) and not (case.most == 0 and not got):
             failures.append(f"{len(got)} replies (at most {case.most}) to {case.what}: {got[:3]}")
-        if case.rid is not None and case.answered and got and not any(
-                a == "/longplay/hello/ok" or args[:1] == [case.rid] for a, args in got):
+        if (
+            case.rid is not None
+            and case.answered
+            and got
+            and not any(a == "/longplay/hello/ok" or args[:1] == [case.rid] for a, args in got)
+        ):
             failures.append(f"no reply under id {case.rid[:20]!r} to {case.what}: {got[:2]}")
         if any(a == "/longplay/error" and not (0 < len(args[2]) < 400) for a, args in got):
             failures.append(f"error message length out of bounds for {case.what}")
@@ -235,22 +289,56 @@ def _bad_packets(source_dir: Path) -> list[bytes]:
     valid = ["prompt", "ok", "seconds", 0.5, "steps", 2]
     huge = "x" * 20000
     cases: list[tuple[Any, ...]] = [
-        (r,), (r, 42), (r, ""), (r, "a b"), (r, "../x"), (r, huge), (r, 1.5, *valid), (r, True, *valid),
-        (r, "id", "prompt"), (r, "id", "prompt", "p", "steps"), (r, "id", 3, "x"), (r, "id", "prompt", "p", "prompt", "q"),
-        (r, "id", "frobnicate", 1, *valid), (r, "id", "source_path", "/x", *valid), (r, "id"), (r, "id", "prompt", ""),
-        (r, "id", "prompt", huge), (r, "id", huge, 1), (r, "id", "prompt", b"blob"), (r, "id", "prompt", None),
+        (r,),
+        (r, 42),
+        (r, ""),
+        (r, "a b"),
+        (r, "../x"),
+        (r, huge),
+        (r, 1.5, *valid),
+        (r, True, *valid),
+        (r, "id", "prompt"),
+        (r, "id", "prompt", "p", "steps"),
+        (r, "id", 3, "x"),
+        (r, "id", "prompt", "p", "prompt", "q"),
+        (r, "id", "frobnicate", 1, *valid),
+        (r, "id", "source_path", "/x", *valid),
+        (r, "id"),
+        (r, "id", "prompt", ""),
+        (r, "id", "prompt", huge),
+        (r, "id", huge, 1),
+        (r, "id", "prompt", b"blob"),
+        (r, "id", "prompt", None),
         (r, "id", "negative", huge, *valid),
-        ("/longplay/transform", "t"), ("/longplay/transform", "t", "/tmp/x.wav"),
-        ("/longplay/transform", "t", "relative.wav", 0.5), ("/longplay/transform", "t", str(source_dir / "no.wav"), 0.5),
-        ("/longplay/transform", "t", str(not_audio), 0.5), ("/longplay/transform", "t", str(source_dir), 0.5),
-        ("/longplay/transform", "t", "/../../etc/passwd", 0.5), ("/longplay/transform", "t", 5, 0.5),
-        ("/longplay/transform", "t", str(not_audio), "strong"), ("/longplay/transform", "t", str(not_audio), 2.0),
+        ("/longplay/transform", "t"),
+        ("/longplay/transform", "t", "/tmp/x.wav"),
+        ("/longplay/transform", "t", "relative.wav", 0.5),
+        ("/longplay/transform", "t", str(source_dir / "no.wav"), 0.5),
+        ("/longplay/transform", "t", str(not_audio), 0.5),
+        ("/longplay/transform", "t", str(source_dir), 0.5),
+        ("/longplay/transform", "t", "/../../etc/passwd", 0.5),
+        ("/longplay/transform", "t", 5, 0.5),
+        ("/longplay/transform", "t", str(not_audio), "strong"),
+        ("/longplay/transform", "t", str(not_audio), 2.0),
         ("/longplay/transform", "t", str(not_audio), 0.5, "strength", 0.2),
-        ("/longplay/hello",), ("/longplay/hello", "me"), ("/longplay/hello", "me", 70000), ("/longplay/hello", 1, 2),
-        ("/longplay/hello", "me", 9000, "extra"), ("/longplay/hello", "me", "port"), ("/longplay/hello", huge, 9000),
-        ("/longplay/cancel",), ("/longplay/cancel", "a", "b"), ("/longplay/cancel", 7), ("/longplay/cancel", "ghost"),
-        ("/longplay/status", "ghost"), ("/longplay/status", "a", 1), ("/longplay/status", 1.0),  # bare: the server
-        ("/longplay/frobnicate", "id"), ("/longplay",), ("/", "x"), ("/longplay/render/now", "id", *valid),
+        ("/longplay/hello",),
+        ("/longplay/hello", "me"),
+        ("/longplay/hello", "me", 70000),
+        ("/longplay/hello", 1, 2),
+        ("/longplay/hello", "me", 9000, "extra"),
+        ("/longplay/hello", "me", "port"),
+        ("/longplay/hello", huge, 9000),
+        ("/longplay/cancel",),
+        ("/longplay/cancel", "a", "b"),
+        ("/longplay/cancel", 7),
+        ("/longplay/cancel", "ghost"),
+        ("/longplay/status", "ghost"),
+        ("/longplay/status", "a", 1),
+        ("/longplay/status", 1.0),  # bare: the server
+        ("/longplay/frobnicate", "id"),
+        ("/longplay",),
+        ("/", "x"),
+        ("/longplay/render/now", "id", *valid),
         ("/LONGPLAY/RENDER", "id", *valid),
     ]
     bad_values: dict[str, list[Any]] = {
@@ -293,15 +381,24 @@ def _bad_packets(source_dir: Path) -> list[bytes]:
         flat = [x for kv in pairs.items() for x in kv]
         packets.append(build(r, f"rnd{len(packets)}", *flat))
     good = build(r, "id", *valid)
-    packets += [b"", b"\x00", b"#bundle\x00", good[:7], good[:-3], b"/longplay/render\x00\x00\x00\x00,zz\x00",
-                bytes(rng.randrange(256) for _ in range(64)), b"/x\x00\x00,s\x00\x00abc",
-                b"#bundle\x00" + bytes(8)]
+    packets += [
+        b"",
+        b"\x00",
+        b"#bundle\x00",
+        good[:7],
+        good[:-3],
+        b"/longplay/render\x00\x00\x00\x00,zz\x00",
+        bytes(rng.randrange(256) for _ in range(64)),
+        b"/x\x00\x00,s\x00\x00abc",
+        b"#bundle\x00" + bytes(8),
+    ]
     packets += [b"/" + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))) for _ in range(40)]
     return packets
 
 
 def test_every_malformed_request_is_answered_and_the_server_keeps_serving(
-        osc: Osc, client_for: ClientFor, tmp_path: Path) -> None:
+    osc: Osc, client_for: ClientFor, tmp_path: Path
+) -> None:
     server, queue = osc()
     c = client_for(server)
     packets = _bad_packets(tmp_path)

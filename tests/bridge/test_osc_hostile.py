@@ -11,8 +11,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from pythonosc.osc_packet import OscPacket
@@ -24,8 +25,14 @@ from .conftest import Client, build
 
 Osc = Callable[..., tuple[OscServer, JobQueue]]
 ClientFor = Callable[[OscServer], Client]
-REPLIES = ("/longplay/hello/ok", "/longplay/accepted", "/longplay/progress", "/longplay/file",
-           "/longplay/done", "/longplay/error")
+REPLIES = (
+    "/longplay/hello/ok",
+    "/longplay/accepted",
+    "/longplay/progress",
+    "/longplay/file",
+    "/longplay/done",
+    "/longplay/error",
+)
 
 
 def _quiet(c: Client, seconds: float = 0.3) -> list[tuple[str, list[Any]]]:
@@ -35,7 +42,7 @@ def _quiet(c: Client, seconds: float = 0.3) -> list[tuple[str, list[Any]]]:
     while time.monotonic() < deadline:
         try:
             got.append(c.recv(timeout=seconds))
-        except socket.timeout:
+        except TimeoutError:
             return got
     raise AssertionError(f"still receiving after 20 s: {len(got)} messages")
 
@@ -69,7 +76,8 @@ def test_a_hello_naming_the_servers_own_socket_is_refused_not_looped(osc: Osc, c
 
 
 def test_messages_on_reply_addresses_are_dropped_and_counted(
-        osc: Osc, client_for: ClientFor, caplog: pytest.LogCaptureFixture) -> None:
+    osc: Osc, client_for: ClientFor, caplog: pytest.LogCaptureFixture
+) -> None:
     server, _ = osc()
     c = client_for(server)
     with caplog.at_level("INFO", logger="longplay.osc"):
@@ -111,9 +119,8 @@ def test_unusable_source_paths_are_400_naming_the_argument(osc: Osc, client_for:
 
 
 def test_error_codes_come_from_the_exception_type_not_its_text() -> None:
-    from engine import AudioInputError, RequestError
-
     from bridge.jobs import classify
+    from engine import AudioInputError, RequestError
 
     # The words "longer than" / "not found" in a message must not choose a code...
     assert classify(RequestError("steps is longer than the longest steps (got 900)"))[0] == 400
@@ -229,7 +236,8 @@ def test_a_burst_of_1000_requests_is_answered(tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_a_full_backlog_is_refused_with_503_at_once(
-        osc: Osc, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch) -> None:
+    osc: Osc, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bridge.osc
 
     monkeypatch.setattr(bridge.osc, "MAX_BACKLOG", 2)
@@ -257,8 +265,7 @@ def test_a_full_backlog_is_refused_with_503_at_once(
 # ------------------------------------------------------------------ 6. log floods
 
 
-def test_a_flood_of_bad_packets_writes_a_few_log_lines(
-        osc: Osc, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_flood_of_bad_packets_writes_a_few_log_lines(osc: Osc, caplog: pytest.LogCaptureFixture) -> None:
     server, _ = osc()
     sent: list[tuple[Any, ...]] = []
     server.send = lambda to, address, *args: sent.append((address, *args))  # type: ignore[method-assign]

@@ -35,9 +35,16 @@ def test_the_message_cap_counts_nested_bundles_and_the_depth_is_bounded() -> Non
         split(_bundle(deep))
 
 
-@pytest.mark.parametrize("data", [b"#bundle\x00" + bytes(4), _bundle(b"/x\x00\x00") + b"\x00\x00",
-                                  b"#bundle\x00" + bytes(8) + struct.pack(">i", 64) + b"/x\x00\x00",
-                                  b"#bundle\x00" + bytes(8) + struct.pack(">i", -4), _bundle()])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"#bundle\x00" + bytes(4),
+        _bundle(b"/x\x00\x00") + b"\x00\x00",
+        b"#bundle\x00" + bytes(8) + struct.pack(">i", 64) + b"/x\x00\x00",
+        b"#bundle\x00" + bytes(8) + struct.pack(">i", -4),
+        _bundle(),
+    ],
+)
 def test_broken_bundles_are_malformed(data: bytes) -> None:
     with pytest.raises(MalformedPacket, match="bundle"):
         split(data)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import soundfile as sf
@@ -176,18 +177,21 @@ def test_failures_carry_the_designed_codes(make_queue: MakeQueue, tmp_path: Path
         queue.submit({"prompt": "x", "source_path": str(tmp_path / "gone.wav"), "strength": 0.5}, "gone")
 
 
-@pytest.mark.parametrize(("err", "code"), [
-    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB"), 503),
-    (MemoryError(), 503),
-    (RequestTooLong("seconds 90 is longer than this model's window of 47.55 s"), 413),
-    (RequestError("steps must be between 1 and 500 (got 0)"), 400),
-    (AudioNotFound("audio file not found: /x.wav"), 404),
-    (AudioInputError("x.wav is not a readable audio file"), 400),
-    (RenderCancelled("render cancelled"), 499),
-    (OSError(28, "No space left on device", "/out/x.wav"), 503),  # "disk full: /out/x.wav"
-    (OSError(13, "Permission denied", "/out/x.wav"), 500),
-    (KeyError("boom"), 500),
-])
+@pytest.mark.parametrize(
+    ("err", "code"),
+    [
+        (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB"), 503),
+        (MemoryError(), 503),
+        (RequestTooLong("seconds 90 is longer than this model's window of 47.55 s"), 413),
+        (RequestError("steps must be between 1 and 500 (got 0)"), 400),
+        (AudioNotFound("audio file not found: /x.wav"), 404),
+        (AudioInputError("x.wav is not a readable audio file"), 400),
+        (RenderCancelled("render cancelled"), 499),
+        (OSError(28, "No space left on device", "/out/x.wav"), 503),  # "disk full: /out/x.wav"
+        (OSError(13, "Permission denied", "/out/x.wav"), 500),
+        (KeyError("boom"), 500),
+    ],
+)
 def test_engine_errors_map_to_osc_codes(err: BaseException, code: int) -> None:
     got, message = classify(err)
     assert got == code and message and "\n" not in message

@@ -16,7 +16,8 @@ def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_repeats_inside_the_interval_are_counted_and_reported_with_the_next_line(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     now = [100.0]
     log = RateLimitedLog(logging.getLogger(LOGGER), interval=10.0, clock=lambda: now[0])
     with caplog.at_level(logging.INFO, logger=LOGGER):
@@ -26,8 +27,11 @@ def test_repeats_inside_the_interval_are_counted_and_reported_with_the_next_line
         log.warning("unknown", "unknown address")  # another key is not held back by the first
         now[0] += 10.0
         log.warning("malformed", "malformed packet %d", 413)
-    assert _messages(caplog) == ["malformed packet 0", "unknown address",
-                                 "malformed packet 413 (… 412 more suppressed)"]
+    assert _messages(caplog) == [
+        "malformed packet 0",
+        "unknown address",
+        "malformed packet 413 (… 412 more suppressed)",
+    ]
 
 
 def test_flush_reports_what_is_still_held_back_and_levels_are_kept(caplog: pytest.LogCaptureFixture) -> None:

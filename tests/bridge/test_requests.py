@@ -21,46 +21,49 @@ def _parse(values: dict[str, Any], limits: Limits = LIMITS) -> JobSpec:
     return parse_request(values, limits=limits, out_dir="/tmp/out")
 
 
-@pytest.mark.parametrize(("values", "code", "needle"), [
-    ({}, 400, "prompt is required"),
-    ({"prompt": "  "}, 400, "prompt must not be empty"),
-    ({"prompt": 5}, 400, "prompt must be text (got int 5)"),
-    ({"prompt": "x" * 1001}, 400, "prompt is too long (1001 characters; at most 1000)"),
-    ({"prompt": "a\x00b"}, 400, "prompt must not contain NUL"),
-    ({"prompt": "p", "seconds": 0}, 400, "seconds must be greater than 0"),
-    ({"prompt": "p", "seconds": -2}, 400, "seconds must be between 0 and inf (got -2)"),
-    ({"prompt": "p", "seconds": math.nan}, 400, "seconds must be a finite number"),
-    ({"prompt": "p", "seconds": math.inf}, 400, "seconds must be a finite number"),
-    ({"prompt": "p", "seconds": "5"}, 400, "seconds must be a number (got str '5')"),
-    ({"prompt": "p", "seconds": True}, 400, "seconds must be a number (got bool True)"),
-    ({"prompt": "p", "seconds": 3.5}, 413, "longer than this model's window of 3.00 s"),
-    ({"prompt": "p", "bars": 4, "bpm": 120}, 413, "4 bars at 120 bpm is 8.00 s"),
-    ({"prompt": "p", "bars": 1}, 400, "bars needs a bpm"),
-    ({"prompt": "p", "bars": 1, "bpm": 120, "seconds": 2}, 400, "mutually exclusive"),
-    ({"prompt": "p", "bars": 0, "bpm": 120}, 400, "bars must be an integer between 1 and 512 (got 0)"),
-    ({"prompt": "p", "bars": 1.5, "bpm": 120}, 400, "bars must be a whole number (got 1.5)"),
-    ({"prompt": "p", "bars": 1, "bpm": 19}, 400, "bpm must be between 20 and 300 (got 19)"),
-    ({"prompt": "p", "bars": 1, "bpm": 120, "beats_per_bar": 0}, 400, "beats_per_bar must be an integer between 1"),
-    ({"prompt": "p", "steps": 0}, 400, "steps must be an integer between 1 and 500 (got 0)"),
-    ({"prompt": "p", "steps": 501}, 400, "steps must be an integer between 1 and 500 (got 501)"),
-    ({"prompt": "p", "cfg": 25.5}, 400, "cfg must be between 0 and 25 (got 25.5)"),
-    ({"prompt": "p", "seed": -2}, 400, "seed must be an integer between -1"),
-    ({"prompt": "p", "variations": 17}, 400, "variations must be an integer between 1 and 16"),
-    ({"prompt": "p", "name": "../up"}, 400, "name must be a plain file name"),
-    ({"prompt": "p", "name": "a/b"}, 400, "name must be a plain file name"),
-    ({"prompt": "p", "name": "a\\b"}, 400, "name must be a plain file name"),
-    ({"prompt": "p", "name": ".hidden"}, 400, "name must be a plain file name"),
-    ({"prompt": "p", "name": "a\x00b"}, 400, "name must not contain NUL"),
-    ({"prompt": "p", "name": "n" * 65}, 400, "name is too long"),
-    ({"prompt": "p", "format": "mp3"}, 400, "format must be one of wav"),
-    ({"prompt": "p", "sampler": "magic"}, 400, "sampler must be one of"),
-    ({"prompt": "p", "fade_ms": 500}, 400, "fade_ms must be between 0 and 100"),
-    ({"prompt": "p", "loudness": 3}, 400, "loudness must be between -60 and 0 LUFS (got 3)"),
-    ({"prompt": "p", "loudness": "loud"}, 400, 'loudness must be a number of LUFS or "off"'),
-    ({"prompt": "p", "loudness": float("nan")}, 400, "loudness must be a finite number"),
-    ({"prompt": "p", "volume": 11}, 400, "unknown argument 'volume'"),
-    ({"prompt": "p", "strength": 0.5}, 400, "unknown argument 'strength'"),
-])
+@pytest.mark.parametrize(
+    ("values", "code", "needle"),
+    [
+        ({}, 400, "prompt is required"),
+        ({"prompt": "  "}, 400, "prompt must not be empty"),
+        ({"prompt": 5}, 400, "prompt must be text (got int 5)"),
+        ({"prompt": "x" * 1001}, 400, "prompt is too long (1001 characters; at most 1000)"),
+        ({"prompt": "a\x00b"}, 400, "prompt must not contain NUL"),
+        ({"prompt": "p", "seconds": 0}, 400, "seconds must be greater than 0"),
+        ({"prompt": "p", "seconds": -2}, 400, "seconds must be between 0 and inf (got -2)"),
+        ({"prompt": "p", "seconds": math.nan}, 400, "seconds must be a finite number"),
+        ({"prompt": "p", "seconds": math.inf}, 400, "seconds must be a finite number"),
+        ({"prompt": "p", "seconds": "5"}, 400, "seconds must be a number (got str '5')"),
+        ({"prompt": "p", "seconds": True}, 400, "seconds must be a number (got bool True)"),
+        ({"prompt": "p", "seconds": 3.5}, 413, "longer than this model's window of 3.00 s"),
+        ({"prompt": "p", "bars": 4, "bpm": 120}, 413, "4 bars at 120 bpm is 8.00 s"),
+        ({"prompt": "p", "bars": 1}, 400, "bars needs a bpm"),
+        ({"prompt": "p", "bars": 1, "bpm": 120, "seconds": 2}, 400, "mutually exclusive"),
+        ({"prompt": "p", "bars": 0, "bpm": 120}, 400, "bars must be an integer between 1 and 512 (got 0)"),
+        ({"prompt": "p", "bars": 1.5, "bpm": 120}, 400, "bars must be a whole number (got 1.5)"),
+        ({"prompt": "p", "bars": 1, "bpm": 19}, 400, "bpm must be between 20 and 300 (got 19)"),
+        ({"prompt": "p", "bars": 1, "bpm": 120, "beats_per_bar": 0}, 400, "beats_per_bar must be an integer between 1"),
+        ({"prompt": "p", "steps": 0}, 400, "steps must be an integer between 1 and 500 (got 0)"),
+        ({"prompt": "p", "steps": 501}, 400, "steps must be an integer between 1 and 500 (got 501)"),
+        ({"prompt": "p", "cfg": 25.5}, 400, "cfg must be between 0 and 25 (got 25.5)"),
+        ({"prompt": "p", "seed": -2}, 400, "seed must be an integer between -1"),
+        ({"prompt": "p", "variations": 17}, 400, "variations must be an integer between 1 and 16"),
+        ({"prompt": "p", "name": "../up"}, 400, "name must be a plain file name"),
+        ({"prompt": "p", "name": "a/b"}, 400, "name must be a plain file name"),
+        ({"prompt": "p", "name": "a\\b"}, 400, "name must be a plain file name"),
+        ({"prompt": "p", "name": ".hidden"}, 400, "name must be a plain file name"),
+        ({"prompt": "p", "name": "a\x00b"}, 400, "name must not contain NUL"),
+        ({"prompt": "p", "name": "n" * 65}, 400, "name is too long"),
+        ({"prompt": "p", "format": "mp3"}, 400, "format must be one of wav"),
+        ({"prompt": "p", "sampler": "magic"}, 400, "sampler must be one of"),
+        ({"prompt": "p", "fade_ms": 500}, 400, "fade_ms must be between 0 and 100"),
+        ({"prompt": "p", "loudness": 3}, 400, "loudness must be between -60 and 0 LUFS (got 3)"),
+        ({"prompt": "p", "loudness": "loud"}, 400, 'loudness must be a number of LUFS or "off"'),
+        ({"prompt": "p", "loudness": float("nan")}, 400, "loudness must be a finite number"),
+        ({"prompt": "p", "volume": 11}, 400, "unknown argument 'volume'"),
+        ({"prompt": "p", "strength": 0.5}, 400, "unknown argument 'strength'"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_argument(values: dict[str, Any], code: int, needle: str) -> None:
     with pytest.raises(UsageError) as err:
         _parse(values)
@@ -68,8 +71,18 @@ def test_bad_values_are_refused_naming_the_argument(values: dict[str, Any], code
 
 
 def test_a_good_request_becomes_a_render_request() -> None:
-    spec = _parse({"prompt": "Dusty Drums!", "bpm": 92, "bars": 1, "steps": 20.0, "cfg": 7, "seed": 4,
-                   "format": "FLAC", "variations": 2})
+    spec = _parse(
+        {
+            "prompt": "Dusty Drums!",
+            "bpm": 92,
+            "bars": 1,
+            "steps": 20.0,
+            "cfg": 7,
+            "seed": 4,
+            "format": "FLAC",
+            "variations": 2,
+        }
+    )
     req = spec.request
     assert (req.bpm, req.bars, req.beats_per_bar, req.steps, req.cfg, req.seed) == (92.0, 1, 4, 20, 7.0, 4)
     assert isinstance(req.bpm, float) and isinstance(req.steps, int)  # ints accepted for floats, whole floats for ints
@@ -79,8 +92,9 @@ def test_a_good_request_becomes_a_render_request() -> None:
     assert JobSpec.from_json(spec.to_json()) == spec
 
 
-@pytest.mark.parametrize(("value", "want"), [("off", None), ("None", None), (None, None), (-16, -16.0),
-                                             ("-9.5", -9.5), (0, 0.0)])
+@pytest.mark.parametrize(
+    ("value", "want"), [("off", None), ("None", None), (None, None), (-16, -16.0), ("-9.5", -9.5), (0, 0.0)]
+)
 def test_loudness_takes_lufs_or_off(value: Any, want: float | None) -> None:
     assert _parse({"prompt": "p", "loudness": value}).request.loudness == want
 
@@ -133,8 +147,10 @@ def test_transform_sources_are_checked(tmp_path: Path) -> None:
         _parse({"source_path": str(inside / "link.wav")}, limits)
 
 
-@pytest.mark.parametrize(("fmt", "subtype", "seconds"), [
-    ("WAV", "PCM_16", 0.25), ("WAV", "PCM_24", 1.5), ("WAV", "FLOAT", 0.5), ("FLAC", "PCM_16", 0.75)])
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "seconds"),
+    [("WAV", "PCM_16", 0.25), ("WAV", "PCM_24", 1.5), ("WAV", "FLOAT", 0.5), ("FLAC", "PCM_16", 0.75)],
+)
 def test_sniff_reads_container_and_length(tmp_path: Path, fmt: str, subtype: str, seconds: float) -> None:
     path = tmp_path / f"a.{fmt.lower()}"
     frames = int(seconds * 22050)

@@ -30,15 +30,23 @@ def _serve_in_read_only(folder: Path, *args: str) -> subprocess.CompletedProcess
     if shutil.which("unshare") is None:
         pytest.skip("running as root without unshare(1): no way to make a read-only folder")
     script = f'mount -t tmpfs -o ro,size=64k tmpfs "{folder}" && exec "$@"'
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *serve], capture_output=True, text=True,
-                          timeout=WAIT, env=env, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *serve],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
     if proc.returncode != 0 and "mount" in proc.stderr and "longplay" not in proc.stderr:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     return proc
 
 
-@pytest.mark.parametrize(("flag", "sub"), [("--out", ""), ("--out", "new/out"), ("--drop", "drop"),
-                                           ("--journal", "j/jobs.sqlite3")])
+@pytest.mark.parametrize(
+    ("flag", "sub"), [("--out", ""), ("--out", "new/out"), ("--drop", "drop"), ("--journal", "j/jobs.sqlite3")]
+)
 def test_serve_with_a_folder_it_cannot_write_is_one_line_and_exit_2(tmp_path: Path, flag: str, sub: str) -> None:
     ro = tmp_path / "ro"
     target = ro / sub if sub else ro

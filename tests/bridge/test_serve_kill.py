@@ -24,9 +24,26 @@ class Serve:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
         self.log = log.open("a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli", "serve", "--osc-port", "0", "--model", str(model),
-             "--out", str(out), "--device", "cpu"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
+            [
+                sys.executable,
+                "-m",
+                "bridge.cli",
+                "serve",
+                "--osc-port",
+                "0",
+                "--model",
+                str(model),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], WAIT)
         line = self.proc.stdout.readline() if ready else ""

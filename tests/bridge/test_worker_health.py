@@ -17,8 +17,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -50,8 +51,9 @@ class _FullDisk:
         return getattr(self._db, name)
 
 
-def test_a_full_disk_under_the_journal_stops_the_worker_visibly(make_queue: MakeQueue, tmp_path: Path,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_a_full_disk_under_the_journal_stops_the_worker_visibly(
+    make_queue: MakeQueue, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "jobs.sqlite3"
     journal = Journal(path)
     disk = _FullDisk(journal._db)
@@ -134,12 +136,21 @@ def test_a_full_output_disk_fails_that_job_with_disk_full(tiny_model_dir: Path, 
     small, roomy = tmp_path / "small", tmp_path / "roomy"
     small.mkdir()
     roomy.mkdir()
-    script = (f'mount -t tmpfs -o size=64k tmpfs "{small}" && exec "{sys.executable}" -c "$0" '
-              f'"{tiny_model_dir}" "{tmp_path / "jobs.sqlite3"}" "{small}" "{roomy}"')
+    script = (
+        f'mount -t tmpfs -o size=64k tmpfs "{small}" && exec "{sys.executable}" -c "$0" '
+        f'"{tiny_model_dir}" "{tmp_path / "jobs.sqlite3"}" "{small}" "{roomy}"'
+    )
     flags = ["-m"] if os.geteuid() == 0 else ["-r", "-m"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["unshare", *flags, "sh", "-c", script, _OUT_FULL], capture_output=True, text=True,
-                          timeout=WAIT * 3, env=env, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        ["unshare", *flags, "sh", "-c", script, _OUT_FULL],
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 3,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
     if proc.returncode != 0 and "mount" in proc.stderr and "Traceback" not in proc.stderr:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr

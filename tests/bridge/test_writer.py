@@ -24,8 +24,9 @@ def _result(n: int, channels: int = 2, seed: int = 11) -> RenderResult:
     return RenderResult(audio, 44100, seed, n / 44100, 0, {"prompt": "Warm Keys", "seed": seed, "steps": 2})
 
 
-@pytest.mark.parametrize(("fmt", "subtype"), [("wav", "PCM_24"), ("wav16", "PCM_16"), ("wav32f", "FLOAT"),
-                                              ("flac", "PCM_24")])
+@pytest.mark.parametrize(
+    ("fmt", "subtype"), [("wav", "PCM_24"), ("wav16", "PCM_16"), ("wav32f", "FLOAT"), ("flac", "PCM_24")]
+)
 def test_formats_and_the_recipe_inside_the_file(tmp_path: Path, fmt: str, subtype: str) -> None:
     spec = _spec(tmp_path, bpm=93.5, bars=2, beats_per_bar=3, format=fmt)
     n = round(2 * 3 * 60 / 93.5 * 44100)
@@ -44,8 +45,8 @@ def test_formats_and_the_recipe_inside_the_file(tmp_path: Path, fmt: str, subtyp
         chunks = parse_riff(path)
         info_list = chunks[b"LIST"]
         assert info_list[:4] == b"INFO"
-        icmt = info_list[info_list.index(b"ICMT") + 8:]
-        assert json.loads(icmt[:icmt.index(b"\0")]) == recipe
+        icmt = info_list[info_list.index(b"ICMT") + 8 :]
+        assert json.loads(icmt[: icmt.index(b"\0")]) == recipe
         flags, root, _, _, beats, den, num, tempo = struct.unpack("<IHHfIHHf", chunks[b"acid"])
         assert (beats, num, den) == (6, 3, 4) and tempo == pytest.approx(93.5) and not flags & 0x01
 

@@ -4,8 +4,9 @@ and the audio device replaced by fakes so nothing blocks and nothing plays."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,14 +100,25 @@ def streams() -> StreamFactory:
 
 
 @pytest.fixture
-def make_window(qtbot: Any, settings: Settings, tmp_path: Path, tiny_model_dir: Path, isolated_models: Path,
-                streams: StreamFactory) -> Iterator[Callable[..., MainWindow]]:
+def make_window(
+    qtbot: Any, settings: Settings, tmp_path: Path, tiny_model_dir: Path, isolated_models: Path, streams: StreamFactory
+) -> Iterator[Callable[..., MainWindow]]:
     """Open the main window on the tiny model (or ``model=...``) and wait until it is idle."""
 
     def make(model: str | Path | None = tiny_model_dir, *, osc: bool = False, out: Path | None = None) -> MainWindow:
-        controller = build_controller(settings, out or tmp_path / "out", osc_enabled=osc, osc_port=0,
-                                      dialogs=FakeDialogs(), player=Player(stream_factory=streams), device="cpu")
-        controller.trash = lambda p: (Path(p).unlink(missing_ok=True), Path(p).with_suffix(".json").unlink(missing_ok=True))
+        controller = build_controller(
+            settings,
+            out or tmp_path / "out",
+            osc_enabled=osc,
+            osc_port=0,
+            dialogs=FakeDialogs(),
+            player=Player(stream_factory=streams),
+            device="cpu",
+        )
+        controller.trash = lambda p: (
+            Path(p).unlink(missing_ok=True),
+            Path(p).with_suffix(".json").unlink(missing_ok=True),
+        )
         window = MainWindow(controller)
         qtbot.addWidget(window)  # closed (and so shut down) at teardown
         window.show()

@@ -6,16 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyloudnorm
 import pytest
 import soundfile as sf
-from pythonosc.osc_message_builder import OscMessageBuilder
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QDrag, QImage
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from desktop.history import EntryRole, HistoryEntry
 from desktop.main_window import MainWindow
@@ -41,8 +42,9 @@ def _finished(window: MainWindow, job_state: str = "done") -> HistoryEntry | Non
     return next((e for e in window.controller.history.entries if e.job.state == job_state), None)
 
 
-def test_generate_adds_a_history_entry_with_its_file_and_waveform(make_window: MakeWindow, qtbot: Any,
-                                                                   monkeypatch: Any) -> None:
+def test_generate_adds_a_history_entry_with_its_file_and_waveform(
+    make_window: MakeWindow, qtbot: Any, monkeypatch: Any
+) -> None:
     window = make_window()
     c = window.controller
     _fill(window, qtbot, "dusty boom bap drums")
@@ -79,8 +81,11 @@ def test_generate_adds_a_history_entry_with_its_file_and_waveform(make_window: M
     assert [u.toLocalFile() for u in mime.urls()] == [entry.path]
     # ...and out of the waveform: a press and a move past the drag distance start a QDrag.
     dragged: list[list[str]] = []
-    monkeypatch.setattr(QDrag, "exec", lambda self, *a: dragged.append(
-        [u.toLocalFile() for u in self.mimeData().urls()]) or Qt.DropAction.CopyAction)
+    monkeypatch.setattr(
+        QDrag,
+        "exec",
+        lambda self, *a: dragged.append([u.toLocalFile() for u in self.mimeData().urls()]) or Qt.DropAction.CopyAction,
+    )
     wave = window.preview.wave
     qtbot.mousePress(wave, Qt.MouseButton.LeftButton, pos=wave.rect().center())
     qtbot.mouseMove(wave, wave.rect().center() + QPoint(40, 0))
@@ -122,8 +127,9 @@ def test_bad_input_gets_a_message_in_the_window(make_window: MakeWindow, qtbot: 
     assert not c.generate() and not c.history.entries
 
 
-def test_missing_model_asks_for_a_folder_then_loads_it(make_window: MakeWindow, qtbot: Any,
-                                                       tiny_model_dir: Path) -> None:
+def test_missing_model_asks_for_a_folder_then_loads_it(
+    make_window: MakeWindow, qtbot: Any, tiny_model_dir: Path
+) -> None:
     window = make_window(model="longplay-mini")
     c, view = window.controller, window.form_view
     assert view.model_status.text() == "No model found — pick a model folder"
@@ -160,8 +166,9 @@ def test_an_osc_request_appears_in_the_history(make_window: MakeWindow, qtbot: A
     assert index.data(EntryRole) == entry
 
 
-def test_history_survives_a_restart_and_can_recall_and_delete(make_window: MakeWindow, qtbot: Any,
-                                                             tmp_path: Path) -> None:
+def test_history_survives_a_restart_and_can_recall_and_delete(
+    make_window: MakeWindow, qtbot: Any, tmp_path: Path
+) -> None:
     window = make_window()
     _fill(window, qtbot, "warm analog house")
     window.form_view.bars.setValue(1)
@@ -180,23 +187,53 @@ def test_history_survives_a_restart_and_can_recall_and_delete(make_window: MakeW
     c.recall(entry)
     v = c.form.values
     assert (v.prompt, v.length_mode, v.bars, v.bpm, v.seed, v.seed_locked) == (
-        "warm analog house", "bars", 1, 120.0, entry.seed, True)
+        "warm analog house",
+        "bars",
+        1,
+        120.0,
+        entry.seed,
+        True,
+    )
 
     again.preview.reveal.click()
     assert c.dialogs.revealed == [entry.path]
     again.preview.delete.click()
     assert c.dialogs.asked[-1] == "Delete render" and not c.history.entries
-    qtbot.waitUntil(lambda: not Path(entry.path).exists() and c.backend.queue.get(entry.job.id) is None,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: not Path(entry.path).exists() and c.backend.queue.get(entry.job.id) is None, timeout=WAIT_MS
+    )
 
 
 def test_longplay_app_smoke_writes_a_screenshot(tiny_model_dir: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "bridge.cli", "app", "--model", str(tiny_model_dir),
-                           "--out", str(tmp_path / "out"), "--no-osc", "--device", "cpu", "--smoke", str(shot)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "app",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-osc",
+            "--device",
+            "cpu",
+            "--smoke",
+            str(shot),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(shot)
     image = QImage(str(shot))
@@ -231,8 +268,9 @@ def test_a_stopped_render_worker_shows_in_the_bridge_panel(make_window: MakeWind
         queue.journal._db = real
 
 
-def test_the_app_writes_what_the_cli_writes_for_the_same_request(make_window: MakeWindow, qtbot: Any,
-                                                                 tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_the_app_writes_what_the_cli_writes_for_the_same_request(
+    make_window: MakeWindow, qtbot: Any, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     """The app's form is one more door onto the CLI's (and OSC's, the drop folder's) request path:
     the same request and seed give the same samples, tempo chunk and recipe."""
     from bridge.cli import main
@@ -254,7 +292,30 @@ def test_the_app_writes_what_the_cli_writes_for_the_same_request(make_window: Ma
     qtbot.waitUntil(lambda: _finished(window) is not None, timeout=WAIT_MS)
     entry = _finished(window)
     assert entry is not None
-    assert main(["generate", "dusty pads", "--bpm", "240", "--bars", "1", "--seed", "11", "--steps", "2", "--cfg", "3",
-                 "--model", str(tiny_model_dir), "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "dusty pads",
+                "--bpm",
+                "240",
+                "--bars",
+                "1",
+                "--seed",
+                "11",
+                "--steps",
+                "2",
+                "--cfg",
+                "3",
+                "--model",
+                str(tiny_model_dir),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     [cli_file] = sorted((tmp_path / "cli").glob("*.wav"))
     same(rendered(cli_file), rendered(Path(entry.path)), "CLI vs app")

@@ -34,8 +34,9 @@ def zone(qtbot: Any, settings: Settings, tmp_path: Path) -> DropZone:
 def _drop(zone: DropZone, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     zone.dropEvent(event)
 
 
@@ -59,20 +60,25 @@ def test_the_file_picker_does_the_same(zone: DropZone, qtbot: Any, tmp_path: Pat
 
 def _wav_header_only(path: Path) -> Path:
     fmt = struct.pack("<HHIIHH", 1, 2, 44100, 44100 * 4, 4, 16)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-                     + b"data" + struct.pack("<I", 0))
+    path.write_bytes(
+        b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", 0)
+    )
     return path
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "notes.txt is not an audio file"),
-    (lambda d: _wav_header_only(d / "empty.wav"), "empty.wav contains no audio samples"),
-    (lambda d: (d / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk") and d / "broken.wav",
-     "broken.wav is not a readable audio file"),
-    (lambda d: (d / "folder.wav").mkdir() or d / "folder.wav", "folder.wav is a folder, not an audio file"),
-])
-def test_wrong_files_get_a_clear_message(make: Any, message: str, zone: DropZone, qtbot: Any,
-                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "notes.txt is not an audio file"),
+        (lambda d: _wav_header_only(d / "empty.wav"), "empty.wav contains no audio samples"),
+        (
+            lambda d: (d / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk") and d / "broken.wav",
+            "broken.wav is not a readable audio file",
+        ),
+        (lambda d: (d / "folder.wav").mkdir() or d / "folder.wav", "folder.wav is a folder, not an audio file"),
+    ],
+)
+def test_wrong_files_get_a_clear_message(make: Any, message: str, zone: DropZone, qtbot: Any, tmp_path: Path) -> None:
     _drop(zone, make(tmp_path))
     qtbot.waitUntil(lambda: not zone.controller.form.source_message.startswith("Reading"), timeout=30_000)
     assert message in zone.message.text() and zone.message.isVisible()
@@ -80,6 +86,7 @@ def test_wrong_files_get_a_clear_message(make: Any, message: str, zone: DropZone
 
 
 # --- the history model, fed with the queue's own event types ----------------------------------
+
 
 def _job(state: str, files: tuple[FileInfo, ...] = (), **kw: Any) -> JobInfo:
     spec = parse_request({"prompt": "pads", "seconds": 1.0, "variations": 2, "seed": 5}, limits=Limits(), out_dir=".")

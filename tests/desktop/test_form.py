@@ -16,8 +16,17 @@ from .conftest import write_wav
 
 def test_values_become_the_keys_an_osc_request_carries(qapp: Any) -> None:
     form = FormModel(FormValues(prompt="drums", length_mode="bars", bars=8, bpm=92.0, steps=20, cfg=6.0))
-    assert form.request_values() == {"prompt": "drums", "steps": 20, "cfg": 6.0, "variations": 1, "seed": -1,
-                                     "bars": 8, "bpm": 92.0, "beats_per_bar": 4, "loudness": -14.0}
+    assert form.request_values() == {
+        "prompt": "drums",
+        "steps": 20,
+        "cfg": 6.0,
+        "variations": 1,
+        "seed": -1,
+        "bars": 8,
+        "bpm": 92.0,
+        "beats_per_bar": 4,
+        "loudness": -14.0,
+    }
     assert "prompt" in FormModel(FormValues(prompt="")).request_values()  # so validation says it is missing
     assert form.length_seconds() == pytest.approx(8 * 4 * 60 / 92)
     form.update(seed=42, seed_locked=True, length_mode="seconds", seconds=12.5, negative="vocals")
@@ -32,13 +41,16 @@ def test_values_become_the_keys_an_osc_request_carries(qapp: Any) -> None:
     assert spec.request.loudness is None  # the model's own level
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"seconds": 60.0}, "seconds 60 is longer than this model's window of 47.55 s"),
-    ({"length_mode": "bars", "bars": 40, "bpm": 60.0}, "40 bars at 60 bpm is 160.00 s, longer than"),
-    ({"cfg": 30.0}, "cfg must be between 0 and 25 (got 30)"),
-    ({"steps": 0}, "steps must be an integer between 1 and 500 (got 0)"),
-    ({"loudness": 2.0}, "loudness must be between -60 and 0 LUFS (got 2)"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seconds": 60.0}, "seconds 60 is longer than this model's window of 47.55 s"),
+        ({"length_mode": "bars", "bars": 40, "bpm": 60.0}, "40 bars at 60 bpm is 160.00 s, longer than"),
+        ({"cfg": 30.0}, "cfg must be between 0 and 25 (got 30)"),
+        ({"steps": 0}, "steps must be an integer between 1 and 500 (got 0)"),
+        ({"loudness": 2.0}, "loudness must be between -60 and 0 LUFS (got 2)"),
+    ],
+)
 def test_bad_values_get_the_bridges_one_line_reason(changes: dict[str, Any], message: str, qapp: Any) -> None:
     form = FormModel(FormValues(prompt="pads"))
     seen: list[str] = []
@@ -107,20 +119,44 @@ def test_model_defaults_fill_only_untouched_fields(qapp: Any) -> None:
 def test_recall_puts_a_render_back(qapp: Any) -> None:
     from bridge.requests import parse_request
 
-    spec = parse_request({"prompt": "house", "bars": 4, "bpm": 124.0, "seed": 77, "steps": 9, "cfg": 5.5,
-                          "variations": 3, "negative": "vocals"}, limits=Limits(), out_dir=".")
+    spec = parse_request(
+        {
+            "prompt": "house",
+            "bars": 4,
+            "bpm": 124.0,
+            "seed": 77,
+            "steps": 9,
+            "cfg": 5.5,
+            "variations": 3,
+            "negative": "vocals",
+        },
+        limits=Limits(),
+        out_dir=".",
+    )
     form = FormModel()
     form.recall(spec.request, seed=78)  # the second variation
     v = form.values
-    assert (v.prompt, v.negative, v.length_mode, v.bars, v.bpm, v.steps, v.cfg, v.seed, v.seed_locked,
-            v.variations, v.normalize, v.loudness) == ("house", "vocals", "bars", 4, 124.0, 9, 5.5, 78, True, 1,
-                                                       True, -14.0)
+    assert (
+        v.prompt,
+        v.negative,
+        v.length_mode,
+        v.bars,
+        v.bpm,
+        v.steps,
+        v.cfg,
+        v.seed,
+        v.seed_locked,
+        v.variations,
+        v.normalize,
+        v.loudness,
+    ) == ("house", "vocals", "bars", 4, 124.0, 9, 5.5, 78, True, 1, True, -14.0)
     quiet = parse_request({"prompt": "pads", "loudness": "off"}, limits=Limits(), out_dir=".")
     form.recall(quiet.request, seed=1)
     assert not form.values.normalize and form.request_values()["loudness"] == "off"
 
 
 def test_stored_values_of_the_wrong_type_fall_back_to_defaults() -> None:
-    v = FormValues.from_dict({"prompt": "ok", "steps": "many", "seconds": 12, "seed_locked": 1,
-                              "length_mode": "furlongs", "bogus": 3})
+    v = FormValues.from_dict(
+        {"prompt": "ok", "steps": "many", "seconds": 12, "seed_locked": 1, "length_mode": "furlongs", "bogus": 3}
+    )
     assert (v.prompt, v.steps, v.seconds, v.seed_locked, v.length_mode) == ("ok", 100, 12.0, False, "seconds")

@@ -74,8 +74,11 @@ def test_waveform_view_draws_seeks_and_drags_the_file(tmp_path: Path, qtbot: Any
     assert seek.args[0] == pytest.approx(1.0, abs=0.05)
 
     dragged: list[list[str]] = []
-    monkeypatch.setattr(QDrag, "exec", lambda self, *a: dragged.append(
-        [u.toLocalFile() for u in self.mimeData().urls()]) or Qt.DropAction.CopyAction)
+    monkeypatch.setattr(
+        QDrag,
+        "exec",
+        lambda self, *a: dragged.append([u.toLocalFile() for u in self.mimeData().urls()]) or Qt.DropAction.CopyAction,
+    )
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(100, 40))
     qtbot.mouseMove(view, QPoint(160, 40))
     assert dragged == [[str(Path(wav).resolve())]]
@@ -109,7 +112,7 @@ def test_looping_wraps_around(tmp_path: Path, qtbot: Any, streams: StreamFactory
     for _ in range(6):  # 6144 frames from a 4410-frame file
         block = stream.pull(1024)
     assert player.playing and player._pos == 6 * 1024 - 4410
-    assert np.array_equal(block, player.audio[player._pos - 1024:player._pos])  # wrapped in block 5
+    assert np.array_equal(block, player.audio[player._pos - 1024 : player._pos])  # wrapped in block 5
     player.toggle(player.path)
     assert not player.playing
 

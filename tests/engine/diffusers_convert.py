@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -40,7 +41,7 @@ class _Source:
     """Read-once view of a source state dict (the 'consumed exactly once' half)."""
 
     def __init__(self, sd: Mapping[str, Tensor], prefix: str):
-        self.sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        self.sd = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         self.prefix = prefix
         self.used: set[str] = set()
 
@@ -62,8 +63,9 @@ class _Source:
     def assert_all_used(self) -> None:
         left = sorted(set(self.sd) - self.used)
         if left:
-            raise AssertionError(f"{len(left)} source key(s) under {self.prefix!r} not converted, "
-                                 f"first: {self.prefix + left[0]!r}")
+            raise AssertionError(
+                f"{len(left)} source key(s) under {self.prefix!r} not converted, first: {self.prefix + left[0]!r}"
+            )
 
 
 def _natural(key: str) -> list[Any]:
@@ -75,15 +77,21 @@ def assert_fills(converted: Mapping[str, Tensor], target: Mapping[str, Tensor], 
     missing = sorted(set(target) - set(converted), key=_natural)
     extra = sorted(set(converted) - set(target), key=_natural)
     if missing or extra:
-        raise AssertionError(f"{what}: {len(missing)} diffusers key(s) not filled (first {missing[:3]}), "
-                             f"{len(extra)} converted key(s) diffusers lacks (first {extra[:3]})")
-    bad = [(k, tuple(converted[k].shape), tuple(target[k].shape))
-           for k in target if tuple(converted[k].shape) != tuple(target[k].shape)]
+        raise AssertionError(
+            f"{what}: {len(missing)} diffusers key(s) not filled (first {missing[:3]}), "
+            f"{len(extra)} converted key(s) diffusers lacks (first {extra[:3]})"
+        )
+    bad = [
+        (k, tuple(converted[k].shape), tuple(target[k].shape))
+        for k in target
+        if tuple(converted[k].shape) != tuple(target[k].shape)
+    ]
     if bad:
         raise AssertionError(f"{what}: {len(bad)} shape mismatch(es), first {bad[0]} (ours, diffusers)")
 
 
 # --------------------------------------------------------------------------------------------- DiT
+
 
 def kv_heads(cfg: DiTConfig) -> int:
     """stable-audio-tools: cross-attention kv heads = context width / dim_heads (shared by query heads)."""
@@ -139,14 +147,21 @@ def convert_dit(sd: Mapping[str, Tensor], cfg: DiTConfig, prefix: str = DIT_PREF
     src, out = _Source(sd, prefix), _Sink()
     # FourierFeatures keeps a Linear-style weight [out/2, in=1]; diffusers a vector [out/2].
     out["time_proj.weight"] = src.take("timestep_features.weight").view(-1)
-    _copy(src, out, [(f"to_timestep_embed.{i}.{p}", f"timestep_proj.{i}.{p}")
-                     for i in (0, 2) for p in ("weight", "bias")])
+    _copy(
+        src, out, [(f"to_timestep_embed.{i}.{p}", f"timestep_proj.{i}.{p}") for i in (0, 2) for p in ("weight", "bias")]
+    )
     _copy(src, out, [(f"to_global_embed.{i}.weight", f"global_proj.{i}.weight") for i in (0, 2)])
     _copy(src, out, [(f"to_cond_embed.{i}.weight", f"cross_attention_proj.{i}.weight") for i in (0, 2)])
-    _copy(src, out, [("preprocess_conv.weight", "preprocess_conv.weight"),
-                     ("postprocess_conv.weight", "postprocess_conv.weight"),
-                     ("transformer.project_in.weight", "proj_in.weight"),
-                     ("transformer.project_out.weight", "proj_out.weight")])
+    _copy(
+        src,
+        out,
+        [
+            ("preprocess_conv.weight", "preprocess_conv.weight"),
+            ("postprocess_conv.weight", "postprocess_conv.weight"),
+            ("transformer.project_in.weight", "proj_in.weight"),
+            ("transformer.project_out.weight", "proj_out.weight"),
+        ],
+    )
     # RoPE frequencies are a buffer here but computed outside the model in diffusers; check the
     # buffer holds exactly the reference formula so dropping it loses nothing.
     inv_freq = src.take("transformer.rotary_pos_emb.inv_freq")
@@ -178,6 +193,7 @@ def convert_dit(sd: Mapping[str, Tensor], cfg: DiTConfig, prefix: str = DIT_PREF
 
 
 # --------------------------------------------------------------------------------------------- VAE
+
 
 def vae_config(ae: AutoencoderConfig, sample_rate: int = 44100) -> dict[str, Any]:
     """`AutoencoderOobleck(**kwargs)` for our autoencoder config."""
@@ -260,18 +276,28 @@ def convert_vae(sd: Mapping[str, Tensor], ae: AutoencoderConfig, prefix: str = V
 
 # ------------------------------------------------------------------------------------ conditioners
 
+
 def number_config(spec: ConditionerSpec) -> dict[str, Any]:
     """`StableAudioNumberConditioner(**kwargs)` for a `number` conditioner spec."""
-    return dict(number_embedding_dim=spec.output_dim, min_value=spec.config.get("min_val", 0),
-                max_value=spec.config.get("max_val", 1))
+    return dict(
+        number_embedding_dim=spec.output_dim,
+        min_value=spec.config.get("min_val", 0),
+        max_value=spec.config.get("max_val", 1),
+    )
 
 
 def convert_number(sd: Mapping[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
     """Our `NumberConditioner` -> `StableAudioNumberConditioner` (`embedder.embedding` -> `time_positional_embedding`)."""
     src, out = _Source(sd, prefix), _Sink()
-    _copy(src, out, [("embedder.embedding.0.weights", "time_positional_embedding.0.weights"),
-                     ("embedder.embedding.1.weight", "time_positional_embedding.1.weight"),
-                     ("embedder.embedding.1.bias", "time_positional_embedding.1.bias")])
+    _copy(
+        src,
+        out,
+        [
+            ("embedder.embedding.0.weights", "time_positional_embedding.0.weights"),
+            ("embedder.embedding.1.weight", "time_positional_embedding.1.weight"),
+            ("embedder.embedding.1.bias", "time_positional_embedding.1.bias"),
+        ],
+    )
     src.assert_all_used()
     return dict(out)
 
@@ -293,8 +319,9 @@ class DiffusersWeights:
     numbers: dict[str, dict[str, Tensor]]  # number conditioner id -> StableAudioNumberConditioner sd
     text: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # t5 id -> text_projection sd
 
-    def projection_model(self, start_id: str = "seconds_start", end_id: str = "seconds_total",
-                         text_id: str = "prompt") -> dict[str, Tensor]:
+    def projection_model(
+        self, start_id: str = "seconds_start", end_id: str = "seconds_total", text_id: str = "prompt"
+    ) -> dict[str, Tensor]:
         """State dict of `StableAudioProjectionModel` (the pipeline's seconds_end is SAO's seconds_total)."""
         out = _Sink()
         for name, cid in (("start_number_conditioner", start_id), ("end_number_conditioner", end_id)):
@@ -326,11 +353,12 @@ def convert_model(sd: Mapping[str, Tensor], cfg: ModelConfig) -> DiffusersWeight
         else:
             raise ValueError(f"conditioner {spec.id!r} of type {spec.type!r} has no diffusers counterpart")
     ids = {s.id for s in cfg.conditioners}
-    orphan = [k for k in sd if k.startswith(COND_PREFIX) and k[len(COND_PREFIX):].split(".")[0] not in ids]
+    orphan = [k for k in sd if k.startswith(COND_PREFIX) and k[len(COND_PREFIX) :].split(".")[0] not in ids]
     if orphan:
         raise AssertionError(f"conditioner key(s) of unknown conditioners, first {orphan[0]!r}")
-    return DiffusersWeights(dit=convert_dit(sd, cfg.dit), vae=convert_vae(sd, cfg.autoencoder),
-                            numbers=numbers, text=text)
+    return DiffusersWeights(
+        dit=convert_dit(sd, cfg.dit), vae=convert_vae(sd, cfg.autoencoder), numbers=numbers, text=text
+    )
 
 
 def network_t(sigma: Tensor) -> Tensor:

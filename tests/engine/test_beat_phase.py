@@ -79,15 +79,18 @@ def test_config_adds_one_tensor_and_checks_its_type() -> None:
         build_model(bad)
 
 
-@pytest.mark.parametrize(("prompt", "bpm"), [
-    ("warm analog house bed, 124 BPM, Rhodes", 124.0),
-    ("Genre: hip hop|BPM: 93|Moods: dark", 93.0),
-    ("lofi 90bpm", 90.0),
-    ("bpm=172.5 drum and bass", 172.5),
-    ("ambient, no drums", None),
-    ("909 kick, 4 bpm", None),  # outside 20-300
-    ("1999 nostalgia", None),
-])
+@pytest.mark.parametrize(
+    ("prompt", "bpm"),
+    [
+        ("warm analog house bed, 124 BPM, Rhodes", 124.0),
+        ("Genre: hip hop|BPM: 93|Moods: dark", 93.0),
+        ("lofi 90bpm", 90.0),
+        ("bpm=172.5 drum and bass", 172.5),
+        ("ambient, no drums", None),
+        ("909 kick, 4 bpm", None),  # outside 20-300
+        ("1999 nostalgia", None),
+    ],
+)
 def test_prompt_bpm(prompt: str, bpm: float | None) -> None:
     assert prompt_bpm(prompt) == bpm
 

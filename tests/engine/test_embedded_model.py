@@ -25,11 +25,13 @@ def test_it_is_the_default_and_small_enough_to_commit() -> None:
 def test_it_renders_deterministically_with_its_own_defaults() -> None:
     gen = Generator(load_model("longplay-mini"), device="cpu")
     assert gen.model.config.dit.attn_window and gen.model.config.dit.patch_size == 2
-    assert gen.model.config.autoencoder.patch_size == 4 and gen.model.config.latent_rate == pytest.approx(21.533, abs=1e-3)
+    assert gen.model.config.autoencoder.patch_size == 4 and gen.model.config.latent_rate == pytest.approx(
+        21.533, abs=1e-3
+    )
     req = RenderRequest("drum and bass, 174 BPM, drums", seconds=2.0, steps=3, seed=11)
     a, b = gen.render(req)[0].audio, gen.render(req)[0].audio
     assert a.shape == (2, 88200) and np.array_equal(a, b)
-    rms = float(np.sqrt(np.mean(a ** 2)))
+    rms = float(np.sqrt(np.mean(a**2)))
     assert 1e-3 < rms < 0.7 and np.abs(a).max() <= 1.0  # audible, not silent, not clipping
 
 
@@ -38,8 +40,23 @@ def test_generate_without_model_uses_it(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.delenv("LONGPLAY_MODELS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    assert main(["generate", "lo-fi piano, 80 BPM", "--seconds", "1", "--steps", "2", "--seed", "3",
-                 "--out", str(tmp_path / "x.wav")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "lo-fi piano, 80 BPM",
+                "--seconds",
+                "1",
+                "--steps",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                str(tmp_path / "x.wav"),
+            ]
+        )
+        == 0
+    )
     recipe = json.loads((tmp_path / "x.json").read_text())
     assert recipe["model"] == "longplay-mini" and recipe["steps"] == 2
     assert recipe["grid_bpm"] == 80.0  # the tempo grid takes the BPM the prompt names
@@ -68,4 +85,3 @@ def test_a_long_render_stays_audible() -> None:
     audio = gen.render(RenderRequest("warm analog house bed, 124 BPM, Rhodes, sub bass", seconds=60.0, seed=7))[0].audio
     levels = window_levels(audio, 44100, 10.0)
     assert levels.min() > -35.0, levels.round(1)
-

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import fastconv
-from engine.autoencoder import (AudioAutoencoder, DecoderBlock, EncoderBlock, ResidualUnit, SnakeBeta,
-                                WNConv1d)
+from engine.autoencoder import AudioAutoencoder, DecoderBlock, EncoderBlock, ResidualUnit, SnakeBeta, WNConv1d
 from engine.config import AutoencoderConfig, OobleckConfig
 
 TOL = 1e-5  # max |fast - plain| / max |plain|, fp32
@@ -31,6 +30,7 @@ def rand(*shape: int, seed: int = 0) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ convs
 
+
 @pytest.mark.parametrize("b,t", [(1, 257), (2, 64), (3, 1)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("residual", [True, False])
@@ -46,18 +46,35 @@ def test_pointwise_conv_is_gemm_with_fused_residual(b: int, t: int, bias: bool, 
 
 
 # Every conv the Oobleck has: k7 dilated "same", k3 pad 1, strided k=2s pad ceil(s/2), odd lengths.
-@pytest.mark.parametrize("k,stride,padding,dilation", [
-    (7, 1, 3, 1), (7, 1, 9, 3), (7, 1, 27, 9), (3, 1, 1, 0 + 1),
-    (4, 2, 1, 1), (8, 4, 2, 1), (16, 8, 4, 1), (6, 3, 2, 1)])
+@pytest.mark.parametrize(
+    "k,stride,padding,dilation",
+    [
+        (7, 1, 3, 1),
+        (7, 1, 9, 3),
+        (7, 1, 27, 9),
+        (3, 1, 1, 0 + 1),
+        (4, 2, 1, 1),
+        (8, 4, 2, 1),
+        (16, 8, 4, 1),
+        (6, 3, 2, 1),
+    ],
+)
 @pytest.mark.parametrize("t", [97, 128])
 def test_conv1d_equals_torch(k: int, stride: int, padding: int, dilation: int, t: int) -> None:
     x, w, b = rand(2, 6, t, seed=5), rand(10, 6, k, seed=6) / 5, rand(10, seed=7)
     r = rand(*F.conv1d(x, w, b, stride, padding, dilation).shape, seed=8)
     with torch.no_grad():
-        assert rel(fastconv.conv1d(x, w, b, stride, padding, dilation),
-                   F.conv1d(x, w, b, stride, padding, dilation)) <= TOL
-        assert rel(fastconv.conv1d(x, w, b, stride, padding, dilation, residual=r),
-                   F.conv1d(x, w, b, stride, padding, dilation) + r) <= TOL
+        assert (
+            rel(fastconv.conv1d(x, w, b, stride, padding, dilation), F.conv1d(x, w, b, stride, padding, dilation))
+            <= TOL
+        )
+        assert (
+            rel(
+                fastconv.conv1d(x, w, b, stride, padding, dilation, residual=r),
+                F.conv1d(x, w, b, stride, padding, dilation) + r,
+            )
+            <= TOL
+        )
 
 
 @pytest.mark.parametrize("stride", [2, 4, 8, 3])
@@ -88,6 +105,7 @@ def test_plain_mode_and_autograd_use_torch_ops() -> None:
 
 
 # ----------------------------------------------------------------------------------------- snake
+
 
 def test_snake_fold_equals_formula() -> None:
     x = rand(2, 8, 301, seed=15)[:, :, 1:-3]  # a non-contiguous view, as a time tile is
@@ -123,10 +141,12 @@ def test_snake_cache_refreshes() -> None:
 
 # ---------------------------------------------------------------------------- weight-norm caches
 
+
 @pytest.mark.parametrize("transpose", [False, True])
 def test_wnconv_caches_refresh_on_any_parameter_change(transpose: bool) -> None:
-    conv = WNConv1d(24, 24, 8 if transpose else 1, stride=4 if transpose else 1, padding=2 if transpose else 0,
-                    transpose=transpose).eval()
+    conv = WNConv1d(
+        24, 24, 8 if transpose else 1, stride=4 if transpose else 1, padding=2 if transpose else 0, transpose=transpose
+    ).eval()
     x = rand(1, 24, 20, seed=22)
 
     def plain_out(xx: torch.Tensor = x) -> torch.Tensor:
@@ -164,6 +184,7 @@ def test_residual_unit_fused_equals_plain() -> None:
 
 # ----------------------------------------------------------------------------------------- tiles
 
+
 @pytest.fixture
 def small_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiles of a few dozen samples, so tiny blocks split into many tiles."""
@@ -175,9 +196,13 @@ def small_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("block", ["dec2", "dec4", "near4", "enc2", "enc4"])
 def test_tiled_blocks_equal_whole_blocks(block: str, threads: int, small_tiles: None) -> None:
     torch.manual_seed(0)
-    m = {"dec2": lambda: DecoderBlock(8, 4, 2, True, False), "dec4": lambda: DecoderBlock(8, 4, 4, True, False),
-         "near4": lambda: DecoderBlock(8, 4, 4, True, True), "enc2": lambda: EncoderBlock(4, 8, 2, True),
-         "enc4": lambda: EncoderBlock(4, 8, 4, True)}[block]().eval()
+    m = {
+        "dec2": lambda: DecoderBlock(8, 4, 2, True, False),
+        "dec4": lambda: DecoderBlock(8, 4, 4, True, False),
+        "near4": lambda: DecoderBlock(8, 4, 4, True, True),
+        "enc2": lambda: EncoderBlock(4, 8, 2, True),
+        "enc4": lambda: EncoderBlock(4, 8, 4, True),
+    }[block]().eval()
     enc = block.startswith("enc")
     t = 4 * 193 if enc else 193  # odd tile counts; the encoder's input a multiple of its stride
     x = rand(2, 4 if enc else 8, t, seed=32) * 0.5
@@ -211,12 +236,29 @@ def test_run_tiled_short_input_is_one_call(small_tiles: None) -> None:
 
 
 def _tiny_autoencoder() -> AudioAutoencoder:
-    enc = OobleckConfig(audio_channels=2, channels=8, c_mults=(1, 2, 4), strides=(2, 4, 4), latent_dim=8,
-                        use_snake=True, final_tanh=False)
-    dec = OobleckConfig(audio_channels=2, channels=8, c_mults=(1, 2, 4), strides=(2, 4, 4), latent_dim=4,
-                        use_snake=True, final_tanh=True)
-    ae = AudioAutoencoder(AutoencoderConfig(encoder=enc, decoder=dec, bottleneck="vae", latent_dim=4,
-                                            downsampling_ratio=32, io_channels=2)).eval()
+    enc = OobleckConfig(
+        audio_channels=2,
+        channels=8,
+        c_mults=(1, 2, 4),
+        strides=(2, 4, 4),
+        latent_dim=8,
+        use_snake=True,
+        final_tanh=False,
+    )
+    dec = OobleckConfig(
+        audio_channels=2,
+        channels=8,
+        c_mults=(1, 2, 4),
+        strides=(2, 4, 4),
+        latent_dim=4,
+        use_snake=True,
+        final_tanh=True,
+    )
+    ae = AudioAutoencoder(
+        AutoencoderConfig(
+            encoder=enc, decoder=dec, bottleneck="vae", latent_dim=4, downsampling_ratio=32, io_channels=2
+        )
+    ).eval()
     g = torch.Generator().manual_seed(33)
     with torch.no_grad():
         for name, p in ae.named_parameters():

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import Generator, Progress, RenderCancelled, RenderRequest, RequestError, build_model, tiny_config
-from engine import sampling
+from engine import Generator, Progress, RenderCancelled, RenderRequest, RequestError, build_model, sampling, tiny_config
 from engine.longform import KnownPrefix, Segment, plan_segments, window_timing
-
 from tests.engine.test_variants import _rf_tiny
 
 
@@ -34,10 +32,13 @@ def test_windows_cover_the_render_and_overlap_by_the_context() -> None:
         plan_segments(1000, 512, 512)
 
 
-@pytest.mark.parametrize(("start", "total", "seg", "beat"), [(100.0, 600.0, 200.0, 0.5), (250.0, 900.0, 285.0, 60 / 124),
-                                                              (700.0, 1000.0, 100.0, None)])
+@pytest.mark.parametrize(
+    ("start", "total", "seg", "beat"),
+    [(100.0, 600.0, 200.0, 0.5), (250.0, 900.0, 285.0, 60 / 124), (700.0, 1000.0, 100.0, None)],
+)
 def test_a_window_past_the_trained_range_keeps_its_distance_to_the_end_and_its_beat(
-        start: float, total: float, seg: float, beat: float | None) -> None:
+    start: float, total: float, seg: float, beat: float | None
+) -> None:
     window = 285.0
     fake_start, fake_total = window_timing(start, total, seg, window, beat)
     # Inside the range the model was trained on, or (a whole window, which fits only at 0) within
@@ -104,10 +105,10 @@ def test_each_window_continues_the_latents_before_it(gen: Generator, monkeypatch
     assert len(outs) == len(segments) > 2
     stitched = outs[0]
     for seg, out in zip(segments[1:], outs[1:]):
-        prior = stitched[..., seg.start: seg.start + seg.known]
+        prior = stitched[..., seg.start : seg.start + seg.known]
         torch.testing.assert_close(out[..., : seg.known], prior, atol=1e-4, rtol=1e-4)
-        assert not torch.allclose(out[..., seg.known: 2 * seg.known], prior, atol=1e-2)
-        stitched = torch.cat([stitched[..., : seg.start + seg.known], out[..., seg.known:]], dim=-1)
+        assert not torch.allclose(out[..., seg.known : 2 * seg.known], prior, atol=1e-2)
+        stitched = torch.cat([stitched[..., : seg.start + seg.known], out[..., seg.known :]], dim=-1)
 
 
 def test_a_long_render_cancels_in_a_later_window(gen: Generator) -> None:

@@ -11,9 +11,8 @@ import torch
 
 from engine import ConfigError, ModelLoadError, build_model, load_model, save_model, tiny_config
 from engine.autoencoder import AutoencoderPretransform
-from engine.config import parse_autoencoder
+from engine.config import DiTConfig, parse_autoencoder
 from engine.dit import DiffusionTransformer, guided_forward
-from engine.config import DiTConfig
 
 
 def _randomize(module: torch.nn.Module, std: float = 0.2) -> None:
@@ -152,6 +151,7 @@ def test_decoding_only_the_kept_frames_plus_margin_equals_the_whole_window(vae: 
 
 def _patched_raw(patch: int = 4) -> dict:
     from engine import mini_autoencoder_config
+
     return mini_autoencoder_config(channels=4, c_mults=(1, 2), strides=(4, 8), latent_dim=8, patch_size=patch)
 
 
@@ -160,12 +160,12 @@ def test_patched_front_end_is_stable_audio_tools_layout_and_exactly_invertible()
     assert ae.downsampling_ratio == 128 and ae.model.encoder.layers[0].weight_v.shape[1] == 8
     x = torch.arange(2 * 12, dtype=torch.float32).reshape(1, 2, 12)
     patched = ae.model.patch(x)
-    # "b c (l h) -> b (c h) l": channel c*p + h at frame l holds sample l*p + h of channel c.
+    # "b c (l h) -> b (c h) l": channel c*p + h at frame f holds sample f*p + h of channel c.
     assert patched.shape == (1, 8, 3)
     for c in range(2):
         for h in range(4):
-            for l in range(3):
-                assert patched[0, c * 4 + h, l] == x[0, c, l * 4 + h]
+            for f in range(3):
+                assert patched[0, c * 4 + h, f] == x[0, c, f * 4 + h]
     assert torch.equal(ae.model.unpatch(patched), x)
 
 
@@ -209,13 +209,16 @@ def test_patched_config_errors_name_the_problem() -> None:
 
 def test_dit_patching_folds_frames_into_tokens_as_stable_audio_tools() -> None:
     """patch_size p: tokens are "b (t p) c -> b t (c p)" and the output unfolds back exactly."""
-    cfg = DiTConfig(io_channels=3, embed_dim=64, depth=1, num_heads=2, cond_token_dim=0, global_cond_dim=0,
-                    patch_size=2)
+    cfg = DiTConfig(
+        io_channels=3, embed_dim=64, depth=1, num_heads=2, cond_token_dim=0, global_cond_dim=0, patch_size=2
+    )
     net = DiffusionTransformer(cfg).eval()
     assert net.transformer.project_in.weight.shape[1] == 6
     seen: list[torch.Tensor] = []
 
-    def identity_transformer(tokens: torch.Tensor, prepend: torch.Tensor, context: object, add: object = None) -> torch.Tensor:
+    def identity_transformer(
+        tokens: torch.Tensor, prepend: torch.Tensor, context: object, add: object = None
+    ) -> torch.Tensor:
         seen.append(tokens)
         return torch.cat((torch.zeros_like(tokens[:, :1]), tokens), dim=1)
 

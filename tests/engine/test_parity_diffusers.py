@@ -74,19 +74,47 @@ def pipeline_rotary(rot_dim: int, seq_len: int) -> tuple[Tensor, Tensor]:
 DIT_CASES = {
     # SAO's rule: kv heads = cond_token_dim / dim_heads = 2, each shared by a pair of the 4 q heads.
     # dim_heads 64 as in SAO, so our max(dh // 2, 32) RoPE dims equal the pipeline's dh // 2.
-    "gqa_dh64": DiTConfig(io_channels=16, embed_dim=256, depth=2, num_heads=4, cond_token_dim=128,
-                          global_cond_dim=128, project_cond_tokens=False),
+    "gqa_dh64": DiTConfig(
+        io_channels=16,
+        embed_dim=256,
+        depth=2,
+        num_heads=4,
+        cond_token_dim=128,
+        global_cond_dim=128,
+        project_cond_tokens=False,
+    ),
     # 64-d cond tokens over 64-d heads: one kv head shared by both q heads.
-    "mqa_dh64": DiTConfig(io_channels=16, embed_dim=128, depth=2, num_heads=2, cond_token_dim=64,
-                          global_cond_dim=128, project_cond_tokens=False),
+    "mqa_dh64": DiTConfig(
+        io_channels=16,
+        embed_dim=128,
+        depth=2,
+        num_heads=2,
+        cond_token_dim=64,
+        global_cond_dim=128,
+        project_cond_tokens=False,
+    ),
     # dim_heads 32: stable-audio-tools rotates max(16, 32) = 32 dims (the whole head), the diffusers
     # pipeline would pass 16. We give diffusers the reference's 32 (its processor rotates whatever
     # width it is handed); the pipeline's rule is only right for dim_heads >= 64.
-    "mha_dh32": DiTConfig(io_channels=16, embed_dim=128, depth=2, num_heads=4, cond_token_dim=128,
-                          global_cond_dim=128, project_cond_tokens=False),
+    "mha_dh32": DiTConfig(
+        io_channels=16,
+        embed_dim=128,
+        depth=2,
+        num_heads=4,
+        cond_token_dim=128,
+        global_cond_dim=128,
+        project_cond_tokens=False,
+    ),
     # project_cond_tokens: context projected to embed_dim, so kv heads = q heads.
-    "projected_cond": DiTConfig(io_channels=16, embed_dim=128, depth=2, num_heads=2, cond_token_dim=64,
-                                global_cond_dim=128, project_cond_tokens=True),
+    "projected_cond": DiTConfig(
+        io_channels=16,
+        embed_dim=128,
+        depth=2,
+        num_heads=2,
+        cond_token_dim=64,
+        global_cond_dim=128,
+        project_cond_tokens=True,
+    ),
 }
 
 
@@ -116,8 +144,14 @@ def test_dit_parity_with_diffusers(case: str) -> None:
     rotary = pipeline_rotary(rot, t_len + 1)  # +1: the prepended global/timestep token
     with torch.no_grad():
         out = ours(x, t, ctx, glob)
-        want = ref(x, timestep=t, encoder_hidden_states=ctx, global_hidden_states=glob[:, None, :],
-                   rotary_embedding=rotary, return_dict=False)[0]
+        want = ref(
+            x,
+            timestep=t,
+            encoder_hidden_states=ctx,
+            global_hidden_states=glob[:, None, :],
+            rotary_embedding=rotary,
+            return_dict=False,
+        )[0]
     err = rel_err(out, want)
     print(f"DiT[{case}] max rel err {err:.2e}")
     assert out.abs().max() > 0.1  # a live output, not a zeroed path
@@ -143,8 +177,14 @@ def test_dit_parity_every_path_matters() -> None:
     t = conv.network_t(torch.tensor([1.0, 0.2]))
     ctx = torch.randn(2, 5, cfg.cond_token_dim, generator=g)
     glob = torch.randn(2, 1, cfg.global_cond_dim, generator=g)
-    out = ref(x, timestep=t, encoder_hidden_states=ctx, global_hidden_states=glob,
-              rotary_embedding=pipeline_rotary(conv.rotary_dim(cfg), 13), return_dict=False)[0]
+    out = ref(
+        x,
+        timestep=t,
+        encoder_hidden_states=ctx,
+        global_hidden_states=glob,
+        rotary_embedding=pipeline_rotary(conv.rotary_dim(cfg), 13),
+        return_dict=False,
+    )[0]
     (out * torch.randn(out.shape, generator=g)).sum().backward()
     dead = [n for n, p in ref.named_parameters() if p.grad is None or not bool(p.grad.abs().max() > 0)]
     assert not dead, f"parameters without influence on the output: {dead}"
@@ -152,13 +192,29 @@ def test_dit_parity_every_path_matters() -> None:
 
 # ---------------------------------------------------------------------------------------- 2. VAE
 
+
 def tiny_autoencoder() -> AutoencoderConfig:
-    enc = OobleckConfig(audio_channels=2, channels=16, c_mults=(1, 2, 4), strides=(2, 4, 4), latent_dim=16,
-                        use_snake=True, final_tanh=False)
-    dec = OobleckConfig(audio_channels=2, channels=16, c_mults=(1, 2, 4), strides=(2, 4, 4), latent_dim=8,
-                        use_snake=True, final_tanh=False)
-    return AutoencoderConfig(encoder=enc, decoder=dec, bottleneck="vae", latent_dim=8, downsampling_ratio=32,
-                             io_channels=2)
+    enc = OobleckConfig(
+        audio_channels=2,
+        channels=16,
+        c_mults=(1, 2, 4),
+        strides=(2, 4, 4),
+        latent_dim=16,
+        use_snake=True,
+        final_tanh=False,
+    )
+    dec = OobleckConfig(
+        audio_channels=2,
+        channels=16,
+        c_mults=(1, 2, 4),
+        strides=(2, 4, 4),
+        latent_dim=8,
+        use_snake=True,
+        final_tanh=False,
+    )
+    return AutoencoderConfig(
+        encoder=enc, decoder=dec, bottleneck="vae", latent_dim=8, downsampling_ratio=32, io_channels=2
+    )
 
 
 def test_vae_parity_with_diffusers() -> None:
@@ -204,6 +260,7 @@ def test_vae_parity_with_diffusers() -> None:
 
 # ----------------------------------------------------------------------------- 3. conditioners
 
+
 def test_number_conditioner_parity_with_diffusers() -> None:
     ours = NumberConditioner(64, min_val=0, max_val=512).eval()
     randomize_(ours, seed=6)
@@ -222,8 +279,8 @@ def test_number_conditioner_parity_with_diffusers() -> None:
     assert emb.shape == (len(values), 1, 64) and torch.equal(mask, torch.ones(len(values), 1))
     torch.testing.assert_close(feats[:, 0], u, rtol=0, atol=0)
     half = w.numel()  # 128 frequencies for the 256-wide internal embedding
-    torch.testing.assert_close(feats[:, 1:1 + half], torch.sin(2 * math.pi * u[:, None] * w), rtol=0, atol=1e-5)
-    torch.testing.assert_close(feats[:, 1 + half:], torch.cos(2 * math.pi * u[:, None] * w), rtol=0, atol=1e-5)
+    torch.testing.assert_close(feats[:, 1 : 1 + half], torch.sin(2 * math.pi * u[:, None] * w), rtol=0, atol=1e-5)
+    torch.testing.assert_close(feats[:, 1 + half :], torch.cos(2 * math.pi * u[:, None] * w), rtol=0, atol=1e-5)
     # Clamped ends coincide (compared at equal batch positions: GEMM rounding may vary by row).
     with torch.no_grad():
         assert torch.equal(ours([-3.0, 512.0], "cpu")[0], ours([0.0, 900.0], "cpu")[0])
@@ -249,8 +306,9 @@ def t5_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     tok.save_pretrained(root / "tokenizer")
     # d_model 512 = T5_DIMS["t5-small"], which is how the conditioner knows the width.
-    cfg = T5Config(vocab_size=len(vocab), d_model=512, d_kv=32, d_ff=128, num_layers=1, num_heads=4,
-                   decoder_start_token_id=0)
+    cfg = T5Config(
+        vocab_size=len(vocab), d_model=512, d_kv=32, d_ff=128, num_layers=1, num_heads=4, decoder_start_token_id=0
+    )
     torch.manual_seed(7)
     T5EncoderModel(cfg).eval().save_pretrained(root / "text_encoder")
     return root / "text_encoder", root / "tokenizer"
@@ -295,33 +353,56 @@ def test_t5_conditioner_parity_with_transformers(t5_dirs: tuple[Path, Path]) -> 
     assert list(cond.state_dict()) == []  # the encoder never enters the checkpoint
 
 
-def tiny_model_config(*, cond_dim: int, t5: bool, project_cond_tokens: bool, num_heads: int = 2,
-                      embed_dim: int = 128) -> dict[str, Any]:
+def tiny_model_config(
+    *, cond_dim: int, t5: bool, project_cond_tokens: bool, num_heads: int = 2, embed_dim: int = 128
+) -> dict[str, Any]:
     """A complete `diffusion_cond` config in SAO's shape (prompt + seconds_start + seconds_total)."""
     configs: list[dict[str, Any]] = []
     if t5:
-        configs.append({"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-small",
-                                                                  "max_length": T5_MAX_LEN}})
-    configs += [{"id": i, "type": "number", "config": {"min_val": 0, "max_val": 512}}
-                for i in ("seconds_start", "seconds_total")]
+        configs.append(
+            {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-small", "max_length": T5_MAX_LEN}}
+        )
+    configs += [
+        {"id": i, "type": "number", "config": {"min_val": 0, "max_val": 512}}
+        for i in ("seconds_start", "seconds_total")
+    ]
     oob = {"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "use_snake": True}
     return {
-        "model_type": "diffusion_cond", "sample_size": 256, "sample_rate": 8000, "audio_channels": 2,
+        "model_type": "diffusion_cond",
+        "sample_size": 256,
+        "sample_rate": 8000,
+        "audio_channels": 2,
         "model": {
-            "pretransform": {"type": "autoencoder", "config": {
-                "encoder": {"type": "oobleck", "config": {**oob, "in_channels": 2, "latent_dim": 8}},
-                "decoder": {"type": "oobleck", "config": {**oob, "out_channels": 2, "latent_dim": 4,
-                                                          "final_tanh": False}},
-                "bottleneck": {"type": "vae"}, "latent_dim": 4, "downsampling_ratio": 4, "io_channels": 2}},
+            "pretransform": {
+                "type": "autoencoder",
+                "config": {
+                    "encoder": {"type": "oobleck", "config": {**oob, "in_channels": 2, "latent_dim": 8}},
+                    "decoder": {
+                        "type": "oobleck",
+                        "config": {**oob, "out_channels": 2, "latent_dim": 4, "final_tanh": False},
+                    },
+                    "bottleneck": {"type": "vae"},
+                    "latent_dim": 4,
+                    "downsampling_ratio": 4,
+                    "io_channels": 2,
+                },
+            },
             "conditioning": {"configs": configs, "cond_dim": cond_dim},
             "diffusion": {
                 "type": "dit",
                 "cross_attention_cond_ids": [c["id"] for c in configs],
                 "global_cond_ids": ["seconds_start", "seconds_total"],
-                "config": {"io_channels": 4, "embed_dim": embed_dim, "depth": 2, "num_heads": num_heads,
-                           "cond_token_dim": cond_dim, "global_cond_dim": 2 * cond_dim,
-                           "project_cond_tokens": project_cond_tokens,
-                           "transformer_type": "continuous_transformer"}},
+                "config": {
+                    "io_channels": 4,
+                    "embed_dim": embed_dim,
+                    "depth": 2,
+                    "num_heads": num_heads,
+                    "cond_token_dim": cond_dim,
+                    "global_cond_dim": 2 * cond_dim,
+                    "project_cond_tokens": project_cond_tokens,
+                    "transformer_type": "continuous_transformer",
+                },
+            },
         },
     }
 
@@ -344,8 +425,10 @@ def test_full_conditioning_and_dit_parity_with_diffusers_pipeline_math(t5_dirs: 
     proj = StableAudioProjectionModel(text_encoder_dim=512, conditioning_dim=64, min_value=0, max_value=512).eval()
     load_into(proj, w.projection_model(), "projection model")
 
-    meta = [{"prompt": PROMPTS[0], "seconds_start": 3.0, "seconds_total": 30.0},
-            {"prompt": PROMPTS[2], "seconds_start": 0.0, "seconds_total": 600.0}]
+    meta = [
+        {"prompt": PROMPTS[0], "seconds_start": 3.0, "seconds_total": 30.0},
+        {"prompt": PROMPTS[2], "seconds_start": 0.0, "seconds_total": 600.0},
+    ]
     g = torch.Generator().manual_seed(9)
     x = torch.randn(2, 4, 20, generator=g)
     t = conv.network_t(torch.tensor([0.05, 4.0]))
@@ -355,15 +438,23 @@ def test_full_conditioning_and_dit_parity_with_diffusers_pipeline_math(t5_dirs: 
 
         enc_dir, tok_dir = t5_dirs
         h, hmask = _t5_run(enc_dir, tok_dir, [m["prompt"] for m in meta])
-        p = proj(text_hidden_states=h, start_seconds=torch.tensor([3.0, 0.0]),
-                 end_seconds=torch.tensor([30.0, 600.0]))
+        p = proj(text_hidden_states=h, start_seconds=torch.tensor([3.0, 0.0]), end_seconds=torch.tensor([30.0, 600.0]))
         prompt_embeds = p.text_hidden_states * hmask[..., None].float()
         tokens = torch.cat([prompt_embeds, p.seconds_start_hidden_states, p.seconds_end_hidden_states], dim=1)
         globs = torch.cat([p.seconds_start_hidden_states, p.seconds_end_hidden_states], dim=2)
-        want = dit(x, timestep=t, encoder_hidden_states=tokens, global_hidden_states=globs,
-                   rotary_embedding=pipeline_rotary(conv.rotary_dim(model.config.dit), 21), return_dict=False)[0]
-    errs = {"cross-attn tokens": rel_err(xattn, tokens), "global": rel_err(glob, globs[:, 0]),
-            "DiT output": rel_err(out, want)}
+        want = dit(
+            x,
+            timestep=t,
+            encoder_hidden_states=tokens,
+            global_hidden_states=globs,
+            rotary_embedding=pipeline_rotary(conv.rotary_dim(model.config.dit), 21),
+            return_dict=False,
+        )[0]
+    errs = {
+        "cross-attn tokens": rel_err(xattn, tokens),
+        "global": rel_err(glob, globs[:, 0]),
+        "DiT output": rel_err(out, want),
+    }
     print("conditioning+DiT max rel err " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))
     assert mask is not None and mask.shape == (2, T5_MAX_LEN + 2)
     for name, err in errs.items():
@@ -371,6 +462,7 @@ def test_full_conditioning_and_dit_parity_with_diffusers_pipeline_math(t5_dirs: 
 
 
 # ------------------------------------------------------------------ 4. model folders with T5
+
 
 def _t5_model(tmp_path: Path) -> Path:
     raw = tiny_model_config(cond_dim=512, t5=True, project_cond_tokens=True)
@@ -388,8 +480,9 @@ def test_load_model_parity_attaches_text_encoder_folders(tmp_path: Path, t5_dirs
     model = load_model(folder)
     cond = model.conditioner.conditioners["prompt"]
     assert isinstance(cond, T5Conditioner) and cond.ready
-    out, mask = model.conditioner([{"prompt": p, "seconds_start": 0, "seconds_total": 10} for p in PROMPTS],
-                                  "cpu")["prompt"]
+    out, mask = model.conditioner([{"prompt": p, "seconds_start": 0, "seconds_total": 10} for p in PROMPTS], "cpu")[
+        "prompt"
+    ]
     want, want_mask = _t5_reference(*t5_dirs, PROMPTS)
     assert torch.equal(mask, want_mask)
     assert rel_err(out, want) <= TOL
@@ -460,6 +553,7 @@ def test_sao_parity_converts_one_to_one_to_diffusers_defaults(sao_meta: tuple[An
 
 
 # ------------------------------------------------------------------------- 6. strict loading
+
 
 def test_strict_loading_parity_names_the_key() -> None:
     raw = tiny_model_config(cond_dim=64, t5=False, project_cond_tokens=False)

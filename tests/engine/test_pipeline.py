@@ -10,8 +10,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import (AudioInputError, Generator, Progress, RenderCancelled, RenderRequest, RequestError,
-                    build_model, load_model, tiny_config)
+from engine import (
+    AudioInputError,
+    Generator,
+    Progress,
+    RenderCancelled,
+    RenderRequest,
+    RequestError,
+    build_model,
+    load_model,
+    tiny_config,
+)
 from engine.pipeline import split_negations
 
 
@@ -52,14 +61,17 @@ def test_prompt_and_negative_prompt_change_the_audio(gen: Generator) -> None:
     assert not np.allclose(base, _render(gen, seed=3, cfg=5.0, negative="drums"))
 
 
-@pytest.mark.parametrize("prompt, kept, negated", [
-    ("house, 124 BPM, no drums", "house, 124 BPM", ["drums"]),
-    ("No Drums, ambient", "ambient", ["Drums"]),
-    ("Genre: house|without vocals|BPM: 124", "Genre: house|BPM: 124", ["vocals"]),
-    ("hip hop, beatless, w/o bass, no drums", "hip hop", ["drums", "bass"]),
-    ("no drums", "", ["drums"]),
-    ("no wave, 120 BPM, piano, nothing else", "no wave, 120 BPM, piano, nothing else", []),
-])
+@pytest.mark.parametrize(
+    "prompt, kept, negated",
+    [
+        ("house, 124 BPM, no drums", "house, 124 BPM", ["drums"]),
+        ("No Drums, ambient", "ambient", ["Drums"]),
+        ("Genre: house|without vocals|BPM: 124", "Genre: house|BPM: 124", ["vocals"]),
+        ("hip hop, beatless, w/o bass, no drums", "hip hop", ["drums", "bass"]),
+        ("no drums", "", ["drums"]),
+        ("no wave, 120 BPM, piano, nothing else", "no wave, 120 BPM, piano, nothing else", []),
+    ],
+)
 def test_split_negations_takes_out_whole_negated_clauses(prompt: str, kept: str, negated: list[str]) -> None:
     assert split_negations(prompt) == (kept, negated)
 
@@ -106,16 +118,19 @@ def test_cancel_stops_between_steps(gen: Generator) -> None:
     assert max(seen) == 2  # stopped at the next step check, not after all 50
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"steps": 0}, "steps must be between 1 and 500"),
-    ({"cfg": 26.0}, "cfg must be between 0 and 25"),
-    ({"seconds": 1500.0}, "longer than the longest render"),
-    ({"seconds": -1.0}, "seconds must be a positive number"),
-    ({"sampler": "ddim"}, "unknown sampler 'ddim'"),
-    ({"init_strength": 2.0}, "init_strength must be between 0 and 1"),
-    ({"variations": 0}, "variations must be between 1 and 16"),
-    ({"bars": 4}, "bars needs a bpm"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"steps": 0}, "steps must be between 1 and 500"),
+        ({"cfg": 26.0}, "cfg must be between 0 and 25"),
+        ({"seconds": 1500.0}, "longer than the longest render"),
+        ({"seconds": -1.0}, "seconds must be a positive number"),
+        ({"sampler": "ddim"}, "unknown sampler 'ddim'"),
+        ({"init_strength": 2.0}, "init_strength must be between 0 and 1"),
+        ({"variations": 0}, "variations must be between 1 and 16"),
+        ({"bars": 4}, "bars needs a bpm"),
+    ],
+)
 def test_bad_requests_name_the_problem(gen: Generator, kw: dict[str, object], message: str) -> None:
     with pytest.raises(RequestError, match=message):
         gen.render(RenderRequest("x", **kw))  # type: ignore[arg-type]
@@ -168,8 +183,11 @@ def test_init_audio_is_encoded_as_the_dit_learned_it(tmp_path: Path) -> None:
         pre = g.model.pretransform
         n = g.render_frames(0.8) * pre.downsampling_ratio
         with torch.no_grad():
-            z = pre.encode(torch.nn.functional.pad(x, (0, n - x.shape[1]))[None], sample=learned == "sample",
-                           generator=torch.Generator().manual_seed(4))
+            z = pre.encode(
+                torch.nn.functional.pad(x, (0, n - x.shape[1]))[None],
+                sample=learned == "sample",
+                generator=torch.Generator().manual_seed(4),
+            )
             ref = pre.decode(z)[0, :, : out.shape[1]]
         assert np.allclose(out, ref.numpy(), atol=1e-5)
         outs[learned] = out
@@ -198,8 +216,14 @@ def test_recipe_holds_everything_needed_to_reproduce(gen: Generator) -> None:
     res = gen.render(RenderRequest("lofi", seconds=0.5, steps=3, seed=-1))[0]
     recipe = res.recipe
     assert recipe["seed"] == res.seed >= 0
-    again = gen.render(RenderRequest(**{k: recipe[k] for k in (
-        "prompt", "seconds", "negative", "seed", "steps", "cfg", "sampler", "sigma_min", "sigma_max")}))[0]
+    again = gen.render(
+        RenderRequest(
+            **{
+                k: recipe[k]
+                for k in ("prompt", "seconds", "negative", "seed", "steps", "cfg", "sampler", "sigma_min", "sigma_max")
+            }
+        )
+    )[0]
     assert np.array_equal(res.audio, again.audio)
 
 

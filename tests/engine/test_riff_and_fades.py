@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import (Generator, RenderRequest, RequestError, build_model, fade_edges, tiny_config,
-                    write_audio_atomic)
+from engine import Generator, RenderRequest, RequestError, build_model, fade_edges, tiny_config, write_audio_atomic
 from engine.audio_io import PEAK_CEILING_DB, normalize_loudness
 
 
@@ -21,17 +20,17 @@ def _chunks(path: Path) -> list[tuple[bytes, bytes]]:
     assert data[:4] == b"RIFF" and struct.unpack("<I", data[4:8])[0] == len(data) - 8
     out, pos = [], 12
     while pos < len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        out.append((cid, data[pos + 8:pos + 8 + size]))
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        out.append((cid, data[pos + 8 : pos + 8 + size]))
         pos += 8 + size + size % 2
     assert pos == len(data)
     return out
 
 
-@pytest.mark.parametrize(("frames", "channels", "subtype"), [(1001, 1, "pcm24"), (1000, 2, "pcm16"),
-                                                               (7, 2, "float32")])
-def test_riff_chunks_are_appended_and_the_file_still_reads(tmp_path: Path, frames: int, channels: int,
-                                                           subtype: str) -> None:
+@pytest.mark.parametrize(("frames", "channels", "subtype"), [(1001, 1, "pcm24"), (1000, 2, "pcm16"), (7, 2, "float32")])
+def test_riff_chunks_are_appended_and_the_file_still_reads(
+    tmp_path: Path, frames: int, channels: int, subtype: str
+) -> None:
     audio = np.random.default_rng(0).uniform(-0.5, 0.5, (channels, frames)).astype(np.float32)
     payloads = [(b"LIST", b"INFOICMT\x04\x00\x00\x00abc\x00"), (b"acid", bytes(range(24))), (b"odd ", b"xyz")]
     path = write_audio_atomic(tmp_path / "a.wav", audio, 44100, subtype, riff_chunks=payloads)
@@ -105,7 +104,9 @@ def test_loudness_never_lifts_a_peak_over_the_ceiling() -> None:
     x[:, ::11025] = 0.5
     y, info = normalize_loudness(x, 44100, -14.0)
     assert np.abs(y).max() == pytest.approx(10 ** (PEAK_CEILING_DB / 20), rel=1e-5)
-    assert info["loudness_out"] < -20 and info["gain_db"] == pytest.approx(PEAK_CEILING_DB - 20 * np.log10(0.5), abs=1e-3)
+    assert info["loudness_out"] < -20 and info["gain_db"] == pytest.approx(
+        PEAK_CEILING_DB - 20 * np.log10(0.5), abs=1e-3
+    )
     silent, info = normalize_loudness(np.zeros((2, 44100), np.float32), 44100, -14.0)
     assert not silent.any() and info == {"loudness_in": None, "gain_db": 0.0, "loudness_out": None}
     with pytest.raises(ValueError, match="loudness must be between -60 and 0"):
@@ -117,14 +118,19 @@ def test_render_loudness_is_a_gain_on_the_same_render() -> None:
     gen = Generator(build_model(tiny_config(window_seconds=2.0)), device="cpu")
     base = RenderRequest(prompt="x", seconds=1.0, steps=2, seed=3)
     plain = gen.render(base)
-    assert "loudness_in" not in plain[0].recipe and plain[0].recipe["loudness"] is None  # the engine's default: as rendered
+    assert (
+        "loudness_in" not in plain[0].recipe and plain[0].recipe["loudness"] is None
+    )  # the engine's default: as rendered
     loud = gen.render(RenderRequest(**{**base.__dict__, "loudness": -30.0}))[0]
     big = np.abs(plain[0].audio) > 1e-3
     ratio = loud.audio[big] / plain[0].audio[big]
     np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)  # one gain over the whole render
     assert ratio[0] == pytest.approx(10 ** (loud.recipe["gain_db"] / 20), rel=1e-3) and ratio[0] != 1
-    assert loud.recipe["loudness_in"] == pytest.approx(normalize_loudness(plain[0].audio.copy(), 44100, -30.0)[1]["loudness_in"])
+    assert loud.recipe["loudness_in"] == pytest.approx(
+        normalize_loudness(plain[0].audio.copy(), 44100, -30.0)[1]["loudness_in"]
+    )
     assert loud.recipe["loudness_out"] == pytest.approx(-30.0, abs=0.01) or np.abs(loud.audio).max() == pytest.approx(
-        10 ** (PEAK_CEILING_DB / 20), rel=1e-5)
+        10 ** (PEAK_CEILING_DB / 20), rel=1e-5
+    )
     with pytest.raises(RequestError, match="loudness must be between -60 and 0 LUFS"):
         gen.render(RenderRequest(**{**base.__dict__, "loudness": 1.0}))

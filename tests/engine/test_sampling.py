@@ -15,10 +15,10 @@ import math
 import os
 import sys
 import types
-import typing
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -128,7 +128,7 @@ def _diffusers_sa3_logsnr_schedule() -> Callable[..., list[float]]:
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "logsnr_sigma_schedule"), None)
     if fn is None:
         pytest.skip("logsnr_sigma_schedule not found in diffusers' StableAudio3 pipeline")
-    ns: dict[str, Any] = {"torch": torch, "List": typing.List}
+    ns: dict[str, Any] = {"torch": torch, "List": list}
     exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), ns)
     return ns["logsnr_sigma_schedule"]
 
@@ -194,8 +194,14 @@ def test_rfdenoiser_recovers_x0_from_the_exact_velocity() -> None:
 # ------------------------------------------------------------------------------------ diffusers parity
 
 
-def drive(sched: Any, x: torch.Tensor, net_time: Callable[[int, Any], torch.Tensor], *, v_scaled: bool,
-          generator: torch.Generator | None = None) -> torch.Tensor:
+def drive(
+    sched: Any,
+    x: torch.Tensor,
+    net_time: Callable[[int, Any], torch.Tensor],
+    *,
+    v_scaled: bool,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Diffusers pipeline loop: (scale input) -> TinyNet -> scheduler.step."""
     for i, t in enumerate(sched.timesteps):
         inp = sched.scale_model_input(x, t) if v_scaled else x
@@ -208,8 +214,16 @@ def drive(sched: Any, x: torch.Tensor, net_time: Callable[[int, Any], torch.Tens
 def edm_dpmsolver(n: int, sig: torch.Tensor, **cfg: Any):
     diffusers = pytest.importorskip("diffusers")
     sched = diffusers.EDMDPMSolverMultistepScheduler(
-        sigma_min=SIG_MIN, sigma_max=SIG_MAX, sigma_data=1.0, sigma_schedule="exponential",
-        prediction_type="v_prediction", lower_order_final=True, euler_at_final=False, final_sigmas_type="zero", **cfg)
+        sigma_min=SIG_MIN,
+        sigma_max=SIG_MAX,
+        sigma_data=1.0,
+        sigma_schedule="exponential",
+        prediction_type="v_prediction",
+        lower_order_final=True,
+        euler_at_final=False,
+        final_sigmas_type="zero",
+        **cfg,
+    )
     sched.set_timesteps(n)
     # Its exponential schedule is k-diffusion's polyexponential(rho=1) up to float32 rounding...
     assert rel(sched.sigmas, sig) < 1e-5
@@ -243,8 +257,9 @@ def test_dpmpp_2m_sde_parity_with_diffusers_edm_sde_same_generator_seed() -> Non
     n = 25
     sig, x, _ = ve_setup(n)
     sched = edm_dpmsolver(n, sig, solver_order=2, algorithm_type="sde-dpmsolver++", solver_type="midpoint")
-    ref = drive(sched, x, lambda i, t: cos_time(sched.sigmas[i]), v_scaled=True,
-                generator=torch.Generator().manual_seed(7))
+    ref = drive(
+        sched, x, lambda i, t: cos_time(sched.sigmas[i]), v_scaled=True, generator=torch.Generator().manual_seed(7)
+    )
     ours = S.sample_dpmpp_2m_sde(S.VDenoiser(NET), x, sig, extra_args=EA, generator=torch.Generator().manual_seed(7))
     assert rel(ours, ref) < 1e-5
 
@@ -269,17 +284,27 @@ def cosine_scheduler_cls(monkeypatch: pytest.MonkeyPatch):
 def test_vdenoiser_dpmpp_2m_sde_parity_with_diffusers_cosine_dpmsolver(cosine_scheduler_cls: Any) -> None:
     n = 25
     sig, x, noises = ve_setup(n)
-    sched = cosine_scheduler_cls(sigma_min=SIG_MIN, sigma_max=SIG_MAX, sigma_data=1.0, sigma_schedule="exponential",
-                                 solver_order=2, prediction_type="v_prediction", solver_type="midpoint",
-                                 lower_order_final=True, euler_at_final=False, final_sigmas_type="zero")
+    sched = cosine_scheduler_cls(
+        sigma_min=SIG_MIN,
+        sigma_max=SIG_MAX,
+        sigma_data=1.0,
+        sigma_schedule="exponential",
+        solver_order=2,
+        prediction_type="v_prediction",
+        solver_type="midpoint",
+        lower_order_final=True,
+        euler_at_final=False,
+        final_sigmas_type="zero",
+    )
     sched.set_timesteps(n)
     assert rel(sched.sigmas, sig) < 1e-5
     # Same sigma list; its timesteps are atan(sigma)·2/pi, so here the network time is the scheduler's own.
     sched.sigmas, sched.timesteps = sig.clone(), cos_time(sig[:-1])
     sched.noise_sampler = injector(noises, torch.float32)
     ref = drive(sched, x, lambda i, t: t, v_scaled=True)
-    ours = S.sample_dpmpp_2m_sde(S.VDenoiser(NET), x, sig, extra_args=EA, eta=1.0,
-                                 noise_sampler=injector(noises, torch.float32))
+    ours = S.sample_dpmpp_2m_sde(
+        S.VDenoiser(NET), x, sig, extra_args=EA, eta=1.0, noise_sampler=injector(noises, torch.float32)
+    )
     assert rel(ours, ref) < 1e-5
 
 
@@ -287,9 +312,14 @@ def test_euler_parity_with_diffusers_edm_euler() -> None:
     diffusers = pytest.importorskip("diffusers")
     n = 30
     sig, x, _ = ve_setup(n)
-    sched = diffusers.EDMEulerScheduler(sigma_min=SIG_MIN, sigma_max=SIG_MAX, sigma_data=1.0,
-                                        sigma_schedule="exponential", prediction_type="v_prediction",
-                                        final_sigmas_type="zero")
+    sched = diffusers.EDMEulerScheduler(
+        sigma_min=SIG_MIN,
+        sigma_max=SIG_MAX,
+        sigma_data=1.0,
+        sigma_schedule="exponential",
+        prediction_type="v_prediction",
+        final_sigmas_type="zero",
+    )
     sched.set_timesteps(n)
     assert rel(sched.sigmas, sig) < 1e-5
     sched.sigmas, sched.timesteps = sig.clone(), 0.25 * sig[:-1].log()
@@ -326,8 +356,16 @@ def ref_euler(den: Callable, x: torch.Tensor, sig: list[float]) -> torch.Tensor:
     return x
 
 
-def ref_dpmsolverpp(den: Callable, x: torch.Tensor, sig: list[float], *, order: int, eta: float = 0.0,
-                    noise: Callable | None = None, second: str = "midpoint") -> torch.Tensor:
+def ref_dpmsolverpp(
+    den: Callable,
+    x: torch.Tensor,
+    sig: list[float],
+    *,
+    order: int,
+    eta: float = 0.0,
+    noise: Callable | None = None,
+    second: str = "midpoint",
+) -> torch.Tensor:
     """DPM-Solver++ multistep (Lu et al. 2022, Alg. 2 for order 2; official 3rd-order multistep), VE: alpha = 1,
     lambda = -log sigma. SDE form with eta as in k-diffusion: x-coefficient sigma_t/sigma_s·e^{-eta h}, the phi
     functions evaluated at (1+eta)h, noise sigma_t·sqrt(1 - e^{-2 eta h}). The last step (sigma = 0) returns D."""
@@ -374,8 +412,9 @@ def test_samplers_match_float64_references(case: str) -> None:
         "euler": lambda: ref_euler(f64_den, x.double(), sl),
         "2m": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2),
         "2m-sde": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2, eta=1.0, noise=nz),
-        "2m-sde-heun-eta0.5": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=2, eta=0.5, noise=nz,
-                                                      second="heun"),
+        "2m-sde-heun-eta0.5": lambda: ref_dpmsolverpp(
+            f64_den, x.double(), sl, order=2, eta=0.5, noise=nz, second="heun"
+        ),
         "3m-sde": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=3, eta=1.0, noise=nz),
         "3m-sde-eta0.5": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=3, eta=0.5, noise=nz),
         "3m-ode": lambda: ref_dpmsolverpp(f64_den, x.double(), sl, order=3),
@@ -410,8 +449,9 @@ def test_pingpong_matches_float64_reference() -> None:
         ref = (1 - tl[i + 1]) * (ref - tl[i] * v) + tl[i + 1] * z[i]
     ns = lambda s, s_next, d=torch.float64: z[tl.index(float(s))].to(d)  # noqa: E731
     ours64 = S.sample_pingpong(S.RFDenoiser(NET), x, t.double(), extra_args=EA, noise_sampler=ns)
-    ours32 = S.sample_pingpong(S.RFDenoiser(NET), x.float(), t, extra_args=EA,
-                               noise_sampler=lambda s, sn: ns(s, sn, torch.float32))
+    ours32 = S.sample_pingpong(
+        S.RFDenoiser(NET), x.float(), t, extra_args=EA, noise_sampler=lambda s, sn: ns(s, sn, torch.float32)
+    )
     assert rel(ours64, ref) < 1e-12 and rel(ours32, ref) < 1e-5
 
 
@@ -436,8 +476,10 @@ def _start(name: str) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("name,wrap,kw", STOCHASTIC)
 def test_seed_reproducibility_and_no_global_rng(name: str, wrap: type, kw: dict[str, Any]) -> None:
     x, sig = _start(name)
-    run = lambda seed: S.sample(name, wrap(NET), x, sig, extra_args=EA,  # noqa: E731
-                                generator=torch.Generator().manual_seed(seed), **kw)
+
+    def run(seed: int) -> torch.Tensor:
+        return S.sample(name, wrap(NET), x, sig, extra_args=EA, generator=torch.Generator().manual_seed(seed), **kw)
+
     torch.manual_seed(0)
     state = torch.get_rng_state()
     a = run(123)
@@ -453,14 +495,23 @@ def test_seed_reproducibility_and_no_global_rng(name: str, wrap: type, kw: dict[
 def test_seeded_noise_does_not_depend_on_latent_dtype(name: str, wrap: type, kw: dict[str, Any]) -> None:
     # The generator draws float32 whatever x's dtype, so a float64 run is the float32 render to rounding.
     x, sig = _start(name)
-    run = lambda dtype: S.sample(name, wrap(NET), x.to(dtype), sig, extra_args=EA,  # noqa: E731
-                                 generator=torch.Generator().manual_seed(5), **kw)
+
+    def run(dtype: torch.dtype) -> torch.Tensor:
+        return S.sample(
+            name, wrap(NET), x.to(dtype), sig, extra_args=EA, generator=torch.Generator().manual_seed(5), **kw
+        )
+
     assert rel(run(torch.float32), run(torch.float64)) < 1e-5
 
 
 ALL = [
-    ("euler", {}), ("dpmpp-2m", {}), ("dpmpp-2m-sde", {"eta": 0.0}), ("dpmpp-3m-sde", {"eta": 0.0}),
-    ("dpmpp-2m-sde", {"generator": None}), ("dpmpp-3m-sde", {"generator": None}), ("pingpong", {"generator": None}),
+    ("euler", {}),
+    ("dpmpp-2m", {}),
+    ("dpmpp-2m-sde", {"eta": 0.0}),
+    ("dpmpp-3m-sde", {"eta": 0.0}),
+    ("dpmpp-2m-sde", {"generator": None}),
+    ("dpmpp-3m-sde", {"generator": None}),
+    ("pingpong", {"generator": None}),
 ]
 
 
@@ -539,16 +590,18 @@ def test_invalid_sigmas_and_options_raise() -> None:
     with pytest.raises(ValueError):
         S.sample_euler(S.VDenoiser(NET), x, torch.tensor([1.0, -0.5, 0.0]), extra_args=EA)
     with pytest.raises(ValueError):
-        S.sample_pingpong(S.RFDenoiser(NET), x, torch.tensor([2.0, 0.5, 0.0]), extra_args=EA,
-                          generator=torch.Generator())
+        S.sample_pingpong(
+            S.RFDenoiser(NET), x, torch.tensor([2.0, 0.5, 0.0]), extra_args=EA, generator=torch.Generator()
+        )
     with pytest.raises(ValueError):
         S.sample_dpmpp_2m_sde(S.VDenoiser(NET), x, sig, extra_args=EA, solver_type="rk4", generator=torch.Generator())
 
 
 def test_half_precision_latent_stays_half() -> None:
     x, sig = _start("euler")
-    out = S.sample_dpmpp_3m_sde(S.VDenoiser(NET), x.to(torch.bfloat16), sig, extra_args=EA,
-                                generator=torch.Generator().manual_seed(0))
+    out = S.sample_dpmpp_3m_sde(
+        S.VDenoiser(NET), x.to(torch.bfloat16), sig, extra_args=EA, generator=torch.Generator().manual_seed(0)
+    )
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
 
 
@@ -559,7 +612,8 @@ def _kdiffusion_wheel() -> str | None:
     # `make venv` downloads it to .venv/oracles/; elsewhere point LONGPLAY_KDIFFUSION_WHEEL at one.
     root = Path(__file__).resolve().parents[2]
     paths = [os.environ.get("LONGPLAY_KDIFFUSION_WHEEL", "")] + sorted(
-        glob.glob(str(root / ".venv" / "oracles" / "k_diffusion-*.whl")) + glob.glob("/tmp/kd/k_diffusion-*.whl"))
+        glob.glob(str(root / ".venv" / "oracles" / "k_diffusion-*.whl")) + glob.glob("/tmp/kd/k_diffusion-*.whl")
+    )
     return next((p for p in paths if p and os.path.isfile(p)), None)
 
 
@@ -572,8 +626,10 @@ def kdiff() -> dict[str, types.ModuleType]:
     """
     wheel = _kdiffusion_wheel()
     if wheel is None:
-        pytest.skip("k-diffusion wheel not found (make venv fetches it: pip download --no-deps "
-                    "k-diffusion==0.1.1.post1 -d .venv/oracles)")
+        pytest.skip(
+            "k-diffusion wheel not found (make venv fetches it: pip download --no-deps "
+            "k-diffusion==0.1.1.post1 -d .venv/oracles)"
+        )
     with zipfile.ZipFile(wheel) as zf:
         src = {n: zf.read(f"k_diffusion/{n}.py").decode() for n in ("sampling", "external")}
     pkg = types.ModuleType("kd_oracle")
@@ -605,12 +661,21 @@ def kdiff() -> dict[str, types.ModuleType]:
     return mods
 
 
-@pytest.mark.parametrize("name,kw", [("euler", {}), ("dpmpp_2m", {}), ("dpmpp_2m_sde", {"eta": 1.0}),
-                                     ("dpmpp_2m_sde", {"eta": 0.5, "solver_type": "heun"}),
-                                     ("dpmpp_3m_sde", {"eta": 1.0}), ("dpmpp_3m_sde", {"eta": 0.0})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("euler", {}),
+        ("dpmpp_2m", {}),
+        ("dpmpp_2m_sde", {"eta": 1.0}),
+        ("dpmpp_2m_sde", {"eta": 0.5, "solver_type": "heun"}),
+        ("dpmpp_3m_sde", {"eta": 1.0}),
+        ("dpmpp_3m_sde", {"eta": 0.0}),
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_kdiffusion_source_parity(kdiff: dict[str, types.ModuleType], name: str, kw: dict[str, Any],
-                                  dtype: torch.dtype) -> None:
+def test_kdiffusion_source_parity(
+    kdiff: dict[str, types.ModuleType], name: str, kw: dict[str, Any], dtype: torch.dtype
+) -> None:
     ks, ke = kdiff["sampling"], kdiff["external"]
     sig = S.get_sigmas_polyexponential(30, SIG_MIN, SIG_MAX)
     assert torch.equal(sig, ks.get_sigmas_polyexponential(30, SIG_MIN, SIG_MAX))

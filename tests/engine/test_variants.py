@@ -35,8 +35,9 @@ def _rf_tiny() -> dict:
     d["config"]["global_cond_dim"] = 32
     d["config"]["attn_kwargs"] = {"qk_norm": "ln"}
     d["config"]["project_cond_tokens"] = True
-    cfg["model"]["conditioning"]["configs"] = [c for c in cfg["model"]["conditioning"]["configs"]
-                                              if c["id"] != "seconds_start"]
+    cfg["model"]["conditioning"]["configs"] = [
+        c for c in cfg["model"]["conditioning"]["configs"] if c["id"] != "seconds_start"
+    ]
     return cfg
 
 

@@ -18,8 +18,17 @@ import mido
 import numpy as np
 import pytest
 
-from lab.data import (GENRES, CorpusBuildError, SynthMissingError, build_corpus, compose, find_synth,
-                         make_prompt, render_song, sample_prompts)
+from lab.data import (
+    GENRES,
+    CorpusBuildError,
+    SynthMissingError,
+    build_corpus,
+    compose,
+    find_synth,
+    make_prompt,
+    render_song,
+    sample_prompts,
+)
 from lab.data.corpus import drumless_metadata, plan_songs
 from lab.data.mixing import CEILING_DBTP, active_rms_db, true_peak
 
@@ -112,10 +121,19 @@ def test_choruses_repeat(genre: str) -> None:
         events, tick_s = _note_ons(song.midi_bytes())
         fill = 4 * 480 + 30  # the last bar, and the humanised hits that lean into it
 
-        def content(start_s: float, end_s: float) -> Counter[tuple[str, int, int, int]]:
+        def content(
+            start_s: float,
+            end_s: float,
+            events: list[tuple[str, int, int, int]] = events,
+            tick_s: float = tick_s,
+            fill: int = fill,
+        ) -> Counter[tuple[str, int, int, int]]:
             start, end = round(start_s / tick_s), round(end_s / tick_s)
-            return Counter((name, t - start, pitch, vel) for name, t, pitch, vel in events
-                           if start <= t < end and not (name.startswith("drums") and t >= end - fill))
+            return Counter(
+                (name, t - start, pitch, vel)
+                for name, t, pitch, vel in events
+                if start <= t < end and not (name.startswith("drums") and t >= end - fill)
+            )
 
         first = content(*choruses[0])
         assert sum(first.values()) > 0
@@ -169,8 +187,11 @@ def test_prompts_mix_both_formats_shuffle_and_change_case() -> None:
     plain = [p for p in prompts if not KEYED.search(p)]
     assert any(", " in p for p in plain)
     # List values are shuffled: the instruments appear in more than one order.
-    orders = {tuple(sorted(meta["instruments"], key=lambda i: p.lower().find(i.lower())))
-              for p in prompts if all(i.lower() in p.lower() for i in meta["instruments"])}
+    orders = {
+        tuple(sorted(meta["instruments"], key=lambda i: p.lower().find(i.lower())))
+        for p in prompts
+        if all(i.lower() in p.lower() for i in meta["instruments"])
+    }
     assert len(orders) > 3
     assert any(p == p.lower() for p in prompts) and any(p != p.lower() for p in prompts)
     assert len(set(prompts)) > 200
@@ -229,7 +250,7 @@ def test_render_a_short_song() -> None:
     assert out.sample_rate == SR and out.mix.shape == (2, n) and out.mix.dtype == np.float32
     assert set(out.stems) == set(song.tracks)
     assert all(s.shape == (2, n) and s.dtype == np.float32 for s in out.stems.values())
-    rms = float(np.sqrt(np.mean(out.mix ** 2)))
+    rms = float(np.sqrt(np.mean(out.mix**2)))
     assert 20 * np.log10(rms) > -30  # clearly not silent
     assert true_peak(out.mix) <= 10 ** (CEILING_DBTP / 20) * 1.001
     assert not np.allclose(out.mix[0], out.mix[1])  # panned stems make a real stereo image
@@ -307,7 +328,7 @@ def test_build_corpus_writes_a_resumable_deterministic_folder(tmp_path: Path) ->
     more = build_corpus(out, 3, seed=5, drumless=True, **kwargs)
     assert more.files_written == len(drummed) and more.songs_built == len(drummed)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "audio").iterdir() if p.name in before} == before
-    new = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()][len(lines):]
+    new = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()][len(lines) :]
     assert sorted(item["id"] for item in new) == sorted(f"{item['id']}-nodrums" for item in drummed)
     for item in new:
         meta = item["metadata"]

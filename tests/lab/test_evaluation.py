@@ -13,11 +13,21 @@ pytest.importorskip("librosa", reason="the eval extra (librosa, mir_eval, matplo
 pytest.importorskip("mir_eval", reason="the eval extra is not installed")
 pytest.importorskip("matplotlib", reason="the eval extra is not installed")
 
+from lab.evaluation import (  # noqa: E402
+    beatbox,
+    detect_onsets,
+    drums_present,
+    estimate_tempo,
+    onset_f_measure,
+    percussive_ratio,
+    reconstruction_metrics,
+    repetition_score,
+    run_eval,
+    self_similarity,
+    tempo_error,
+)
 from lab.evaluation.metrics import hop_periodic_db, tone_fidelity  # noqa: E402
 from lab.evaluation.music import window_levels  # noqa: E402
-from lab.evaluation import (beatbox, detect_onsets, drums_present, estimate_tempo,  # noqa: E402
-                               onset_f_measure, percussive_ratio, reconstruction_metrics, repetition_score,
-                               run_eval, self_similarity, tempo_error)
 
 SR = 22050  # the analysis rate: no resampling in the music tests
 
@@ -30,7 +40,7 @@ def _clicks(bpm: float, seconds: float, sr: int = SR) -> tuple[np.ndarray, np.nd
     burst = (rng.standard_normal(int(0.01 * sr)) * np.exp(-np.linspace(0, 6, int(0.01 * sr)))).astype(np.float32)
     for t in times:
         i = int(round(t * sr))
-        audio[i:i + burst.size] += 0.8 * burst
+        audio[i : i + burst.size] += 0.8 * burst
     return audio, times
 
 
@@ -39,7 +49,9 @@ def _tones(pitches: list[list[int]], note_seconds: float, sr: int = SR) -> np.nd
     n = int(note_seconds * sr)
     t = np.arange(n) / sr
     env = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
-    out = [sum(np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t) for p in chord) * env / len(chord) for chord in pitches]
+    out = [
+        sum(np.sin(2 * np.pi * 440 * 2 ** ((p - 69) / 12) * t) for p in chord) * env / len(chord) for chord in pitches
+    ]
     return (0.3 * np.concatenate(out)).astype(np.float32)
 
 
@@ -63,7 +75,7 @@ def _repeat_each_hop(x, hop: int = 2048):
     """A decoder that renders every latent frame alike: each hop of `x` [B, C, N] replaced by its
     fourth hop (the fault `hop_periodic_db` and `tone_fidelity` exist to see)."""
     frames = x.shape[-1] // hop
-    return x[..., 3 * hop:4 * hop].repeat(1, 1, frames)
+    return x[..., 3 * hop : 4 * hop].repeat(1, 1, frames)
 
 
 def test_hop_periodic_energy_is_zero_db_for_a_repeated_hop_and_low_for_noise() -> None:
@@ -83,9 +95,18 @@ def test_tone_fidelity_is_one_for_the_identity_and_zero_for_a_hop_periodic_decod
     assert ident["mean"] > 0.999
     assert tone_fidelity(_repeat_each_hop, 44100, 2048)["mean"] < 1e-3
     # a detuned decoder (every tone 1 % sharp: resampled) misses the 3 Hz band above 300 Hz
-    detuned = tone_fidelity(lambda x: torch.from_numpy(np.ascontiguousarray(
-        np.interp(np.arange(x.shape[-1]) * 1.01, np.arange(x.shape[-1]), x[0, 0].numpy())[None, None].repeat(2, 1),
-        dtype=np.float32)), 44100, 2048)
+    detuned = tone_fidelity(
+        lambda x: torch.from_numpy(
+            np.ascontiguousarray(
+                np.interp(np.arange(x.shape[-1]) * 1.01, np.arange(x.shape[-1]), x[0, 0].numpy())[None, None].repeat(
+                    2, 1
+                ),
+                dtype=np.float32,
+            )
+        ),
+        44100,
+        2048,
+    )
     assert detuned["share"][0] > 0.5 and max(detuned["share"][2:]) < 0.01
 
 
@@ -121,9 +142,18 @@ def test_note_fidelity_is_one_for_the_identity_and_low_for_a_hop_periodic_decode
     assert ident["mean"] > 0.999 and min(r["input"] for r in ident["notes"]) > 0.2  # each note has harmonics to keep
     assert note_fidelity(_repeat_each_hop, 44100, 2048)["mean"] < 0.25
     semitone = 2 ** (1 / 12)
-    shifted = note_fidelity(lambda x: torch.from_numpy(np.ascontiguousarray(np.stack([
-        np.interp(np.arange(x.shape[-1]) * semitone, np.arange(x.shape[-1]), c) for c in x[0].numpy()])[None],
-        dtype=np.float32)), 44100, 2048)
+    shifted = note_fidelity(
+        lambda x: torch.from_numpy(
+            np.ascontiguousarray(
+                np.stack(
+                    [np.interp(np.arange(x.shape[-1]) * semitone, np.arange(x.shape[-1]), c) for c in x[0].numpy()]
+                )[None],
+                dtype=np.float32,
+            )
+        ),
+        44100,
+        2048,
+    )
     assert shifted["mean"] < 0.3
 
 
@@ -167,7 +197,11 @@ def test_window_levels_show_a_render_that_falls_silent() -> None:
     loud = 0.5 * np.sin(np.linspace(0, 400 * np.pi, 20 * sr))  # RMS 0.354: -9.0 dBFS
     audio = np.stack([np.concatenate([loud, 1e-3 * loud])] * 2)
     levels = window_levels(audio, sr, 10.0)
-    assert levels.shape == (4,) and np.allclose(levels[:2], -9.03, atol=0.05) and np.allclose(levels[2:], -69.03, atol=0.05)
+    assert (
+        levels.shape == (4,)
+        and np.allclose(levels[:2], -9.03, atol=0.05)
+        and np.allclose(levels[2:], -69.03, atol=0.05)
+    )
     assert window_levels(audio[:, :500], sr, 10.0).shape == (1,)  # shorter than a window: one
 
 
@@ -223,18 +257,49 @@ def _tiny_corpus(root: Path) -> Path:
         clicks, _ = _clicks(bpm, 3.0, 44100)
         audio = clicks + _tones([[57, 60, 64], [55, 59, 62], [53, 57, 60]], 1.0, 44100)
         sf.write(root / "audio" / f"s{i}.flac", np.stack([audio, audio], axis=1), 44100)
-        lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": 3.0, "split": split,
-                                 "kind": "mix", "prompts": [f"house, {bpm} BPM"],
-                                 "metadata": {"genre": "house", "bpm": bpm}}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"s{i}",
+                    "path": f"audio/s{i}.flac",
+                    "seconds": 3.0,
+                    "split": split,
+                    "kind": "mix",
+                    "prompts": [f"house, {bpm} BPM"],
+                    "metadata": {"genre": "house", "bpm": bpm},
+                }
+            )
+        )
     # A held-out stem without drums.
     chords = _tones([[57, 60, 64], [55, 59, 62], [53, 57, 60]], 1.0, 44100)
     sf.write(root / "audio" / "s1-chords.flac", np.stack([chords, chords], axis=1), 44100)
-    lines.append(json.dumps({"id": "s1-chords", "path": "audio/s1-chords.flac", "seconds": 3.0, "split": "test",
-                             "kind": "stem:chords", "prompts": ["chords only"], "metadata": {"genre": "house"}}))
+    lines.append(
+        json.dumps(
+            {
+                "id": "s1-chords",
+                "path": "audio/s1-chords.flac",
+                "seconds": 3.0,
+                "split": "test",
+                "kind": "stem:chords",
+                "prompts": ["chords only"],
+                "metadata": {"genre": "house"},
+            }
+        )
+    )
     # Song s1 again without its clicks (`longplay corpus --drumless`): the reference for "no drums".
-    lines.append(json.dumps({"id": "s1-nodrums", "path": "audio/s1-chords.flac", "seconds": 3.0, "split": "test",
-                             "kind": "mix:nodrums", "prompts": ["house, no drums"],
-                             "metadata": {"genre": "house", "bpm": 120, "has_drums": False, "drums_removed": True}}))
+    lines.append(
+        json.dumps(
+            {
+                "id": "s1-nodrums",
+                "path": "audio/s1-chords.flac",
+                "seconds": 3.0,
+                "split": "test",
+                "kind": "mix:nodrums",
+                "prompts": ["house, no drums"],
+                "metadata": {"genre": "house", "bpm": 120, "has_drums": False, "drums_removed": True},
+            }
+        )
+    )
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
@@ -246,8 +311,9 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert json.loads((out / "eval.json").read_text(encoding="utf-8"))["quick"] is True
     expected_skips = set() if beatbox.espeak_available() else {"audio_to_audio"}
-    skipped = {k for k in ("autoencoder", "prompt_adherence", "structure", "audio_to_audio", "speed")
-               if "skipped" in report[k]}
+    skipped = {
+        k for k in ("autoencoder", "prompt_adherence", "structure", "audio_to_audio", "speed") if "skipped" in report[k]
+    }
     assert skipped == expected_skips, {k: report[k].get("skipped") for k in skipped}
     ae = report["autoencoder"]
     assert ae["n"] == 2 and all(np.isfinite(ae[k]) for k in ("stft", "mel", "sisdr"))
@@ -258,7 +324,10 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert sweep["n"] == 1 and sweep["items"][0]["prompt"] == "house, 70 BPM" and sweep["items"][0]["target"] == 70
     drums = report["prompt_adherence"]["drums"]
     assert [g["items"][0]["prompt"] for g in drums.values()] == [
-        "house, 120 BPM, drums", "ambient, no drums", "house, 120 BPM, no drums"]
+        "house, 120 BPM, drums",
+        "ambient, no drums",
+        "house, 120 BPM, no drums",
+    ]
     ref = report["prompt_adherence"]["drum_free_reference"]
     assert [r["id"] for r in ref["items"]] == ["s1-nodrums"] and not drums_present(ref["mean_original"])
     assert ref["items"][0]["with_drums_original"] > 5 * ref["items"][0]["original"]  # its twin, s1, has the clicks

@@ -11,11 +11,11 @@ import soundfile as sf
 import torch
 
 from engine import Generator, RenderRequest, load_model, tiny_config
-from lab.training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
 from engine.errors import ModelLoadError
-from lab.training.errors import TrainingError
+from lab.training.autoencoder import AETrainConfig, load_autoencoder, train_autoencoder
 from lab.training.data import CorpusError, read_index
 from lab.training.diffusion import DiTTrainConfig, encode_corpus, train_dit
+from lab.training.errors import TrainingError
 
 SR = 44100
 
@@ -32,10 +32,19 @@ def _synthetic_corpus(root: Path, n: int = 4) -> Path:
         clicks = (np.mod(t, 0.25) < 0.005) * 0.5
         audio = np.stack([tone + clicks, tone - clicks], axis=1).astype(np.float32)
         sf.write(str(root / "audio" / f"s{i}.flac"), audio, SR, subtype="PCM_24")
-        lines.append(json.dumps({"id": f"s{i}", "path": f"audio/s{i}.flac", "seconds": sec,
-                                 "split": "test" if i == n - 1 else "train", "kind": "mix",
-                                 "metadata": {"bpm": 240},  # clicks every 0.25 s
-                                 "prompts": [f"tone {f} Hz, clicks", f"Genre: test|BPM: 240|Key: {i}"]}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"s{i}",
+                    "path": f"audio/s{i}.flac",
+                    "seconds": sec,
+                    "split": "test" if i == n - 1 else "train",
+                    "kind": "mix",
+                    "metadata": {"bpm": 240},  # clicks every 0.25 s
+                    "prompts": [f"tone {f} Hz, clicks", f"Genre: test|BPM: 240|Key: {i}"],
+                }
+            )
+        )
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
@@ -51,13 +60,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained_ae(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ae")
-    train_autoencoder(corpus, out, AE_RAW, AETrainConfig(steps=24, batch_size=2, crop_samples=4096,
-                                                         lr=1e-3, log_every=4, ckpt_every=12), quiet=True)
+    train_autoencoder(
+        corpus,
+        out,
+        AE_RAW,
+        AETrainConfig(steps=24, batch_size=2, crop_samples=4096, lr=1e-3, log_every=4, ckpt_every=12),
+        quiet=True,
+    )
     return out
 
 
 def _losses(folder: Path, key: str = "loss") -> list[float]:
-    return [json.loads(l)[key] for l in (folder / "train_log.jsonl").read_text().splitlines()]
+    return [json.loads(line)[key] for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
 
 def test_autoencoder_loss_falls_and_folder_loads(trained_ae: Path) -> None:
@@ -84,10 +98,16 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     assert sorted(p.name for p in latents.glob("s*.npy")) == [f"s{i}.npy" for i in range(4)]
     config = tiny_config(window_seconds=1.5)
     # Crops shorter than the window, one longer crop every 4th step (the long-context schedule).
-    folder = train_dit(config, corpus, latents, trained_ae, tmp_path / "dit",
-                       DiTTrainConfig(steps=30, batch_size=2, lr=1e-3, log_every=5, ckpt_every=15,
-                                      crop_frames=128, long_frames=256),
-                       quiet=True, description="test")
+    folder = train_dit(
+        config,
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "dit",
+        DiTTrainConfig(steps=30, batch_size=2, lr=1e-3, log_every=5, ckpt_every=15, crop_frames=128, long_frames=256),
+        quiet=True,
+        description="test",
+    )
     losses = _losses(tmp_path / "dit")
     assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses
     model = load_model(folder)
@@ -105,6 +125,7 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     assert res.audio.shape == (2, SR) and np.isfinite(res.audio).all()
     # Packaging: float16 weights, half the size, the same render up to float16 rounding.
     from lab import package_model
+
     shipped = package_model(folder, tmp_path / "ship", trained_ae, description="shipped", defaults={"steps": 4})
     assert (shipped / "model.safetensors").stat().st_size < 0.6 * (folder / "model.safetensors").stat().st_size
     small = load_model(shipped)
@@ -114,6 +135,7 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     assert np.abs(res16.audio - res.audio).max() < 0.05 * np.abs(res.audio).max() + 1e-3
     # A decoder can be swapped in only together with the very encoder the DiT learned from.
     from lab.training.autoencoder import save_autoencoder
+
     ae, raw = load_autoencoder(trained_ae)
     with torch.no_grad():
         next(p for n, p in ae.named_parameters() if n.startswith("encoder.")).add_(0.1)
@@ -137,8 +159,13 @@ def test_stereo_stft_loss_equals_auraloss_weighting_inside_each_resolution() -> 
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(2, 2, 8192, generator=g) * 0.1, torch.randn(2, 2, 8192, generator=g) * 0.1
-    ref = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=STFT_SIZES, hop_sizes=[s // 4 for s in STFT_SIZES],
-                                                win_lengths=STFT_SIZES, perceptual_weighting=True, sample_rate=SR)
+    ref = auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=STFT_SIZES,
+        hop_sizes=[s // 4 for s in STFT_SIZES],
+        win_lengths=STFT_SIZES,
+        perceptual_weighting=True,
+        sample_rate=SR,
+    )
 
     def ms(a: torch.Tensor) -> torch.Tensor:
         return torch.stack(((a[:, 0] + a[:, 1]) / 2, (a[:, 0] - a[:, 1]) / 2), dim=1)
@@ -153,8 +180,15 @@ def test_decoder_only_training_keeps_the_latent_space(trained_ae: Path, corpus: 
 
     dec = tmp_path / "dec"
     shutil.copytree(trained_ae, dec)
-    train_autoencoder(corpus, dec, AE_RAW, AETrainConfig(steps=28, batch_size=2, crop_samples=4096, lr=1e-3,
-                                                         log_every=4, ckpt_every=14, decoder_only=True), quiet=True)
+    train_autoencoder(
+        corpus,
+        dec,
+        AE_RAW,
+        AETrainConfig(
+            steps=28, batch_size=2, crop_samples=4096, lr=1e-3, log_every=4, ckpt_every=14, decoder_only=True
+        ),
+        quiet=True,
+    )
     before, _ = load_autoencoder(trained_ae)
     after, raw = load_autoencoder(dec)
     assert raw["longplay"]["step"] == 28
@@ -170,17 +204,30 @@ def test_decoder_of_a_shipped_model_trains_on_and_swaps_back(corpus: Path, train
     """`init_from` a whole model folder: its autoencoder (architecture and weights) is the start,
     the encoder stays put, and the trained decoder packages back into that model."""
     latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
-                     DiTTrainConfig(steps=1, batch_size=2, crop_frames=128), quiet=True)
-    dec = train_autoencoder(corpus, tmp_path / "dec", None,
-                            AETrainConfig(steps=3, batch_size=2, crop_samples=4096, lr=1e-3, log_every=1,
-                                          decoder_only=True), quiet=True, init_from=base)
+    base = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "base",
+        DiTTrainConfig(steps=1, batch_size=2, crop_frames=128),
+        quiet=True,
+    )
+    dec = train_autoencoder(
+        corpus,
+        tmp_path / "dec",
+        None,
+        AETrainConfig(steps=3, batch_size=2, crop_samples=4096, lr=1e-3, log_every=1, decoder_only=True),
+        quiet=True,
+        init_from=base,
+    )
     before, _ = load_autoencoder(base)
     after, _ = load_autoencoder(dec)
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
     from lab import package_model
+
     shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
     assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in new.items())
 
@@ -229,45 +276,79 @@ def test_widened_latents_start_as_the_same_autoencoder(trained_ae: Path) -> None
         widen_latents(ae, raw["model"], d)
 
 
-def test_adversarial_training_widens_latents_and_resumes_from_float16_weights(corpus: Path, trained_ae: Path,
-                                                                              tmp_path: Path) -> None:
+def test_adversarial_training_widens_latents_and_resumes_from_float16_weights(
+    corpus: Path, trained_ae: Path, tmp_path: Path
+) -> None:
     """`latent_dim` + the discriminator: the run logs its adversarial terms, writes the
     discriminator beside the model (float16), and a run started from that folder alone (a fresh
     machine: no train_state.pt) picks the discriminator up instead of a new one."""
     from lab.training.autoencoder import DISC_FILE, _read_float
 
     ae, _ = load_autoencoder(trained_ae)
-    cfg = AETrainConfig(steps=3, batch_size=2, crop_samples=8192, lr=1e-3, log_every=1, decoder_latents="mean",
-                        latent_dim=2 * ae.cfg.latent_dim, adv_weight=0.1, fm_weight=5.0, adv_start=1,
-                        disc_crop=0)
+    cfg = AETrainConfig(
+        steps=3,
+        batch_size=2,
+        crop_samples=8192,
+        lr=1e-3,
+        log_every=1,
+        decoder_latents="mean",
+        latent_dim=2 * ae.cfg.latent_dim,
+        adv_weight=0.1,
+        fm_weight=5.0,
+        adv_start=1,
+        disc_crop=0,
+    )
     out = train_autoencoder(corpus, tmp_path / "gan", None, cfg, quiet=True, init_from=trained_ae)
-    rows = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert rows[0]["adv"] == 0 and rows[-1]["adv"] > 0 and rows[-1]["disc"] > 0  # the decoder hears it from adv_start
     grown, raw = load_autoencoder(out)
     assert grown.cfg.latent_dim == 2 * ae.cfg.latent_dim == raw["model"]["latent_dim"]
     saved = _read_float(out / DISC_FILE)
-    on = train_autoencoder(corpus, tmp_path / "moved", None, AETrainConfig(**{**cfg.__dict__, "lr": 0.0, "disc_lr": 0.0,
-                                                                              "steps": 1}),
-                           quiet=True, init_from=out)
+    on = train_autoencoder(
+        corpus,
+        tmp_path / "moved",
+        None,
+        AETrainConfig(**{**cfg.__dict__, "lr": 0.0, "disc_lr": 0.0, "steps": 1}),
+        quiet=True,
+        init_from=out,
+    )
     again = _read_float(on / DISC_FILE)
     assert all(torch.allclose(saved[k], again[k], atol=1e-3) for k in saved)
     with pytest.raises(TrainingError, match="init_from"):
         train_autoencoder(corpus, tmp_path / "x", AE_RAW, AETrainConfig(steps=1, latent_dim=64), quiet=True)
     with pytest.raises(TrainingError, match="longest window"):
-        train_autoencoder(corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, crop_samples=4096, adv_weight=0.1), quiet=True)
+        train_autoencoder(
+            corpus, tmp_path / "y", AE_RAW, AETrainConfig(steps=1, crop_samples=4096, adv_weight=0.1), quiet=True
+        )
 
 
-def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Path, trained_ae: Path,
-                                                                      tmp_path: Path) -> None:
+def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(
+    corpus: Path, trained_ae: Path, tmp_path: Path
+) -> None:
     """`decoder_channels` + `decoder_latents="mean"` from a model folder: the encoder stays, the
     decoder grows, and `package_model` rebuilds the model around it (config and weights)."""
     latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
-                     DiTTrainConfig(steps=1, batch_size=2, crop_frames=128), quiet=True)
+    base = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "base",
+        DiTTrainConfig(steps=1, batch_size=2, crop_frames=128),
+        quiet=True,
+    )
     before, _ = load_autoencoder(base)
     width = before.cfg.decoder.channels
-    cfg = AETrainConfig(steps=3, batch_size=2, crop_samples=4096, lr=1e-3, log_every=1, decoder_only=True,
-                        decoder_latents="mean", decoder_channels=2 * width)
+    cfg = AETrainConfig(
+        steps=3,
+        batch_size=2,
+        crop_samples=4096,
+        lr=1e-3,
+        log_every=1,
+        decoder_only=True,
+        decoder_latents="mean",
+        decoder_channels=2 * width,
+    )
     dec = train_autoencoder(corpus, tmp_path / "dec", None, cfg, quiet=True, init_from=base)
     after, raw = load_autoencoder(dec)
     assert raw["model"]["decoder"]["config"]["channels"] == 2 * width
@@ -275,17 +356,22 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Pa
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     # Resuming rebuilds the widened shapes before loading its own checkpoint.
-    train_autoencoder(corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 4}),
-                      quiet=True, init_from=base)
+    train_autoencoder(
+        corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 4}), quiet=True, init_from=base
+    )
     from lab import package_model
+
     shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
     assert shipped.pretransform.model.cfg.decoder.channels == 2 * width
     assert shipped.config.raw["model"]["pretransform"]["config"]["decoder"]["config"]["channels"] == 2 * width
     resumed, _ = load_autoencoder(dec)
     assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in resumed.state_dict().items())
     base_model = load_model(base)
-    assert all(torch.equal(v, shipped.state_dict()[k]) for k, v in base_model.state_dict().items()
-               if not k.startswith("pretransform."))
+    assert all(
+        torch.equal(v, shipped.state_dict()[k])
+        for k, v in base_model.state_dict().items()
+        if not k.startswith("pretransform.")
+    )
     audio = Generator(shipped, device="cpu").render(RenderRequest("tone 110 Hz", seconds=0.5, steps=2, seed=1))[0].audio
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
     # Only a decoder may differ; a new width needs a decoder-only run from weights.
@@ -294,8 +380,13 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(corpus: Pa
 
 
 def test_time_limit_stops_with_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
-    out = train_autoencoder(corpus, tmp_path / "ae", AE_RAW,
-                            AETrainConfig(steps=1000, batch_size=1, crop_samples=4096, time_limit_s=1e-9), quiet=True)
+    out = train_autoencoder(
+        corpus,
+        tmp_path / "ae",
+        AE_RAW,
+        AETrainConfig(steps=1000, batch_size=1, crop_samples=4096, time_limit_s=1e-9),
+        quiet=True,
+    )
     assert load_autoencoder(out)[1]["longplay"]["step"] == 0
 
 
@@ -355,42 +446,73 @@ def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_
     for row, i, meta in zip(mean_a, ids, metas):
         mean = torch.from_numpy(bank.latents[i][: bank.latents[i].shape[0] // 2].astype(np.float32))
         start = round(meta["seconds_start"] * bank.rate)
-        assert torch.allclose(row * 2.0, mean[:, start:start + frames])
+        assert torch.allclose(row * 2.0, mean[:, start : start + frames])
     assert not torch.allclose(drawn, mean_a)  # samples scatter around the mean
     with pytest.raises(TrainingError, match="train_latents"):
-        train_dit(tiny_config(), corpus, tmp_path / "lat", trained_ae, tmp_path / "x",
-                  DiTTrainConfig(steps=1, train_latents="median"), quiet=True)
+        train_dit(
+            tiny_config(),
+            corpus,
+            tmp_path / "lat",
+            trained_ae,
+            tmp_path / "x",
+            DiTTrainConfig(steps=1, train_latents="median"),
+            quiet=True,
+        )
 
 
 def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
     """A model trained without the grid warm-starts one with it: same outputs at step 0 (the new
     projection starts at zero), same latent scale, and training moves the new projection."""
     latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
-                     DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, log_every=2), quiet=True)
+    base = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "base",
+        DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, log_every=2),
+        quiet=True,
+    )
     grid_config = tiny_config(window_seconds=1.5)
     grid_config["model"]["diffusion"]["config"]["beat_phase"] = True
-    start = train_dit(grid_config, corpus, latents, trained_ae, tmp_path / "grown0",
-                      DiTTrainConfig(steps=0), quiet=True, init_from=base)
+    start = train_dit(
+        grid_config,
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "grown0",
+        DiTTrainConfig(steps=0),
+        quiet=True,
+        init_from=base,
+    )
     old, new = load_model(base), load_model(start)
     assert new.config.autoencoder.scale == old.config.autoencoder.scale
     req = RenderRequest("tone 220 Hz, clicks, 240 BPM", seconds=1.0, steps=3, seed=2)
     a = Generator(old, device="cpu").render(req)[0]
     b = Generator(new, device="cpu").render(req)[0]
     assert b.recipe["grid_bpm"] == 240.0 and np.array_equal(a.audio, b.audio)
-    trained = train_dit(grid_config, corpus, latents, trained_ae, tmp_path / "grown",
-                        DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0,
-                                       tempo_dropout=0.0, log_every=2), quiet=True, init_from=base)
+    trained = train_dit(
+        grid_config,
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "grown",
+        DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, tempo_dropout=0.0, log_every=2),
+        quiet=True,
+        init_from=base,
+    )
     assert load_model(trained).model.model.to_beat_embed.weight.abs().sum() > 0
     # Another architecture does not fit, and the error names the first tensor that differs.
     wide = tiny_config(window_seconds=1.5, depth=3)
     with pytest.raises(TrainingError, match="does not fit the model being trained"):
-        train_dit(wide, corpus, latents, trained_ae, tmp_path / "wide", DiTTrainConfig(steps=0), quiet=True,
-                  init_from=base)
+        train_dit(
+            wide, corpus, latents, trained_ae, tmp_path / "wide", DiTTrainConfig(steps=0), quiet=True, init_from=base
+        )
 
 
-def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(corpus: Path, trained_ae: Path,
-                                                                       tmp_path: Path) -> None:
+def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
+    corpus: Path, trained_ae: Path, tmp_path: Path
+) -> None:
     """A DiT trained on C latent channels warm-starts one on 2C (an autoencoder grown by
     `latent_dim`): at step 0 it predicts for the old channels exactly what it did, and 0 for the
     new ones while they are 0; training then moves the new channels' weights."""
@@ -398,8 +520,15 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(corpus: P
     from lab.training.widen import widen_latents
 
     latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
-                     DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1), quiet=True)
+    base = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "base",
+        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1),
+        quiet=True,
+    )
     ae, raw = load_autoencoder(trained_ae)
     d = ae.cfg.latent_dim
     wide, wide_raw = widen_latents(ae, raw["model"], 2 * d)
@@ -408,8 +537,9 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(corpus: P
     config = tiny_config(window_seconds=1.5)
     config["model"]["pretransform"]["config"] = {**wide_raw}
     config["model"]["diffusion"]["config"]["io_channels"] = 2 * d
-    start = train_dit(config, corpus, wide_latents, wide_dir, tmp_path / "grown0", DiTTrainConfig(steps=0),
-                      quiet=True, init_from=base)
+    start = train_dit(
+        config, corpus, wide_latents, wide_dir, tmp_path / "grown0", DiTTrainConfig(steps=0), quiet=True, init_from=base
+    )
     old, new = load_model(base).model.model.eval(), load_model(start).model.model.eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, d, 64, generator=g)
@@ -419,11 +549,18 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(corpus: P
         a = old(x, t, cond, glob)
         b = new(torch.cat([x, torch.zeros_like(x)], 1), t, cond, glob)
     assert torch.allclose(b[:, :d], a, atol=1e-5) and torch.equal(b[:, d:], torch.zeros_like(a))
-    trained = train_dit(config, corpus, wide_latents, wide_dir, tmp_path / "grown",
-                        DiTTrainConfig(steps=3, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, log_every=1),
-                        quiet=True, init_from=base)
+    trained = train_dit(
+        config,
+        corpus,
+        wide_latents,
+        wide_dir,
+        tmp_path / "grown",
+        DiTTrainConfig(steps=3, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, log_every=1),
+        quiet=True,
+        init_from=base,
+    )
     w = load_model(trained).model.model.transformer.project_out.weight
-    assert w[d * old.cfg.patch_size:].abs().sum() > 0
+    assert w[d * old.cfg.patch_size :].abs().sum() > 0
 
 
 def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path) -> None:
@@ -432,8 +569,15 @@ def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path)
     from lab.training.data import CorpusItem
     from lab.training.diffusion import LatentBank
 
-    meta = {"genre": "house", "bpm": 124, "key": "A minor", "instruments": ["Rhodes", "Sub Bass"],
-            "moods": ["warm"], "stems": {"drums": "Drums"}, "has_drums": True}
+    meta = {
+        "genre": "house",
+        "bpm": 124,
+        "key": "A minor",
+        "instruments": ["Rhodes", "Sub Bass"],
+        "moods": ["warm"],
+        "stems": {"drums": "Drums"},
+        "has_drums": True,
+    }
     item = CorpusItem("a", tmp_path / "a.flac", 10.0, "train", "mix", ["stored"], meta)
     rng = random.Random(0)
     prompts = {LatentBank._prompt(item, rng, 1.0) for _ in range(20)}
@@ -444,8 +588,13 @@ def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path)
 
 
 def test_mel_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
-    train_autoencoder(corpus, tmp_path, AE_RAW, AETrainConfig(steps=12, batch_size=2, crop_samples=4096, lr=1e-3,
-                                                              log_every=2, mel_weight=1.0), quiet=True)
+    train_autoencoder(
+        corpus,
+        tmp_path,
+        AE_RAW,
+        AETrainConfig(steps=12, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2, mel_weight=1.0),
+        quiet=True,
+    )
     mel = _losses(tmp_path, "mel")
     total = _losses(tmp_path, "loss")
     stft = _losses(tmp_path, "stft")
@@ -454,8 +603,13 @@ def test_mel_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_frame_span_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> None:
-    train_autoencoder(corpus, tmp_path, AE_RAW, AETrainConfig(steps=12, batch_size=2, crop_samples=8192, lr=1e-3,
-                                                              log_every=2, frame_span_weight=1.0), quiet=True)
+    train_autoencoder(
+        corpus,
+        tmp_path,
+        AE_RAW,
+        AETrainConfig(steps=12, batch_size=2, crop_samples=8192, lr=1e-3, log_every=2, frame_span_weight=1.0),
+        quiet=True,
+    )
     span, total, stft = _losses(tmp_path, "span"), _losses(tmp_path, "loss"), _losses(tmp_path, "stft")
     assert all(v > 0 for v in span) and span[-1] < span[0]
     assert total[0] == pytest.approx(stft[0] + span[0], rel=0.01)  # + the tiny KL term
@@ -464,11 +618,19 @@ def test_frame_span_term_is_logged_and_trains(corpus: Path, tmp_path: Path) -> N
 def test_deterministic_autoencoder_with_a_waveform_term_trains_the_encoder(corpus: Path, tmp_path: Path) -> None:
     """decoder_latents="mean" with the encoder training: the decoder sees the posterior mean, the
     KL term still counts (it keeps the mean's scale), and the encoder moves."""
-    base = train_autoencoder(corpus, tmp_path / "base", AE_RAW, AETrainConfig(steps=1, batch_size=1, crop_samples=4096),
-                             quiet=True)
-    out = train_autoencoder(corpus, tmp_path / "det", None,
-                            AETrainConfig(steps=8, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2,
-                                          decoder_latents="mean", wave_weight=1.0), quiet=True, init_from=base)
+    base = train_autoencoder(
+        corpus, tmp_path / "base", AE_RAW, AETrainConfig(steps=1, batch_size=1, crop_samples=4096), quiet=True
+    )
+    out = train_autoencoder(
+        corpus,
+        tmp_path / "det",
+        None,
+        AETrainConfig(
+            steps=8, batch_size=2, crop_samples=4096, lr=1e-3, log_every=2, decoder_latents="mean", wave_weight=1.0
+        ),
+        quiet=True,
+        init_from=base,
+    )
     wave, kl = _losses(out, "wave"), _losses(out, "kl")
     assert all(w > 0 for w in wave) and all(k > 0 for k in kl)
     old, new = load_autoencoder(base)[0].state_dict(), load_autoencoder(out)[0].state_dict()
@@ -484,7 +646,7 @@ def test_frame_span_loss_hears_a_decoder_that_repeats_every_hop() -> None:
     hop, n = 2048, 2048 * 32
     t = np.arange(n) / 44100
     x = torch.from_numpy(np.stack([0.3 * np.sin(2 * np.pi * 441.4 * t)] * 2).astype(np.float32))[None]
-    buzz = x[..., 3 * hop:4 * hop].repeat(1, 1, 32)
+    buzz = x[..., 3 * hop : 4 * hop].repeat(1, 1, 32)
     quiet = x * 10 ** (-2 / 20)
     span, paper = FrameSpanSTFTLoss(hop), StereoSTFTLoss(44100)
     assert float(span(buzz, x)) > 5 * float(span(quiet, x))
@@ -495,8 +657,15 @@ def test_a_model_folder_serves_as_the_autoencoder(corpus: Path, trained_ae: Path
     """Fine-tuning a shipped model needs no separate autoencoder folder: `load_autoencoder` takes
     a whole model's pretransform, weight for weight, and encodes the corpus the same way."""
     latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(tiny_config(window_seconds=1.5), corpus, latents, trained_ae, tmp_path / "base",
-                     DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1), quiet=True)
+    base = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "base",
+        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1),
+        quiet=True,
+    )
     a, _ = load_autoencoder(trained_ae)
     b, raw = load_autoencoder(base)
     assert raw["model_type"] == "autoencoder" and raw["model"] == load_autoencoder(trained_ae)[1]["model"]
