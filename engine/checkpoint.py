@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import parse_model_config
+from .config import learned_latents, parse_model_config
 from .errors import ConfigError, ModelLoadError
 from .model import ConditionedDiffusionModel, build_model
 
@@ -76,16 +76,9 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def trained_latents(raw: Any) -> str | None:
-    """Which VAE latents a folder's config says its network learned: a DiT's `train_latents` or an
-    autoencoder decoder's `decoder_latents` ("sample" or "mean", in the `longplay.train` block
-    `longplay train` writes); None when it does not say (every public config: samples)."""
-    meta = raw.get("longplay") if isinstance(raw, dict) else None
-    train = meta.get("train") if isinstance(meta, dict) else None
-    if isinstance(train, dict):
-        for key in ("train_latents", "decoder_latents"):
-            if train.get(key) in ("sample", "mean"):
-                return str(train[key])
-    return None
+    """Which VAE latents a raw folder config says its network learned (`config.learned_latents`,
+    for a folder not loaded as a model: `longplay train`'s defaults read it from any folder)."""
+    return learned_latents(raw)
 
 
 def find_models() -> list[ModelInfo]:

@@ -136,6 +136,10 @@ class ModelConfig:
     global_cond_ids: tuple[str, ...]
     objective: str  # "v" | "rf_denoiser"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # From the `longplay` block `longplay train package` writes (read here, once): the sampler
+    # defaults renders use unless asked otherwise, and which VAE latents the DiT learned.
+    defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    learned_latents: str | None = None
 
     @property
     def latent_rate(self) -> float:
@@ -353,6 +357,41 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
     return dit
 
 
+# Sampler defaults a model folder may carry (`longplay.defaults`) and their types.
+DEFAULT_KEYS: dict[str, type] = {"steps": int, "cfg": float, "sampler": str, "sigma_min": float, "sigma_max": float}
+
+
+def learned_latents(raw: Any) -> str | None:
+    """Which VAE latents a folder's config says its network learned: a DiT's `train_latents` or an
+    autoencoder decoder's `decoder_latents` ("sample" or "mean", in the `longplay.train` block
+    `longplay train` writes); None when it does not say (every public config: samples)."""
+    meta = raw.get("longplay") if isinstance(raw, Mapping) else None
+    train = meta.get("train") if isinstance(meta, Mapping) else None
+    if isinstance(train, Mapping):
+        for key in ("train_latents", "decoder_latents"):
+            if train.get(key) in ("sample", "mean"):
+                return str(train[key])
+    return None
+
+
+def _defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    meta = raw.get("longplay")
+    block = meta.get("defaults", {}) if isinstance(meta, Mapping) else {}
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"longplay.defaults must be an object, got {type(block).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in block.items():
+        kind = DEFAULT_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"longplay.defaults.{key}: unknown; expected some of {', '.join(DEFAULT_KEYS)}")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"longplay.defaults.{key} must be {kind.__name__}, got {value!r}")
+        out[key] = value
+    return out
+
+
 def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
     """Parse a stable-audio-tools `diffusion_cond` model_config.json dict."""
     if not isinstance(raw, Mapping):
@@ -406,6 +445,8 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
             f"{ae.downsampling_ratio} x DiT patch_size {dit.patch_size})"
         )
     return ModelConfig(
+        defaults=_defaults(raw),
+        learned_latents=learned_latents(raw),
         sample_size=sample_size,
         sample_rate=_get("", raw, "sample_rate", int),
         audio_channels=_get("", raw, "audio_channels", int),

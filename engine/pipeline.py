@@ -23,7 +23,6 @@ from torch import Tensor
 
 from . import longform, sampling
 from .audio_io import conform, fade_edges, load_audio, normalize_loudness
-from .checkpoint import trained_latents
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError, RequestTooLong
 from .limits import LIMITS
@@ -158,7 +157,6 @@ def grid_bpm(req: RenderRequest) -> float | None:
 
 def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
     """Sampler defaults: rectified-flow models (SAO Small) use 8-step ping-pong; v-models 3M SDE."""
-    meta = model.config.raw.get("longplay", {}) if isinstance(model.config.raw, dict) else {}
     if model.config.objective == "rf_denoiser":
         base = {"sampler": "pingpong", "steps": 8, "cfg": 1.0, "sigma_min": 0.0, "sigma_max": 1.0}
     else:
@@ -169,7 +167,7 @@ def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
             "sigma_min": sampling.DEFAULT_SIGMA_MIN,
             "sigma_max": sampling.DEFAULT_SIGMA_MAX,
         }
-    base.update(meta.get("defaults", {}) if isinstance(meta, dict) else {})
+    base.update(model.config.defaults)
     return base
 
 
@@ -466,7 +464,7 @@ class Generator:
         """What the DiT learned: "sample" (VAE posterior samples, as Stable Audio and every public
         config) or "mean" (the posterior mean: a model trained with `train dit --train-latents
         mean`, such as longplay-mini). Audio-to-audio encodes the init audio the same way."""
-        return trained_latents(self.model.config.raw) or "sample"
+        return self.model.config.learned_latents or "sample"
 
     @torch.no_grad()
     def _init_latents(self, req: RenderRequest) -> Tensor:

@@ -235,3 +235,22 @@ def test_dit_patching_folds_frames_into_tokens_as_stable_audio_tools() -> None:
     assert torch.equal(out, x)  # zero-initialised pre/post convs: unfolding is the exact inverse
     with pytest.raises(ValueError, match="multiple of the DiT's patch_size 2"):
         net(x[..., :9], torch.rand(2))
+
+
+def test_longplay_block_is_read_once_into_typed_fields() -> None:
+    """Sampler defaults and the latents a DiT learned are parsed at load (typed, checked), not looked
+    up in the raw dict at render time."""
+    from engine import parse_model_config
+
+    raw = tiny_config()
+    raw["longplay"] = {"defaults": {"steps": 20, "cfg": 5}, "train": {"train_latents": "mean"}}
+    cfg = parse_model_config(raw)
+    assert cfg.defaults == {"steps": 20, "cfg": 5.0} and isinstance(cfg.defaults["cfg"], float)
+    assert cfg.learned_latents == "mean"
+    assert parse_model_config(tiny_config()).learned_latents is None
+    raw["longplay"]["defaults"] = {"steps": "many"}
+    with pytest.raises(ConfigError, match="longplay.defaults.steps must be int"):
+        parse_model_config(raw)
+    raw["longplay"]["defaults"] = {"stepz": 3}
+    with pytest.raises(ConfigError, match="stepz: unknown"):
+        parse_model_config(raw)

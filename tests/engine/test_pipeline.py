@@ -175,8 +175,9 @@ def test_init_audio_is_encoded_as_the_dit_learned_it(tmp_path: Path) -> None:
     outs = {}
     for learned in ("sample", "mean"):
         torch.manual_seed(0)
-        model = build_model(tiny_config(window_seconds=3.0))
-        model.config.raw.setdefault("longplay", {})["train"] = {"train_latents": learned}
+        config = tiny_config(window_seconds=3.0)
+        config.setdefault("longplay", {})["train"] = {"train_latents": learned}  # read once, at build
+        model = build_model(config)
         g = Generator(model, device="cpu")
         assert g.learned_latents() == learned
         out = _render(g, init_audio=str(clip), init_strength=0.0, seconds=0.8, seed=4)
