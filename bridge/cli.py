@@ -14,6 +14,7 @@ as its own console script.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -25,7 +26,7 @@ from .errors import BridgeError, EngineUnavailable, UsageError
 from .eval_cli import add_eval_parser, run_eval_command
 from .folders import check_writable_folder
 from .loudness import DEFAULT_LOUDNESS, parse_loudness
-from .naming import AUDIO_SUFFIXES
+from .naming import AUDIO_SUFFIXES, sidecar_path
 from .train_cli import add_train_parser, run_train
 
 PROG = "longplay"
@@ -305,9 +306,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         print(path)
         if args.waveform:
             try:
-                audio, _ = load_audio(path)
-                png = waveform_png(audio, path.with_suffix(".png"), title=f"{args.prompt[:80]}  ({path.name})")
-            except (EngineError, OSError) as err:
+                audio, rate = load_audio(path)
+                seed = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("seed", "?")
+                title = f"{args.prompt[:80]}  (seed {seed}, {audio.shape[-1] / rate:.1f} s)"
+                png = waveform_png(audio, path.with_suffix(".png"), title=title)
+            except (EngineError, OSError, ValueError) as err:
                 raise BridgeError(f"could not draw the waveform of {path}: {err}") from err
             print(png)
     return EXIT_OK
