@@ -352,8 +352,9 @@ def _run_models(args: argparse.Namespace) -> int:
         print("no models found (looked in resources/models/, the user data dir and $LONGPLAY_MODELS)")
         return EXIT_OK
     width = max(len(m.name) for m in models)
-    for m in models:
-        print(f"{m.name:<{width}}  {m.path}  {m.description or ''}".rstrip())
+    kind_width = max(len(m.kind) for m in models)
+    for m in models:  # kind: longplay | stable-audio-open | stable-audio-3
+        print(f"{m.name:<{width}}  {m.kind:<{kind_width}}  {m.path}  {m.description or ''}".rstrip())
     return EXIT_OK
 
 

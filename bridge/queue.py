@@ -38,7 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import ConditionedDiffusionModel, Generator, Progress, RenderCancelled, RenderRequest, load_model
+from engine import (
+    ConditionedDiffusionModel,
+    Generator,
+    Progress,
+    RenderCancelled,
+    RenderRequest,
+    SA3Model,
+    load_model,
+)
 
 from .errors import BridgeError, DuplicateRequest, QueueFull, UnknownJob, WorkerStopped
 from .jobs import FileInfo, JobEvent, JobInfo, Listener, QueueHealth, classify
@@ -73,7 +81,7 @@ class JobQueue:
         self,
         journal: str | os.PathLike[str] | Journal,
         *,
-        model: str | os.PathLike[str] | ConditionedDiffusionModel | None = None,
+        model: str | os.PathLike[str] | ConditionedDiffusionModel | SA3Model | None = None,
         device: str | None = None,
         out_dir: str | os.PathLike[str] = "outputs",
         limit: int = 32,
@@ -288,9 +296,8 @@ class JobQueue:
             self._pending.append(row["id"])
 
     def _load(self) -> None:
-        model = self._model_arg
-        if not isinstance(model, ConditionedDiffusionModel):
-            model = load_model(model)
+        arg = self._model_arg
+        model = arg if isinstance(arg, (ConditionedDiffusionModel, SA3Model)) else load_model(arg)
         self._generator = Generator(model) if self._device is None else Generator(model, device=self._device)
         self.model_name = Path(str(getattr(model, "folder", "") or "in-memory")).name
         with self._cond:  # allow_source_root may be replacing the limits from another thread

@@ -77,6 +77,9 @@ if TYPE_CHECKING:
         mini_autoencoder_config as mini_autoencoder_config,
         tiny_config as tiny_config,
     )
+    from .sa3 import (
+        SA3Model as SA3Model,
+    )
     from .sampling import (
         SAMPLERS as SAMPLERS,
     )
@@ -107,6 +110,7 @@ _EXPORTS: dict[str, str] = {
     "RenderResult": "pipeline",
     "RequestError": "errors",
     "RequestTooLong": "errors",
+    "SA3Model": "sa3",
     "SAMPLERS": "sampling",
     "SOURCE_RATE_RANGE": "audio_io",
     "TextEncoderMissingError": "errors",

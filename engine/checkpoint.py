@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -21,6 +21,9 @@ from torch import Tensor
 from .config import learned_latents, parse_model_config
 from .errors import ConfigError, ModelLoadError
 from .model import ConditionedDiffusionModel, build_model
+
+if TYPE_CHECKING:
+    from .sa3.model import SA3Model
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "model_config.json"
@@ -35,6 +38,7 @@ class ModelInfo:
     description: str
     sample_rate: int
     window_seconds: float
+    kind: str = "longplay"  # "longplay" | "stable-audio-open" | "stable-audio-3"
 
 
 def model_search_paths() -> list[Path]:
@@ -83,31 +87,42 @@ def trained_latents(raw: Any) -> str | None:
 
 def find_models() -> list[ModelInfo]:
     """Every model folder under the search paths, named by folder; earlier paths shadow later."""
+    from .sa3.folder import is_sa3_folder, read_sa3_config  # engine.sa3.folder imports this module
+
     seen: dict[str, ModelInfo] = {}
     for root in model_search_paths():
         if not root.is_dir():
             continue
-        for folder in sorted(p for p in root.iterdir() if (p / CONFIG_NAME).is_file()):
+        for folder in sorted(p for p in root.iterdir() if (p / CONFIG_NAME).is_file() or is_sa3_folder(p)):
             if folder.name in seen:
                 continue
             try:
+                if is_sa3_folder(folder):
+                    sa3 = read_sa3_config(folder)
+                    info = ModelInfo(folder.name, folder, "", sa3.sample_rate, sa3.max_seconds, "stable-audio-3")
+                    seen[folder.name] = info
+                    continue
                 raw = read_config(folder)
                 cfg = parse_model_config(raw)
             except ModelLoadError:
                 continue
-            desc = str(raw.get("longplay", {}).get("description", "")) if isinstance(raw.get("longplay"), dict) else ""
-            seen[folder.name] = ModelInfo(folder.name, folder, desc, cfg.sample_rate, cfg.window_seconds)
+            meta = raw.get("longplay")
+            desc = str(meta.get("description", "")) if isinstance(meta, dict) else ""
+            kind = "longplay" if isinstance(meta, dict) else "stable-audio-open"
+            seen[folder.name] = ModelInfo(folder.name, folder, desc, cfg.sample_rate, cfg.window_seconds, kind)
     return list(seen.values())
 
 
 def resolve_model(name_or_path: str | os.PathLike[str] | None, default: str = "longplay-mini") -> Path:
     """A folder path, or a model name looked up in the search paths."""
+    from .sa3.folder import is_sa3_folder
+
     name = str(name_or_path) if name_or_path is not None else default
     path = Path(name).expanduser()
     if path.is_dir():
         return path
     for root in model_search_paths():
-        if (root / name / CONFIG_NAME).is_file():
+        if (root / name / CONFIG_NAME).is_file() or is_sa3_folder(root / name):
             return root / name
     where = ", ".join(str(p) for p in model_search_paths())
     raise ModelLoadError(f"model {name!r} not found (looked for a folder of that path, and in {where})")
@@ -156,9 +171,15 @@ def load_model(
     folder: str | os.PathLike[str] | None = None,
     text_encoder: str | os.PathLike[str] | None = None,
     require_text_encoder: bool = True,
-) -> ConditionedDiffusionModel:
-    """Load a model folder (or a model name) onto the CPU in float32, in eval mode."""
+) -> ConditionedDiffusionModel | SA3Model:
+    """Load a model folder (or a model name) onto the CPU in float32, in eval mode: a
+    stable-audio-tools folder (Longplay's, Stable Audio Open) or a Stable Audio 3 folder in either
+    release layout (`engine.sa3.load_sa3`); `engine.Generator` renders both."""
+    from .sa3.folder import is_sa3_folder, load_sa3
+
     path = resolve_model(folder)
+    if is_sa3_folder(path):
+        return load_sa3(path, text_encoder, require_text_encoder)
     raw = read_config(path)
     try:
         model = build_model(raw)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +27,10 @@ from .devices import autocast_for, pick_device
 from .errors import RenderCancelled, RequestError, RequestTooLong
 from .limits import LIMITS
 from .model import ConditionedDiffusionModel
+
+if TYPE_CHECKING:
+    from .sa3 import SA3Model
+    from .sa3.render import SA3Renderer
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,29 @@ def model_defaults(model: ConditionedDiffusionModel) -> dict[str, Any]:
 
 
 class Generator:
-    """Renders requests with one model on one device. Not thread-safe: one worker owns it."""
+    """Renders requests with one model on one device. Not thread-safe: one worker owns it.
+
+    A Stable Audio 3 model (`engine.sa3.SA3Model`) renders through `engine/sa3/render.py`
+    (`self.sa3`; `render`, `resolve`, `max_seconds` and `defaults` hand over to it); `model` and
+    the methods below it are the Longplay / Stable Audio Open path."""
+
+    model: ConditionedDiffusionModel
+    sa3: SA3Renderer | None = None
 
     def __init__(
-        self, model: ConditionedDiffusionModel, device: str | torch.device | None = None, precision: str = "auto"
+        self,
+        model: ConditionedDiffusionModel | SA3Model,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
     ):
         self.device = pick_device(device)
         self.precision = precision
+        if not isinstance(model, ConditionedDiffusionModel):
+            from .sa3.render import SA3Renderer
+
+            self.sa3 = SA3Renderer(model, self.device, precision)
+            self.defaults = self.sa3.defaults
+            return
         self.model = model.to(self.device).eval()
         self.defaults = model_defaults(model)
 
@@ -187,6 +207,8 @@ class Generator:
         """Renders longer than the window, as windows continuing each other (`engine.longform`),
         need a model conditioned on where a window sits (`seconds_start` and `seconds_total`, as
         Stable Audio Open 1.0 and longplay-mini; not SAO Small) and a sigma-parameterised sampler."""
+        if self.sa3 is not None:
+            return False
         cfg = self.model.config
         return (
             cfg.objective != "rf_denoiser"
@@ -197,11 +219,15 @@ class Generator:
     @property
     def max_seconds(self) -> float:
         """The longest render this model accepts: its window, or MAX_LONG_SECONDS if it can continue."""
+        if self.sa3 is not None:
+            return self.sa3.max_seconds
         window = self.model.config.window_seconds
         return max(window, longform.MAX_LONG_SECONDS) if self.can_continue() else window
 
     def resolve(self, req: RenderRequest) -> RenderRequest:
         """Fill defaults and check every value against what this model can do."""
+        if self.sa3 is not None:
+            return self.sa3.resolve(req)
         cfg = self.model.config
         d = self.defaults
         seconds = req.seconds if req.seconds is not None else min(30.0, cfg.window_seconds)
@@ -268,6 +294,8 @@ class Generator:
         self, request: RenderRequest, on_progress: ProgressFn | None = None, cancel: threading.Event | None = None
     ) -> list[RenderResult]:
         """Render `request.variations` files; variation i uses seed `seed + i`."""
+        if self.sa3 is not None:
+            return self.sa3.render(request, on_progress, cancel)
         req = self.resolve(request)
         cancel = cancel or threading.Event()
         report = on_progress or (lambda p: None)

@@ -136,6 +136,11 @@ class SA3Config:
     logsnr_max: float = 2.0
 
     @property
+    def window_seconds(self) -> float:
+        """The longest render (one window), under the name `engine.config.ModelConfig` gives it."""
+        return self.max_seconds
+
+    @property
     def latent_rate(self) -> float:
         return self.sample_rate / self.same.downsampling_ratio
 
