@@ -21,7 +21,7 @@ import torch
 
 from ..data.midi import Track, midi_file
 from ..data.parts import Note
-from ..data.render import find_synth, synthesize
+from ..data.render import Synth, find_synth, synthesize
 
 Roundtrip = Callable[[torch.Tensor], torch.Tensor]
 
@@ -45,7 +45,7 @@ def midi_hz(note: int) -> float:
     return 440.0 * 2.0 ** ((note - 69) / 12.0)
 
 
-def render_note(program: int, note: int, seconds: float, sample_rate: int, folder: Path) -> np.ndarray:
+def render_note(program: int, note: int, seconds: float, sample_rate: int, folder: Path, synth: Synth) -> np.ndarray:
     """One held note (velocity 100) of a GM program through FluidSynth -> `[2, N]` float32."""
     import soundfile as sf
 
@@ -55,7 +55,7 @@ def render_note(program: int, note: int, seconds: float, sample_rate: int, folde
     path = folder / f"p{program}n{note}.mid"
     mid.save(str(path))
     wav = folder / f"p{program}n{note}.wav"
-    synthesize(path, wav, find_synth(), sample_rate, gain=0.5, timeout=60.0)
+    synthesize(path, wav, synth, sample_rate, gain=0.5, timeout=60.0)
     audio, _ = sf.read(str(wav), dtype="float32", always_2d=True)
     return np.ascontiguousarray(audio.T[:, : int(seconds * sample_rate)])
 
@@ -89,10 +89,11 @@ def note_fidelity(roundtrip: Roundtrip, sample_rate: int, hop: int, seconds: flo
     n = max(4 * hop, int(seconds * sample_rate) // hop * hop)
     start, length = int(0.5 * sample_rate), int(2.0 * sample_rate)
     rows = []
+    synth = find_synth()  # once: it looks FluidSynth and the soundfont up on disk
     with tempfile.TemporaryDirectory(prefix="longplay-notes-") as tmp:
         for name, program, notes in NOTE_PROBES:
             for note in notes:
-                x = render_note(program, note, n / sample_rate, sample_rate, Path(tmp))
+                x = render_note(program, note, n / sample_rate, sample_rate, Path(tmp), synth)
                 x = np.pad(x, ((0, 0), (0, max(0, n - x.shape[1]))))[:, :n]
                 with torch.no_grad():
                     y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].float().cpu().numpy()

@@ -369,9 +369,12 @@ class _Context:
         ssm = music.self_similarity(audio, self.rate)
         panels = [(f"render ({seconds:.0f} s)", ssm)]
         corpus_rows = []
+        hop = self.model.pretransform.downsampling_ratio
+        comb = []  # the buzz measure on the same songs, for the render's to be read against
         for it in songs[: self.cfg.corpus_songs]:
             song, sr = load_audio(it.path)
             song = song[:, : int(seconds * sr)]  # from the start: intros are part of the structure
+            comb.append(metrics.comb_share(song, self.rate, hop))
             s = music.self_similarity(song, sr)
             corpus_rows.append(
                 {
@@ -385,11 +388,6 @@ class _Context:
         binary = save_ssm_png(panels, self.out / "ssm_binary.png", binary=True, title="Self-similarity (mutual k-NN)")
         cosine = save_ssm_png(panels, self.out / "ssm_cosine.png", binary=False, title="Self-similarity (cosine)")
         rep = music.repetition_score(ssm)
-        hop = self.model.pretransform.downsampling_ratio
-        comb = [
-            metrics.comb_share(load_audio(it.path)[0][:, : int(seconds * self.rate)], self.rate, hop)
-            for it in songs[: self.cfg.corpus_songs]
-        ]
         return {
             "prompt": prompt,
             "render_seconds": seconds,
