@@ -254,3 +254,21 @@ def test_checker_flags_engine_submodule_named_in_from_import(tmp_path: Path) -> 
 )
 def test_checker_allows_the_doors(path: str, source: str, tmp_path: Path) -> None:
     assert check_source(source, path, root=tmp_path) == []
+
+
+def test_engine_front_door_lists_each_name_once_for_checkers_and_for_runtime() -> None:
+    """engine/__init__.py names its API twice: for type checkers (imports under TYPE_CHECKING) and
+    for the run time (`_EXPORTS`, loaded on first use). Both must say the same name -> module, and
+    every name must load."""
+    import engine
+
+    tree = ast.parse((ROOT / "engine" / "__init__.py").read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    checked = {
+        alias.name: (node.module or "")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert checked == engine._EXPORTS
+    assert all(getattr(engine, name) is not None for name in engine.__all__)

@@ -40,6 +40,15 @@ def rendered(path: Path) -> dict[str, Any]:
     }
 
 
+def render_with_cli(model_dir: Path, out: Path) -> Path:
+    """`REQUEST` through `longplay generate` into the folder `out`; -> the file it wrote."""
+    argv = ["generate", REQUEST["prompt"], "--bpm", "240", "--bars", "1", "--seed", "11", "--steps", "2"]
+    argv += ["--cfg", "3", "--model", str(model_dir), "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    [path] = sorted(out.glob("*.wav"))
+    return path
+
+
 def same(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
     assert a["rate"] == b["rate"] and np.array_equal(a["audio"], b["audio"]), f"{what}: samples differ"
     assert a["acid"] is not None and a["acid"] == b["acid"], f"{what}: ACID chunks differ"
@@ -50,28 +59,7 @@ def same(a: dict[str, Any], b: dict[str, Any], what: str) -> None:
 def test_cli_osc_and_drop_folder_write_the_same_file(
     tiny_model_dir: Path, tmp_path: Path, osc: Any, client_for: Any, make_queue: Any
 ) -> None:
-    argv = [
-        "generate",
-        REQUEST["prompt"],
-        "--bpm",
-        "240",
-        "--bars",
-        "1",
-        "--seed",
-        "11",
-        "--steps",
-        "2",
-        "--cfg",
-        "3",
-        "--model",
-        str(tiny_model_dir),
-        "--device",
-        "cpu",
-        "--out",
-        str(tmp_path / "cli"),
-    ]
-    assert main(argv) == 0
-    [cli_file] = sorted((tmp_path / "cli").glob("*.wav"))
+    cli_file = render_with_cli(tiny_model_dir, tmp_path / "cli")
     cli = rendered(cli_file)
     assert cli["sidecar"]["prompt"] == REQUEST["prompt"] and cli["sidecar"]["seed"] == 11
 

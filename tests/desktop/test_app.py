@@ -273,49 +273,23 @@ def test_the_app_writes_what_the_cli_writes_for_the_same_request(
 ) -> None:
     """The app's form is one more door onto the CLI's (and OSC's, the drop folder's) request path:
     the same request and seed give the same samples, tempo chunk and recipe."""
-    from bridge.cli import main
-    from tests.bridge.test_one_path import rendered, same
+    from tests.bridge.test_one_path import REQUEST, render_with_cli, rendered, same
 
     window = make_window()
     view = window.form_view
     view.prompt.setFocus()
-    qtbot.keyClicks(view.prompt, "dusty pads")
+    qtbot.keyClicks(view.prompt, REQUEST["prompt"])
     view.by_bars.click()
-    view.bars.setValue(1)
-    view.bpm.setValue(240.0)
-    view.steps.setValue(2)
-    view.cfg.setValue(3.0)
+    view.bars.setValue(REQUEST["bars"])
+    view.bpm.setValue(float(REQUEST["bpm"]))
+    view.steps.setValue(REQUEST["steps"])
+    view.cfg.setValue(REQUEST["cfg"])
     view.variations.setValue(1)
-    view.seed.setValue(11)
+    view.seed.setValue(REQUEST["seed"])
     view.seed_lock.setChecked(True)
     qtbot.keyClick(view.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: _finished(window) is not None, timeout=WAIT_MS)
     entry = _finished(window)
     assert entry is not None
-    assert (
-        main(
-            [
-                "generate",
-                "dusty pads",
-                "--bpm",
-                "240",
-                "--bars",
-                "1",
-                "--seed",
-                "11",
-                "--steps",
-                "2",
-                "--cfg",
-                "3",
-                "--model",
-                str(tiny_model_dir),
-                "--device",
-                "cpu",
-                "--out",
-                str(tmp_path / "cli"),
-            ]
-        )
-        == 0
-    )
-    [cli_file] = sorted((tmp_path / "cli").glob("*.wav"))
+    cli_file = render_with_cli(tiny_model_dir, tmp_path / "cli")
     same(rendered(cli_file), rendered(Path(entry.path)), "CLI vs app")
