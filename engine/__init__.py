@@ -67,15 +67,17 @@ if TYPE_CHECKING:
     )
     from .pipeline import (
         Generator as Generator,
-        Progress as Progress,
-        RenderRequest as RenderRequest,
-        RenderResult as RenderResult,
         model_defaults as model_defaults,
     )
     from .presets import (
         diffusion_config as diffusion_config,
         mini_autoencoder_config as mini_autoencoder_config,
         tiny_config as tiny_config,
+    )
+    from .request import (
+        Progress as Progress,
+        RenderRequest as RenderRequest,
+        RenderResult as RenderResult,
     )
     from .sa3 import (
         SA3Model as SA3Model,
@@ -104,10 +106,10 @@ _EXPORTS: dict[str, str] = {
     "ModelConfig": "config",
     "ModelInfo": "checkpoint",
     "ModelLoadError": "errors",
-    "Progress": "pipeline",
+    "Progress": "request",
     "RenderCancelled": "errors",
-    "RenderRequest": "pipeline",
-    "RenderResult": "pipeline",
+    "RenderRequest": "request",
+    "RenderResult": "request",
     "RequestError": "errors",
     "RequestTooLong": "errors",
     "SA3Model": "sa3",

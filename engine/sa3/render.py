@@ -28,17 +28,8 @@ import torch
 from ..audio_io import conform, fade_edges, load_audio, normalize_loudness
 from ..errors import RenderCancelled, RequestError, RequestTooLong
 from ..limits import LIMITS
-from ..pipeline import (
-    INIT_READ_MARGIN_S,
-    Progress,
-    ProgressFn,
-    RenderRequest,
-    RenderResult,
-    _check,
-    _filled,
-    _replace,
-    split_negations,
-)
+from ..pipeline import INIT_READ_MARGIN_S, _filled, _replace
+from ..request import Progress, ProgressFn, RenderRequest, RenderResult, check_value as _check, split_negations
 from .model import SA3Model
 
 MODEL_KIND = "stable-audio-3"
