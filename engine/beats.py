@@ -1,0 +1,172 @@
+"""Hearing a tempo: where the beats of a piece of audio fall, at what BPM, and where bar 1 starts.
+
+One tracker serves two jobs: the tempo check after a render (`engine.tempo_check`: did the model
+play the BPM asked for, and where is its first downbeat) and hearing a source before
+audio-to-audio (a beatbox take's tempo and phase become the tempo grid the model plays on).
+
+The beats come from librosa's dynamic-programming tracker (Ellis 2007) on its onset-strength
+envelope; librosa is imported only here, when audio is heard, so `import engine` stays light.
+What is written here is what librosa does not do:
+- the BPM and the first beat's offset are a least-squares line through the tracked beats
+  (beat k at ``t0 + k * period``), not librosa's tempogram estimate, whose lag grid is ~2 % coarse
+  at 120 BPM; with a tempo hint the tracker starts at it (and at its half/double, picking the
+  steadier), so a render is not heard at half time when it plays the asked tempo;
+- the downbeat: of the ``beats_per_bar`` phases, the one whose beats carry the most low-frequency
+  onset energy (a kick on beat 1 is the commonest cue in the music Longplay makes);
+- a confidence in [0, 1]: the share of tracked beats within ``BEAT_TOLERANCE_S`` of the fitted
+  grid (or halfway between its beats), times how far the onset envelope's autocorrelation at the beat period stands above its
+  mean (0 for noise or silence, near 1 for a steady groove).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio_io import conform
+
+RATE = 22050  # analysis sample rate
+HOP = 256  # onset envelope hop: 11.6 ms
+BEAT_TOLERANCE_S = 0.05  # a tracked beat "on the grid" when within +-50 ms of it
+LOW_HZ = 200.0  # the band a kick drum lives in
+MIN_SECONDS = 2.0  # shorter audio has too few beats to fit a line through
+
+
+@dataclass(frozen=True)
+class Beats:
+    """What the tracker heard. Times in seconds from the audio's first sample."""
+
+    bpm: float
+    first_beat: float  # the fitted grid's first beat at or after 0, in [0, 60/bpm)
+    first_downbeat: float  # the first beat that starts a bar, in [0, beats_per_bar * 60/bpm)
+    confidence: float
+    beats: tuple[float, ...]  # the tracked beats themselves
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "bpm": round(self.bpm, 3),
+            "first_beat_s": round(self.first_beat, 4),
+            "first_downbeat_s": round(self.first_downbeat, 4),
+            "confidence": round(self.confidence, 3),
+        }
+
+
+def hear(audio: np.ndarray, sample_rate: int, bpm_hint: float | None = None, beats_per_bar: int = 4) -> Beats | None:
+    """The beats of `audio` (`[C, N]` or `[N]`), or None when it is too short or has no pulse.
+
+    With `bpm_hint` (the tempo asked for) the tracker starts there, so a steady render is heard at
+    the tempo it plays rather than at half or double it; without one it starts at 120 BPM."""
+    import librosa  # the one place the runtime uses it (see the module doc)
+
+    a = np.asarray(audio, dtype=np.float32)
+    y = conform(a if a.ndim == 2 else a[None, :], sample_rate, RATE, 1)[0]
+    if len(y) < MIN_SECONDS * RATE or not np.any(np.abs(y) > 1e-4):
+        return None
+    # Onset strength (spectral flux of a 64-band mel spectrogram, librosa's alignment) over all
+    # bands and over the bands below LOW_HZ, where a kick lives.
+    n_low = int(np.sum(librosa.mel_frequencies(n_mels=66, fmax=RATE / 2)[1:-1] < LOW_HZ))
+    n_low = max(1, n_low)
+    low, rest = librosa.onset.onset_strength_multi(y=y, sr=RATE, hop_length=HOP, n_mels=64, channels=[0, n_low, 64])
+    env = (low * n_low + rest * (64 - n_low)) / 64
+    if not np.any(env > 0):
+        return None
+    _, frames = librosa.beat.beat_track(
+        onset_envelope=env, sr=RATE, hop_length=HOP, start_bpm=bpm_hint or 120.0, units="frames", trim=False
+    )
+    times = np.asarray(librosa.frames_to_time(frames, sr=RATE, hop_length=HOP), dtype=np.float64)
+    fit = _fit_grid(times)
+    if fit is None:
+        return None
+    # The grid: the period (within 3 % of the fitted one) and phase whose beats sit on the most
+    # onset energy (the low band's twice over, a kick being the surest beat), so a groove with hats
+    # on the off-beats is not heard on them and a skipped beat does not bend the line.
+    weight = env / (env.max() or 1.0) + 2 * low / (low.max() or 1.0)
+    period, first_beat = max(
+        (_phase(weight, p) for p in fit[0] * (1 + np.linspace(-0.03, 0.03, 121))), key=lambda r: r[2]
+    )[:2]
+    # The tracker's own beats confirm the period when they sit on the grid or halfway between its
+    # beats (a tracker that followed the off-beat hats still heard the tempo).
+    on_grid = _on_grid(times, period / 2, first_beat)
+    chroma = librosa.feature.chroma_stft(y=y, sr=RATE, hop_length=HOP)
+    downbeat = _downbeat(low, chroma, first_beat, period, beats_per_bar, len(y) / RATE)
+    return Beats(
+        bpm=60.0 / period,
+        first_beat=first_beat,
+        first_downbeat=downbeat,
+        confidence=float(np.clip(on_grid * _pulse_clarity(env, period * RATE / HOP), 0.0, 1.0)),
+        beats=tuple(float(t) for t in times),
+    )
+
+
+def _phase(env: np.ndarray, period: float) -> tuple[float, float, float]:
+    """(period, offset in [0, period), score): the offset whose grid `offset + k * period` sits on
+    the most onset energy, and that energy per beat."""
+    offsets = np.arange(0.0, period, 0.005)
+    k = np.arange(0.0, len(env) * HOP / RATE - period, period)
+    idx = np.round((offsets[:, None] + k[None, :]) * RATE / HOP).astype(int)
+    score = env[np.minimum(idx, len(env) - 1)].mean(axis=1)
+    best = int(np.argmax(score))
+    return period, float(offsets[best]), float(score[best])
+
+
+def _on_grid(times: np.ndarray, period: float, offset: float) -> float:
+    """Share of the tracked beats within `BEAT_TOLERANCE_S` of the grid `offset + k * period`."""
+    off = (times - offset) % period
+    return float(np.mean(np.minimum(off, period - off) <= BEAT_TOLERANCE_S))
+
+
+def _fit_grid(times: np.ndarray) -> tuple[float, float, float] | None:
+    """(period, t0, share of beats within tolerance) of the line beat k = t0 + k * period."""
+    if len(times) < 4:
+        return None
+    intervals = np.diff(times)
+    period = float(np.median(intervals))
+    if period <= 0:
+        return None
+    k = np.round((times - times[0]) / period)
+    # Two passes: a least-squares line, then again without the beats more than a tolerance off it.
+    keep = np.ones(len(times), dtype=bool)
+    for _ in range(2):
+        if keep.sum() < 4:
+            return None
+        slope, intercept = np.polyfit(k[keep], times[keep], 1)
+        resid = np.abs(times - (intercept + slope * k))
+        keep = resid <= BEAT_TOLERANCE_S
+    if slope <= 0:
+        return None
+    return float(slope), float(intercept), float(np.mean(resid <= BEAT_TOLERANCE_S))
+
+
+def _pulse_clarity(env: np.ndarray, lag: float) -> float:
+    """How far the envelope's normalized autocorrelation at `lag` frames stands above its mean."""
+    x = env - env.mean()
+    denom = float(np.dot(x, x))
+    if denom <= 0 or lag < 1 or lag * 2 >= len(x):
+        return 0.0
+    ac = np.correlate(x, x, mode="full")[len(x) - 1 :] / denom
+    lo, hi = int(np.floor(lag)), int(np.ceil(lag))
+    at = float(max(ac[lo], ac[min(hi, len(ac) - 1)]))
+    rest = float(np.mean(ac[1 : int(lag * 4)]))
+    return float(np.clip((at - rest) / max(1e-9, 1.0 - rest), 0.0, 1.0))
+
+
+def _downbeat(
+    low: np.ndarray, chroma: np.ndarray, first_beat: float, period: float, beats_per_bar: int, seconds: float
+) -> float:
+    """The first beat of the bar phase (of `beats_per_bar`) where the harmony changes most and the
+    low band hits hardest: chords and bass change on bar lines, and a kick marks beat 1."""
+    beat_times = np.arange(first_beat, seconds, period)
+    frames = np.clip(np.round(beat_times * RATE / HOP).astype(int), 0, chroma.shape[1] - 1)
+    # Harmonic change at each beat: 1 - cosine between the mean chroma of the beat before and after.
+    change = np.zeros(len(frames))
+    for i in range(1, len(frames) - 1):
+        a = chroma[:, frames[i - 1] : frames[i]].mean(axis=1)
+        b = chroma[:, frames[i] : frames[i + 1]].mean(axis=1)
+        change[i] = 1.0 - float(a @ b) / (float(np.linalg.norm(a) * np.linalg.norm(b)) or 1.0)
+    kick = low[np.minimum(frames, len(low) - 1)]
+    score = change / (change.max() or 1.0) + kick / (kick.max() or 1.0)
+    phases = [
+        float(score[p::beats_per_bar].mean()) if len(score[p::beats_per_bar]) else 0.0 for p in range(beats_per_bar)
+    ]
+    return float(first_beat + int(np.argmax(phases)) * period)
