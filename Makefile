@@ -20,8 +20,9 @@ TORCH_PIN := torch==2.13.0
 QT_APT := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libxkbcommon-x11-0 libxcb-cursor0 \
 	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 \
 	libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core
-# desktop-file-utils checks packaging/'s desktop entry (tests/test_packaging.py).
-APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng libportaudio2 xvfb xauth desktop-file-utils $(QT_APT)
+# desktop-file-utils checks packaging/'s desktop entry (tests/test_packaging.py). ardour ships
+# ardour7-lua, the headless session host tests/bridge/test_ardour.py runs the Ardour script in.
+APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng libportaudio2 xvfb xauth desktop-file-utils ardour $(QT_APT)
 
 PYTEST_ARGS ?=
 

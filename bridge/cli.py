@@ -20,8 +20,12 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from engine import DEFAULT_STRENGTH  # the one table of limits; loads no torch
+
+from .corpus_cli import add_corpus_parser, check_range as _range, run_corpus, validate_corpus
+from .edit_cli import add_parsers as add_edit_parsers, edit_values
 from .errors import BridgeError, EngineUnavailable, UsageError
 from .eval_cli import add_eval_parser, run_eval_command
 from .folders import check_writable_folder
@@ -86,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="tempo, 20-300: the beat grid of models that have one (default: a BPM the prompt names); with --bars: bar-exact length",
     )
     g.add_argument("--bars", type=_integer, help="length in bars, 1-512; needs --bpm")
+    g.add_argument(
+        "--loop",
+        action="store_true",
+        help="a seamless loop of --bars bars at --bpm (plays end-to-start; WAV loop points)",
+    )
     g.add_argument("--variations", type=_integer, default=1, help="how many renders, 1-16, each with its own seed")
     g.add_argument("--model", metavar="DIR|NAME", help="model folder or name (see `longplay models`)")
     g.add_argument("--out", metavar="PATH", help="output .wav/.flac file or folder (default: outputs/)")
@@ -100,24 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_LOUDNESS:g}); off keeps the model's level",
     )
     g.add_argument("--waveform", action="store_true", help="also write a waveform PNG next to each file")
+    g.add_argument(
+        "--snap",
+        action="store_true",
+        help="time-stretch a render heard 0.2-8 %% off its tempo onto the exact grid (needs --bpm or a BPM in the prompt)",
+    )
+    g.add_argument(
+        "--lora",
+        action="append",
+        metavar="FILE[:SCALE]",
+        help="a Stable Audio 3 LoRA (.safetensors, as the release saves them) at SCALE 0-10 (default 1); "
+        "repeat for up to 4, applied in order",
+    )
 
+    add_edit_parsers(sub, _integer, _finite)
     sub.add_parser("models", help="list the models Longplay can find")
 
-    c = sub.add_parser("corpus", help="compose and render a training corpus (needs FluidSynth)")
-    c.add_argument("out_dir", metavar="OUT_DIR", help="corpus folder; an interrupted build resumes")
-    c.add_argument("--songs", type=_integer, default=100, help="how many songs (default 100)")
-    c.add_argument("--seed", type=_integer, default=0, help="corpus seed; same seed, same corpus (default 0)")
-    c.add_argument("--min-seconds", type=_finite, help="shortest song (default 10, or --max-seconds if lower)")
-    c.add_argument("--max-seconds", type=_finite, default=285.0, help="longest song, up to 285 (default 285)")
-    c.add_argument("--stems", type=_integer, default=2, help="stems written per song, 0-5 (default 2)")
-    c.add_argument(
-        "--drumless",
-        action="store_true",
-        help="also write each drummed song's mix without its drums (kind mix:nodrums, prompted "
-        "'no drums'); on a finished corpus this renders just those",
-    )
-    c.add_argument("--held-out", type=_finite, default=0.1, help="fraction of songs in the test split (default 0.1)")
-    c.add_argument("--jobs", type=_integer, default=1, help="songs rendered in parallel, 1-16 (default 1)")
+    add_corpus_parser(sub, _integer, _finite)
 
     s = sub.add_parser("serve", help="run the headless job queue, OSC server and watched folder")
     s.add_argument("--osc-port", type=_integer, default=9030, help="UDP port (default 9030; 0 picks a free one)")
@@ -145,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="transform sources must lie under these folders",
     )
     s.add_argument("--prompt", default="", help="the drop folder's prompt for dropped audio files")
-    s.add_argument("--strength", type=_finite, default=0.7, help="the drop folder's transform strength, 0-1")
+    s.add_argument(
+        "--strength", type=_finite, default=DEFAULT_STRENGTH, help="the drop folder's transform strength, 0-1"
+    )
     s.add_argument("--verbose", "-v", action="store_true", help="log every request")
     a = sub.add_parser("app", help="open the desktop app (the queue, OSC server and drop folder run inside it)")
     a.add_argument("--model", metavar="DIR|NAME", help="model folder or name (default: the one used last)")
@@ -157,11 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_eval_parser(sub)
     return p
-
-
-def _range(name: str, value: float | None, lo: float, hi: float) -> None:
-    if value is not None and not lo <= value <= hi:
-        raise UsageError(f"{name} must be between {lo:g} and {hi:g} (got {value:g})")
 
 
 def _limit(flag: str, value: float | None, key: str) -> None:
@@ -192,6 +197,7 @@ def validate_generate(args: argparse.Namespace) -> None:
         raise UsageError("--init-strength requires --init-audio")
     if args.init_audio is not None and not Path(args.init_audio).is_file():
         raise UsageError(f"--init-audio: no such file: {args.init_audio}")
+    _validate_lora(getattr(args, "lora", None))
     if args.bars is not None and args.bpm is None:
         raise UsageError("--bars requires --bpm")
     if args.bars is not None and args.seconds is not None:
@@ -201,6 +207,22 @@ def validate_generate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix.lower() in AUDIO_SUFFIXES and out.exists():
         raise UsageError(f"--out: {out} already exists (Longplay never overwrites)")
+
+
+def _validate_lora(entries: list[str] | None) -> None:
+    from engine import LIMITS
+
+    from .lora_arg import split_lora
+
+    most = int(LIMITS["loras"].hi)
+    if entries and len(entries) > most:
+        raise UsageError(f"--lora: at most {most} files (got {len(entries)})")
+    for entry in entries or []:
+        path, scale = split_lora(entry)
+        if scale is None or not LIMITS["lora_scale"].contains(scale):
+            raise UsageError(f"--lora scale must be {LIMITS['lora_scale'].describe()} (got {entry!r})")
+        if not Path(path).is_file():
+            raise UsageError(f"--lora: no such file: {path}")
 
 
 def validate_serve(args: argparse.Namespace) -> None:
@@ -275,23 +297,6 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def validate_corpus(args: argparse.Namespace) -> None:
-    """Check ``corpus`` arguments at the door; fills in the default --min-seconds."""
-    _range("--songs", args.songs, 1, 100_000)
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0 (got {args.seed})")
-    _range("--max-seconds", args.max_seconds, 1, 285)
-    if args.min_seconds is None:
-        args.min_seconds = min(10.0, args.max_seconds)
-    _range("--min-seconds", args.min_seconds, 1, args.max_seconds)
-    _range("--stems", args.stems, 0, 5)
-    _range("--held-out", args.held_out, 0, 1)
-    _range("--jobs", args.jobs, 1, 16)
-    out = Path(args.out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"OUT_DIR: {out} exists and is not a folder")
-
-
 def _run_generate(args: argparse.Namespace) -> int:
     """The CLI door onto the one request path (`bridge/generate.py`)."""
     try:
@@ -304,6 +309,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     paths = run_generate(args)
     for path in paths:
         print(path)
+        _print_tempo(path)
         if args.waveform:
             try:
                 audio, rate = load_audio(path)
@@ -314,6 +320,19 @@ def _run_generate(args: argparse.Namespace) -> int:
                 raise BridgeError(f"could not draw the waveform of {path}: {err}") from err
             print(png)
     return EXIT_OK
+
+
+def _print_tempo(path: Path) -> None:
+    """The render's tempo check (its sidecar's), one line on stderr: stdout stays the paths."""
+    from .jobs import tempo_text
+
+    try:
+        recipe = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    text = tempo_text(recipe.get("tempo_check")) if isinstance(recipe, dict) else ""
+    if text:
+        print(f"{path.name}: {text}", file=sys.stderr)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -358,43 +377,15 @@ def _run_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _corpus_progress(p: Any) -> None:  # p: lab.data.CorpusProgress
-    """One line per song: where the build is, and how fast audio is being made."""
-    rate = p.audio_s / p.elapsed_s if p.elapsed_s > 0 else 0.0
-    how = "already there" if p.skipped else f"{p.realtime:.1f}x real time"
-    print(
-        f"[{p.done}/{p.total}] {p.song_id} {p.genre} {p.seconds:.0f} s ({how}) | "
-        f"{p.audio_s / 3600:.2f} h written, {rate:.1f} s of audio per s",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _run_corpus(args: argparse.Namespace) -> int:
+def _run_edit(args: argparse.Namespace) -> int:
+    """`longplay extend` / `longplay replace` through the one request path."""
     try:
-        from engine import EngineError
-        from lab import build_corpus
+        from .generate import run_generate
     except ImportError as err:
         raise EngineUnavailable(err) from err
-
-    try:
-        summary = build_corpus(
-            args.out_dir,
-            args.songs,
-            args.seed,
-            stems_per_song=args.stems,
-            drumless=args.drumless,
-            min_seconds=args.min_seconds,
-            max_seconds=args.max_seconds,
-            held_out_fraction=args.held_out,
-            jobs=args.jobs,
-            progress=_corpus_progress,
-        )
-    except EngineError as err:
-        raise BridgeError(str(err)) from err
-    except OSError as err:
-        raise BridgeError(f"could not write the corpus in {args.out_dir}: {err}") from err
-    print(Path(summary.out_dir) / "metadata.jsonl")
+    for path in run_generate(args, edit_values(args)):
+        print(path)
+        _print_tempo(path)
     return EXIT_OK
 
 
@@ -411,9 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             validate_generate(args)
             return _run_generate(args)
+        if args.command in ("extend", "replace"):
+            return _run_edit(args)
         if args.command == "corpus":
             validate_corpus(args)
-            return _run_corpus(args)
+            return run_corpus(args)
         if args.command == "serve":
             validate_serve(args)
             return _run_serve(args)

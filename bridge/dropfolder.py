@@ -38,7 +38,7 @@ from .errors import BridgeError, DiskFull, DuplicateRequest, UsageError
 from .jobs import JobEvent, JobInfo, classify
 from .journal import CANCELLED, DONE, FAILED
 from .queue import JobQueue
-from .requests import check_id
+from .requests import DEFAULT_STRENGTH, check_id
 from .sniff import AUDIO_INPUT_SUFFIXES
 from .writer import write_status
 
@@ -70,7 +70,7 @@ class DropFolder:
         root: str | os.PathLike[str],
         *,
         default_prompt: str = "",
-        default_strength: float = 0.7,
+        default_strength: float = DEFAULT_STRENGTH,
         audio_defaults: Mapping[str, Any] | None = None,
         interval: float = 0.5,
     ) -> None:
@@ -331,6 +331,8 @@ class DropFolder:
             status["error"] = {"code": job.error_code, "message": job.error}
         if job.state == DONE:
             status["elapsed"] = round(job.elapsed, 3)
+            if any(f.asked_bpm is not None for f in job.files):  # one per file, as "files"
+                status["tempo_check"] = [f.tempo() for f in job.files]
         try:
             write_status(self.outbox, job.id, status)
         except OSError as err:

@@ -52,6 +52,12 @@ def request_values(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
     values["loudness"] = "off" if args.loudness is None else args.loudness
+    if getattr(args, "loop", False):
+        values["loop"] = True
+    if getattr(args, "snap", False):
+        values["snap"] = True
+    if getattr(args, "lora", None):
+        values["lora"] = [lora_value(entry) for entry in args.lora]
     if args.init_audio:
         values["source_path"] = str(Path(args.init_audio).resolve())
         if args.init_strength is not None:
@@ -61,6 +67,14 @@ def request_values(args: argparse.Namespace) -> dict[str, Any]:
         values["format"] = out.suffix.lower().lstrip(".")
         values["name"] = out.stem
     return values
+
+
+def lora_value(entry: str) -> str:
+    """A `--lora FILE[:SCALE]` with FILE made absolute, as the door-neutral `lora` value."""
+    from .lora_arg import split_lora
+
+    path, scale = split_lora(entry)
+    return f"{Path(path).resolve()}:{scale if scale is not None else ''}"
 
 
 def out_target(out: str | None) -> tuple[Path, Path | None]:
@@ -90,8 +104,9 @@ class Progress:
         self.stage = stage
 
 
-def run_generate(args: argparse.Namespace) -> list[Path]:
-    """Render `args` through an in-process queue; -> the files written. A bad request raises
+def run_generate(args: argparse.Namespace, values: dict[str, Any] | None = None) -> list[Path]:
+    """Render `args` (or the door-neutral `values` built from them: `longplay extend`/`replace`)
+    through an in-process queue; -> the files written. A bad request raises
     `UsageError` (exit 2), an engine failure `BridgeError` (exit 1); Ctrl-C cancels the render
     (nothing half-written is left) and is re-raised."""
     from .jobs import JobEvent
@@ -106,7 +121,7 @@ def run_generate(args: argparse.Namespace) -> list[Path]:
     queue.start()  # loads the model: the limits (its window) are known from here on
     try:
         try:
-            spec = parse_request(request_values(args), limits=queue.limits, out_dir=folder)
+            spec = parse_request(values or request_values(args), limits=queue.limits, out_dir=folder)
         except UsageError as err:
             raise type(err)(as_flags(err.message)) from err
         if exact is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from engine import AudioInputError, AudioNotFound, EngineError, RenderCancelled, RequestError, RequestTooLong
 
@@ -20,6 +21,72 @@ class FileInfo:
     path: str  # absolute
     seconds: float
     seed: int
+    # The tempo check of a render with a tempo (the recipe's `tempo_check`, engine/tempo_check.py);
+    # None for renders without one and for jobs journaled before it existed.
+    asked_bpm: float | None = None
+    measured_bpm: float | None = None  # None: too short to hear
+    downbeat_s: float | None = None  # the first downbeat heard, seconds from the file's start
+    confidence: float | None = None  # 0-1
+    verdict: str = ""  # "on tempo", "off by +1.2 %", "half time", "no clear beat" ...
+    snapped_from: float | None = None  # the BPM heard before `snap` stretched it onto the grid
+
+    @classmethod
+    def of(cls, variation: int, path: str, seconds: float, seed: int, recipe: Mapping[str, Any]) -> FileInfo:
+        """A written file, with its recipe's tempo check if it has one."""
+        check = recipe.get("tempo_check")
+        if not isinstance(check, Mapping):
+            return cls(variation, path, seconds, seed)
+        snapped = check.get("snapped")
+        return cls(
+            variation,
+            path,
+            seconds,
+            seed,
+            check.get("asked_bpm"),
+            check.get("bpm"),
+            check.get("first_downbeat_s"),
+            check.get("confidence"),
+            str(check.get("verdict", "")),
+            snapped.get("from_bpm") if isinstance(snapped, Mapping) else None,
+        )
+
+    def tempo(self) -> dict[str, Any] | None:
+        """The tempo check as the drop folder's status file carries it; None without one."""
+        if self.asked_bpm is None:
+            return None
+        return {
+            "asked_bpm": self.asked_bpm,
+            "bpm": self.measured_bpm,
+            "first_downbeat_s": self.downbeat_s,
+            "confidence": self.confidence,
+            "verdict": self.verdict,
+            **({"snapped_from": self.snapped_from} if self.snapped_from is not None else {}),
+        }
+
+    def tempo_args(self) -> tuple[float, float, float]:
+        """(measured bpm, first downbeat s, confidence) for an OSC reply; 0.0 for what was not measured."""
+        return float(self.measured_bpm or 0.0), float(self.downbeat_s or 0.0), float(self.confidence or 0.0)
+
+    def tempo_text(self) -> str:
+        """``124.0 BPM measured (asked 124), downbeat +0.02 s, confidence 0.83: on tempo``; "" without a check."""
+        return tempo_text(self.tempo())
+
+
+def tempo_text(check: Mapping[str, Any] | None) -> str:
+    """A tempo check (a recipe's ``tempo_check`` or ``FileInfo.tempo()``) in one line; "" for None."""
+    if not check or check.get("asked_bpm") is None:
+        return ""
+    asked = f"asked {float(check['asked_bpm']):g}"
+    if check.get("bpm") is None:
+        return f"tempo not measured ({asked}): {check.get('verdict', '')}"
+    text = f"{float(check['bpm']):.1f} BPM measured ({asked})"
+    if check.get("first_downbeat_s") is not None:
+        text += f", downbeat {float(check['first_downbeat_s']):+.2f} s"
+    text += f", confidence {float(check.get('confidence') or 0.0):.2f}: {check.get('verdict', '')}"
+    snapped = check.get("snapped_from")
+    if snapped is None and isinstance(check.get("snapped"), Mapping):
+        snapped = check["snapped"].get("from_bpm")
+    return text + (f" (snapped from {float(snapped):.1f})" if snapped is not None else "")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ class OscServer:
             "/longplay/hello": self._hello,
             "/longplay/render": self._render,
             "/longplay/transform": self._transform,
+            "/longplay/extend": self._extend,
+            "/longplay/replace": self._replace,
             "/longplay/cancel": self._cancel,
             "/longplay/status": self._status,
         }
@@ -254,6 +256,25 @@ class OscServer:
                 raise UsageError(f"{key} belongs to /longplay/transform, not /longplay/render")
         self._submit(rid, values, addr)
 
+    def _extend(self, args: list[Any], addr: Address) -> None:
+        self._edit("extend", ("source_path", "bars"), args, addr)
+
+    def _replace(self, args: list[Any], addr: Address) -> None:
+        self._edit("replace", ("source_path", "from_bar", "to_bar"), args, addr)
+
+    def _edit(self, edit: str, positional: tuple[str, ...], args: list[Any], addr: Address) -> None:
+        """`/longplay/<edit> req_id <positional...> [key value ...]` (bridge/edits.py's keys)."""
+        rid = _req_id(args)
+        if len(args) < 1 + len(positional):
+            raise UsageError(
+                f"/longplay/{edit} needs req_id, {', '.join(positional)}; {positional[len(args) - 1]} is missing"
+            )
+        values = _pairs(args[1 + len(positional) :], first=2 + len(positional))
+        for key in (*positional, "edit"):
+            if key in values:
+                raise UsageError(f"{key} is given twice (it is a positional argument of /longplay/{edit})")
+        self._submit(rid, {"edit": edit, **dict(zip(positional, args[1:], strict=False)), **values}, addr)
+
     def _transform(self, args: list[Any], addr: Address) -> None:
         rid = _req_id(args)
         if len(args) < 3:
@@ -322,9 +343,9 @@ class OscServer:
         for to in targets:
             if event.kind == "file" and event.file is not None:
                 f = event.file
-                self.send(to, "/longplay/file", job.id, f.variation, f.path, float(f.seconds), f.seed)
+                self.send(to, "/longplay/file", job.id, f.variation, f.path, float(f.seconds), f.seed, *f.tempo_args())
             elif event.kind == "done":  # its files went out one by one as they were written
-                self.send(to, "/longplay/done", job.id, len(job.files), float(round(job.elapsed, 3)))
+                self._done(to, job)
             else:
                 self._answer_state(job, to)
         if job.is_final:
@@ -341,10 +362,16 @@ class OscServer:
             self.send(to, "/longplay/progress", job.id, float(job.fraction), job.stage, job.step, job.steps)
         elif job.state == DONE:
             for f in job.files:
-                self.send(to, "/longplay/file", job.id, f.variation, f.path, float(f.seconds), f.seed)
-            self.send(to, "/longplay/done", job.id, len(job.files), float(round(job.elapsed, 3)))
+                self.send(to, "/longplay/file", job.id, f.variation, f.path, float(f.seconds), f.seed, *f.tempo_args())
+            self._done(to, job)
         elif job.state in (FAILED, CANCELLED):
             self.send(to, "/longplay/error", job.id, job.error_code or 500, job.error or job.state)
+
+    def _done(self, to: Address, job: JobInfo) -> None:
+        """``/longplay/done``, then the first file's tempo check (measured bpm, first downbeat,
+        confidence; 0.0 when not measured): trailing arguments, so older clients read on as before."""
+        tempo = job.files[0].tempo_args() if job.files else (0.0, 0.0, 0.0)
+        self.send(to, "/longplay/done", job.id, len(job.files), float(round(job.elapsed, 3)), *tempo)
 
     def send(self, to: Address, address: str, *args: Any) -> None:
         assert address in REPLY_ADDRESSES  # what the server sends, it drops on receipt: no loops
@@ -407,6 +434,9 @@ def _pairs(args: list[Any], first: int) -> dict[str, Any]:
         key = args[i]
         if not isinstance(key, str):
             raise UsageError(f"argument {first + i} must be a key name such as 'prompt' (got {kind(key)})")
+        if key == "lora":  # several LoRA files: the key repeated, one file each (docs/osc.md)
+            values.setdefault("lora", []).append(args[i + 1])
+            continue
         if key in values:
             raise UsageError(f"{show(key)} is given twice")
         if key not in RENDER_KEYS | TRANSFORM_KEYS:

@@ -364,8 +364,8 @@ class JobQueue:
             self.journal.update(job_id, planned=live.row["planned"])
             files = []
             for result, path in zip(results, paths):
-                write_render(path, result, spec, {"model": self.model_name, "job_id": job_id})
-                files.append(FileInfo(result.variation + 1, str(path), result.seconds, result.seed))
+                write_render(path, result, spec, {**spec.extra, "model": self.model_name, "job_id": job_id})
+                files.append(FileInfo.of(result.variation + 1, str(path), result.seconds, result.seed, result.recipe))
                 self._emit("file", self._info(live.row, live), files[-1])
             with self._cond:
                 self._finish(live, DONE, None, None, files)

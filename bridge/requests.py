@@ -22,12 +22,14 @@ from typing import Any
 # Re-exported (`as`): desktop/ reads the engine's limits through this module, and docs/osc.md names
 # `requests.MAX_VARIATIONS` (tests/bridge/test_osc_docs.py imports what the doc names).
 from engine import (
+    DEFAULT_STRENGTH as DEFAULT_STRENGTH,
     LIMITS as LIMITS,
     MAX_SEED as MAX_SEED,
     MAX_VARIATIONS as MAX_VARIATIONS,
     SAMPLERS,
     Bound,
     RenderRequest,
+    prompt_bpm,
 )
 
 from .errors import SourceNotFound, TooLong, UsageError
@@ -69,6 +71,9 @@ RENDER_KEYS = frozenset(
         "sampler",
         "fade_ms",
         "loudness",
+        "lora",
+        "loop",
+        "snap",
     }
 )
 TRANSFORM_KEYS = frozenset({"source_path", "strength"})
@@ -86,7 +91,7 @@ class Limits:
     max_name: int = int(LIMITS["name"].hi)
     allowed_roots: tuple[Path, ...] = ()  # empty: any readable file may be a source
     default_prompt: str = ""  # transform requests without a prompt
-    default_strength: float = 0.7
+    default_strength: float = DEFAULT_STRENGTH
     default_fade_ms: float = 3.0
     default_loudness: float | None = DEFAULT_LOUDNESS
 
@@ -141,6 +146,8 @@ class JobSpec:
         req = {k: v for k, v in dict(data["request"]).items() if k in known}
         if req.get("cfg_interval") is not None:
             req["cfg_interval"] = tuple(req["cfg_interval"])
+        if req.get("lora"):
+            req["lora"] = tuple((str(p), float(s)) for p, s in req["lora"])
         return cls(
             RenderRequest(**req),
             str(data["name"]),
@@ -178,6 +185,10 @@ def parse_request(
     subclasses) names the first bad argument. ``transform`` defaults to "has a source_path"."""
     if not isinstance(values, Mapping):
         raise UsageError(f"a request must be a set of key/value pairs (got {type(values).__name__})")
+    if "edit" in values:  # extend / replace: their own keys (bridge/edits.py)
+        from .edits import parse_edit
+
+        return parse_edit(values, limits, out_dir)
     transform = "source_path" in values if transform is None else transform
     allowed = RENDER_KEYS | TRANSFORM_KEYS if transform else RENDER_KEYS
     for key in values:
@@ -205,6 +216,19 @@ def parse_request(
     kw["variations"] = bounded("variations", v.get("variations", 1))
     kw["fade_ms"] = bounded("fade_ms", v.get("fade_ms", limits.default_fade_ms))
     kw["loudness"] = parse_loudness(v.get("loudness", limits.default_loudness))
+    if as_flag("loop", v.get("loop", False)):
+        if "bars" not in kw or transform:
+            raise UsageError("loop needs bars and a bpm, and renders from text (no source_path)")
+        kw["loop"] = True
+        kw["fade_ms"] = 0.0  # a loop has no ends to fade: a fade would dip at its seam
+    if "lora" in v:
+        from .lora_arg import parse_lora
+
+        kw["lora"] = parse_lora(v["lora"], limits)
+    if as_flag("snap", v.get("snap", False)):  # onto the asked tempo grid (engine/tempo_check.py)
+        if "bpm" not in kw and prompt_bpm(kw["prompt"]) is None:
+            raise UsageError('snap needs a tempo: a bpm, or a prompt that names one ("124 BPM")')
+        kw["snap"] = True
     if "sampler" in v:
         sampler = as_text("sampler", v["sampler"], 32)
         if sampler not in SAMPLERS:
@@ -355,6 +379,21 @@ def as_int(key: str, value: Any, lo: int, hi: int) -> int:
     if not lo <= n <= hi:
         raise UsageError(f"{key} must be an integer between {lo} and {hi} (got {n})")
     return n
+
+
+def as_flag(key: str, value: Any) -> bool:
+    """On/off: true/false (JSON, OSC T/F), 1/0 (OSC controllers send numbers), or the words
+    "true"/"false", "yes"/"no", "on"/"off", "1"/"0"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
+        return _FLAG_WORDS[value.strip().lower()]
+    raise UsageError(f"{key} must be 1 or 0 (true or false) (got {kind(value)})")
+
+
+_FLAG_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
 def kind(value: Any) -> str:

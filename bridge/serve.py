@@ -20,7 +20,7 @@ from typing import Any
 from .dropfolder import DropFolder
 from .osc import DEFAULT_PORT, OscServer
 from .queue import JobQueue
-from .requests import Limits
+from .requests import DEFAULT_STRENGTH, Limits
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ServeOptions:
     queue_limit: int = 32
     source_roots: tuple[str, ...] = ()  # transform sources must lie under these (empty: anywhere)
     prompt: str = ""  # the drop folder's prompt for audio files
-    strength: float = 0.7
+    strength: float = DEFAULT_STRENGTH
     verbose: bool = False
 
 

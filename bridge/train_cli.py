@@ -79,6 +79,12 @@ def add_train_parser(sub: Any) -> None:
     )
     ae.add_argument("--disc-channels", type=int, default=16, help="width of each discriminator resolution")
     ae.add_argument(
+        "--pitch-weight",
+        type=float,
+        default=0.0,
+        help="weight of the pitch readout term: a small network must read the input's pitches from the latents (0: off)",
+    )
+    ae.add_argument(
         "--decoder-only",
         action="store_true",
         help="train only the decoder (encoder frozen, latents unchanged), from --init-from or OUT's checkpoint",
@@ -282,6 +288,7 @@ def run_train(args: argparse.Namespace) -> int:
                 fm_weight=args.fm_weight,
                 adv_start=args.adv_start,
                 disc_channels=args.disc_channels,
+                pitch_weight=args.pitch_weight,
                 latent_dim=args.latent_dim if args.init_from else None,
             )
             out = lab.train_autoencoder(

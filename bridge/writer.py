@@ -3,7 +3,9 @@
 Each render is written atomically by the engine (temp file, fsync, rename), so a file under an
 output name is always complete. A WAV carries its recipe as a RIFF INFO comment (``ICMT``, JSON)
 and, when the request had a tempo, an ACID chunk with tempo and beat count, so DAWs that read
-ACID metadata (REAPER, Ableton, Bitwig, FL Studio) place it on the grid. A JSON sidecar holds the
+ACID metadata (REAPER, Ableton, Bitwig, FL Studio) place it on the grid; a loop (``loop``) also
+carries a ``smpl`` chunk whose one loop spans the whole file (the ACID chunk's one-shot flag is
+off for every render: each is a loop to ACID). A JSON sidecar holds the
 same recipe for every format.
 """
 
@@ -44,6 +46,14 @@ def acid_chunk(bpm: float, beats: int, beats_per_bar: int = 4) -> bytes:
     """An ACID chunk: a stretchable loop (not one-shot, no root note) of ``beats`` beats at ``bpm``."""
     flags = 0x04  # stretch on; 0x01 (one-shot) and 0x02 (root note set) off
     return struct.pack("<IHHfIHHf", flags, 60, 0x8000, 0.0, int(beats), 4, int(beats_per_bar), float(bpm))
+
+
+def smpl_chunk(sample_rate: int, frames: int) -> bytes:
+    """A ``smpl`` chunk with one forward loop over the whole file (start 0, end = the last sample,
+    inclusive, as the format counts), played endlessly: samplers and DAWs that read it loop the file
+    on import."""
+    header = struct.pack("<9I", 0, 0, round(1e9 / sample_rate), 60, 0, 0, 0, 1, 0)
+    return header + struct.pack("<6I", 0, 0, 0, max(0, frames - 1), 0, 0)
 
 
 def parse_riff(path: Path) -> dict[bytes, bytes]:
@@ -130,6 +140,8 @@ def write_render(path: Path, result: RenderResult, spec: JobSpec, extra: Mapping
             beats = beats_of(spec, result.seconds)
             if beats is not None and spec.request.bpm is not None:
                 chunks.append((b"acid", acid_chunk(spec.request.bpm, beats, spec.request.beats_per_bar)))
+            if spec.request.loop:
+                chunks.append((b"smpl", smpl_chunk(result.sample_rate, result.audio.shape[-1])))
         write_audio_atomic(path, result.audio, result.sample_rate, spec.subtype, riff_chunks=chunks)
     side = sidecar_path(path)
     if not side.exists():

@@ -6,8 +6,9 @@ view models (``form``, ``history``, ``progress``) and the services (``player``, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,14 @@ from typing import Any
 from PySide6.QtCore import QFile, QObject, Signal
 
 from bridge import media
+from bridge.errors import BridgeError
 from bridge.jobs import JobEvent, JobInfo
+from bridge.requests import JobSpec, parse_request
 
 from . import workers
 from .backend import LOADING, READY, Backend
 from .dialogs import Dialogs
+from .edit_actions import EditModel
 from .form import FormModel, FormValues
 from .history import HistoryEntry, HistoryModel, read_history
 from .player import Player
@@ -77,6 +81,7 @@ class Controller(QObject):
         backend.model_ready.connect(self._on_model_ready)
         backend.state_changed.connect(self._on_backend_state)
         self.peaks.ready.connect(self.history.refresh_path)
+        self.edits = EditModel(self)  # extend / replace on the selected render's waveform
 
     def _save_form(self) -> None:
         self.settings["form/values"] = self.form.values.to_dict()
@@ -241,6 +246,31 @@ class Controller(QObject):
             return
         self.own_jobs.add(info.id)
         self.form.note_seed(info.spec.request.seed)
+
+    def submit_request(self, values: Mapping[str, Any], on_done: Callable[[JobInfo | None, str], None]) -> bool:
+        """Submit key/values as any door sends them (the waveform's extend and replace), checked
+        by the bridge's validator off the GUI thread (it reads the source file). -> False at once
+        when no model is ready; then ``on_done(info, "")``, or ``(None, reason)`` if refused."""
+        if not self.backend.ready:
+            on_done(None, self.backend.state.model_message or "the model is still loading")
+            return False
+        limits, out_dir, model = self.backend.limits, self.backend.out_dir, self.backend.model_name
+
+        def build() -> JobSpec:
+            spec = parse_request(dict(values), limits=limits, out_dir=out_dir)
+            return dataclasses.replace(spec, extra={**spec.extra, "model": model}) if model else spec
+
+        def done(info: JobInfo | None, error: BaseException | None) -> None:
+            if info is None:
+                if not isinstance(error, BridgeError):
+                    log.error("submitting %s failed", values.get("edit", "a request"), exc_info=error)
+                on_done(None, str(error) or type(error).__name__)
+                return
+            self.own_jobs.add(info.id)  # selected when it finishes, as the form's renders
+            on_done(info, "")
+
+        self.backend.submit(build, done)
+        return True
 
     def cancel(self) -> None:
         state = self.progress.state

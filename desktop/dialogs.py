@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 AUDIO_FILTER = "Audio files (*.wav *.wave *.flac *.aif *.aiff *.ogg);;All files (*)"
 
@@ -35,6 +35,11 @@ class Dialogs:
             QMessageBox.StandardButton.No,
         )
         return answer == QMessageBox.StandardButton.Yes
+
+    def ask_bars(self, title: str, label: str, default: int, lo: int, hi: int) -> int | None:
+        """A bar count from a spin box; None if cancelled."""
+        value, ok = QInputDialog.getInt(self.parent, title, label, default, lo, hi, 1)
+        return int(value) if ok else None
 
     def reveal(self, path: str) -> None:
         """Show the file in the system's file manager (selected where the platform can)."""

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 
 from bridge.errors import UsageError
 from bridge.loudness import DEFAULT_LOUDNESS
-from bridge.requests import LIMITS, JobSpec, Limits, parse_request
+from bridge.requests import DEFAULT_STRENGTH, LIMITS, JobSpec, Limits, parse_request
 
 log = logging.getLogger("longplay.desktop")
 
@@ -41,9 +41,13 @@ class FormValues:
     cfg: float = 7.0
     variations: int = 1
     init_audio: str = ""  # audio-to-audio source ("" = text-to-audio)
-    init_strength: float = 0.7
+    init_strength: float = DEFAULT_STRENGTH
     normalize: bool = True  # bring each render to `loudness` LUFS; off: the model's own level
     loudness: float = DEFAULT_LOUDNESS
+    loop: bool = False  # bars mode: a seamless loop of exactly `bars` bars (engine/loops.py)
+    snap: bool = False  # stretch a render heard a little off its tempo onto the grid (engine/tempo_check.py)
+    lora: str = ""  # a LoRA .safetensors for Stable Audio 3 models ("" = none)
+    lora_scale: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -147,10 +151,16 @@ class FormModel(QObject):
             out["negative"] = v.negative
         if v.length_mode == "bars":
             out.update(bars=v.bars, bpm=v.bpm, beats_per_bar=v.beats_per_bar)
+            if v.loop:
+                out["loop"] = True
         else:
             out["seconds"] = v.seconds
         if v.init_audio:
             out.update(source_path=v.init_audio, strength=v.init_strength)
+        if v.snap:
+            out["snap"] = True
+        if v.lora.strip():
+            out["lora"] = f"{v.lora.strip()}:{v.lora_scale:g}"
         return out
 
     def spec_factory(self, out_dir: str | Path, model_name: str = "") -> Callable[[], JobSpec]:
@@ -173,6 +183,9 @@ class FormModel(QObject):
         values = self.request_values()
         values.pop("source_path", None)
         values.pop("strength", None)
+        values.pop("lora", None)  # its file is checked at Generate, as the source's
+        if self.values.lora.strip() and not LIMITS["lora_scale"].contains(self.values.lora_scale):
+            return f"lora scale must be {LIMITS['lora_scale'].describe()} (got {self.values.lora_scale:g})"
         if not values.get("prompt", "").strip():
             if self.values.init_audio:
                 values["prompt"] = "-"  # a transform may run without a prompt
@@ -230,6 +243,10 @@ class FormModel(QObject):
             init_audio=request.init_audio or "",
             init_strength=float(request.init_strength),
             normalize=request.loudness is not None,
+            snap=bool(getattr(request, "snap", False)),
+            loop=bool(getattr(request, "loop", False)),
+            lora=request.lora[0][0] if getattr(request, "lora", ()) else "",
+            lora_scale=float(request.lora[0][1]) if getattr(request, "lora", ()) else 1.0,
         )
         if request.loudness is not None:
             changes["loudness"] = float(request.loudness)
@@ -237,7 +254,9 @@ class FormModel(QObject):
             changes["steps"] = int(request.steps)
         if request.cfg is not None:
             changes["cfg"] = float(request.cfg)
-        if request.bars is not None and request.bpm is not None:
+        if getattr(request, "edit", None):
+            pass  # an extend's `bars` are the bars it added, not a length to render
+        elif request.bars is not None and request.bpm is not None:
             changes.update(
                 length_mode="bars",
                 bars=int(request.bars),

@@ -125,6 +125,23 @@ class FormView(QWidget):
             "stopping before a peak passes -1 dBFS. Off: the model's own level"
         )
         self.loudness = _dspin(*_range("loudness"), 1, 1.0, " LUFS")
+        self.snap = QCheckBox("Snap to the grid")
+        self.snap.setObjectName("snap")
+        self.snap.setToolTip(
+            "Each render with a tempo is beat-tracked. Snap: one heard 0.2-8 % off the tempo is "
+            "time-stretched onto the exact grid, keeping its length (needs a BPM: bars mode, or one in the prompt)"
+        )
+        self.loop = QCheckBox("Loop")
+        self.loop.setObjectName("loop")
+        self.loop.setToolTip(
+            "Bars mode: a loop of exactly these bars that plays end-to-start without a seam "
+            "(the WAV carries a loop point for samplers and DAWs)"
+        )
+        self.lora = QLineEdit()
+        self.lora.setObjectName("lora")
+        self.lora.setPlaceholderText("LoRA .safetensors path (Stable Audio 3 models; optional)")
+        self.lora_scale = _dspin(*_range("lora_scale"), 2, 0.1)
+        self.lora_scale.setToolTip("LoRA strength: 0 off, 1 as trained")
 
         # --- audio-to-audio, generate
         self.dropzone = DropZone(controller)
@@ -149,6 +166,8 @@ class FormView(QWidget):
         form.addRow("Seed", _row(self.seed, self.seed_lock, self.seed_note, stretch=2))
         form.addRow("Steps", _row(self.steps, QLabel("CFG"), self.cfg, QLabel("Variations"), self.variations))
         form.addRow("Level", _row(self.normalize, self.loudness))
+        form.addRow("Tempo", _row(self.loop, self.snap))
+        form.addRow("LoRA", _row(self.lora, QLabel("Scale"), self.lora_scale, stretch=0))
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(form)
@@ -173,6 +192,10 @@ class FormView(QWidget):
         self.variations.valueChanged.connect(lambda v: m.update(variations=int(v)))
         self.normalize.toggled.connect(lambda on: m.update(normalize=bool(on)))
         self.loudness.valueChanged.connect(lambda v: m.update(loudness=float(v)))
+        self.snap.toggled.connect(lambda on: m.update(snap=bool(on)))
+        self.loop.toggled.connect(lambda on: m.update(loop=bool(on)))
+        self.lora.textEdited.connect(lambda t: m.update(lora=t))
+        self.lora_scale.valueChanged.connect(lambda v: m.update(lora_scale=float(v)))
         self.generate.clicked.connect(controller.generate)
         self.add_model.clicked.connect(self._add_model)
         self.model_combo.activated.connect(self._model_picked)
@@ -205,6 +228,10 @@ class FormView(QWidget):
             self.variations,
             self.normalize,
             self.loudness,
+            self.snap,
+            self.loop,
+            self.lora,
+            self.lora_scale,
         )
         blockers = [QSignalBlocker(w) for w in widgets]
         if self.prompt.toPlainText() != v.prompt:
@@ -231,6 +258,12 @@ class FormView(QWidget):
         self.normalize.setChecked(v.normalize)
         self.loudness.setValue(v.loudness)
         self.loudness.setEnabled(v.normalize)
+        self.snap.setChecked(v.snap)
+        self.loop.setChecked(v.loop)
+        self.loop.setEnabled(bars)  # a loop is a whole number of bars
+        if self.lora.text() != v.lora:
+            self.lora.setText(v.lora)
+        self.lora_scale.setValue(v.lora_scale)
         del blockers
         self.length_note.setText(f"= {self.model.length_seconds():.2f} s" if bars else "")
         self.length_note.setVisible(bars)

@@ -54,6 +54,8 @@ class HistoryEntry:
         if self.file:
             return self.file.seconds
         req = self.job.spec.request
+        if req.edit:
+            return None  # its length is the source's and the bars it adds, known once it is written
         if req.bars is not None and req.bpm:
             return req.bars * req.beats_per_bar * 60 / req.bpm
         return req.seconds
@@ -64,8 +66,13 @@ class HistoryEntry:
         parts = [f"seed {self.seed}"]
         if self.seconds is not None:
             parts.append(f"{self.seconds:.1f} s")
-        if req.bars is not None and req.bpm is not None:
-            parts.append(f"{req.bpm:g} bpm · {req.bars} bars")
+        if req.edit == "extend":
+            parts.append(f"{Path(req.edit_source or '').name} extended by {req.bars} bars")
+        elif req.edit == "replace":
+            span = f"bar {req.from_bar}" if req.from_bar == req.to_bar else f"bars {req.from_bar}\u2013{req.to_bar}"
+            parts.append(f"{Path(req.edit_source or '').name} with {span} replaced")
+        elif req.bars is not None and req.bpm is not None:
+            parts.append(f"{req.bpm:g} bpm · {req.bars} bars" + (" · loop" if req.loop else ""))
         if self.file and self.job.spec.request.variations > 1:
             parts.append(f"v{self.file.variation}/{req.variations}")
         if req.init_audio:
@@ -76,6 +83,11 @@ class HistoryEntry:
         if self.job.source != "gui":
             parts.append(self.job.source.upper())
         return " · ".join(parts)
+
+    def tempo(self) -> str:
+        """The file's tempo check: ``124.0 BPM measured (asked 124), downbeat +0.02 s, confidence
+        0.83: on tempo``; "" for a render without a tempo (or journaled before the check existed)."""
+        return self.file.tempo_text() if self.file else ""
 
     def status(self) -> str:
         """What the job is doing or why it ended; "" for a finished file."""
@@ -137,7 +149,7 @@ class HistoryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return e.prompt
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{e.prompt}\n{e.details()}"
+            tip = f"{e.prompt}\n{e.details()}" + (f"\n{e.tempo()}" if e.tempo() else "")
             return tip + (f"\n{e.path}" if e.path else f"\n{e.status()}")
         if role == EntryRole:
             return e

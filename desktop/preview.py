@@ -1,5 +1,5 @@
 """The right-hand panels: the running job's progress with Cancel, and the selected render's
-waveform with its transport (play / stop / loop) and actions."""
+waveform with its transport (play / stop / loop), actions and edits (replace bars, extend)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .edit_bar import EditBar
 from .history import HistoryEntry
 from .progress import ProgressState, format_time
 from .waveform import WaveformView
@@ -107,6 +108,7 @@ class PreviewPanel(QFrame):
         self.message = QLabel("")
         self.message.setObjectName("hint")
         self.message.setWordWrap(True)
+        self.edit_bar = EditBar(controller, self.wave)
         transport = QHBoxLayout()
         for w in (self.play, self.loop, self.time):
             transport.addWidget(w)
@@ -120,6 +122,7 @@ class PreviewPanel(QFrame):
         layout.addWidget(self.wave, 1)
         layout.addLayout(transport)
         layout.addWidget(self.message)
+        layout.addWidget(self.edit_bar)
 
         player = controller.player
         self.play.clicked.connect(controller.toggle_play)
@@ -140,7 +143,8 @@ class PreviewPanel(QFrame):
         if entry is None:
             self.details.setText("Generate something, or pick a render from the history")
         else:
-            self.details.setText(entry.details() if has_file else entry.status())
+            tempo = entry.tempo() if has_file else ""
+            self.details.setText((entry.details() + (f"\n{tempo}" if tempo else "")) if has_file else entry.status())
         self.details.setToolTip(entry.path if entry is not None else "")
         self.wave.set_path(entry.path if entry is not None else "")
         for w in (self.play, self.reveal):

@@ -18,6 +18,7 @@ STAGES = {
     "conditioning": "Conditioning",
     "sampling": "Sampling",
     "decoding": "Decoding",
+    "checking": "Checking tempo",
     "writing": "Writing",
     "done": "Done",
     "failed": "Failed",

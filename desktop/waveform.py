@@ -1,5 +1,6 @@
 """Waveform previews: peaks computed once per file off the GUI thread (``PeakCache``) and drawn
-per pixel from min/max (``WaveformView``), with a playhead, click to seek and drag to the DAW."""
+per pixel from min/max (``WaveformView``), with a playhead, click to seek and drag to the DAW, and
+for a render with a tempo a bar ruler to select bars on (extend / replace, ``edit_actions``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ WAVE_TOP = QColor(120, 200, 255)
 WAVE_BOTTOM = QColor(60, 120, 220)
 PLAYED = QColor(255, 170, 60)
 TEXT = QColor(150, 156, 170)
+RULER = QColor(30, 33, 41)
+SELECTED = QColor(255, 159, 58, 56)
+SELECTED_EDGE = QColor(255, 159, 58)
+RULER_H = 14  # px: the bar numbers above the waveform
 
 
 def bin_peaks(peaks: np.ndarray, width: int) -> np.ndarray:
@@ -149,11 +154,51 @@ def paint_envelopes(painter: QPainter, shapes: Envelope, played_x: float | None 
             painter.restore()
 
 
+def paint_bars(
+    painter: QPainter,
+    area: QRectF,
+    ruler: QRectF,
+    seconds: float,
+    bar_seconds: float,
+    selection: tuple[int, int] | None,
+) -> None:
+    """The bar ruler (bar 1 at 0 s, numbered as often as the numbers fit) and the selected bars."""
+    px_bar = area.width() * bar_seconds / seconds
+    painter.fillRect(ruler, RULER)
+    if selection is not None:
+        x0 = area.left() + (selection[0] - 1) * px_bar
+        x1 = min(area.right(), area.left() + selection[1] * px_bar)
+        band = QRectF(x0, ruler.top(), max(1.0, x1 - x0), area.bottom() - ruler.top())
+        painter.fillRect(band, SELECTED)
+        painter.setPen(QPen(SELECTED_EDGE, 1))
+        painter.drawLine(QPointF(x0, band.top()), QPointF(x0, band.bottom()))
+        painter.drawLine(QPointF(x1, band.top()), QPointF(x1, band.bottom()))
+    every = 1
+    while px_bar * every < 26:
+        every *= 2
+    count = int(seconds / bar_seconds + 1e-6)
+    for k in range(count + 1):
+        labelled = k % every == 0
+        if not labelled and px_bar < 4:
+            continue  # ticks closer than 4 px are noise
+        x = area.left() + k * px_bar
+        painter.setPen(QPen(TEXT if labelled else LANE, 1))
+        top = ruler.top() if labelled else ruler.top() + ruler.height() * 0.6
+        painter.drawLine(QPointF(x, top), QPointF(x, ruler.bottom()))
+        if labelled and k < count:
+            label = QRectF(x + 3, ruler.top(), px_bar * every - 4, ruler.height())
+            painter.drawText(label, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, str(k + 1))
+
+
 class WaveformView(QWidget):
     """A file's waveform. Click to seek (``seek_requested(seconds)``); drag it out to a DAW track
-    (the drag carries the file's URL); ``set_position`` moves the playhead."""
+    (the drag carries the file's URL); ``set_position`` moves the playhead. With a bar grid
+    (``set_bars``), a ruler of bar numbers sits above it: a drag along the ruler, or a Shift+drag
+    over the waveform, selects a range (``range_dragged(from_s, to_s)``; whoever owns the
+    selection snaps it and shows it with ``set_selection``)."""
 
     seek_requested = Signal(float)
+    range_dragged = Signal(float, float)
 
     def __init__(self, cache: PeakCache, parent: QWidget | None = None, *, placeholder: str = "") -> None:
         super().__init__(parent)
@@ -164,6 +209,9 @@ class WaveformView(QWidget):
         self.placeholder = placeholder or "Select a render to see its waveform"
         self.draggable = True
         self._press: QPointF | None = None
+        self.bar_seconds: float | None = None  # the bar grid (None: no ruler, nothing to select)
+        self.selection: tuple[int, int] | None = None  # bars, 1-based and inclusive
+        self._select_from: float | None = None  # seconds where a range drag started
         self._shapes: tuple[tuple[str, float, float], Envelope] | None = None
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -186,6 +234,23 @@ class WaveformView(QWidget):
             self.position = seconds
             self.update()
 
+    def set_bars(self, bar_seconds: float | None) -> None:
+        """Show a ruler of bars ``bar_seconds`` long (bar 1 at 0 s), or none."""
+        if bar_seconds != self.bar_seconds:
+            self.bar_seconds = bar_seconds
+            self._select_from = None
+            self.update()
+
+    def set_selection(self, selection: tuple[int, int] | None) -> None:
+        if selection != self.selection:
+            self.selection = selection
+            self.update()
+
+    def select_seconds(self, t0: float, t1: float) -> None:
+        """What a drag along the ruler from ``t0`` to ``t1`` seconds does (for keyboardless callers)."""
+        if self.bar_seconds is not None and self.peaks is not None:
+            self.range_dragged.emit(float(t0), float(t1))
+
     def message(self) -> str:
         if not self.path:
             return self.placeholder
@@ -204,7 +269,7 @@ class WaveformView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         r = QRectF(self.rect())
         painter.fillRect(r, BACKGROUND)
-        area = r.adjusted(6, 6, -6, -18)
+        area, ruler = self._rects()
         text = self.message()
         if text or self.peaks is None:
             painter.setPen(TEXT)
@@ -218,6 +283,8 @@ class WaveformView(QWidget):
         if self._shapes is None or self._shapes[0] != key:
             self._shapes = (key, envelopes(area, self.peaks.peaks))  # once per file and size
         paint_envelopes(painter, self._shapes[1], played_x)
+        if ruler is not None and self.bar_seconds is not None and seconds > 0:
+            paint_bars(painter, area, ruler, seconds, self.bar_seconds, self.selection)
         painter.setPen(TEXT)
         bottom = QRectF(area.left(), area.bottom() + 2, area.width(), 14)
         now = format_time(self.position) if self.position is not None else "0:00"
@@ -238,22 +305,45 @@ class WaveformView(QWidget):
             painter.setPen(QPen(QColor(255, 255, 255), 1))
             painter.drawLine(QPointF(played_x, area.top()), QPointF(played_x, area.bottom()))
 
+    def _rects(self) -> tuple[QRectF, QRectF | None]:
+        """The waveform's area, and the bar ruler's above it when there is a grid."""
+        r = QRectF(self.rect())
+        if self.bar_seconds is None or self.peaks is None:
+            return r.adjusted(6, 6, -6, -18), None
+        ruler = QRectF(r.left() + 6, r.top() + 4, r.width() - 12, RULER_H)
+        return r.adjusted(6, 6 + RULER_H + 2, -6, -18), ruler
+
+    def in_ruler(self, y: float) -> bool:
+        ruler = self._rects()[1]
+        return ruler is not None and y <= ruler.bottom() + 2
+
     def seconds_at(self, x: float) -> float:
         if self.peaks is None:
             return 0.0
-        area = QRectF(self.rect()).adjusted(6, 6, -6, -18)
+        area = self._rects()[0]
         frac = (x - area.left()) / max(1.0, area.width())
         return float(np.clip(frac, 0.0, 1.0) * self.peaks.seconds)
 
     # ------------------------------------------------------------------ mouse
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if event.button() == Qt.MouseButton.LeftButton and self.peaks is not None:
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if (
+            event.button() == Qt.MouseButton.LeftButton
+            and self.peaks is not None
+            and self.bar_seconds is not None
+            and (shift or self.in_ruler(event.position().y()))
+        ):
+            self._select_from = self.seconds_at(event.position().x())
+            self.select_seconds(self._select_from, self._select_from)
+        elif event.button() == Qt.MouseButton.LeftButton and self.peaks is not None:
             self._press = event.position()
             self.seek_requested.emit(self.seconds_at(event.position().x()))
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if (
+        if self._select_from is not None:
+            self.select_seconds(self._select_from, self.seconds_at(event.position().x()))
+        elif (
             self._press is not None
             and self.draggable
             and self.path
@@ -264,7 +354,7 @@ class WaveformView(QWidget):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self._press = None
+        self._press = self._select_from = None
         super().mouseReleaseEvent(event)
 
     def start_drag(self) -> QDrag:

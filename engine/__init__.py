@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         TextEncoderMissingError as TextEncoderMissingError,
     )
     from .limits import (
+        DEFAULT_STRENGTH as DEFAULT_STRENGTH,
         LIMITS as LIMITS,
         MAX_SEED as MAX_SEED,
         MAX_VARIATIONS as MAX_VARIATIONS,
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         Progress as Progress,
         RenderRequest as RenderRequest,
         RenderResult as RenderResult,
+        prompt_bpm as prompt_bpm,
     )
     from .sa3 import (
         SA3Model as SA3Model,
@@ -100,6 +102,7 @@ _EXPORTS: dict[str, str] = {
     "EngineError": "errors",
     "Generator": "pipeline",
     "LIMITS": "limits",
+    "DEFAULT_STRENGTH": "limits",
     "MAX_SEED": "limits",
     "MAX_SOURCE_SECONDS": "audio_io",
     "MAX_VARIATIONS": "limits",
@@ -127,6 +130,7 @@ _EXPORTS: dict[str, str] = {
     "model_search_paths": "checkpoint",
     "parse_model_config": "config",
     "peaks": "waveform",
+    "prompt_bpm": "request",
     "pick_device": "devices",
     "read_config": "checkpoint",
     "resolve_model": "checkpoint",

@@ -36,9 +36,19 @@ BEAT_PERIODS = (0.25, 0.5, 1.0, 4.0, 16.0)
 BEAT_FEATURES = 2 + 2 * len(BEAT_PERIODS)  # present flag, tempo, then sin/cos per period
 
 
+def swing_positions(beats: Tensor, swing: Tensor) -> Tensor:
+    """Beat positions `[B, T]` warped so the off-beat eighth sits at `swing [B, 1]` of the beat
+    (2/3: triplet swing) where a straight grid has it at 0.5: a swung source's grid (engine/groove.py)."""
+    s = torch.where(swing > 0, swing, torch.full_like(swing, 0.5)).clamp(0.05, 0.95).expand_as(beats)
+    whole = torch.floor(beats)
+    f = beats - whole
+    return whole + torch.where(f < s, f * 0.5 / s, 0.5 + (f - s) * 0.5 / (1 - s))
+
+
 def beat_features(tempo: Tensor, frames: int) -> Tensor:
     """Tempo-grid features per latent frame: `tempo [B, 2]` = (beats per frame, beat position of
-    frame 0) -> `[B, frames, BEAT_FEATURES]`. A row whose beats-per-frame is NaN has no tempo: its
+    frame 0), or `[B, 3]` with the beat count the positions wrap at (a loop's), or `[B, 4]` with where
+    the off-beat eighth falls too (`swing_positions`) -> `[B, frames, BEAT_FEATURES]`. A row whose beats-per-frame is NaN has no tempo: its
     features are all zero (which the bias-free projection maps to nothing added).
 
     Positions are computed in float64 (on the CPU) and wrapped to the longest period before the sine, so a
@@ -48,6 +58,11 @@ def beat_features(tempo: Tensor, frames: int) -> Tensor:
     present = torch.isfinite(t[:, 0])
     t = torch.nan_to_num(t, nan=0.0)
     beats = t[:, 1:2] + t[:, 0:1] * torch.arange(frames, dtype=torch.float64)  # [B, T]
+    if t.shape[1] > 2:  # a third column: the beat count the grid wraps at (a loop's length; 0: none)
+        wrap = t[:, 2:3].expand_as(beats)
+        beats = torch.where(wrap > 0, torch.remainder(beats, wrap.clamp(min=1e-9)), beats)
+    if t.shape[1] > 3:  # a fourth: where the off-beat eighth falls in the beat (0 or 0.5: straight)
+        beats = swing_positions(beats, t[:, 3:4])
     feats = [torch.ones_like(beats), t[:, 0:1].expand_as(beats) * 10.0]  # ~0.5-1.5 for 60-180 BPM
     for period in BEAT_PERIODS:
         angle = torch.remainder(beats, period) * (2 * math.pi / period)

@@ -35,5 +35,10 @@ class RequestTooLong(RequestError):
     """A render request asks for more seconds than the model renders (or than audio-to-audio may)."""
 
 
+class LoRAError(RequestError):
+    """A LoRA file asked for is missing, unreadable, or does not fit the loaded model (or the model
+    takes no LoRA)."""
+
+
 class RenderCancelled(EngineError):
     """The render was cancelled between two sampler steps."""

@@ -51,19 +51,33 @@ class ConditionedDiffusionModel(nn.Module):
 
     def tempo_inputs(self, metadata: Sequence[Mapping[str, Any]]) -> Tensor | None:
         """`[{"bpm": float | None, "seconds_start": s}] * B` -> the DiT's `tempo [B, 2]` (beats per
-        latent frame, beat position of the first frame; NaN without a bpm), or None for models
-        without `beat_phase`. Beat 0 is at second 0 of the piece: a render starts on a downbeat."""
+        latent frame, beat position of the first frame; NaN without a bpm; a third column when any
+        row has `wrap_beats`, a loop's length in beats; a fourth when any row has `swing`, where a swung
+        source's off-beat falls in the beat), or None for models without `beat_phase`. Beat 0 is at
+        second 0 of the piece (a render starts on a downbeat), unless `beat_offset` (the beat
+        position at second 0) puts it where an audio-to-audio source's first downbeat is
+        (engine/groove.py)."""
         if not self.config.dit.beat_phase:
             return None
         rate = self.config.sample_rate / self.config.autoencoder.downsampling_ratio
-        rows = []
+        rows: list[tuple[float, ...]] = []
         for m in metadata:
             bpm = m.get("bpm")
             if bpm is None:
                 rows.append((math.nan, 0.0))
             else:
                 beats_per_s = float(bpm) / 60.0
-                rows.append((beats_per_s / rate, float(m.get("seconds_start", 0.0)) * beats_per_s))
+                # `beat_offset`: the beat at second 0, when it is not a downbeat (an audio-to-audio
+                # source whose first downbeat comes later: engine/groove.py).
+                start = float(m.get("seconds_start", 0.0)) * beats_per_s + float(m.get("beat_offset", 0.0))
+                rows.append((beats_per_s / rate, start))
+        if any(m.get("wrap_beats") for m in metadata):  # loops: positions wrap at the loop's length
+            rows = [(*r, float(m.get("wrap_beats") or 0.0)) for r, m in zip(rows, metadata, strict=True)]
+        if any(m.get("swing") for m in metadata):  # a swung source's off-beat (engine/groove.py)
+            rows = [
+                (*r, *((0.0,) if len(r) == 2 else ()), float(m.get("swing") or 0.0))
+                for r, m in zip(rows, metadata, strict=True)
+            ]
         return torch.tensor(rows, dtype=torch.float64, device=self.device)
 
     def encode_conditioning(

@@ -14,16 +14,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from . import longform, sampling
+from . import edit, groove, longform, loops, sampling, tempo_check
 from .audio_io import conform, fade_edges, load_audio, normalize_loudness
 from .devices import autocast_for, pick_device
-from .errors import RenderCancelled, RequestError, RequestTooLong
+from .errors import LoRAError, RenderCancelled, RequestError, RequestTooLong
 from .limits import LIMITS
 from .model import ConditionedDiffusionModel
 from .request import (
@@ -70,8 +71,9 @@ class Generator:
     """Renders requests with one model on one device. Not thread-safe: one worker owns it.
 
     A Stable Audio 3 model (`engine.sa3.SA3Model`) renders through `engine/sa3/render.py`
-    (`self.sa3`; `render`, `resolve`, `max_seconds` and `defaults` hand over to it); `model` and
-    the methods below it are the Longplay / Stable Audio Open path."""
+    (`self.sa3`; `render`, `resolve`, `max_seconds` and `defaults` hand over to it; its extend and
+    replace run on SA3's own inpainting, `engine/sa3/edit.py`); `model` and the methods below it
+    are the Longplay / Stable Audio Open path."""
 
     model: ConditionedDiffusionModel
     sa3: SA3Renderer | None = None
@@ -99,7 +101,7 @@ class Generator:
         need a model conditioned on where a window sits (`seconds_start` and `seconds_total`, as
         Stable Audio Open 1.0 and longplay-mini; not SAO Small) and a sigma-parameterised sampler."""
         if self.sa3 is not None:
-            return False
+            return self.sa3.can_continue()
         cfg = self.model.config
         return (
             cfg.objective != "rf_denoiser"
@@ -123,7 +125,7 @@ class Generator:
         d = self.defaults
         seconds = req.seconds if req.seconds is not None else min(30.0, cfg.window_seconds)
         _check("bpm", req.bpm, allow_none=True)
-        if req.bars is not None:
+        if req.bars is not None and req.edit is None:  # an edit's bars are added to its source
             if req.bpm is None:
                 raise RequestError(f"bars needs a bpm {LIMITS['bpm'].describe()} (got None)")
             _check("bars", req.bars)
@@ -172,6 +174,13 @@ class Generator:
             _check("seed", req.seed, what="seed (-1: random)")
         _check("cfg_rescale", req.cfg_rescale)
         _check("fade_ms", req.fade_ms)
+        if req.loop:
+            self._check_loop(req, values)
+        if req.edit is not None:  # the source's own level and ends are kept (engine/edit.py)
+            edit.check(req)
+            values.update(loudness=None, fade_ms=0.0)
+        if req.lora:
+            raise LoRAError("lora needs a Stable Audio 3 model (this model is not one)")
         if req.loudness is not None and not LIMITS["loudness"].contains(req.loudness):
             raise RequestError(
                 f"loudness must be {LIMITS['loudness'].describe()}, or None to keep the model's "
@@ -184,13 +193,23 @@ class Generator:
     def render(
         self, request: RenderRequest, on_progress: ProgressFn | None = None, cancel: threading.Event | None = None
     ) -> list[RenderResult]:
-        """Render `request.variations` files; variation i uses seed `seed + i`."""
-        if self.sa3 is not None:
+        """Render `request.variations` files; variation i uses seed `seed + i`. Every model path
+        passes here: a render with a tempo is then beat-tracked, and snapped when asked
+        (`engine/tempo_check.py`: the recipe's `tempo_check`, progress stage "checking")."""
+        checking = tempo_check.Checking(request, on_progress, cancel)
+        return checking.finish(self._render(request, checking.report, checking.cancel))
+
+    def _render(
+        self, request: RenderRequest, on_progress: ProgressFn | None, cancel: threading.Event | None
+    ) -> list[RenderResult]:
+        if self.sa3 is not None:  # edits included (engine/sa3/edit.py)
             return self.sa3.render(request, on_progress, cancel)
         req = self.resolve(request)
         cancel = cancel or threading.Event()
         report = on_progress or (lambda p: None)
-        init = self._init_latents(req) if req.init_audio else None
+        if req.edit:
+            return edit.render(self, req, report, cancel)
+        init = self._init_latents(req) if req.init_audio else None  # heard and encoded (engine/groove.py)
         results = []
         for v in range(req.variations):
             results.append(self._render_one(req, v, init, report, cancel))
@@ -203,7 +222,7 @@ class Generator:
 
     @torch.no_grad()
     def _render_one(
-        self, req: RenderRequest, v: int, init: Tensor | None, report: ProgressFn, cancel: threading.Event
+        self, req: RenderRequest, v: int, init: groove.Source | None, report: ProgressFn, cancel: threading.Event
     ) -> RenderResult:
         model, cfg = self.model, self.model.config
         seconds, steps, sampler = _filled(req.seconds), _filled(req.steps), _filled(req.sampler)
@@ -212,12 +231,21 @@ class Generator:
         t0 = time.perf_counter()
         self._check(cancel)
         report(Progress("conditioning", 0, steps, v, n, v / n))
+        loop = self._loop_plan(req) if req.loop else None
         bpm = grid_bpm(req) if cfg.dit.beat_phase else None
+        if loop is not None and bpm is not None:
+            bpm = loop.grid_bpm  # the tempo that fits the bars into whole latent frames (engine/loops.py)
+        if init is not None and init.grid_bpm is not None and cfg.dit.beat_phase:
+            bpm = init.grid_bpm  # the source's tempo, its downbeat on beat 0 (`beat_offset`)
         prompt, negated = split_negations(req.prompt)
         negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
         meta = {"prompt": prompt, "seconds_start": req.seconds_start, "seconds_total": seconds, "bpm": bpm}
+        if init is not None and bpm is not None:
+            meta.update(init.meta())
+        if loop is not None:  # told it sits inside a longer piece, the model plays no intro or ending
+            meta = {**meta, **loop.meta(self._seconds(loop.frames), _filled(req.bars) * req.beats_per_bar)}
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        segments = self.segments(seconds)
+        segments = [longform.Segment(0, loop.frames, 0)] if loop else self.segments(seconds)
         total = done = 0  # sampler steps over all windows, and those done
 
         def on_step(info: dict[str, Any]) -> None:
@@ -236,7 +264,7 @@ class Generator:
             if negative:
                 cond.update(model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
             noise = torch.randn((1, cfg.dit.io_channels, seg.frames), generator=gen).to(self.device)  # [1, C, L]
-            sigmas, x = self._schedule_and_start(req, noise, init)
+            sigmas, x = self._schedule_and_start(req, noise, init.latents if init is not None else None)
             if sigmas is None:  # audio-to-audio at strength 0: the input, unchanged
                 report(Progress("sampling", 0, 0, v, n, v / n))
                 latents = x
@@ -245,11 +273,15 @@ class Generator:
                 total = (len(sigmas) - 1) * len(segments)
                 report(Progress("sampling", 0, total, v, n, v / n))
             inner = self._inner(req, cond)
+            if loop is not None:
+                inner = loops.circular(partial(self._with_tempo, req, cond), cond.get("tempo"), loop.frames)
             denoiser: sampling.Denoiser = (
                 sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
             )
             if seg.known and latents is not None:
                 denoiser = longform.KnownPrefix(denoiser, latents[..., seg.start : seg.start + seg.known])
+            if init is not None:  # onset frames held to the source (measured, off by default: engine/groove.py)
+                denoiser = init.hold(denoiser, req, cfg.objective == "rf_denoiser")
             with self._autocast():
                 out = sampling.sample(sampler, denoiser, x, sigmas, callback=on_step, generator=gen)
             latents = (
@@ -264,10 +296,15 @@ class Generator:
         keep = int(round(seconds * cfg.sample_rate))
         # Decode only the frames the request keeps, plus a margin wider than the decoder's
         # receptive field, so the kept samples equal a whole-window decode (tested).
-        frames_needed = min(latents.shape[-1], self._needed_frames(seconds))
-        decoded = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
-        audio = decoded[:, :keep].float().cpu().numpy()
-        fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
+        if loop is not None:  # wrapped ends, resampled to the exact length; no fades at a seam
+            audio = loops.decode(model.pretransform.decode, latents, keep)
+        else:
+            frames_needed = min(latents.shape[-1], self._needed_frames(seconds))
+            decoded = model.pretransform.decode(latents[..., :frames_needed].float())[0]  # [C, N]
+            audio = decoded[:, :keep].float().cpu().numpy()
+            if init is not None:  # gated on the source's hits (measured, off by default), before the fades
+                audio = init.shape(audio, cfg.sample_rate)
+            fade_edges(audio, round(req.fade_ms * cfg.sample_rate / 1000))
         level = normalize_loudness(audio, cfg.sample_rate, req.loudness)[1] if req.loudness is not None else {}
         report(Progress("decoding", 1, 1, v, n, (v + 1) / n))
         recipe = {
@@ -283,8 +320,32 @@ class Generator:
         }
         if cfg.dit.beat_phase:
             recipe["grid_bpm"] = bpm  # the tempo grid the model played on (None: none)
+        if init is not None:
+            recipe["source_tempo"] = init.tempo  # what the source was heard at (engine/groove.py)
+        if loop is not None:
+            recipe["loop"] = loop.as_dict()
         recipe.pop("variations", None)
         return RenderResult(audio, cfg.sample_rate, seed, keep / cfg.sample_rate, v, recipe)
+
+    def _with_tempo(
+        self, req: RenderRequest, cond: dict[str, Tensor | None], tempo: Tensor | None
+    ) -> Callable[..., Tensor]:
+        """The guided network with another tempo grid (a loop's rolled grid, engine/loops.py)."""
+        return self._inner(req, {**cond, "tempo": tempo})
+
+    def _loop_plan(self, req: RenderRequest) -> loops.LoopPlan:
+        cfg = self.model.config
+        samples = round(_filled(req.bars) * req.beats_per_bar * 60 / _filled(req.bpm) * cfg.sample_rate)
+        hop = cfg.autoencoder.downsampling_ratio
+        return loops.plan(samples, _filled(req.bpm), hop, cfg.dit.patch_size, cfg.window_frames)
+
+    def _check_loop(self, req: RenderRequest, values: dict[str, Any]) -> None:
+        """A loop is `bars` bars at `bpm` in one window, from text (see engine/loops.py)."""
+        if req.bars is None or req.bpm is None:
+            raise RequestError("loop needs bars and a bpm (a loop is exactly N bars at a tempo)")
+        if req.init_audio or req.seconds_start:
+            raise RequestError("loop renders from text: it cannot take init_audio or seconds_start")
+        self._loop_plan(req)  # raises when the bars do not fit in one window
 
     def _schedule_and_start(
         self, req: RenderRequest, noise: Tensor, init: Tensor | None
@@ -386,19 +447,29 @@ class Generator:
         return self.model.config.learned_latents or "sample"
 
     @torch.no_grad()
-    def _init_latents(self, req: RenderRequest) -> Tensor:
-        """Load, resample, pad/trim to the window and encode the init audio -> `[1, C, L]`, as
-        the posterior sample or mean its DiT learned (`learned_latents`). Only the window is read:
-        a source longer than it renders from its start, and costs what a window costs."""
+    def _init_latents(self, req: RenderRequest) -> groove.Source:
+        """Load, resample, hear (and stretch to a named BPM), pad/trim to the window and encode
+        the init audio -> `groove.Source` with latents `[1, C, L]`, the posterior sample or mean
+        its DiT learned (`learned_latents`). Only the window is read (more when it is to be
+        sped up): a source longer than it renders from its start, and costs what a window costs."""
         cfg = self.model.config
-        n = self.render_frames(_filled(req.seconds)) * cfg.autoencoder.downsampling_ratio
-        seconds = n / cfg.sample_rate + INIT_READ_MARGIN_S
+        hop = cfg.autoencoder.downsampling_ratio
+        n = self.render_frames(_filled(req.seconds)) * hop
+        settings = groove.DEFAULT
+        seconds = n / cfg.sample_rate * (1 + settings.max_stretch) + INIT_READ_MARGIN_S
         audio, sr = load_audio(_filled(req.init_audio), seconds=seconds, channels=cfg.audio_channels)
         audio = conform(audio, sr, cfg.sample_rate, cfg.audio_channels)
+        asked = grid_bpm(req) if cfg.dit.beat_phase else None
+        audio, tempo, bpm, offset = groove.prepare(
+            audio, cfg.sample_rate, asked, req.beats_per_bar, _filled(req.seconds), settings
+        )
+        times, level = groove.onsets(audio[:, : int(_filled(req.seconds) * cfg.sample_rate)], cfg.sample_rate)
         audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+        weight = groove.onset_weight(times, level, cfg.sample_rate / hop, n // hop, settings.spread)
         x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
         gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))
-        return self.model.pretransform.encode(x, sample=self.learned_latents() == "sample", generator=gen)
+        latents = self.model.pretransform.encode(x, sample=self.learned_latents() == "sample", generator=gen)
+        return groove.Source(latents, weight, times, tempo, bpm, offset, settings)
 
 
 T = TypeVar("T")

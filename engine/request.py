@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RequestError
-from .limits import LIMITS
+from .limits import DEFAULT_STRENGTH, LIMITS
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class RenderRequest:
     sigma_max: float | None = None
     seconds_start: float = 0.0
     init_audio: str | None = None
-    init_strength: float = 0.7
+    init_strength: float = DEFAULT_STRENGTH
     variations: int = 1
     # Tempo grid: with bars, the length is exactly round(bars * beats_per_bar * 60 / bpm * rate) samples.
     bpm: float | None = None
@@ -47,11 +47,29 @@ class RenderRequest:
     # under -1 dBFS (`audio_io.normalize_loudness`); None keeps the level the model renders at.
     # The engine's default is None, as Stable Audio's own sampling; the doors default to -14.
     loudness: float | None = None
+    # A seamless loop of exactly `bars` bars at `bpm` (engine/loops.py): it plays end-to-start
+    # without a seam; no fades (they would dip at the seam).
+    loop: bool = False
+    # Extend or replace (engine/edit.py): "extend" adds `bars` bars to the end of `edit_source`;
+    # "replace" regenerates its bars `from_bar` to `to_bar` (1-based, inclusive). The rest of the
+    # source is kept bit for bit; the tempo is `bpm`, else the one heard in the source.
+    edit: str | None = None
+    edit_source: str | None = None
+    from_bar: int | None = None
+    to_bar: int | None = None
+    # LoRA files (Stable Audio 3 models only), each (path to a release .safetensors, strength),
+    # applied in order for this render only; the base weights are left as they were.
+    lora: tuple[tuple[str, float], ...] = ()
+    # Every render with a tempo is beat-tracked once made (`engine/tempo_check.py`: the recipe's
+    # `tempo_check`); with snap, one heard a little off the asked tempo (0.2-8 %, clearly) is
+    # time-stretched onto the exact grid, keeping its length in samples.
+    snap: bool = False
 
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress event: stage is loading | conditioning | sampling | decoding | done."""
+    """One progress event: stage is loading | conditioning | sampling | decoding | checking (the
+    tempo check, `engine/tempo_check.py`) | done."""
 
     stage: str
     step: int

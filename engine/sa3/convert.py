@@ -170,6 +170,11 @@ def _permute_qkv(w: Tensor) -> Tensor:
     return torch.cat([chunks[i] for i in DIFF_QKV_ORDER], dim=0)
 
 
+def permute_qkv(w: Tensor) -> Tensor:
+    """The release's `[q, k, v, q_diff, k_diff]` rows -> diffusers' `[q1, q2, k1, k2, v]`."""
+    return _permute_qkv(w)
+
+
 def unpermute_qkv(w: Tensor) -> Tensor:
     """diffusers' `[q1, q2, k1, k2, v]` rows -> the release's `[q, k, v, q_diff, k_diff]`."""
     chunks = w.chunk(5, dim=0)

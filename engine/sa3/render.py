@@ -7,11 +7,15 @@ Longplay/Stable Audio Open path in `engine/pipeline.py`:
 
 - defaults: the model's own sampler (ping-pong for distilled checkpoints, Euler for base ones),
   its step count (8 for the distilled ones) and cfg 1 (guidance off, as released);
-- one window: a request longer than the model's longest render (`SA3Config.max_seconds`) is a
-  `RequestTooLong` (long renders through inpainting are not wired yet); `seconds_start`,
-  `cfg_rescale`, `cfg_interval` and other samplers are refused, since SA3 has none of them;
+- long renders: past the model's longest render (`SA3Config.max_seconds`), windows continue each
+  other through the DiT's inpainting input (`engine/sa3/longform.py`), up to
+  `longform.MAX_LONG_SECONDS`; a model without that input stays at one window (`RequestTooLong`);
+  `seconds_start`, `cfg_rescale`, `cfg_interval` and other samplers are refused (SA3 has none);
+- LoRA: the request's release LoRA files merged into the DiT for this render only (`lora.py`);
 - bar-exact length, negations moved into the negative prompt, fades and loudness as the pipeline;
-- audio-to-audio: strength is the release's `init_noise_level` itself (see `init_noise_level`).
+- audio-to-audio: strength is the release's `init_noise_level` itself (see `init_noise_level`);
+- extend and replace (`RenderRequest.edit`): through the DiT's inpainting input (`engine/sa3/edit.py`),
+  with `engine/edit.py`'s bars, checks, splice and recipe keys.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import edit as shared_edit, longform as shared_longform
 from ..audio_io import conform, fade_edges, load_audio, normalize_loudness
-from ..errors import RenderCancelled, RequestError, RequestTooLong
+from ..errors import LoRAError, RenderCancelled, RequestError, RequestTooLong
 from ..limits import LIMITS
 from ..pipeline import INIT_READ_MARGIN_S, _filled, _replace
 from ..request import Progress, ProgressFn, RenderRequest, RenderResult, check_value as _check, split_negations
-from .model import SA3Model
+from . import edit, longform, lora
+from .model import SA3Model, _row
 
 MODEL_KIND = "stable-audio-3"
 _SAMPLE_SHARE = 0.9  # share of a variation's progress spent sampling, as the pipeline's
@@ -59,6 +65,24 @@ def init_noise_level(strength: float) -> float:
     return float(strength)
 
 
+def check_lora(entries: object) -> tuple[tuple[str, float], ...]:
+    """The request's `lora` as `((path, scale), ...)`: at most `MAX_LORAS` files, each path text and
+    each scale within `LIMITS["lora_scale"]` (the files themselves are read at render time)."""
+    if not isinstance(entries, (tuple, list)):
+        raise LoRAError(f"lora must be a list of (path, scale) pairs (got {type(entries).__name__})")
+    if not LIMITS["loras"].contains(len(entries)):
+        raise LoRAError(f"lora: at most {int(LIMITS['loras'].hi)} files (got {len(entries)})")
+    out = []
+    for entry in entries:
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str) and entry[0]):
+            raise LoRAError(f"lora entries must be (path, scale) pairs (got {entry!r})")
+        path, scale = entry
+        if not LIMITS["lora_scale"].contains(scale):
+            raise LoRAError(f"lora scale of {path} must be {LIMITS['lora_scale'].describe()} (got {scale})")
+        out.append((path, float(scale)))
+    return tuple(out)
+
+
 class SA3Renderer:
     """Renders `RenderRequest`s with one `SA3Model` on one device (what `Generator` delegates to)."""
 
@@ -67,17 +91,24 @@ class SA3Renderer:
         self.precision = precision
         self.model = model.to(device).eval()
         self.defaults = sa3_defaults(model)
+        self._svd: lora.SVDCache = {}  # LoRA-XS bases of this model's weights, computed once each
+
+    def can_continue(self) -> bool:
+        """Renders past the window need the DiT's inpainting input (the released models have it)."""
+        return bool(self.model.config.inpaint)
 
     @property
     def max_seconds(self) -> float:
-        return float(self.model.config.max_seconds)
+        """The longest render: `MAX_LONG_SECONDS` when windows can continue each other, else the window."""
+        window = float(self.model.config.max_seconds)
+        return max(window, shared_longform.MAX_LONG_SECONDS) if self.can_continue() else window
 
     def resolve(self, req: RenderRequest) -> RenderRequest:
         """Fill defaults and check every value against what this model can do."""
         c, d = self.model.config, self.defaults
         seconds = req.seconds if req.seconds is not None else min(30.0, c.max_seconds)
         _check("bpm", req.bpm, allow_none=True)
-        if req.bars is not None:
+        if req.bars is not None and req.edit is None:  # an edit's bars are added to its source
             if req.bpm is None:
                 raise RequestError("bars needs a bpm (got None)")
             _check("bars", req.bars)
@@ -86,13 +117,26 @@ class SA3Renderer:
         length = float(seconds)
         if not isinstance(req.prompt, str):
             raise RequestError("prompt must be text")
+        if req.edit is not None:  # engine/edit.py's checks, then this model's inpainting input
+            shared_edit.check(req)
+            edit.require_inpainting(self.model, req.edit)
         if not (np.isfinite(length) and length > 0):
             raise RequestError(f"seconds must be a positive number (got {seconds})")
         if length > c.max_seconds + 1e-6:
-            raise RequestTooLong(
-                f"seconds {length:g} is longer than this Stable Audio 3 model's longest render, "
-                f"{c.max_seconds:g} s (longer renders through inpainting are not available yet)"
-            )
+            if not self.can_continue():
+                raise RequestTooLong(
+                    f"seconds {length:g} is longer than this Stable Audio 3 model's longest render, "
+                    f"{c.max_seconds:g} s (its DiT has no inpainting input, so windows cannot continue each other)"
+                )
+            if req.init_audio:
+                raise RequestTooLong(
+                    f"audio-to-audio is limited to this model's window of {c.max_seconds:g} s (got {length:g} s)"
+                )
+            if length > self.max_seconds + 1e-6:
+                raise RequestTooLong(
+                    f"seconds {length:g} is longer than the longest render, {self.max_seconds:g} s "
+                    f"({c.max_seconds:g} s windows that continue each other)"
+                )
         sampler = req.sampler or d["sampler"]
         if sampler != d["sampler"]:
             raise RequestError(f"this Stable Audio 3 model samples with {d['sampler']} only (got {sampler!r})")
@@ -101,6 +145,8 @@ class SA3Renderer:
                 raise RequestError(f"{name} is not available with Stable Audio 3 models")
         if req.cfg_interval is not None:
             raise RequestError("cfg_interval is not available with Stable Audio 3 models")
+        if getattr(req, "loop", False):  # engine/loops.py is the Longplay path's
+            raise RequestError("loop is not available with Stable Audio 3 models")
         values: dict[str, Any] = dict(
             seconds=length,
             steps=int(req.steps if req.steps is not None else d["steps"]),
@@ -118,8 +164,10 @@ class SA3Renderer:
         _check("fade_ms", req.fade_ms)
         if req.loudness is not None:
             _check("loudness", req.loudness)
+        if req.edit is not None:  # the source's own level and ends are kept (engine/edit.py)
+            values.update(loudness=None, fade_ms=0.0)
         seed = req.seed if req.seed >= 0 else secrets.randbelow(int(LIMITS["seed"].hi) + 1)
-        return _replace(req, seed=seed, **values)
+        return _replace(req, seed=seed, lora=check_lora(req.lora), **values)
 
     def render(
         self, request: RenderRequest, on_progress: ProgressFn | None = None, cancel: threading.Event | None = None
@@ -129,7 +177,12 @@ class SA3Renderer:
         cancel = cancel or threading.Event()
         report = on_progress or (lambda p: None)
         init = self._init_audio(req) if req.init_audio else None
-        results = [self._render_one(req, v, init, report, cancel) for v in range(req.variations)]
+        loras = [(lora.read_lora(path, self.model.config, self.model), scale) for path, scale in req.lora]
+        with lora.applied(self.model, self.model.config, loras, self._svd):  # merged once, for all variations
+            if req.edit is not None:
+                results = edit.render(self, req, loras, report, cancel)
+            else:
+                results = [self._render_one(req, v, init, loras, report, cancel) for v in range(req.variations)]
         report(Progress("done", 1, 1, req.variations, req.variations, 1.0))
         return results
 
@@ -144,7 +197,13 @@ class SA3Renderer:
 
     @torch.no_grad()
     def _render_one(
-        self, req: RenderRequest, v: int, init: torch.Tensor | None, report: ProgressFn, cancel: threading.Event
+        self,
+        req: RenderRequest,
+        v: int,
+        init: torch.Tensor | None,
+        loras: list[tuple[lora.LoRAFile, float]],
+        report: ProgressFn,
+        cancel: threading.Event,
     ) -> RenderResult:
         model, c = self.model, self.model.config
         seconds, steps, n = _filled(req.seconds), _filled(req.steps), req.variations
@@ -158,17 +217,34 @@ class SA3Renderer:
         def on_event(info: dict[str, Any]) -> None:
             check()
             if info.get("stage") == "sampling":
-                i = int(info["i"]) + 1
-                report(Progress("sampling", i, steps, v, n, (v + _SAMPLE_SHARE * i / steps) / n))
+                i, total = int(info["i"]) + 1, int(info.get("steps", steps))  # all windows' steps
+                report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
 
         check()
         report(Progress("conditioning", 0, steps, v, n, v / n))
         prompt, negated = split_negations(req.prompt)
         negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
         level_in = init_noise_level(req.init_strength) if init is not None else None
+        long = seconds > c.max_seconds + 1e-6
+        windows = len(longform.plan(model, seconds)) if long else 1
         if init is not None and level_in == 0.0:  # strength 0: the source, through the autoencoder
             report(Progress("sampling", 0, 0, v, n, v / n))
             latents = model.encode_audio(init, model.latent_frames(seconds))
+        elif long:
+            report(Progress("sampling", 0, steps * windows, v, n, v / n))
+            texts = [prompt] + ([negative] if negative else [])
+            emb = model.encode_prompt(texts)
+            latents = longform.sample_long(
+                model,
+                _row(emb, 0),
+                seconds,
+                seed,
+                steps,
+                _filled(req.cfg),
+                negative=_row(emb, 1) if negative else None,
+                callback=on_event,
+                precision=self.precision,
+            )
         else:
             report(Progress("sampling", 0, steps, v, n, v / n))
             latents = model.generate(
@@ -203,6 +279,8 @@ class SA3Renderer:
             "sample_rate": c.sample_rate,
             "model_kind": MODEL_KIND,
             **({"init_noise_level": level_in} if level_in is not None else {}),
+            "lora": [f.recipe(scale) for f, scale in loras],
+            **({"windows": windows} if long else {}),
             **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
             "render_seconds": round(time.perf_counter() - t0, 3),
             "device": str(self.device),

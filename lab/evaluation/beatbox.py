@@ -44,8 +44,8 @@ def espeak_available() -> bool:
     return shutil.which(ESPEAK) is not None
 
 
-def speak(text: str, speed: int = 220, voice: str = "en") -> tuple[np.ndarray, int]:
-    """espeak-ng's rendering of `text` -> (mono float32 `[N]`, sample rate)."""
+def speak(text: str, speed: int = 220, voice: str = "en", pitch: int = 50) -> tuple[np.ndarray, int]:
+    """espeak-ng's rendering of `text` in `voice` at `pitch` (0-99) -> (mono float32 `[N]`, sample rate)."""
     import soundfile as sf
 
     exe = shutil.which(ESPEAK)
@@ -56,7 +56,10 @@ def speak(text: str, speed: int = 220, voice: str = "en") -> tuple[np.ndarray, i
         )
     try:
         done = subprocess.run(
-            [exe, "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True, timeout=30
+            [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+            capture_output=True,
+            check=True,
+            timeout=30,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise EvaluationError(f"espeak-ng could not speak {text!r}: {exc}") from exc
@@ -84,37 +87,54 @@ def make_beatbox(
     sample_rate: int = 44100,
     channels: int = 2,
     peak: float = 0.5,
+    voice: str = "en",
+    pitch: int = 50,
+    swing: float = 0.5,
+    lead_in: float = 0.0,
 ) -> BeatboxClip:
     """`seconds` of `pattern` repeated on a grid of `steps_per_beat` steps per beat at `bpm`.
 
-    Onsets are at k * step for every step that starts inside the clip; each syllable is cut
-    (with a short fade) where the next step begins.
+    Onsets are at `lead_in + k * step` for every step that starts inside the clip (the first
+    downbeat sits at `lead_in`); each syllable is cut (with a short fade) where the next step
+    begins. With two steps per beat, `swing` is where in the beat the off-beat step falls (0.5:
+    straight eighths, 2/3: triplet swing). `voice` and `pitch` are espeak-ng's.
     """
     if not (bpm > 0 and seconds > 0 and steps_per_beat >= 1 and pattern):
         raise ValueError("bpm, seconds and steps_per_beat must be positive and the pattern non-empty")
+    if not (0.25 <= swing < 0.9 and lead_in >= 0):
+        raise ValueError("swing must be in [0.25, 0.9) and lead_in >= 0")
     cache: dict[str, np.ndarray] = {}
     for text in set(pattern):
-        y, sr = speak(text)
+        y, sr = speak(text, voice=voice, pitch=pitch)
         cache[text] = trim_attack(conform(y[None], sr, sample_rate, 1)[0], sample_rate)
-    step = 60.0 / (bpm * steps_per_beat)
+    beat = 60.0 / bpm
+    step = beat / steps_per_beat
+    times = []
+    k = 0
+    while lead_in + k * step < seconds:
+        t = lead_in + k * step
+        if steps_per_beat == 2 and k % 2:  # the off-beat, swung
+            t = lead_in + (k // 2) * beat + swing * beat
+        if t < seconds:
+            times.append(t)
+        k += 1
     total = int(round(seconds * sample_rate))
     out = np.zeros(total, dtype=np.float32)
     onsets, said = [], []
     fade = int(FADE * sample_rate)
-    k = 0
-    while k * step < seconds:
+    for k, t in enumerate(times):
         text = pattern[k % len(pattern)]
-        syl = cache[text][: int(step * sample_rate)].copy()
+        room = (times[k + 1] if k + 1 < len(times) else t + step) - t
+        syl = cache[text][: int(room * sample_rate)].copy()
         if fade and syl.shape[0] > fade:
             syl[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
         # The attack (PREROLL after the syllable's first sample) lands on the grid.
-        at = int(round(k * step * sample_rate)) - int(PREROLL * sample_rate)
+        at = int(round(t * sample_rate)) - int(PREROLL * sample_rate)
         lo = max(at, 0)
         seg = syl[lo - at :][: max(0, total - lo)]
         out[lo : lo + seg.shape[0]] += seg
-        onsets.append(k * step)
+        onsets.append(t)
         said.append(text)
-        k += 1
     out *= peak / max(float(np.abs(out).max()), 1e-9)
     audio = np.repeat(out[None], channels, axis=0)  # [C, N]
     return BeatboxClip(audio, sample_rate, np.asarray(onsets), float(bpm), tuple(said))

@@ -212,7 +212,7 @@ def _audio_to_audio(s: dict[str, Any]) -> list[str]:
         f"restyled with {s['prompt']!r} at strength {s['init_strength']:g} (paper §4.6: demo only).",
         "",
     ]
-    return lines + _table(
+    lines += _table(
         [
             (
                 f"onset F-measure vs beatbox onsets (±{1000 * s['onset_window_seconds']:g} ms): render",
@@ -228,6 +228,47 @@ def _audio_to_audio(s: dict[str, Any]) -> list[str]:
             ("tempo of the render (BPM)", _num(s["tempo_after"]["estimate"], 1), DASH),
         ]
     )
+    return lines + _held_out_beatbox(s.get("held_out"))
+
+
+def _held_out_beatbox(h: dict[str, Any] | None) -> list[str]:
+    """The held-out beatbox set (`groove_eval.held_out_set`)."""
+    if not h:
+        return []
+    rows = [
+        (
+            f"held-out set: mean onset F1 (librosa onsets vs the takes' own, ±50 ms; target ≥ 0.85), {h['takes']} takes",
+            _num(h["mean_f1"]),
+            DASH,
+        ),
+        ("same, straight / swung takes", f"{_num(h['mean_f1_straight'])} / {_num(h['mean_f1_swung'])}", DASH),
+        (
+            "tempo of the output vs the take: median relative error; takes within 1 %",
+            f"{_num(h['median_tempo_error'], 4)}; {h['within_1pct']} of {h['takes']}",
+            DASH,
+        ),
+        (
+            "mel distance from the input (must exceed the floor: the input through the autoencoder)",
+            f"{_num(h['mean_mel_from_input'])} (floor {_num(h['mean_mel_floor'])})",
+            DASH,
+        ),
+    ]
+    if h.get("kits"):
+        k = h["kits"]["summary"]
+        rows.append(
+            (
+                "kit prompts' long-term spectra, mean dB apart: between kits / one prompt, two seeds / from the input",
+                f"{_num(k['between_kits'])} / {_num(k['same_prompt_other_seed'])} / {_num(k['from_input'])}",
+                DASH,
+            )
+        )
+    lines = [
+        "",
+        f"Held-out beatbox set (`lab/evaluation/beatbox_set.py`), restyled with {h['prompt']!r} (no BPM) "
+        f"at strength {h['strength']:g}, {h['seconds']:g} s each:",
+        "",
+    ]
+    return lines + _table(rows)
 
 
 def _speed(s: dict[str, Any]) -> list[str]:

@@ -6,7 +6,9 @@ Sections (each one's numbers, or the reason it was skipped, land in eval.json):
 * prompt_adherence: tempo of renders asked for held-out BPMs, and the percussive ratio of
   renders asked for drums vs "ambient, no drums";
 * structure: SSM + repetition score of one long render against held-out songs of that length;
-* audio_to_audio: an espeak-ng beatbox clip restyled with a drum prompt at strength 0.7;
+* audio_to_audio: an espeak-ng beatbox clip restyled with a drum prompt at the default strength, and the
+  held-out beatbox set (`beatbox_set.py`: 24 takes, 70-160 BPM, straight and swung, in a room)
+  restyled with "drums" (no BPM): onset F1, tempo, distance from the input, kit distances;
 * speed: wall time to render 30 s and 285 s (clamped to the model's window) on this machine.
 
 A folder holding only an autoencoder (`"model_type": "autoencoder"`) gets the first section.
@@ -29,6 +31,7 @@ import torch
 from engine.audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
 from engine.checkpoint import load_model, resolve_model
 from engine.errors import EngineError, ModelLoadError
+from engine.limits import DEFAULT_STRENGTH
 from engine.model import ConditionedDiffusionModel
 from engine.pipeline import Generator, RenderRequest, model_defaults
 
@@ -58,7 +61,10 @@ class EvalConfig:
     corpus_songs: int = 4
     beatbox_bpm: float = 100.0
     beatbox_seconds: float = 10.0
-    init_strength: float = 0.7
+    init_strength: float = DEFAULT_STRENGTH  # audio-to-audio's default at every door
+    beatbox_takes: int = 24  # the held-out set (`groove_eval.held_out_set`); 0 skips it
+    beatbox_take_seconds: float = 10.0
+    beatbox_kits: int = 3  # takes also restyled with each kit prompt
     speed_seconds: tuple[float, ...] = (30.0, 285.0)
     steps: int | None = None  # None: the model's default
     seed: int = 0
@@ -76,6 +82,9 @@ class EvalConfig:
             structure_seconds=2.0,
             corpus_songs=1,
             beatbox_seconds=1.5,
+            beatbox_takes=1,
+            beatbox_take_seconds=2.5,
+            beatbox_kits=0,
             speed_seconds=(1.0,),
             steps=2,
         )
@@ -433,7 +442,27 @@ class _Context:
             "percussive_before": music.percussive_ratio(clip.audio, self.rate),
             "percussive_after": music.percussive_ratio(audio, self.rate),
             "tempo_after": asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), cfg.beatbox_bpm)),
+            **self._held_out_beatbox(),
         }
+
+    def _held_out_beatbox(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if not cfg.beatbox_takes:
+            return {}
+        from .groove_eval import held_out_set
+
+        seconds = self.seconds(cfg.beatbox_take_seconds)
+        self.say(f"  held-out beatbox set: {cfg.beatbox_takes} takes of {seconds:.1f} s")
+        found = held_out_set(
+            self.gen,
+            self.out / "renders" / "beatbox_set",
+            cfg.beatbox_takes,
+            seconds,
+            cfg.init_strength,
+            cfg.beatbox_kits,
+            steps=cfg.steps,
+        )
+        return {"held_out": found}
 
     def speed(self) -> dict[str, Any]:
         defaults = model_defaults(self.model)

@@ -39,6 +39,7 @@ from .loop import (
     seed_everything,
     set_rng_state,
 )
+from .pitch import PitchReadout
 from .widen import WIDEN_NOISE, widen_decoder, widen_latents
 
 STFT_SIZES = [2048, 1024, 512, 256, 128, 64, 32]  # stable-audio-tools' Oobleck recipe
@@ -109,6 +110,9 @@ class AETrainConfig:
     disc_lr: float = 1e-4
     # Samples of each crop the discriminator hears (0: all); ~0.74 s at 32,768.
     disc_crop: int = 32768
+    # Weight of the pitch readout term (`lab.training.pitch`): a linear readout must find the
+    # input's pitches (quarter-semitone bins) in each latent frame; 0 leaves it out.
+    pitch_weight: float = 0.0
 
 
 class StereoSTFTLoss(nn.Module):
@@ -334,7 +338,9 @@ def train_autoencoder(
             f"crop_samples {cfg.crop_samples} must be a multiple of the hop {ae_cfg.downsampling_ratio}"
         )
     model = (init if init is not None else AudioAutoencoder(ae_cfg)).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
+    readout = PitchReadout(ae_cfg.latent_dim, ae_cfg.downsampling_ratio, cfg.sample_rate) if cfg.pitch_weight else None
+    trained = [*model.parameters(), *(readout.parameters() if readout is not None else [])]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, betas=(0.8, 0.99), weight_decay=1e-3)
     loss_fn = StereoSTFTLoss(cfg.sample_rate)
     mel_fn = StereoMelLoss(cfg.sample_rate) if cfg.mel_weight > 0 else None
     span_fn = FrameSpanSTFTLoss(ae_cfg.downsampling_ratio) if cfg.frame_span_weight > 0 else None
@@ -344,6 +350,8 @@ def train_autoencoder(
     state = load_state(state_path)
     if state is not None:
         model.load_state_dict(state["model"])
+        if readout is not None and "readout" in state:
+            readout.load_state_dict(state["readout"])
         opt.load_state_dict(state["opt"])
         step = state["step"]
         set_rng_state(rng, state["rng"])
@@ -375,6 +383,8 @@ def train_autoencoder(
         extra = (
             {} if disc is None or disc_opt is None else {"disc": disc.state_dict(), "disc_opt": disc_opt.state_dict()}
         )
+        if readout is not None:
+            extra["readout"] = readout.state_dict()
         save_state(
             state_path,
             {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng_state(rng), **extra},
@@ -410,6 +420,8 @@ def train_autoencoder(
         span = span_fn(y, x) if span_fn is not None else torch.zeros(())
         wave = (y - x).abs().mean() if cfg.wave_weight > 0 else torch.zeros(())
         loss = rec + cfg.mel_weight * mel + cfg.frame_span_weight * span + cfg.wave_weight * wave + cfg.kl_weight * kl
+        pitch = readout(z, x) if readout is not None else torch.zeros(())
+        loss = loss + cfg.pitch_weight * pitch
         adv = fm = d_loss = torch.zeros(())
         if disc is not None and disc_opt is not None:
             # The discriminator hears a random `disc_crop` of each item (its cost grows with length).
@@ -438,6 +450,7 @@ def train_autoencoder(
                 **({"mel": mel.item()} if mel_fn else {}),
                 **({"span": span.item()} if span_fn else {}),
                 **({"wave": wave.item()} if cfg.wave_weight > 0 else {}),
+                **({"pitch": pitch.item()} if readout is not None else {}),
                 **({"adv": adv.item(), "fm": fm.item(), "disc": d_loss.item()} if disc is not None else {}),
                 kl=kl.item(),
             )

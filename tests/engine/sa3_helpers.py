@@ -355,3 +355,51 @@ def write_diffusers(model: SA3Model, folder: Path, t5_dir: Path) -> Path:
     pipe = diffusers_pipeline(model, t5_dir, "t2a")
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+# ------------------------------------------------------------------------------ LoRA files
+
+
+def write_lora(
+    model: SA3Model,
+    path: Path,
+    adapter: str = "lora",
+    rank: int = 2,
+    alpha: float = 4.0,
+    seed: int = 0,
+    only: str = "",
+) -> Path:
+    """A LoRA file as the release saves it (`save_lora_safetensors`): float16 tensors named
+    `<released layer>.parametrizations.weight.0.<tensor>` for every DiT and conditioner matrix
+    (those whose name contains `only`), and the JSON `lora_config` in the metadata. Random values,
+    large enough to change a render."""
+    from safetensors.torch import save_file
+
+    from engine.sa3 import lora
+
+    g = torch.Generator().manual_seed(seed)
+    tensors: dict[str, Tensor] = {}
+    for name, layer in lora.release_layers(model.config).items():
+        if only not in name:
+            continue
+        w = getattr(model, layer.part).get_parameter(layer.key)
+        fan_out, fan_in = w.shape[0], w[0].numel()
+        rows = w.detach().reshape(fan_out, -1).norm(dim=1)
+        cols = w.detach().reshape(fan_out, -1).norm(dim=0)
+        shapes = {
+            "lora_A": (rank, fan_in),
+            "lora_B": (fan_out, rank),
+            "M_xs": (rank, rank),
+        }
+        for param in lora.ADAPTERS[adapter]:
+            if param.startswith("magnitude"):
+                by_rows = param == "magnitude_r" or (param == "magnitude" and adapter.startswith("dora-rows"))
+                base = rows if by_rows else cols
+                t = base * (1 + 0.1 * torch.randn(base.shape, generator=g))
+            else:
+                t = torch.randn(shapes[param], generator=g) / math.sqrt(shapes[param][1])
+            tensors[name + lora.SUFFIX + param] = t.half()
+    config = {"rank": rank, "alpha": alpha, "adapter_type": adapter, "dropout": 0.0, "include": None, "exclude": None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"lora_config": json.dumps(config)})
+    return path

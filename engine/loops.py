@@ -1,0 +1,160 @@
+"""Seamless loops: exactly N bars at a BPM that play end-to-start with no seam.
+
+The seam is made continuous at the source, not hidden by a crossfade afterwards:
+- **Circular sampling.** The latent loop is a circle. At every denoiser call the latents are
+  rolled by a different amount before the network sees them (and rolled back after), with the
+  tempo grid rolled along, so the loop's end and start sit side by side in the middle of the
+  network's context at most steps and are denoised as one passage. (Rolling is the trick seamless
+  texture and panorama samplers use with diffusion models; a transformer has no padding to make
+  circular, so the rolling does it.)
+- **A whole number of latent frames.** N bars rarely fill a whole number of 2,048-sample frames.
+  The loop is sampled as the nearest even number of frames with the tempo grid at the tempo that
+  fits N bars into them, then resampled to the exact sample count (FFT resampling, which treats
+  the signal as periodic: the loop's own continuation is what the filter sees at both ends). The
+  stretch is below 1 / (2 * frames): under 0.3 % for a bar of 120 BPM at 44.1 kHz, and the
+  grid's tempo is chosen so the resampled file plays the BPM asked for exactly.
+- **Circular decode.** The decoder sees the loop's last frames before its first and its first
+  after its last, so its receptive field wraps too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import RequestError
+
+GOLDEN = (math.sqrt(5) - 1) / 2  # shifts k * GOLDEN * frames spread evenly over the circle
+MAX_TIMING_SECONDS = 500.0  # under the timing conditioners' range (512 s in every config we know)
+DECODE_WRAP_FRAMES = 16
+LEVEL_STEP_FLOOR_DB = 0.5  # seam_z's least spread of level steps: a change under ~1.5 dB is no seam  # latent frames wrapped around each end before decoding (> the decoder's reach)
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    samples: int  # the file's exact length
+    frames: int  # latent frames sampled (even: the DiT's patch size divides it)
+    grid_bpm: float  # the tempo the model plays at in those frames
+    stretch: float  # samples / (frames * hop): the resampling ratio afterwards
+
+    def meta(self, seconds: float, beats: float) -> dict[str, float]:
+        """Conditioning metadata for a loop of `seconds` (model time) and `beats` beats: its timing
+        (below) and the beat count its tempo grid wraps at, so a rolled grid is exactly the grid
+        rolled (the grid's longest period is a 4-bar phrase, which a 2- or 6-bar loop does not fill)."""
+        return {**self.timing(seconds), "wrap_beats": beats}
+
+    def timing(self, seconds: float) -> dict[str, float]:
+        """The timing conditioning of a loop of `seconds` (model time): the middle third of a piece
+        three loops long, so the model plays neither an intro nor an ending into it (a loop told it
+        was a whole 6 s piece faded out at its end: a 6 dB step at the seam). The start is a whole
+        number of loops, so the tempo grid (beat 0 at second 0 of the piece) stays on bar 1."""
+        if 3 * seconds > MAX_TIMING_SECONDS:
+            return {"seconds_start": 0.0, "seconds_total": seconds}
+        return {"seconds_start": seconds, "seconds_total": 3 * seconds}
+
+    def as_dict(self) -> dict[str, float]:
+        return {"frames": self.frames, "grid_bpm": round(self.grid_bpm, 4), "stretch": round(self.stretch, 6)}
+
+
+def plan(samples: int, bpm: float, hop: int, patch: int, max_frames: int) -> LoopPlan:
+    """The latent loop for `samples` samples of music at `bpm` (see the module doc)."""
+    unit = max(patch, 2)
+    frames = max(unit, unit * round(samples / hop / unit))
+    if frames > max_frames:
+        raise RequestError(
+            f"a loop must fit in one window of this model ({max_frames * hop} samples); "
+            f"{samples} samples is longer — ask for fewer bars"
+        )
+    stretch = samples / (frames * hop)
+    return LoopPlan(samples, frames, bpm * stretch, stretch)
+
+
+def circular(
+    inner_for: Callable[[Tensor | None], Callable[[Tensor, Tensor], Tensor]], tempo: Tensor | None, frames: int
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """A network call over a circle of `frames` latent frames: call k sees the latents rolled by
+    `round((k + 1) * GOLDEN * frames) % frames` frames (and the tempo grid with them), its output rolled
+    back. `inner_for(tempo)` is the network with guidance for that grid. Deterministic: the k-th
+    call of a render always rolls the same amount, so a seed renders the same loop."""
+    calls = itertools.count()
+
+    def inner(x: Tensor, t: Tensor) -> Tensor:
+        shift = round((next(calls) + 1) * GOLDEN * frames) % frames  # the first call is rolled too
+        rolled = tempo
+        if tempo is not None and shift:
+            rolled = tempo.clone()
+            rolled[:, 1] = tempo[:, 1] + shift * tempo[:, 0]  # NaN rows (no tempo) stay NaN
+        out = inner_for(rolled)(torch.roll(x, -shift, dims=-1), t)
+        return torch.roll(out, shift, dims=-1)
+
+    return inner
+
+
+def decode(decode_fn: Callable[[Tensor], Tensor], latents: Tensor, samples: int) -> np.ndarray:
+    """Decode a latent loop `[1, D, L]` with its ends wrapped around and resample it to exactly
+    `samples` samples -> `[C, samples]` float32."""
+    length = latents.shape[-1]
+    reps = -(-DECODE_WRAP_FRAMES // length)
+    ring = torch.cat([latents] * (2 * reps + 1), dim=-1)
+    start = reps * length - DECODE_WRAP_FRAMES
+    audio = decode_fn(ring[..., start : start + length + 2 * DECODE_WRAP_FRAMES].float())[0]  # [C, (L+2m)*hop]
+    hop = audio.shape[-1] // (length + 2 * DECODE_WRAP_FRAMES)
+    one = audio[:, DECODE_WRAP_FRAMES * hop : (DECODE_WRAP_FRAMES + length) * hop].float().cpu().numpy()
+    return resample_periodic(one, samples)
+
+
+def resample_periodic(audio: np.ndarray, samples: int) -> np.ndarray:
+    """`[C, N]` one period of a periodic signal -> `[C, samples]`, by the Fourier series (exact for
+    a periodic band-limited signal; no edge effects, since the signal has no edges)."""
+    if audio.shape[-1] == samples:
+        return audio.astype(np.float32)
+    from scipy.signal import resample
+
+    return np.asarray(resample(audio, samples, axis=-1), dtype=np.float32)
+
+
+def seam_z(audio: np.ndarray, beats: int, frame: int = 1024) -> tuple[float, float]:
+    """How the loop's seam compares with the file's other beat lines when it is played twice:
+    (spectral flux, level step) at the seam as robust z-scores (median and MAD) against the same
+    measures at its other `beats - 1` beat lines. A loop's seam is a beat line (bar 1 follows the
+    last bar), so it is compared with its kind: a seamless loop reads like any other beat (|z| of a
+    few at most), a hard cut (a level or phase jump, a click, an end that does not lead into the
+    start) stands far out. The tests hold a loop to |z| <= 6."""
+    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    n = len(mono)
+    twice = np.concatenate([mono[-frame:], mono, mono[:frame]])  # the seam at index `frame`
+    lines = [frame + round(n * b / beats) for b in range(1, beats)]
+    return boundary_z(twice, lines, at=frame, frame=frame)
+
+
+def boundary_z(audio: np.ndarray, lines: list[int], at: int, frame: int = 1024) -> tuple[float, float]:
+    """(spectral flux, level step) at sample `at` as robust z-scores against the same measures at
+    the sample positions `lines` (the file's beat or bar lines): a seam or an edit's junction read
+    against the boundaries of its kind. Flux: the summed positive change of log-magnitude spectra
+    between the `frame`-sample windows either side; level step: |dB change| of their RMS."""
+    mono = (audio.mean(axis=0) if audio.ndim == 2 else audio).astype(np.float64)
+    window = np.hanning(frame)
+    flux, step = [], []
+    for p in [at, *[q for q in lines if frame <= q <= len(mono) - frame and q != at]]:
+        before, after = mono[p - frame : p] * window, mono[p : p + frame] * window
+        mb, ma = (np.log1p(np.abs(np.fft.rfft(w)) * 100) for w in (before, after))
+        flux.append(float(np.maximum(0.0, ma - mb).sum()))
+        rms = [10 * np.log10(np.mean(w**2) + 1e-12) for w in (before, after)]
+        step.append(abs(rms[1] - rms[0]))
+    if len(flux) < 3:
+        raise ValueError("boundary_z needs at least two other lines inside the audio to compare with")
+    return _robust_z(flux, 0.1 * float(np.median(flux[1:]))), _robust_z(step, LEVEL_STEP_FLOOR_DB)
+
+
+def _robust_z(values: list[float], floor: float) -> float:
+    """z of values[0] against values[1:], by median and MAD (scaled to a normal's sigma); the
+    spread is at least `floor`, so a steady file's near-zero spread does not make noise a seam."""
+    others = np.asarray(values[1:])
+    mad = 1.4826 * float(np.median(np.abs(others - np.median(others))))
+    return float((values[0] - np.median(others)) / max(mad, floor, 1e-9))
