@@ -8,7 +8,7 @@ JSON with ``"edit"``, the CLI's ``longplay extend`` / ``longplay replace``, the 
 - ``source_path``: the file to edit, checked as a transform's source is (absolute, readable audio,
   under the allowed folders);
 - optional: ``prompt``, ``negative``, ``bpm``, ``beats_per_bar``, ``seed``, ``steps``, ``cfg``,
-  ``variations``, ``sampler``, ``name``, ``format``.
+  ``variations``, ``sampler``, ``name``, ``format``, ``lora`` (Stable Audio 3).
 
 Unset, the prompt, tempo and metre come from the source's recipe when it is a Longplay render
 (the JSON sidecar beside it), else the prompt is ``music`` and the tempo is heard in the source by
@@ -18,18 +18,28 @@ its parent (``parent``: path and SHA-256).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import LIMITS, SAMPLERS, RenderRequest
+from engine import LIMITS, RenderRequest, file_sha256
 
 from .errors import UsageError
 from .naming import sidecar_path, slug
-from .requests import FORMATS, JobSpec, Limits, as_text, bounded, check_name, check_source, random_seed, show
+from .requests import (
+    JobSpec,
+    Limits,
+    as_text,
+    bounded,
+    check_name,
+    check_source,
+    parse_format,
+    parse_sampler,
+    random_seed,
+    show,
+)
 
 EDIT_KEYS = frozenset(
     {
@@ -49,6 +59,7 @@ EDIT_KEYS = frozenset(
         "sampler",
         "name",
         "format",
+        "lora",
     }
 )
 DEFAULT_PROMPT = "music"
@@ -102,14 +113,13 @@ def parse_edit(values: Mapping[str, Any], limits: Limits, out_dir: str | os.Path
         if key in values:
             kw[key] = bounded(key, values[key])
     kw["variations"] = bounded("variations", values.get("variations", 1))
+    if "lora" in values:  # Stable Audio 3 models: the edit samples with the LoRA too
+        from .lora_arg import parse_lora
+
+        kw["lora"] = parse_lora(values["lora"], limits)
     if "sampler" in values:
-        sampler = as_text("sampler", values["sampler"], 32)
-        if sampler not in SAMPLERS:
-            raise UsageError(f"sampler must be one of {', '.join(sorted(SAMPLERS))} (got {show(sampler)})")
-        kw["sampler"] = sampler
-    fmt = as_text("format", values.get("format", "wav"), 16).lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"format must be one of {', '.join(FORMATS)} (got {show(fmt)})")
+        kw["sampler"] = parse_sampler(values["sampler"])
+    fmt = parse_format(values.get("format", "wav"))
     what = f"extended_{kw['bars']}bars" if edit == "extend" else f"bars{kw['from_bar']}-{kw['to_bar']}"
     name = check_name(values["name"], limits) if "name" in values else f"{source.stem}_{what}"
     extra = {"parent": {"file": str(source), "sha256": file_sha256(source)}}
@@ -128,11 +138,3 @@ def parent_recipe(source: Path) -> dict[str, Any]:
     except (OSError, ValueError):  # unreadable or not JSON: the file is edited without it
         pass
     return {}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -230,14 +230,8 @@ def parse_request(
             raise UsageError('snap needs a tempo: a bpm, or a prompt that names one ("124 BPM")')
         kw["snap"] = True
     if "sampler" in v:
-        sampler = as_text("sampler", v["sampler"], 32)
-        if sampler not in SAMPLERS:
-            raise UsageError(f"sampler must be one of {', '.join(sorted(SAMPLERS))} (got {show(sampler)})")
-        kw["sampler"] = sampler
-
-    fmt = as_text("format", v.get("format", "wav"), 16).lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"format must be one of {', '.join(FORMATS)} (got {show(fmt)})")
+        kw["sampler"] = parse_sampler(v["sampler"])
+    fmt = parse_format(v.get("format", "wav"))
 
     if transform:
         if "source_path" not in v:
@@ -250,6 +244,20 @@ def parse_request(
     name = check_name(v["name"], limits) if "name" in v else ""
     name = slug(name or (Path(kw["init_audio"]).stem if transform and "prompt" not in v else kw["prompt"]))
     return JobSpec(RenderRequest(**kw), name, fmt, str(Path(out_dir).resolve()), random_seed=seed < 0)
+
+
+def parse_sampler(value: Any) -> str:
+    sampler = as_text("sampler", value, 32)
+    if sampler not in SAMPLERS:
+        raise UsageError(f"sampler must be one of {', '.join(sorted(SAMPLERS))} (got {show(sampler)})")
+    return sampler
+
+
+def parse_format(value: Any) -> str:
+    fmt = as_text("format", value, 16).lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)} (got {show(fmt)})")
+    return fmt
 
 
 def spec_from_request(

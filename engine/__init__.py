@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         MAX_SOURCE_SECONDS as MAX_SOURCE_SECONDS,
         SOURCE_RATE_RANGE as SOURCE_RATE_RANGE,
         fade_edges as fade_edges,
+        file_sha256 as file_sha256,
         load_audio as load_audio,
         source_limits_error as source_limits_error,
         write_audio_atomic as write_audio_atomic,
@@ -141,6 +142,7 @@ _EXPORTS: dict[str, str] = {
     "waveform_png": "waveform",
     "write_audio_atomic": "audio_io",
     "write_json_atomic": "audio_io",
+    "file_sha256": "audio_io",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -272,3 +272,15 @@ def write_json_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks: what a recipe names a source or a
+    LoRA by."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -23,12 +23,17 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import RequestError
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
+    from .request import RenderRequest
 
 GOLDEN = (math.sqrt(5) - 1) / 2  # shifts k * GOLDEN * frames spread evenly over the circle
 MAX_TIMING_SECONDS = 500.0  # under the timing conditioners' range (512 s in every config we know)
@@ -73,6 +78,22 @@ def plan(samples: int, bpm: float, hop: int, patch: int, max_frames: int) -> Loo
         )
     stretch = samples / (frames * hop)
     return LoopPlan(samples, frames, bpm * stretch, stretch)
+
+
+def plan_for(req: RenderRequest, cfg: ModelConfig) -> LoopPlan:
+    """The loop a request asks for (`bars` bars at `bpm`) on this model."""
+    assert req.bars is not None and req.bpm is not None, "check() first"
+    samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
+    return plan(samples, req.bpm, cfg.autoencoder.downsampling_ratio, cfg.dit.patch_size, cfg.window_frames)
+
+
+def check(req: RenderRequest, cfg: ModelConfig) -> None:
+    """A loop is `bars` bars at `bpm` in one window, from text (the Generator's `resolve` calls this)."""
+    if req.bars is None or req.bpm is None:
+        raise RequestError("loop needs bars and a bpm (a loop is exactly N bars at a tempo)")
+    if req.init_audio or req.seconds_start:
+        raise RequestError("loop renders from text: it cannot take init_audio or seconds_start")
+    plan_for(req, cfg)  # raises when the bars do not fit in one window
 
 
 def circular(

@@ -175,7 +175,7 @@ class Generator:
         _check("cfg_rescale", req.cfg_rescale)
         _check("fade_ms", req.fade_ms)
         if req.loop:
-            self._check_loop(req, values)
+            loops.check(req, cfg)
         if req.edit is not None:  # the source's own level and ends are kept (engine/edit.py)
             edit.check(req)
             values.update(loudness=None, fade_ms=0.0)
@@ -231,7 +231,7 @@ class Generator:
         t0 = time.perf_counter()
         self._check(cancel)
         report(Progress("conditioning", 0, steps, v, n, v / n))
-        loop = self._loop_plan(req) if req.loop else None
+        loop = loops.plan_for(req, cfg) if req.loop else None
         bpm = grid_bpm(req) if cfg.dit.beat_phase else None
         if loop is not None and bpm is not None:
             bpm = loop.grid_bpm  # the tempo that fits the bars into whole latent frames (engine/loops.py)
@@ -332,20 +332,6 @@ class Generator:
     ) -> Callable[..., Tensor]:
         """The guided network with another tempo grid (a loop's rolled grid, engine/loops.py)."""
         return self._inner(req, {**cond, "tempo": tempo})
-
-    def _loop_plan(self, req: RenderRequest) -> loops.LoopPlan:
-        cfg = self.model.config
-        samples = round(_filled(req.bars) * req.beats_per_bar * 60 / _filled(req.bpm) * cfg.sample_rate)
-        hop = cfg.autoencoder.downsampling_ratio
-        return loops.plan(samples, _filled(req.bpm), hop, cfg.dit.patch_size, cfg.window_frames)
-
-    def _check_loop(self, req: RenderRequest, values: dict[str, Any]) -> None:
-        """A loop is `bars` bars at `bpm` in one window, from text (see engine/loops.py)."""
-        if req.bars is None or req.bpm is None:
-            raise RequestError("loop needs bars and a bpm (a loop is exactly N bars at a tempo)")
-        if req.init_audio or req.seconds_start:
-            raise RequestError("loop renders from text: it cannot take init_audio or seconds_start")
-        self._loop_plan(req)  # raises when the bars do not fit in one window
 
     def _schedule_and_start(
         self, req: RenderRequest, noise: Tensor, init: Tensor | None

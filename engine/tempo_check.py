@@ -204,6 +204,21 @@ def snap(
     return new, after, snapped
 
 
+def heard_tempo(recipe: dict[str, Any]) -> float | None:
+    """The tempo a render without a bpm was made to play: the grid it played on (audio-to-audio on
+    a model with a tempo grid: the source's tempo as heard, halved for a take heard at double time),
+    else the tempo heard in its source (`source_tempo`, an edit's `edit_bpm`)."""
+    source = recipe.get("source_tempo")
+    for bpm in (
+        recipe.get("grid_bpm"),
+        source.get("bpm") if isinstance(source, dict) else None,
+        recipe.get("edit_bpm"),
+    ):
+        if isinstance(bpm, (int, float)) and bpm > 0:
+            return float(bpm)
+    return None
+
+
 class Checking:
     """The tempo check around one `Generator.render` call (see the module doc).
 
@@ -213,9 +228,12 @@ class Checking:
         check_request(request)
         self.request = request
         self.asked = grid_bpm(request)
+        # Audio-to-audio and edits without a bpm play the tempo heard in their source (the
+        # recipe's `source_tempo` / `edit_bpm`): that is the tempo they are checked against.
+        self.maybe = self.asked is not None or bool(request.init_audio) or request.edit is not None
         self.cancel = cancel or threading.Event()
         self._report: ProgressFn = on_progress or (lambda p: None)
-        self.report: ProgressFn = self._scaled if self.asked is not None else self._report
+        self.report: ProgressFn = self._scaled if self.maybe else self._report
 
     def _scaled(self, p: Progress) -> None:
         """The render's own progress, in the first 95 % of the bar; its "done" waits for the check."""
@@ -224,13 +242,14 @@ class Checking:
 
     def finish(self, results: list[RenderResult]) -> list[RenderResult]:
         """Hear (and snap) each result; -> the results, each recipe with ``tempo_check``."""
-        if self.asked is None:
+        if not self.maybe:
             return results
         n = len(results)
         out = []
         for i, result in enumerate(results):
             self._progress(i, n)
-            out.append(self._check_one(result, self.asked))
+            asked = self.asked or heard_tempo(result.recipe)
+            out.append(self._check_one(result, asked) if asked else result)
         self._progress(n, n)
         self._report(Progress("done", 1, 1, n, n, 1.0))
         return out

@@ -1,10 +1,11 @@
 """Measure audio-to-audio's groove on the held-out beatbox set (issue 20): onset F1, tempo, kits.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_groove.py --variants plain:0.7 held:0.7 --clips 24
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/measure_groove.py --variants legacy:0.7 grid:0.8 held:0.7 --kits 6
 
-Each variant is NAME:STRENGTH, NAME one of `VARIANTS` (how `engine.groove` is set for it). Every
-take of `lab.evaluation.beatbox_set.make_set()` is restyled with the prompt "drums" (no BPM) at the
-given strength, seed = take index; the output's onsets (librosa, `music.detect_onsets`) are scored
+Each variant is NAME:STRENGTH, NAME one of `VARIANTS` (how `engine.groove` is set for it), with
+`GrooveSettings` fields changed after commas (`grid,gate_db=30,grid_lead_s=0.05:0.7`). Every take
+of `lab.evaluation.beatbox_set.make_set()` is restyled with the prompt "drums" (no BPM) at the
+given strength, seed = `--seed` + take index; the output's onsets (librosa, `music.detect_onsets`) are scored
 against the take's known onsets (mir_eval, +-50 ms) and its tempo (`engine.beats.hear`, hinted at
 the take's BPM as the tempo check is) against the take's. `--kits K` also restyles the first K
 takes with KIT_PROMPTS and reports their spectra's distances. Prints a table, writes JSON.
@@ -86,6 +87,7 @@ def main() -> None:
             "variant": name,
             "strength": strength,
             "mean_f1": float(np.mean(f1)),
+            "mean_f1_superflux": float(np.mean([r["f1_superflux"] for r in rows])),
             "min_f1": float(np.min(f1)),
             "median_tempo_error": float(np.nanmedian(err)),
             "within_1pct": int(np.sum(np.asarray(err) <= 0.01)),
@@ -100,7 +102,8 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))  # after each variant: a long run can be read early
         print(
-            f"{name:>28} s={strength:.2f}  F1 {row['mean_f1']:.3f} (min {row['min_f1']:.2f})  "
+            f"{name:>28} s={strength:.2f}  F1 {row['mean_f1']:.3f} (min {row['min_f1']:.2f}; "
+            f"SuperFlux {row['mean_f1_superflux']:.3f})  "
             f"tempo err median {row['median_tempo_error']:.4f}, {row['within_1pct']}/{len(takes)} within 1 %  "
             f"mel from input {row['mean_mel_from_input']:.3f}  lag {1000 * row['median_lag_s']:+.0f} ms  {row['seconds_per_take']:.1f} s/take"
             + (f"  kits {json.dumps(row['kits']['summary'])}" if args.kits else ""),

@@ -26,7 +26,6 @@ merge runs in the release's row order and is permuted back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..audio_io import file_sha256
 from ..errors import LoRAError
 from . import convert
 from .config import SA3Config
@@ -100,14 +100,6 @@ class LoRAFile:
         return {"path": self.path, "sha256": self.sha256[:12], "scale": scale, "adapter_type": self.adapter_type}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_lora(path: str | Path, cfg: SA3Config, model: nn.Module | None = None) -> LoRAFile:
     """Read a release LoRA `.safetensors` and check it fits `cfg`'s model (and, given `model`, its
     weights' shapes); a `LoRAError` names the path, and the key, of whatever does not fit."""
@@ -165,7 +157,7 @@ def read_lora(path: str | Path, cfg: SA3Config, model: nn.Module | None = None) 
                 params[param] = params[param].reshape(-1)
         if model is not None:
             _check_shapes(path, name, params, _base(model, known[name]).shape, rank, adapter)
-    return LoRAFile(str(p), _sha256(p), adapter, rank, alpha, layers)
+    return LoRAFile(str(p), file_sha256(p), adapter, rank, alpha, layers)
 
 
 def _adapter_type(raw: str, layers: dict[str, dict[str, Tensor]], path: str | Path) -> str:

@@ -242,6 +242,7 @@ def _held_out_beatbox(h: dict[str, Any] | None) -> list[str]:
             DASH,
         ),
         ("same, straight / swung takes", f"{_num(h['mean_f1_straight'])} / {_num(h['mean_f1_swung'])}", DASH),
+        ("same, a second detector (SuperFlux)", _num(h.get("mean_f1_superflux")), DASH),
         (
             "tempo of the output vs the take: median relative error; takes within 1 %",
             f"{_num(h['median_tempo_error'], 4)}; {h['within_1pct']} of {h['takes']}",

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from engine import Generator, RenderRequest, load_model
+from engine.beats import hear
 from engine.edit import CROSSFADE_S, splice
 from engine.errors import RequestError
 from engine.loops import boundary_z
@@ -52,6 +53,8 @@ def test_extend_keeps_the_source_and_adds_exact_bars(gen: Generator, source: tup
     flux, step = boundary_z(out.audio, [round(k * BAR) for k in range(8, 12)] + [n], at=n)
     assert abs(flux) <= JUNCTION_Z and abs(step) <= JUNCTION_Z, (flux, step)
     assert out.recipe["edit_bpm"] == BPM and out.recipe["edit_bpm_heard"] is False
+    heard = hear(out.audio[:, n - round(2 * BAR) :], RATE, bpm_hint=BPM)  # the tempo runs on into the new bars
+    assert heard is not None and heard.bpm == pytest.approx(BPM, rel=0.02)
     assert np.array_equal(gen.render(req)[0].audio, out.audio)  # same seed, same extension
 
 

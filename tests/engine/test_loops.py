@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine import Generator, RenderRequest, load_model
+from engine.beats import hear
 from engine.dit import beat_features
 from engine.errors import RequestError
 from engine.loops import circular, plan, resample_periodic, seam_z
@@ -30,6 +31,8 @@ def test_a_loop_is_bar_exact_and_has_no_seam(gen: Generator, prompt: str, bpm: f
     assert result.audio.shape == (2, round(bars * 4 * 60 / bpm * RATE))
     flux, level = seam_z(result.audio, bars * 4)
     assert abs(flux) <= SEAM_Z and abs(level) <= SEAM_Z, (flux, level)
+    heard = hear(np.concatenate([result.audio] * 2, axis=1), RATE, bpm_hint=bpm)  # the tempo asked for
+    assert heard is not None and heard.bpm == pytest.approx(bpm, rel=0.02)
     loop = result.recipe["loop"]
     assert abs(loop["stretch"] - 1) < 0.01 and loop["grid_bpm"] == pytest.approx(bpm * loop["stretch"], rel=1e-4)
 

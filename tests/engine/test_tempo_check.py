@@ -135,3 +135,19 @@ def test_cancel_during_the_check(mini: Generator) -> None:
 
     with pytest.raises(RenderCancelled):
         mini.render(RenderRequest("house, drums", bpm=124.0, seconds=3.0, steps=2, seed=1), on_progress, cancel)
+
+
+def test_audio_to_audio_without_a_bpm_is_checked_against_its_source(mini: Generator, tmp_path) -> None:  # noqa: ANN001
+    """A transform with no bpm plays the tempo heard in its source: that is what it is checked
+    against, and the progress bar still ends with one "done"."""
+    import soundfile as sf
+
+    path = tmp_path / "groove.wav"
+    sf.write(str(path), groove(124.0, 10.0).T, RATE)
+    seen: list[Progress] = []
+    [res] = mini.render(RenderRequest("drums", init_audio=str(path), seconds=10.0, steps=4, seed=1), seen.append)
+    check = res.recipe["tempo_check"]
+    assert check["asked_bpm"] == pytest.approx(res.recipe["grid_bpm"]) and check["asked_bpm"] == pytest.approx(
+        124.0, rel=0.02
+    )
+    assert [p.stage for p in seen].count("done") == 1 and seen[-1].stage == "done"
