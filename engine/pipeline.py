@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,19 +23,18 @@ from torch import Tensor
 from . import edit, groove, longform, loops, sampling, tempo_check
 from .audio_io import conform, fade_edges, load_audio, normalize_loudness
 from .devices import autocast_for, pick_device
-from .errors import LoRAError, RenderCancelled, RequestError, RequestTooLong
-from .limits import LIMITS
+from .errors import RenderCancelled
 from .model import ConditionedDiffusionModel
 from .request import (
     Progress as Progress,
     ProgressFn as ProgressFn,
     RenderRequest as RenderRequest,
     RenderResult as RenderResult,
-    check_value as _check,
     grid_bpm as grid_bpm,
     prompt_bpm as prompt_bpm,
     split_negations as split_negations,
 )
+from .resolve import resolve_request
 
 if TYPE_CHECKING:
     from .sa3 import SA3Model
@@ -121,73 +119,7 @@ class Generator:
         """Fill defaults and check every value against what this model can do."""
         if self.sa3 is not None:
             return self.sa3.resolve(req)
-        cfg = self.model.config
-        d = self.defaults
-        seconds = req.seconds if req.seconds is not None else min(30.0, cfg.window_seconds)
-        _check("bpm", req.bpm, allow_none=True)
-        if req.bars is not None and req.edit is None:  # an edit's bars are added to its source
-            if req.bpm is None:
-                raise RequestError(f"bars needs a bpm {LIMITS['bpm'].describe()} (got None)")
-            _check("bars", req.bars)
-            _check("beats_per_bar", req.beats_per_bar)
-            samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
-            seconds = samples / cfg.sample_rate
-        length = float(seconds)
-        values: dict[str, Any] = dict(
-            seconds=length,
-            steps=int(req.steps if req.steps is not None else d["steps"]),
-            cfg=float(req.cfg if req.cfg is not None else d["cfg"]),
-            sampler=req.sampler or d["sampler"],
-            sigma_min=float(req.sigma_min if req.sigma_min is not None else d["sigma_min"]),
-            sigma_max=float(req.sigma_max if req.sigma_max is not None else d["sigma_max"]),
-        )
-        if not isinstance(req.prompt, str):
-            raise RequestError("prompt must be text")
-        if not (math.isfinite(length) and length > 0):
-            raise RequestError(f"seconds must be a positive number (got {seconds})")
-        if length + req.seconds_start > cfg.window_seconds + 1e-6:
-            if not self.can_continue():
-                raise RequestTooLong(
-                    f"seconds {values['seconds']:g} is longer than this model's window of {cfg.window_seconds:.2f} s"
-                )
-            if req.init_audio or req.seconds_start:
-                what = "audio-to-audio" if req.init_audio else "a render with seconds_start"
-                raise RequestTooLong(
-                    f"{what} is limited to this model's window of {cfg.window_seconds:.2f} s "
-                    f"(got {values['seconds']:g} s)"
-                )
-            if length > self.max_seconds + 1e-6:
-                raise RequestTooLong(
-                    f"seconds {values['seconds']:g} is longer than the longest render, "
-                    f"{self.max_seconds:g} s ({cfg.window_seconds:.2f} s windows that continue "
-                    "each other)"
-                )
-        _check("steps", values["steps"])
-        _check("cfg", values["cfg"])
-        if values["sampler"] not in sampling.SAMPLERS:
-            raise RequestError(
-                f"unknown sampler {values['sampler']!r}; choose one of {', '.join(sorted(sampling.SAMPLERS))}"
-            )
-        _check("variations", req.variations)
-        _check("strength", req.init_strength, "init_strength")
-        if req.seed != -1:
-            _check("seed", req.seed, what="seed (-1: random)")
-        _check("cfg_rescale", req.cfg_rescale)
-        _check("fade_ms", req.fade_ms)
-        if req.loop:
-            loops.check(req, cfg)
-        if req.edit is not None:  # the source's own level and ends are kept (engine/edit.py)
-            edit.check(req)
-            values.update(loudness=None, fade_ms=0.0)
-        if req.lora:
-            raise LoRAError("lora needs a Stable Audio 3 model (this model is not one)")
-        if req.loudness is not None and not LIMITS["loudness"].contains(req.loudness):
-            raise RequestError(
-                f"loudness must be {LIMITS['loudness'].describe()}, or None to keep the model's "
-                f"level (got {req.loudness})"
-            )
-        seed = req.seed if req.seed >= 0 else secrets.randbelow(int(LIMITS["seed"].hi) + 1)
-        return _replace(req, seed=seed, **values)
+        return resolve_request(req, self.model.config, self.defaults, self.can_continue(), self.max_seconds)
 
     # ------------------------------------------------------------------ render
     def render(
