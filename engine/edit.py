@@ -37,7 +37,7 @@ from torch import Tensor
 from . import sampling
 from .audio_io import conform, load_audio
 from .errors import RequestError, RequestTooLong
-from .request import Progress, ProgressFn, RenderRequest, RenderResult, split_negations
+from .request import SAMPLE_SHARE, Progress, ProgressFn, RenderRequest, RenderResult, prompts
 
 if TYPE_CHECKING:
     from .pipeline import Generator
@@ -195,39 +195,29 @@ def _render_one(
     n_var, seed, t0 = req.variations, req.seed + v, time.perf_counter()
     steps = int(req.steps or 0)
     report(Progress("conditioning", 0, steps, v, n_var, v / n_var))
-    prompt, negated = split_negations(req.prompt)
-    negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
+    said = prompts(req)
     meta = {
-        "prompt": prompt,
+        "prompt": said.prompt,
         "seconds_start": start / rate,
         "seconds_total": total / rate,
         "bpm": sp.bpm if cfg.dit.beat_phase else None,
     }
-    cond = model.encode_conditioning([meta])
-    if negative:
-        cond.update(model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
+    cond = gen._conditioning(meta, said.negative)
     gen_ = torch.Generator(device="cpu").manual_seed(seed)
     noise = torch.randn((1, cfg.dit.io_channels, frames), generator=gen_).to(gen.device)
     sigmas, x = gen._schedule_and_start(req, noise, None)
     assert sigmas is not None
-    inner = gen._inner(req, cond)
-    base: sampling.Denoiser = (
-        sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
-    )
-    denoiser = KnownFrames(base, known, held[None, None, :])
+    denoiser = KnownFrames(gen._denoiser(gen._inner(req, cond)), known, held[None, None, :])
     total_steps = len(sigmas) - 1
 
     def on_step(info: dict[str, Any]) -> None:
-        if cancel.is_set():
-            from .errors import RenderCancelled
-
-            raise RenderCancelled("render cancelled")
+        gen._check(cancel)
         i = int(info["i"]) + 1
-        report(Progress("sampling", i, total_steps, v, n_var, (v + 0.9 * i / total_steps) / n_var))
+        report(Progress("sampling", i, total_steps, v, n_var, (v + SAMPLE_SHARE * i / total_steps) / n_var))
 
     with gen._autocast():
         latents = sampling.sample(str(req.sampler), denoiser, x, sigmas, callback=on_step, generator=gen_)
-    report(Progress("decoding", 0, 1, v, n_var, (v + 0.9) / n_var))
+    report(Progress("decoding", 0, 1, v, n_var, (v + SAMPLE_SHARE) / n_var))
     decoded = model.pretransform.decode(latents.float())[0].float().cpu().numpy()  # [C, frames * hop]
     audio = splice(source, decoded, start, lo, hi, total, round(CROSSFADE_S * rate))
     report(Progress("decoding", 1, 1, v, n_var, (v + 1) / n_var))

@@ -26,12 +26,14 @@ from .devices import autocast_for, pick_device
 from .errors import RenderCancelled
 from .model import ConditionedDiffusionModel
 from .request import (
+    SAMPLE_SHARE,
     Progress as Progress,
     ProgressFn as ProgressFn,
     RenderRequest as RenderRequest,
     RenderResult as RenderResult,
     grid_bpm as grid_bpm,
     prompt_bpm as prompt_bpm,
+    prompts,
     split_negations as split_negations,
 )
 from .resolve import resolve_request
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
     from .sa3.render import SA3Renderer
 
 
-# Share of one variation's progress bar spent sampling; decoding takes the rest.
-_SAMPLE_SHARE = 0.9
 # Latent frames decoded past the requested end (the decoder's receptive field is a few frames).
 DECODE_MARGIN_FRAMES = 16
 # Init audio read past the window, so the resampler's filter sees real audio at the window's end.
@@ -169,8 +169,8 @@ class Generator:
             bpm = loop.grid_bpm  # the tempo that fits the bars into whole latent frames (engine/loops.py)
         if init is not None and init.grid_bpm is not None and cfg.dit.beat_phase:
             bpm = init.grid_bpm  # the source's tempo, its downbeat on beat 0 (`beat_offset`)
-        prompt, negated = split_negations(req.prompt)
-        negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
+        said = prompts(req)
+        prompt, negative = said.prompt, said.negative
         meta = {"prompt": prompt, "seconds_start": req.seconds_start, "seconds_total": seconds, "bpm": bpm}
         if init is not None and bpm is not None:
             meta.update(init.meta())
@@ -183,7 +183,7 @@ class Generator:
         def on_step(info: dict[str, Any]) -> None:
             self._check(cancel)
             i = done + int(info["i"]) + 1
-            report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
+            report(Progress("sampling", i, total, v, n, (v + SAMPLE_SHARE * i / total) / n))
 
         latents: Tensor | None = None
         beat_s = 60.0 / bpm if bpm else None
@@ -192,9 +192,7 @@ class Generator:
                 start_s, seg_s = self._seconds(seg.start), self._seconds(seg.frames)
                 fake_start, fake_total = longform.window_timing(start_s, seconds, seg_s, cfg.window_seconds, beat_s)
                 meta = {**meta, "seconds_start": fake_start, "seconds_total": fake_total}
-            cond = model.encode_conditioning([meta])
-            if negative:
-                cond.update(model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
+            cond = self._conditioning(meta, negative)
             noise = torch.randn((1, cfg.dit.io_channels, seg.frames), generator=gen).to(self.device)  # [1, C, L]
             sigmas, x = self._schedule_and_start(req, noise, init.latents if init is not None else None)
             if sigmas is None:  # audio-to-audio at strength 0: the input, unchanged
@@ -207,9 +205,7 @@ class Generator:
             inner = self._inner(req, cond)
             if loop is not None:
                 inner = loops.circular(partial(self._with_tempo, req, cond), cond.get("tempo"), loop.frames)
-            denoiser: sampling.Denoiser = (
-                sampling.RFDenoiser(inner) if cfg.objective == "rf_denoiser" else sampling.VDenoiser(inner)
-            )
+            denoiser = self._denoiser(inner)
             if seg.known and latents is not None:
                 denoiser = longform.KnownPrefix(denoiser, latents[..., seg.start : seg.start + seg.known])
             if init is not None:  # onset frames held to the source (measured, off by default: engine/groove.py)
@@ -224,7 +220,7 @@ class Generator:
             done += len(sigmas) - 1
         assert latents is not None
         self._check(cancel)
-        report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
+        report(Progress("decoding", 0, 1, v, n, (v + SAMPLE_SHARE) / n))
         keep = int(round(seconds * cfg.sample_rate))
         # Decode only the frames the request keeps, plus a margin wider than the decoder's
         # receptive field, so the kept samples equal a whole-window decode (tested).
@@ -246,7 +242,7 @@ class Generator:
             "variation": v,
             "sample_rate": cfg.sample_rate,
             # What the model was conditioned on, when negations moved out of the prompt.
-            **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
+            **said.recipe(),
             "render_seconds": round(time.perf_counter() - t0, 3),
             "device": str(self.device),
         }
@@ -258,6 +254,18 @@ class Generator:
             recipe["loop"] = loop.as_dict()
         recipe.pop("variations", None)
         return RenderResult(audio, cfg.sample_rate, seed, keep / cfg.sample_rate, v, recipe)
+
+    def _conditioning(self, meta: dict[str, Any], negative: str) -> dict[str, Tensor | None]:
+        """The network's conditioning for `meta`, with the negative prompt's when there is one."""
+        cond = self.model.encode_conditioning([meta])
+        if negative:
+            cond.update(self.model.encode_conditioning([{**meta, "prompt": negative}], negative=True))
+        return cond
+
+    def _denoiser(self, inner: Callable[..., Tensor]) -> sampling.Denoiser:
+        """The network with guidance as the sampler's denoiser (RF or v objective)."""
+        rf = self.model.config.objective == "rf_denoiser"
+        return sampling.RFDenoiser(inner) if rf else sampling.VDenoiser(inner)
 
     def _with_tempo(
         self, req: RenderRequest, cond: dict[str, Tensor | None], tempo: Tensor | None
@@ -381,9 +389,11 @@ class Generator:
         audio, tempo, bpm, offset = groove.prepare(
             audio, cfg.sample_rate, asked, req.beats_per_bar, _filled(req.seconds), settings
         )
-        times, level = groove.onsets(audio[:, : int(_filled(req.seconds) * cfg.sample_rate)], cfg.sample_rate)
+        times = weight = None
+        if settings.hold > 0 or settings.gate_db is not None:  # onset features (measured; off by default)
+            times, level = groove.onsets(audio[:, : int(_filled(req.seconds) * cfg.sample_rate)], cfg.sample_rate)
+            weight = groove.onset_weight(times, level, cfg.sample_rate / hop, n // hop, settings.spread)
         audio = audio[:, :n] if audio.shape[1] >= n else np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
-        weight = groove.onset_weight(times, level, cfg.sample_rate / hop, n // hop, settings.spread)
         x = torch.from_numpy(audio)[None].to(self.device)  # [1, C, N]
         gen = torch.Generator(device="cpu").manual_seed(max(req.seed, 0))
         latents = self.model.pretransform.encode(x, sample=self.learned_latents() == "sample", generator=gen)

@@ -91,6 +91,9 @@ class RenderResult:
 
 ProgressFn = Callable[[Progress], None]
 
+# Share of one variation's progress bar spent sampling; decoding takes the rest (every model path).
+SAMPLE_SHARE = 0.9
+
 
 _BPM_PATTERNS = (
     re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm\b", re.IGNORECASE),
@@ -131,6 +134,26 @@ def split_negations(prompt: str) -> tuple[str, list[str]]:
             continue  # a prompt that started with a negation: no leading separator
         kept.append(part)
     return "".join(kept).strip(), list(dict.fromkeys(negated))
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """What a render is conditioned on: the prompt without its negated clauses, and the negative
+    prompt (the request's own, then those clauses; `split_negations` says why)."""
+
+    prompt: str
+    negative: str
+    moved: bool  # the prompt had negated clauses, now in the negative prompt
+
+    def recipe(self) -> dict[str, Any]:
+        """The recipe's `conditioned_on`, when it differs from what was asked."""
+        return {"conditioned_on": {"prompt": self.prompt, "negative": self.negative}} if self.moved else {}
+
+
+def prompts(req: RenderRequest) -> Prompts:
+    prompt, negated = split_negations(req.prompt)
+    negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
+    return Prompts(prompt, negative, bool(negated))
 
 
 def check_value(key: str, value: Any, what: str | None = None, allow_none: bool = False) -> None:

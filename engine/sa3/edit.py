@@ -35,7 +35,7 @@ from .. import edit as shared
 from ..devices import autocast_for
 from ..errors import RenderCancelled, RequestError
 from ..pipeline import _filled
-from ..request import Progress, ProgressFn, RenderRequest, RenderResult, split_negations
+from ..request import SAMPLE_SHARE, Progress, ProgressFn, RenderRequest, RenderResult, prompts
 from .longform import window_frames
 from .model import SA3Model, _row
 from .sampling import SA3Denoiser, sa3_sigmas, sample
@@ -43,8 +43,6 @@ from .sampling import SA3Denoiser, sa3_sigmas, sample
 if TYPE_CHECKING:
     from .lora import LoRAFile
     from .render import SA3Renderer
-
-_SAMPLE_SHARE = 0.9  # share of a variation's progress spent sampling, as the other renders
 
 
 def require_inpainting(model: SA3Model, edit: str) -> None:
@@ -120,12 +118,12 @@ def _render_one(
     def on_step(info: dict[str, Any]) -> None:
         check()
         i = int(info["i"]) + 1
-        report(Progress("sampling", i, steps, v, n, (v + _SAMPLE_SHARE * i / steps) / n))
+        report(Progress("sampling", i, steps, v, n, (v + SAMPLE_SHARE * i / steps) / n))
 
     check()
     report(Progress("conditioning", 0, steps, v, n, v / n))
-    prompt, negated = split_negations(req.prompt)
-    negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
+    said = prompts(req)
+    prompt, negative = said.prompt, said.negative
     emb = model.encode_prompt([prompt] + ([negative] if negative else []))
     local = model._local(frames, seconds, mask.float(), known, None, True)  # [1, 1 + C, frames]
     cond = model.conditioning(
@@ -140,7 +138,7 @@ def _render_one(
     # The kept frames are the source's own latents (the conditioning said so; the sample is close).
     latents = torch.where(mask[None, None, :], known, out.float())  # [1, C, frames]
     check()
-    report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
+    report(Progress("decoding", 0, 1, v, n, (v + SAMPLE_SHARE) / n))
     decoded = model.decode(latents, callback=lambda _: check(), precision=renderer.precision)[0]  # [C, frames * hop]
     decoded_np = decoded.float().clamp(-1.0, 1.0).cpu().numpy()
     audio = shared.splice(source, decoded_np, start, sp.lo, sp.hi, sp.total, round(shared.CROSSFADE_S * sp.rate))
@@ -154,7 +152,7 @@ def _render_one(
         **sp.recipe(),
         "edit_window_s": [round(start / sp.rate, 4), round((start + frames * hop) / sp.rate, 4)],
         "lora": [f.recipe(scale) for f, scale in loras],
-        **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
+        **said.recipe(),
         "render_seconds": round(time.perf_counter() - t0, 3),
         "device": str(renderer.device),
     }

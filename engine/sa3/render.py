@@ -34,12 +34,11 @@ from ..audio_io import conform, fade_edges, load_audio, normalize_loudness
 from ..errors import LoRAError, RenderCancelled, RequestError, RequestTooLong
 from ..limits import LIMITS
 from ..pipeline import INIT_READ_MARGIN_S, _filled, _replace
-from ..request import Progress, ProgressFn, RenderRequest, RenderResult, check_value as _check, split_negations
+from ..request import SAMPLE_SHARE, Progress, ProgressFn, RenderRequest, RenderResult, check_value as _check, prompts
 from . import edit, longform, lora
 from .model import SA3Model, _row
 
 MODEL_KIND = "stable-audio-3"
-_SAMPLE_SHARE = 0.9  # share of a variation's progress spent sampling, as the pipeline's
 
 
 def sa3_defaults(model: SA3Model) -> dict[str, Any]:
@@ -218,12 +217,12 @@ class SA3Renderer:
             check()
             if info.get("stage") == "sampling":
                 i, total = int(info["i"]) + 1, int(info.get("steps", steps))  # all windows' steps
-                report(Progress("sampling", i, total, v, n, (v + _SAMPLE_SHARE * i / total) / n))
+                report(Progress("sampling", i, total, v, n, (v + SAMPLE_SHARE * i / total) / n))
 
         check()
         report(Progress("conditioning", 0, steps, v, n, v / n))
-        prompt, negated = split_negations(req.prompt)
-        negative = ", ".join(([req.negative.strip()] if req.negative.strip() else []) + negated)
+        said = prompts(req)
+        prompt, negative = said.prompt, said.negative
         level_in = init_noise_level(req.init_strength) if init is not None else None
         long = seconds > c.max_seconds + 1e-6
         windows = len(longform.plan(model, seconds)) if long else 1
@@ -261,7 +260,7 @@ class SA3Renderer:
                 decode=False,
             )
         check()
-        report(Progress("decoding", 0, 1, v, n, (v + _SAMPLE_SHARE) / n))
+        report(Progress("decoding", 0, 1, v, n, (v + SAMPLE_SHARE) / n))
         keep = int(round(seconds * c.sample_rate))
         decoded = model.decode(latents, callback=lambda _: check(), precision=self.precision)[0]  # [C, N]
         audio = decoded[:, :keep].float().clamp(-1.0, 1.0).cpu().numpy()
@@ -281,7 +280,7 @@ class SA3Renderer:
             **({"init_noise_level": level_in} if level_in is not None else {}),
             "lora": [f.recipe(scale) for f, scale in loras],
             **({"windows": windows} if long else {}),
-            **({"conditioned_on": {"prompt": prompt, "negative": negative}} if negated else {}),
+            **said.recipe(),
             "render_seconds": round(time.perf_counter() - t0, 3),
             "device": str(self.device),
         }
