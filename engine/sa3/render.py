@@ -23,18 +23,28 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from .. import edit as shared_edit, longform as shared_longform
+from .. import edit as shared_edit, groove, longform as shared_longform
 from ..audio_io import conform, fade_edges, load_audio, normalize_loudness
 from ..errors import LoRAError, RenderCancelled, RequestError, RequestTooLong
 from ..limits import LIMITS
 from ..pipeline import INIT_READ_MARGIN_S, _filled, _replace
-from ..request import SAMPLE_SHARE, Progress, ProgressFn, RenderRequest, RenderResult, check_value as _check, prompts
+from ..request import (
+    SAMPLE_SHARE,
+    Progress,
+    ProgressFn,
+    RenderRequest,
+    RenderResult,
+    check_value as _check,
+    grid_bpm,
+    prompt_bpm,
+    prompts,
+)
 from . import edit, longform, lora
 from .model import SA3Model, _row
 
@@ -80,6 +90,17 @@ def check_lora(entries: object) -> tuple[tuple[str, float], ...]:
             raise LoRAError(f"lora scale of {path} must be {LIMITS['lora_scale'].describe()} (got {scale})")
         out.append((path, float(scale)))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Audio-to-audio's source: its audio `[C, N]` at the model's rate, the recipe's `source_tempo`
+    (what `engine.groove.prepare` heard, or None) and the BPM it plays at (heard, or the asked one
+    it was stretched to; None without a clear beat)."""
+
+    audio: torch.Tensor
+    tempo: dict[str, Any] | None
+    bpm: float | None
 
 
 class SA3Renderer:
@@ -185,21 +206,25 @@ class SA3Renderer:
         report(Progress("done", 1, 1, req.variations, req.variations, 1.0))
         return results
 
-    def _init_audio(self, req: RenderRequest) -> torch.Tensor:
-        """The init audio `[C, N]` at the model's rate: only what the sampled latents cover is read."""
+    def _init_audio(self, req: RenderRequest) -> Source:
+        """The init audio `[C, N]` at the model's rate, heard first (`engine.groove.prepare`, the
+        Longplay path's: its tempo and phase; stretched to a BPM the request names). Only what the
+        sampled latents cover is read (more when it is to be sped up). Heard at the file's own
+        rate, before resampling: a model at a low rate would hear a kick only below its Nyquist."""
         c = self.model.config
         n = self.model.latent_frames(_filled(req.seconds)) * c.same.downsampling_ratio
-        audio, sr = load_audio(
-            _filled(req.init_audio), seconds=n / c.sample_rate + INIT_READ_MARGIN_S, channels=c.audio_channels
-        )
-        return torch.from_numpy(conform(audio, sr, c.sample_rate, c.audio_channels)[:, :n].copy())
+        read = n / c.sample_rate * (1 + groove.DEFAULT.max_stretch) + INIT_READ_MARGIN_S
+        audio, sr = load_audio(_filled(req.init_audio), seconds=read, channels=c.audio_channels)
+        audio, tempo, bpm, _ = groove.prepare(audio, sr, grid_bpm(req), req.beats_per_bar, _filled(req.seconds))
+        audio = conform(audio, sr, c.sample_rate, c.audio_channels)[:, :n]
+        return Source(torch.from_numpy(np.ascontiguousarray(audio)), tempo, bpm)
 
     @torch.no_grad()
     def _render_one(
         self,
         req: RenderRequest,
         v: int,
-        init: torch.Tensor | None,
+        init: Source | None,
         loras: list[tuple[lora.LoRAFile, float]],
         report: ProgressFn,
         cancel: threading.Event,
@@ -222,13 +247,18 @@ class SA3Renderer:
         check()
         report(Progress("conditioning", 0, steps, v, n, v / n))
         said = prompts(req)
+        if init is not None and init.bpm is not None and prompt_bpm(said.prompt) is None:
+            # No tempo grid in this DiT: the tempo the source plays at is named in the prompt, as
+            # its training captions name one ("..., 124 BPM").
+            said = replace(said, prompt=f"{said.prompt}, {init.bpm:.0f} BPM", moved=True)
         prompt, negative = said.prompt, said.negative
         level_in = init_noise_level(req.init_strength) if init is not None else None
+        source = init.audio if init is not None else None
         long = seconds > c.max_seconds + 1e-6
         windows = len(longform.plan(model, seconds)) if long else 1
-        if init is not None and level_in == 0.0:  # strength 0: the source, through the autoencoder
+        if source is not None and level_in == 0.0:  # strength 0: the source, through the autoencoder
             report(Progress("sampling", 0, 0, v, n, v / n))
-            latents = model.encode_audio(init, model.latent_frames(seconds))
+            latents = model.encode_audio(source, model.latent_frames(seconds))
         elif long:
             report(Progress("sampling", 0, steps * windows, v, n, v / n))
             texts = [prompt] + ([negative] if negative else [])
@@ -253,7 +283,7 @@ class SA3Renderer:
                 steps=steps,
                 cfg=_filled(req.cfg),
                 negative=negative or None,
-                init_audio=init,
+                init_audio=source,
                 init_noise_level=level_in,
                 callback=on_event,
                 precision=self.precision,
@@ -278,6 +308,7 @@ class SA3Renderer:
             "sample_rate": c.sample_rate,
             "model_kind": MODEL_KIND,
             **({"init_noise_level": level_in} if level_in is not None else {}),
+            **({"source_tempo": init.tempo} if init is not None and init.tempo is not None else {}),
             "lora": [f.recipe(scale) for f, scale in loras],
             **({"windows": windows} if long else {}),
             **said.recipe(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .judges_eval import judges_markdown
+
 DASH = "—"
 
 
@@ -249,8 +251,14 @@ def _held_out_beatbox(h: dict[str, Any] | None) -> list[str]:
             DASH,
         ),
         (
-            "mel distance from the input (must exceed the floor: the input through the autoencoder)",
-            f"{_num(h['mean_mel_from_input'])} (floor {_num(h['mean_mel_floor'])})",
+            "mel distance from the input; takes above their floor (the input through the autoencoder)",
+            f"{_num(h['mean_mel_from_input'])} (floor {_num(h['mean_mel_floor'])}); "
+            f"{h.get('above_floor', DASH)} of {h['takes']}",
+            DASH,
+        ),
+        (
+            "not the input returned: takes whose output is further from the strength-0 render than the floor",
+            f"{h.get('apart_from_return', DASH)} of {h['takes']}",
             DASH,
         ),
     ]
@@ -292,6 +300,7 @@ SECTIONS = (
     ("structure", "Structure (self-similarity, §4.4)", _structure),
     ("audio_to_audio", "Audio-to-audio: beatbox → drums", _audio_to_audio),
     ("speed", "Speed", _speed),
+    ("judges", "Independent judges", judges_markdown),
 )
 
 

@@ -9,7 +9,8 @@ Sections (each one's numbers, or the reason it was skipped, land in eval.json):
 * audio_to_audio: an espeak-ng beatbox clip restyled with a drum prompt at the default strength, and the
   held-out beatbox set (`beatbox_set.py`: 24 takes, 70-160 BPM, straight and swung, in a room)
   restyled with "drums" (no BPM): onset F1, tempo, distance from the input, kit distances;
-* speed: wall time to render 30 s and 285 s (clamped to the model's window) on this machine.
+* speed: wall time to render 30 s and 285 s (clamped to the model's window) on this machine;
+* judges: published estimators (madmom, basic-pitch, PESTO, musicnn) on those renders (`judges_eval.py`).
 
 A folder holding only an autoencoder (`"model_type": "autoencoder"`) gets the first section.
 """
@@ -38,6 +39,7 @@ from engine.pipeline import Generator, RenderRequest, model_defaults
 from ..data.corpus import drumless_id
 from ..training.data import CorpusItem, read_index
 from . import beatbox, metrics, music
+from .judges_eval import judges_section
 from .markdown import render_markdown
 from .plots import save_ssm_png
 
@@ -123,7 +125,7 @@ def run_eval(
     }
     if kind == "autoencoder":
         report["autoencoder"] = _section(say, "autoencoder", lambda: _autoencoder_only(folder, corpus_dir, cfg))
-        for name in ("prompt_adherence", "structure", "audio_to_audio", "speed"):
+        for name in ("prompt_adherence", "structure", "audio_to_audio", "speed", "judges"):
             report[name] = {"skipped": "the folder holds an autoencoder only"}
     else:
         model = load_model(folder)
@@ -140,6 +142,7 @@ def run_eval(
         report["structure"] = _section(say, "structure", ctx.structure)
         report["audio_to_audio"] = _section(say, "audio-to-audio", ctx.audio_to_audio)
         report["speed"] = _section(say, "speed", ctx.speed)
+        report["judges"] = _section(say, "judges", lambda: judges_section(ctx, report))
     write_json_atomic(out / "eval.json", report)
     tmp = out / ".eval.md.part"
     tmp.write_text(render_markdown(report), encoding="utf-8")

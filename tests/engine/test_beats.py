@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.beats import hear
+from engine.beats import _period_seeds, hear
 
 pytest.importorskip("librosa")
 
@@ -64,3 +64,27 @@ def test_silence_noise_and_short_audio_have_no_confident_beat() -> None:
     noise = np.random.default_rng(1).standard_normal((2, RATE * 10)).astype(np.float32) * 0.1
     beats = hear(noise, RATE)
     assert beats is None or beats.confidence < 0.3
+
+
+# Beats librosa's tracker reported on two audio-to-audio outputs of the held-out beatbox set
+# (issue 20): on a swung 76.5 BPM take it slipped onto the swung off-beat for the second half
+# (every beat from 4.67 s on ~0.32 s early), on a swung 158.6 BPM take it began 80 ms early and
+# ended on the last frame. The hits played were on the take's grid (onset F1 0.82 / 0.96).
+SLIPPED = (
+    76.5,
+    [0.28, 1.07, 1.85, 2.64, 3.42, 4.08, 4.67, 5.41, 6.23, 7.07, 7.79, 8.58, 9.36, 10.0],
+)
+EARLY_START = (
+    158.6,
+    [0.174, 0.627, 1.010, 1.370, 1.753, 2.148, 2.519, 2.902, 3.274, 3.646, 4.029, 4.412, 4.795, 5.166]
+    + [5.538, 5.933, 6.304, 6.699, 7.059, 7.430, 7.802, 8.208, 8.580, 8.928, 9.323, 9.694, 9.996],
+)
+
+
+@pytest.mark.parametrize("bpm,times", [SLIPPED, EARLY_START])
+def test_the_period_search_starts_near_what_was_played(bpm: float, times: list[float]) -> None:
+    """`hear` searches +-3 % around each seed for the grid on the most onset energy; with no
+    hint, one seed must land within that of what was played even when the tracker slips or
+    strays at either end (a least-squares line through these beats missed by 4-5 %)."""
+    seeds = _period_seeds(np.asarray(times), 10.0, None)
+    assert min(abs(60.0 / s / bpm - 1.0) for s in seeds) < 0.02

@@ -169,6 +169,36 @@ def test_sa3_audio_to_audio_strength(gen: Generator, tmp_path: Path) -> None:
     assert np.abs(mid.audio - keep0).mean() < np.abs(_one(gen, seconds=1.0) - keep0).mean()
 
 
+def test_sa3_audio_to_audio_hears_its_source(gen: Generator, tmp_path: Path) -> None:
+    """Issue 20 at the Stable Audio 3 door: the source's tempo is heard (engine/groove.py) and,
+    this DiT having no tempo grid, named in the prompt it is conditioned on, as a user would type
+    it; a BPM the request names stretches the source to it instead."""
+    import soundfile as sf
+
+    pytest.importorskip("librosa")
+    sr, bpm = 22050, 132.0
+    y = np.zeros(6 * sr, dtype=np.float32)
+    t = np.arange(int(0.2 * sr)) / sr
+    kick = (np.sin(2 * np.pi * 60 * t) * np.exp(-t * 20)).astype(np.float32)
+    hat = (np.random.default_rng(0).standard_normal(int(0.03 * sr)) * np.exp(-np.arange(int(0.03 * sr)) / 150)).astype(
+        np.float32
+    )
+    for at in np.arange(0.1, 5.8, 60 / bpm):  # a kick on the beats, a hat between (heard at 132, not halved)
+        y[int(at * sr) : int(at * sr) + len(kick)] += kick
+        y[int((at + 30 / bpm) * sr) : int((at + 30 / bpm) * sr) + len(hat)] += 0.3 * hat
+    wav = tmp_path / "take.wav"
+    sf.write(str(wav), np.stack([y, y], axis=1), sr)
+    a2a = dict(seconds=4.0, init_audio=str(wav), init_strength=0.8, seed=2, **FAST)
+    [heard] = gen.render(RenderRequest("drums", **a2a))  # type: ignore[arg-type]
+    assert heard.recipe["source_tempo"]["bpm"] == pytest.approx(bpm, rel=0.01)
+    assert heard.recipe["conditioned_on"]["prompt"] == "drums, 132 BPM"
+    [typed] = gen.render(RenderRequest("drums, 132 BPM", **a2a))  # type: ignore[arg-type]
+    assert np.array_equal(heard.audio, typed.audio) and "conditioned_on" not in typed.recipe
+    [asked] = gen.render(RenderRequest("drums, 120 BPM", **a2a))  # type: ignore[arg-type]
+    assert asked.recipe["source_tempo"]["stretched"]["to_bpm"] == 120.0
+    assert "conditioned_on" not in asked.recipe and not np.array_equal(asked.audio, typed.audio)
+
+
 def test_sa3_fades_and_loudness(gen: Generator) -> None:
     [res] = gen.render(RenderRequest("x", seconds=1.0, seed=0, fade_ms=50.0, loudness=-20.0, **FAST))  # type: ignore[arg-type]
     assert res.audio[:, 0].tolist() == [0.0, 0.0] and res.audio[:, -1].tolist() == [0.0, 0.0]

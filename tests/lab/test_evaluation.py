@@ -336,7 +336,11 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert np.isfinite(ref["mean_autoencoded"])
     assert report["speed"]["items"][0]["wall_seconds"] > 0
     if beatbox.espeak_available():  # the held-out beatbox set (issue 20): one take in quick mode
-        assert report["audio_to_audio"]["held_out"]["takes"] == 1
+        held = report["audio_to_audio"]["held_out"]
+        assert held["takes"] == 1 and held["apart_from_return"] in (0, 1) and held["above_floor"] in (0, 1)
+        item = held["items"][0]
+        assert held["apart_from_return"] == (item["mel_from_return"] > item["mel_floor"])
+        assert "not the input returned: takes whose output is further" in (out / "eval.md").read_text("utf-8")
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| STFT distance ↓ |" in md and "| 1.19 |" in md and "7.14" in md
     assert "held-out audio without drums: as is → through the autoencoder" in md

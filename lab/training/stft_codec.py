@@ -1,0 +1,138 @@
+"""A frame-domain "STFT codec": an autoencoder at the latent rate (hop 2,048 at 44.1 kHz) that
+reads a fine log-magnitude spectrum and writes magnitudes plus a phase-vocoder phase, so a steady
+sine is a constant per-bin frequency deviation and renders phase-continuous (issue 19)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class STFTCodecConfig:
+    channels: int = 2
+    latent_dim: int = 64
+    dim: int = 256
+    enc_blocks: int = 3
+    dec_blocks: int = 4
+    enc_fft: int = 4096
+    dec_fft: int = 2048
+    frame_hop: int = 512
+    down: int = 4  # frame_hop * down = latent hop (2,048)
+    max_dev: float = 2.0  # bound of the instantaneous-frequency deviation, in bins
+    # Bound of the per-frame phase residual (radians). Unbounded and randomly initialised, it put a
+    # random phase on every frame and a sine's energy spread over its neighbours (tone 0.000 after
+    # 157 steps); bounded and starting at 0 the phase starts as a pure phase vocoder.
+    max_residual: float = 0.5
+
+    @property
+    def hop(self) -> int:
+        return self.frame_hop * self.down
+
+
+class ConvNeXt1d(nn.Module):
+    """ConvNeXt block on `[B, C, T]`: depthwise conv, LayerNorm, 4x MLP, residual."""
+
+    def __init__(self, dim: int, kernel: int = 7) -> None:
+        super().__init__()
+        self.dw = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dw(x).transpose(1, 2)  # [B, T, C]
+        h = self.mlp(self.norm(h)) * self.gamma
+        return x + h.transpose(1, 2)
+
+
+def phase_vocoder_phase(dev: torch.Tensor, residual: torch.Tensor, hop: int, n_fft: int) -> torch.Tensor:
+    """phi[t, k] = sum_{s<=t} 2 pi hop (k + dev[s, k]) / n_fft + residual[t, k] for `[B, K, T]`.
+
+    The bin-centre part k t hop / n_fft is taken exactly in integers modulo n_fft; the deviation
+    part is a float64 cumsum wrapped mod 2 pi, so a 24.5k-frame decode keeps its precision."""
+    _, bins, frames = dev.shape
+    k = torch.arange(bins, device=dev.device, dtype=torch.int64)[:, None]
+    t = torch.arange(1, frames + 1, device=dev.device, dtype=torch.int64)[None]
+    centre = ((k * t * hop) % n_fft).to(torch.float64) * (2 * math.pi / n_fft)  # [K, T]
+    drift = torch.cumsum(dev.to(torch.float64) * (2 * math.pi * hop / n_fft), dim=-1)
+    drift = torch.remainder(drift, 2 * math.pi)
+    return (torch.remainder(centre + drift, 2 * math.pi) + residual.to(torch.float64)).to(dev.dtype)
+
+
+def synthesize(
+    log_mag: torch.Tensor, dev: torch.Tensor, residual: torch.Tensor, hop: int, n_fft: int, length: int
+) -> torch.Tensor:
+    """`[B, K, T]` log-magnitude, deviation (bins) and phase residual -> `[B, N]` audio by iSTFT."""
+    phase = phase_vocoder_phase(dev, residual, hop, n_fft)
+    spec = torch.polar(torch.exp(log_mag.clamp(max=12.0)), phase)
+    window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
+    return torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
+
+
+class STFTCodec(nn.Module):
+    """Encode `[B, C, N]` (N a multiple of 2,048) to `[B, D, N / 2,048]` latents and back."""
+
+    def __init__(self, config: STFTCodecConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.enc_in = nn.Conv1d(c.channels * (c.enc_fft // 2 + 1), c.dim, 1)
+        self.enc_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.enc_blocks)])
+        self.enc_down = nn.Conv1d(c.dim, c.dim, c.down, stride=c.down)
+        self.enc_out = nn.Conv1d(c.dim, 2 * c.latent_dim, 1)
+        self.dec_in = nn.Conv1d(c.latent_dim, c.dim, 3, padding=1)
+        self.dec_up = nn.ConvTranspose1d(c.dim, c.dim, c.down, stride=c.down)
+        self.dec_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.dec_blocks)])
+        self.dec_out = nn.Conv1d(c.dim, c.channels * 3 * (c.dec_fft // 2 + 1), 1)
+        with torch.no_grad():  # deviation and residual start at 0: a phase vocoder at bin centres
+            rows = self.dec_out.weight.view(c.channels, 3, c.dec_fft // 2 + 1, c.dim, 1)
+            rows[:, 1:].zero_()
+            self.dec_out.bias.view(c.channels, 3, -1)[:, 1:].zero_()
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """`[B, C, N]` -> `[B, C * (enc_fft/2+1), N / frame_hop]` log-magnitudes."""
+        c = self.config
+        b, ch, n = audio.shape
+        window = torch.hann_window(c.enc_fft, device=audio.device, dtype=audio.dtype)
+        spec = torch.stft(audio.reshape(b * ch, n), c.enc_fft, c.frame_hop, window=window, return_complex=True)
+        mag = torch.log(spec.abs() + 1e-5)[..., : n // c.frame_hop]  # [B*C, F, T]
+        mag = (mag + 4.0) / 4.0  # ~unit scale: log 1e-5 is -11.5, a loud bin ~+6
+        return mag.reshape(b, ch * mag.shape[1], mag.shape[2])
+
+    def encode_dist(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.enc_blocks(self.enc_in(self.features(audio)))
+        mean, log_scale = self.enc_out(self.enc_down(h)).chunk(2, dim=1)
+        return mean, log_scale.clamp(-8.0, 2.0)
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Deterministic latents (the posterior mean), `[B, D, N / hop]`."""
+        return self.encode_dist(audio)[0]
+
+    def heads(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`[B, D, L]` -> log-magnitude, deviation, residual, each `[B * C, K, 4 L + 1]`."""
+        c = self.config
+        h = self.dec_blocks(self.dec_up(self.dec_in(latents)))
+        h = torch.cat([h, h[..., -1:]], dim=-1)  # iSTFT with centre wants N / hop + 1 frames
+        out = self.dec_out(h)
+        b, _, t = out.shape
+        out = out.reshape(b * c.channels, 3, c.dec_fft // 2 + 1, t)
+        log_mag, dev, residual = out.unbind(1)
+        return log_mag - 4.0, c.max_dev * torch.tanh(dev), c.max_residual * torch.tanh(residual)
+
+    def decode(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
+        """`[B, D, L]` -> `[B, C, L * hop]`. The phase is whole-sequence; only the iSTFT may be
+        chunked (not yet needed: a 285 s decode is 24.5k frames)."""
+        c = self.config
+        log_mag, dev, residual = self.heads(latents)
+        n = latents.shape[-1] * c.hop
+        audio = synthesize(log_mag, dev, residual, c.frame_hop, c.dec_fft, n)
+        return audio.reshape(latents.shape[0], c.channels, n)
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (reconstruction `[B, C, N]`, mean, log_scale)."""
+        mean, log_scale = self.encode_dist(audio)
+        return self.decode(mean), mean, log_scale

@@ -1,0 +1,179 @@
+"""Train the STFT codec (issue 19): `python -m lab.training.stft_codec_train OUT --corpus data/corpus`.
+
+Resumes from OUT/checkpoint.pt when it exists. Checkpoints hold float16 weights, a bfloat16 Adam
+state, the config, step and RNG states, so a fresh machine continues the same schedule."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lab.training.loop import (
+    Deadline,
+    Logger,
+    check_finite,
+    linear_decay,
+    load_state,
+    rng_state,
+    save_state,
+    set_rng_state,
+)
+from lab.training.stft_codec import STFTCodec, STFTCodecConfig
+
+SR = 44100
+FORMAT_VERSION = 1
+
+
+def synthetic_sines(rng: random.Random, channels: int, length: int) -> np.ndarray:
+    """1-4 steady or slowly gliding sines, 40-4,000 Hz (log-uniform), random amplitude, phase,
+    and short fades. Continuous frequencies never coincide with the evaluation's exact tones."""
+    t = np.arange(length) / SR
+    out = np.zeros(length)
+    for _ in range(rng.randint(1, 4)):
+        f0 = math.exp(rng.uniform(math.log(40), math.log(4000)))
+        glide = rng.choice([0.0, 0.0, rng.uniform(-0.3, 0.3)])  # octaves per second
+        freq = f0 * 2.0 ** (glide * t)
+        phase = 2 * np.pi * np.cumsum(freq) / SR + rng.uniform(0, 2 * np.pi)
+        out += rng.uniform(0.03, 0.3) * np.sin(phase)
+    fade = int(rng.uniform(0.005, 0.05) * SR)
+    env = np.ones(length)
+    env[:fade] = np.linspace(0, 1, fade)
+    env[-fade:] = np.linspace(1, 0, fade)
+    x = (out * env).astype(np.float32)
+    pan = rng.uniform(0.7, 1.0)
+    return np.stack([x * pan, x * (2 - pan)][:channels])
+
+
+def checkpoint(model: STFTCodec, opt: torch.optim.Optimizer, step: int, py_rng: random.Random) -> dict[str, Any]:
+    opt_state = opt.state_dict()
+    # state_dict() shares the live per-parameter dicts: build new ones, never write into them
+    opt_state["state"] = {
+        i: {
+            k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() and v.numel() > 1 else v
+            for k, v in s.items()
+        }
+        for i, s in opt_state["state"].items()
+    }
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": dataclasses.asdict(model.config),
+        "model": {k: v.half() for k, v in model.state_dict().items()},
+        "optimizer": opt_state,
+        "step": step,
+        "rng": rng_state(py_rng),
+    }
+
+
+def load_codec(path: Path) -> STFTCodec:
+    state = load_state(path)
+    if state is None or state.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not an STFT-codec checkpoint of format {FORMAT_VERSION}")
+    model = STFTCodec(STFTCodecConfig(**state["config"]))
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.eval()
+
+
+def train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    py_rng = random.Random(args.seed)
+    torch.manual_seed(args.seed)
+    config = STFTCodecConfig(latent_dim=args.latent_dim, dim=args.dim)
+    model = STFTCodec(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    state = load_state(ckpt)
+    if state is not None:
+        model = STFTCodec(STFTCodecConfig(**state["config"]))
+        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+        opt.load_state_dict(state["optimizer"])
+        for s in opt.state.values():
+            for k, v in s.items():
+                if torch.is_tensor(v) and v.is_floating_point():
+                    s[k] = v.float()
+        step = state["step"]
+        set_rng_state(py_rng, state["rng"])
+    (out / "config.json").write_text(json.dumps({**dataclasses.asdict(model.config), **vars(args)}, indent=2))
+    bank = None
+    if args.corpus and args.synthetic < 1.0:
+        from lab.training.data import AudioBank, read_index
+
+        items = read_index(args.corpus, "train")
+        random.Random(args.seed).shuffle(items)
+        bank = AudioBank(items[: args.max_items], SR, config.channels)
+    from lab.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss
+
+    stft_loss = StereoSTFTLoss(SR)
+    span_loss = FrameSpanSTFTLoss(config.hop) if args.frame_span else None
+    length = args.crop_hops * config.hop
+    logger = Logger(out, args.steps, "stftcodec")
+    logger.begin(step)
+    deadline = Deadline(args.time_limit)
+    model.train()
+    while step < args.steps and not deadline.passed():
+        batch = [
+            synthetic_sines(py_rng, config.channels, length)
+            if bank is None or py_rng.random() < args.synthetic
+            else bank.crop(py_rng, length, min_rms_db=-45.0)
+            for _ in range(args.batch)
+        ]
+        x = torch.from_numpy(np.stack(batch))  # [B, C, N]
+        for g in opt.param_groups:
+            g["lr"] = args.lr * linear_decay(step, args.steps, 0.1)
+        y, mean, log_scale = model(x)
+        rec = stft_loss(y, x)
+        if span_loss is not None:
+            rec = rec + span_loss(y, x)
+        kl = (mean.pow(2) + torch.exp(2 * log_scale) - 2 * log_scale - 1).mean() / 2
+        loss = rec + args.kl * kl
+        check_finite(loss, step, out)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % args.log_every == 0:
+            logger.log(step, loss=loss.item(), rec=rec.item(), kl=kl.item(), z_std=mean.std().item())
+        if step % args.save_every == 0:
+            save_state(ckpt, checkpoint(model, opt, step, py_rng))
+            if step % args.keep_every == 0:
+                save_state(out / f"step{step}.pt", checkpoint(model, opt, step, py_rng))
+    save_state(ckpt, checkpoint(model, opt, step, py_rng))
+    return step
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("out")
+    p.add_argument("--corpus", default="")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop-hops", type=int, default=32, help="crop length in latent hops (32: 1.49 s)")
+    p.add_argument("--synthetic", type=float, default=0.25, help="share of synthetic sine items")
+    p.add_argument("--max-items", type=int, default=120, help="corpus items held in RAM")
+    p.add_argument("--latent-dim", type=int, default=64)
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--kl", type=float, default=1e-3)
+    p.add_argument("--frame-span", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--keep-every", type=int, default=1000)
+    p.add_argument("--time-limit", type=float, default=0.0, help="seconds; 0: none")
+    train(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Measure STFT-codec checkpoints against the shipped longplay-mini autoencoder (issue 19) and
+print a markdown table: tone/note fidelity, held-out reconstruction, frequency probe, params,
+decode time of 285 s of latents.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/eval_stft_codec.py CKPT [CKPT ...] --corpus data/corpus
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SR, HOP = 44100, 2048
+
+
+class ProbeAdapter(torch.nn.Module):
+    """The surface `frequency_probe.latent_frames` reads: `cfg.downsampling_ratio`, `encode(x, sample=)`."""
+
+    def __init__(self, encode: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.cfg = argparse.Namespace(downsampling_ratio=HOP)
+        self._encode = encode
+
+    def encode(self, x: torch.Tensor, sample: bool = False) -> tuple[torch.Tensor, None]:
+        return self._encode(x), None
+
+
+def frequency_probe(encode: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """Median relative error of a ridge readout of a sine's frequency from single latent frames."""
+    import frequency_probe as fp
+    from sklearn.linear_model import Ridge
+
+    ae = ProbeAdapter(encode)
+    rng = np.random.default_rng(0)
+    f_train = np.exp(rng.uniform(np.log(100), np.log(1000), fp.TRAIN))
+    f_test = np.exp(rng.uniform(np.log(100), np.log(1000), fp.TEST))
+    xs, xt = fp.latent_frames(ae, f_train, rng), fp.latent_frames(ae, f_test, rng)
+    y = np.concatenate([np.full(len(x), np.log(f)) for x, f in zip(xs, f_train)])
+    yt = np.concatenate([np.full(len(x), np.log(f)) for x, f in zip(xt, f_test)])
+    model = Ridge(alpha=1e-3).fit(np.concatenate(xs), y)
+    return float(np.median(np.abs(np.exp(model.predict(np.concatenate(xt)) - yt) - 1)))
+
+
+def held_out_clips(corpus: str, n: int, seconds: float) -> list[tuple[str, np.ndarray]]:
+    from lab.training.data import AudioBank, read_index
+
+    items = read_index(corpus, "test")[:n]
+    bank = AudioBank(items, SR, 2)
+    length = int(seconds * SR) // HOP * HOP
+    clips = []
+    for item, a in zip(items, bank.audio):
+        start = max(0, (a.shape[1] - length) // 2)
+        clips.append(
+            (
+                item.id if hasattr(item, "id") else str(item.path),
+                a[:, start : start + length].astype(np.float32) / 32768,
+            )
+        )
+    return clips
+
+
+def measure(name: str, encode: Callable, decode: Callable, params: int, clips: list, notes: bool) -> dict[str, Any]:
+    from lab.evaluation.metrics import evaluate_reconstruction, tone_fidelity
+
+    def roundtrip(x: torch.Tensor) -> torch.Tensor:
+        return decode(encode(x))
+
+    row: dict[str, Any] = {"model": name, "params (M)": params / 1e6}
+    row["tone"] = tone_fidelity(roundtrip, SR, HOP)["mean"]
+    if notes:
+        from lab.evaluation.notes import note_fidelity
+
+        row["note"] = note_fidelity(roundtrip, SR, HOP)["mean"]
+    if clips:
+        rec = evaluate_reconstruction(roundtrip, clips, SR, hop=HOP)
+        row |= {"mel": rec["mel"], "stft": rec["stft"], "sisdr": rec["sisdr"], "hop_db": rec["hop_periodic_db"]}
+        with torch.no_grad():
+            z = torch.cat([encode(torch.from_numpy(c)[None]) for _, c in clips], dim=-1)
+        row["z std"] = float(z.std())
+    row["probe err"] = frequency_probe(encode)
+    z = torch.randn(1, encode(torch.zeros(1, 2, 4 * HOP)).shape[1], int(285 * SR / HOP))
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        decode(z)
+        row["decode 285 s (s)"] = time.perf_counter() - t0
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("checkpoints", nargs="*")
+    p.add_argument("--corpus", default="data/corpus")
+    p.add_argument("--clips", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--no-notes", action="store_true")
+    p.add_argument("--no-shipped", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    from lab.training.stft_codec_train import load_codec
+
+    clips = held_out_clips(args.corpus, args.clips, args.seconds) if args.clips else []
+    rows = []
+    if not args.no_shipped:
+        from lab.training.autoencoder import load_autoencoder
+
+        ae, _ = load_autoencoder(Path("resources/models/longplay-mini"))
+        ae.eval()
+        rows.append(
+            measure(
+                "longplay-mini (shipped)",
+                lambda x: ae.encode(x, sample=False)[0],
+                ae.decode,
+                sum(p.numel() for p in ae.parameters()),
+                clips,
+                not args.no_notes,
+            )
+        )
+    for ck in args.checkpoints:
+        model = load_codec(Path(ck))
+        step = torch.load(ck, map_location="cpu", weights_only=False)["step"]
+        rows.append(
+            measure(
+                f"stftcodec step {step}",
+                model.encode,
+                model.decode,
+                sum(p.numel() for p in model.parameters()),
+                clips,
+                not args.no_notes,
+            )
+        )
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print(
+            "| " + " | ".join(f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys) + " |"
+        )
+
+
+if __name__ == "__main__":
+    main()
