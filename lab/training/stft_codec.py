@@ -27,6 +27,10 @@ class STFTCodecConfig:
     # random phase on every frame and a sine's energy spread over its neighbours (tone 0.000 after
     # 157 steps); bounded and starting at 0 the phase starts as a pure phase vocoder.
     max_residual: float = 0.5
+    # The log-magnitude head's gain: a sine at -12 dBFS peaks at log ~4.9 per bin, 9 above where
+    # the head starts (-4); Adam moves a weight ~lr a step, so at gain 1 the magnitudes had not
+    # moved after 250 steps (a near-silent decoder). The head starts at 0 and moves `mag_gain`x faster.
+    mag_gain: float = 8.0
 
     @property
     def hop(self) -> int:
@@ -90,8 +94,8 @@ class STFTCodec(nn.Module):
         self.dec_out = nn.Conv1d(c.dim, c.channels * 3 * (c.dec_fft // 2 + 1), 1)
         with torch.no_grad():  # deviation and residual start at 0: a phase vocoder at bin centres
             rows = self.dec_out.weight.view(c.channels, 3, c.dec_fft // 2 + 1, c.dim, 1)
-            rows[:, 1:].zero_()
-            self.dec_out.bias.view(c.channels, 3, -1)[:, 1:].zero_()
+            rows.zero_()  # the log magnitude starts flat at -4 (see `mag_gain`)
+            self.dec_out.bias.zero_()
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """`[B, C, N]` -> `[B, C * (enc_fft/2+1), N / frame_hop]` log-magnitudes."""
@@ -121,7 +125,7 @@ class STFTCodec(nn.Module):
         b, _, t = out.shape
         out = out.reshape(b * c.channels, 3, c.dec_fft // 2 + 1, t)
         log_mag, dev, residual = out.unbind(1)
-        return log_mag - 4.0, c.max_dev * torch.tanh(dev), c.max_residual * torch.tanh(residual)
+        return c.mag_gain * log_mag - 4.0, c.max_dev * torch.tanh(dev), c.max_residual * torch.tanh(residual)
 
     def decode(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
         """`[B, D, L]` -> `[B, C, L * hop]`. The phase is whole-sequence; only the iSTFT may be
