@@ -123,10 +123,11 @@ class StereoSTFTLoss(nn.Module):
     derive M/S from the filtered signal, which gives the same numbers for a fraction of the cost.
     """
 
-    def __init__(self, sample_rate: int, sizes: list[int] | None = None):
+    def __init__(self, sample_rate: int, sizes: list[int] | None = None, mid_side: bool = True):
         super().__init__()
         import auraloss
 
+        self.mid_side = mid_side  # off: left/right only (a near-mono target's side has no level to converge to)
         sizes = sizes or STFT_SIZES
         self.weighting = auraloss.perceptual.FIRFilter(filter_type="aw", fs=sample_rate)
         self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
@@ -141,6 +142,8 @@ class StereoSTFTLoss(nn.Module):
         def ms(a: Tensor) -> Tensor:
             return torch.stack(((a[:, 0] + a[:, 1]) / 2, (a[:, 0] - a[:, 1]) / 2), dim=1)  # [B, 2, N]
 
+        if not self.mid_side:
+            return self.mrstft(yw, xw)
         return self.mrstft(ms(yw), ms(xw)) + 0.5 * self.mrstft(yw, xw)
 
 

@@ -11,6 +11,11 @@ import torch
 from torch import nn
 
 
+# A full-scale sine peaks at log(n_fft / 4) = 6.2 in an n_fft-2,048 Hann frame; at the old bound
+# (12) single bins reached 400x that and the output 100x the input's level early in training.
+MAX_LOG_MAG = 7.0
+
+
 @dataclass(frozen=True)
 class STFTCodecConfig:
     channels: int = 2
@@ -54,14 +59,20 @@ class ConvNeXt1d(nn.Module):
 
 
 def phase_vocoder_phase(dev: torch.Tensor, residual: torch.Tensor, hop: int, n_fft: int) -> torch.Tensor:
-    """phi[t, k] = sum_{s<=t} 2 pi hop (k + dev[s, k]) / n_fft + residual[t, k] for `[B, K, T]`.
+    """phi[t, k] = sum_{s<=t} 2 pi hop (k + dev[s, k]) / n_fft + pi k + residual[t, k] for `[B, K, T]`,
 
-    The bin-centre part k t hop / n_fft is taken exactly in integers modulo n_fft; the deviation
-    part is a float64 cumsum wrapped mod 2 pi, so a 24.5k-frame decode keeps its precision."""
+    plus pi k: torch's frames start at the window's edge, not its centre, so a sine's neighbouring
+    bins alternate in phase by pi. Without that term the vocoder put every frame's tone at the
+    frame's edges, where the synthesis window is zero: a sine came back at -32 dB and the
+    codec trained to near silence (tone fidelity 0.000; tests/lab/test_stft_codec.py).
+
+    The bin-centre part k (t hop + n_fft / 2) / n_fft is taken exactly in integers modulo n_fft;
+    the deviation part is a float64 cumsum wrapped mod 2 pi, so a 24.5k-frame decode keeps its
+    precision."""
     _, bins, frames = dev.shape
     k = torch.arange(bins, device=dev.device, dtype=torch.int64)[:, None]
     t = torch.arange(1, frames + 1, device=dev.device, dtype=torch.int64)[None]
-    centre = ((k * t * hop) % n_fft).to(torch.float64) * (2 * math.pi / n_fft)  # [K, T]
+    centre = ((k * (t * hop + n_fft // 2)) % n_fft).to(torch.float64) * (2 * math.pi / n_fft)  # [K, T]
     drift = torch.cumsum(dev.to(torch.float64) * (2 * math.pi * hop / n_fft), dim=-1)
     drift = torch.remainder(drift, 2 * math.pi)
     return (torch.remainder(centre + drift, 2 * math.pi) + residual.to(torch.float64)).to(dev.dtype)
@@ -72,9 +83,38 @@ def synthesize(
 ) -> torch.Tensor:
     """`[B, K, T]` log-magnitude, deviation (bins) and phase residual -> `[B, N]` audio by iSTFT."""
     phase = phase_vocoder_phase(dev, residual, hop, n_fft)
-    spec = torch.polar(torch.exp(log_mag.clamp(max=12.0)), phase)
+    spec = torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)
     window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
     return torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
+
+
+def analysis_loss(
+    log_mag: torch.Tensor, dev: torch.Tensor, audio: torch.Tensor, hop: int, n_fft: int, floor: float = -7.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Direct targets for the heads from the input's own STFT (the synthesis STFT, so these are
+    exactly what reproduces it): L1 on log-magnitudes (floored at `floor`), and a wrapped
+    instantaneous-frequency loss 1 - cos(predicted phase advance - measured advance), weighted by
+    the root magnitude. The multi-resolution STFT losses alone moved the deviation head so slowly
+    that a sine kept none of its energy at its frequency after 300 steps.
+
+    `log_mag`, `dev`: `[B * C, K, T]` from `STFTCodec.heads`; `audio` `[B, C, N]`, N = (T - 1) hop."""
+    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
+    spec = torch.stft(audio.reshape(-1, audio.shape[-1]), n_fft, hop, window=window, return_complex=True)
+    edge = n_fft // (2 * hop)  # frames whose window reaches into the crop's reflect padding: no target
+    spec, log_mag, dev = spec[..., edge:-edge], log_mag[..., edge:-edge], dev[..., edge:-edge]
+    mag = spec.abs()
+    # L1 on log magnitude (floored) plus L1 on compressed magnitude |X|^0.3, which weighs the loud
+    # bins: averaged over 1,025 bins the log term alone let the decoder learn "quiet everywhere"
+    # and miss a sine's own bins by 9 nats after 270 steps.
+    target = torch.log(mag + 1e-5).clamp(min=floor)
+    l_mag = (log_mag.clamp(min=floor) - target).abs().mean()
+    l_mag = l_mag + (torch.exp(0.3 * log_mag) - (mag + 1e-5).pow(0.3)).abs().mean()
+    k = torch.arange(spec.shape[1], device=audio.device, dtype=audio.dtype)[:, None]
+    advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # measured phase advance, wrapped
+    predicted = 2 * math.pi * hop * (k + dev[..., 1:]) / n_fft
+    weight = (mag[..., 1:] * mag[..., :-1]).pow(0.25)  # root magnitude of both frames
+    l_if = ((1 - torch.cos(predicted - advance)) * weight).sum() / weight.sum().clamp(min=1e-8)
+    return l_mag, l_if
 
 
 class STFTCodec(nn.Module):
@@ -91,6 +131,7 @@ class STFTCodec(nn.Module):
         self.dec_in = nn.Conv1d(c.latent_dim, c.dim, 3, padding=1)
         self.dec_up = nn.ConvTranspose1d(c.dim, c.dim, c.down, stride=c.down)
         self.dec_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.dec_blocks)])
+        self.dec_norm = nn.LayerNorm(c.dim)  # as Vocos's backbone ends: the heads see unit-scale features
         self.dec_out = nn.Conv1d(c.dim, c.channels * 3 * (c.dec_fft // 2 + 1), 1)
         with torch.no_grad():  # deviation and residual start at 0: a phase vocoder at bin centres
             rows = self.dec_out.weight.view(c.channels, 3, c.dec_fft // 2 + 1, c.dim, 1)
@@ -120,6 +161,7 @@ class STFTCodec(nn.Module):
         """`[B, D, L]` -> log-magnitude, deviation, residual, each `[B * C, K, 4 L + 1]`."""
         c = self.config
         h = self.dec_blocks(self.dec_up(self.dec_in(latents)))
+        h = self.dec_norm(h.transpose(1, 2)).transpose(1, 2)
         h = torch.cat([h, h[..., -1:]], dim=-1)  # iSTFT with centre wants N / hop + 1 frames
         out = self.dec_out(h)
         b, _, t = out.shape

@@ -26,7 +26,7 @@ from lab.training.loop import (
     save_state,
     set_rng_state,
 )
-from lab.training.stft_codec import STFTCodec, STFTCodecConfig
+from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss, synthesize
 
 SR = 44100
 FORMAT_VERSION = 1
@@ -87,7 +87,7 @@ def train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     py_rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    config = STFTCodecConfig(latent_dim=args.latent_dim, dim=args.dim)
+    config = STFTCodecConfig(latent_dim=args.latent_dim, dim=args.dim, mag_gain=args.mag_gain)
     model = STFTCodec(config)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     step = 0
@@ -104,6 +104,7 @@ def train(args: argparse.Namespace) -> int:
                     s[k] = v.float()
         step = state["step"]
         set_rng_state(py_rng, state["rng"])
+    config = model.config
     (out / "config.json").write_text(json.dumps({**dataclasses.asdict(model.config), **vars(args)}, indent=2))
     bank = None
     if args.corpus and args.synthetic < 1.0:
@@ -114,7 +115,10 @@ def train(args: argparse.Namespace) -> int:
         bank = AudioBank(items[: args.max_items], SR, config.channels)
     from lab.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss
 
-    stft_loss = StereoSTFTLoss(SR)
+    # Left/right only: the analysis targets already fix each channel's spectrum, and mid/side's
+    # spectral convergence on a near-mono crop (side ~0) grew to 100-250 and, through gradient
+    # clipping, drowned every other term (smoke run, step 10-50).
+    stft_loss = StereoSTFTLoss(SR, mid_side=args.mid_side)
     span_loss = FrameSpanSTFTLoss(config.hop) if args.frame_span else None
     length = args.crop_hops * config.hop
     logger = Logger(out, args.steps, "stftcodec")
@@ -131,8 +135,14 @@ def train(args: argparse.Namespace) -> int:
         x = torch.from_numpy(np.stack(batch))  # [B, C, N]
         for g in opt.param_groups:
             g["lr"] = args.lr * linear_decay(step, args.steps, 0.1)
-        y, mean, log_scale = model(x)
+        mean, log_scale = model.encode_dist(x)
+        log_mag, dev, residual = model.heads(mean)
+        y = synthesize(log_mag, dev, residual, config.frame_hop, config.dec_fft, length).reshape(x.shape)
         rec = stft_loss(y, x)
+        l_mag = l_if = torch.zeros(())
+        if args.analysis > 0:
+            l_mag, l_if = analysis_loss(log_mag, dev, x, config.frame_hop, config.dec_fft)
+            rec = rec + args.analysis * (l_mag + l_if)
         if span_loss is not None:
             rec = rec + span_loss(y, x)
         kl = (mean.pow(2) + torch.exp(2 * log_scale) - 2 * log_scale - 1).mean() / 2
@@ -144,7 +154,9 @@ def train(args: argparse.Namespace) -> int:
         opt.step()
         step += 1
         if step % args.log_every == 0:
-            logger.log(step, loss=loss.item(), rec=rec.item(), kl=kl.item(), z_std=mean.std().item())
+            logger.log(
+                step, loss=loss.item(), mag=l_mag.item(), inst_freq=l_if.item(), kl=kl.item(), z_std=mean.std().item()
+            )
         if step % args.save_every == 0:
             save_state(ckpt, checkpoint(model, opt, step, py_rng))
             if step % args.keep_every == 0:
@@ -165,8 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latent-dim", type=int, default=64)
     p.add_argument("--dim", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--mag-gain", type=float, default=STFTCodecConfig.mag_gain, help="log-magnitude head gain")
     p.add_argument("--kl", type=float, default=1e-3)
     p.add_argument("--frame-span", action="store_true")
+    p.add_argument("--mid-side", action="store_true", help="MR-STFT on mid/side too (the autoencoder's loss)")
+    p.add_argument("--analysis", type=float, default=1.0, help="weight of the heads' direct STFT targets; 0: off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--save-every", type=int, default=200)
