@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> int:
     from lab.evaluation import metrics
-    from lab.evaluation.report import EvalConfig, _crops, _held_out
+    from lab.evaluation.held_out import held_out_mixes, middle_crops
+    from lab.evaluation.report import EvalConfig
     from lab.training.autoencoder import load_autoencoder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,7 +41,9 @@ def main() -> int:
     ae, raw = load_autoencoder(args.ae)
     rate, ratio = raw["sample_rate"], ae.cfg.downsampling_ratio
     ev = EvalConfig()  # the evaluation's own crops
-    clips = _crops(_held_out(Path(args.corpus)), ev.ae_items, ev.ae_crop_seconds, rate, ae.cfg.io_channels, ratio)
+    clips = middle_crops(
+        held_out_mixes(Path(args.corpus)), ev.ae_items, ev.ae_crop_seconds, rate, ae.cfg.io_channels, ratio
+    )
     window = torch.hann_window(args.n_fft)
     gen = torch.Generator().manual_seed(0)
 

@@ -27,6 +27,7 @@ from engine.audio_io import conform, load_audio, write_audio_atomic
 from engine.errors import EngineError
 
 from . import judges, metrics, music
+from .held_out import mean_of
 from .judges import JudgesUnavailable, frechet_distance, key_agreement, run_judges, tempo_row, tempo_summary
 
 # Keys named in the corpus's spelling (lab/data/theory.py), modes as well as major and minor.
@@ -38,7 +39,7 @@ def judges_section(ctx: Any, report: dict[str, Any]) -> dict[str, Any]:
     """`ctx`: report.py's `_Context` (out, corpus, cfg, rate, model, gen, render, seconds, say)."""
     if judges.find_python() is None:
         return {"skipped": judges.missing_reason()}
-    from .report import SWEEP_GENRES, TEMPO_SWEEP
+    from .adherence import SWEEP_GENRES, TEMPO_SWEEP
 
     quick, cfg = bool(report.get("quick")), ctx.cfg
     seconds = ctx.seconds(cfg.tempo_seconds)
@@ -264,14 +265,9 @@ def _beatbox(res: dict[str, Any], beatbox: dict[str, Any]) -> dict[str, Any]:
     ]
     return {
         "items": rows,
-        "mean_f1_output": _mean([r["f1_output"] for r in rows]),
-        "mean_f1_take": _mean([r["f1_take"] for r in rows]),
+        "mean_f1_output": mean_of([r["f1_output"] for r in rows]),
+        "mean_f1_take": mean_of([r["f1_take"] for r in rows]),
     }
-
-
-def _mean(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None
 
 
 # ---------------------------------------------------------------------------------- eval.md

@@ -29,16 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.audio_io import conform, load_audio, write_audio_atomic, write_json_atomic
+from engine.audio_io import load_audio, write_audio_atomic, write_json_atomic
 from engine.checkpoint import load_model, resolve_model
 from engine.errors import EngineError, ModelLoadError
 from engine.limits import DEFAULT_STRENGTH
 from engine.model import ConditionedDiffusionModel
 from engine.pipeline import Generator, RenderRequest, model_defaults
 
-from ..data.corpus import drumless_id
-from ..training.data import CorpusItem, read_index
 from . import beatbox, metrics, music
+from .adherence import prompt_adherence
+from .held_out import held_out_mixes, mean_of, middle_crops
 from .judges_eval import judges_section
 from .markdown import render_markdown
 from .plots import save_ssm_png
@@ -92,10 +92,6 @@ class EvalConfig:
         )
 
 
-SWEEP_GENRES = ("house", "techno", "hip hop", "lo-fi", "rock", "jazz", "funk", "reggae")
-TEMPO_SWEEP = (70, 85, 100, 115, 128, 140, 160, 175)
-
-
 def run_eval(
     model_dir: str | os.PathLike[str],
     corpus_dir: str | os.PathLike[str],
@@ -138,7 +134,7 @@ def run_eval(
             "defaults": model_defaults(model),
         }
         report["autoencoder"] = _section(say, "autoencoder", ctx.autoencoder)
-        report["prompt_adherence"] = _section(say, "prompt adherence", ctx.prompt_adherence)
+        report["prompt_adherence"] = _section(say, "prompt adherence", lambda: prompt_adherence(ctx))
         report["structure"] = _section(say, "structure", ctx.structure)
         report["audio_to_audio"] = _section(say, "audio-to-audio", ctx.audio_to_audio)
         report["speed"] = _section(say, "speed", ctx.speed)
@@ -173,29 +169,12 @@ def _section(say: Log, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str,
     return result
 
 
-def _held_out(corpus: Path) -> list[CorpusItem]:
-    """The `test` split's full mixes (the paper scores songs), or its stems if it has no mixes."""
-    items = read_index(corpus, "test")
-    return [it for it in items if it.kind == "mix"] or items
-
-
-def _crops(
-    items: list[CorpusItem], n: int, seconds: float, rate: int, channels: int, hop: int
-) -> list[tuple[str, np.ndarray]]:
-    length = max(hop, int(seconds * rate) // hop * hop)
-    clips = []
-    for it in items[:n]:
-        audio, sr = load_audio(it.path)
-        clips.append((it.id, metrics.middle_crop(conform(audio, sr, rate, channels), length)))
-    return clips
-
-
 def _autoencoder_section(
     roundtrip: metrics.Roundtrip, corpus: Path, cfg: EvalConfig, rate: int, hop: int, channels: int
 ) -> dict[str, Any]:
     """The autoencoder section, for a whole model's pretransform or an autoencoder folder alike:
     Table-5 metrics and hop periodicity on held-out crops, tone fidelity, the paper's numbers."""
-    clips = _crops(_held_out(corpus), cfg.ae_items, cfg.ae_crop_seconds, rate, channels, hop)
+    clips = middle_crops(held_out_mixes(corpus), cfg.ae_items, cfg.ae_crop_seconds, rate, channels, hop)
     result = metrics.evaluate_reconstruction(roundtrip, clips, rate, hop)
     result["tones"] = metrics.tone_fidelity(roundtrip, rate, hop, channels)
     if cfg.notes:
@@ -228,7 +207,8 @@ def _autoencoder_only(folder: Path, corpus: str | os.PathLike[str], cfg: EvalCon
 
 
 class _Context:
-    """One model, its generator and the run's settings; each public method is one section."""
+    """One model, its generator and the run's settings; each public method is one section (prompt
+    adherence is `adherence.prompt_adherence(ctx)`, the judges `judges_eval.judges_section(ctx, ...)`)."""
 
     def __init__(
         self, model: ConditionedDiffusionModel, gen: Generator, corpus: Path, out: Path, cfg: EvalConfig, say: Log
@@ -263,117 +243,8 @@ class _Context:
             pre.io_channels,
         )
 
-    def prompt_adherence(self) -> dict[str, Any]:
-        songs = [it for it in _held_out(self.corpus) if it.metadata.get("bpm")]
-        cfg, seconds = self.cfg, self.seconds(self.cfg.tempo_seconds)
-        tempo_rows, reference_rows = [], []
-        for i, it in enumerate(songs[: cfg.tempo_prompts]):
-            bpm = float(it.metadata["bpm"])
-            prompt = f"{it.metadata.get('genre', 'music')}, {bpm:g} BPM"
-            audio, _ = self.render(prompt, seconds, cfg.seed + i, f"tempo_{i:02d}")
-            tempo_rows.append(
-                {"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))}
-            )
-            # The same estimator on the song whose BPM was asked: how far the measure itself gets.
-            song, sr = load_audio(it.path)
-            ref = music.estimate_tempo(metrics.middle_crop(song, int(seconds * sr)), sr)
-            reference_rows.append({"id": it.id, **asdict(music.tempo_error(ref, bpm))})
-        sweep_rows = []
-        for i in range(cfg.tempo_sweep):
-            bpm = float(TEMPO_SWEEP[(3 * i) % len(TEMPO_SWEEP)])
-            prompt = f"{SWEEP_GENRES[i % len(SWEEP_GENRES)]}, {bpm:g} BPM"
-            audio, _ = self.render(prompt, seconds, cfg.seed + 300 + i, f"sweep_{i:02d}")
-            sweep_rows.append(
-                {"prompt": prompt, **asdict(music.tempo_error(music.estimate_tempo(audio, self.rate), bpm))}
-            )
-        # Three asks per drummed held-out song, same seed: its genre and BPM with "drums", the same
-        # with "no drums" (a drum genre without its kit), and "ambient, no drums".
-        groups: dict[str, list[dict[str, Any]]] = {"drums": [], "no_drums": [], "drums_removed": []}
-        drummed = [it for it in songs if it.metadata.get("has_drums", True)] or songs
-        for i in range(cfg.drum_prompts):
-            meta: dict[str, Any] = drummed[i % len(drummed)].metadata if drummed else {"genre": "house", "bpm": 120}
-            song = f"{meta.get('genre', 'house')}, {float(meta.get('bpm', 120)):g} BPM"
-            asks = {"drums": f"{song}, drums", "no_drums": "ambient, no drums", "drums_removed": f"{song}, no drums"}
-            for group, prompt in asks.items():
-                audio, _ = self.render(prompt, seconds, cfg.seed + 100 + i, f"{group}_{i:02d}")
-                ratio = music.percussive_ratio(audio, self.rate)
-                groups[group].append(
-                    {"prompt": prompt, "percussive_ratio": ratio, "drums_present": music.drums_present(ratio)}
-                )
-        drums = {
-            group: {
-                "items": rows,
-                "mean_percussive_ratio": _mean([r["percussive_ratio"] for r in rows]),
-                "share_with_drums": _mean([float(r["drums_present"]) for r in rows]),
-            }
-            for group, rows in groups.items()
-        }
-        # Paired: the same genre, BPM and seed, "no drums" vs "drums" -- free of any threshold.
-        drums["drums_removed"]["share_below_drums"] = _mean(
-            [
-                float(a["percussive_ratio"] < b["percussive_ratio"])
-                for a, b in zip(groups["drums_removed"], groups["drums"])
-            ]
-        )
-        return {
-            "render_seconds": seconds,
-            "drum_free_reference": self.drum_free_reference(seconds),
-            "tempo": _tempo_summary(tempo_rows),
-            "tempo_of_held_out_songs": _tempo_summary(reference_rows),
-            "tempo_sweep": _tempo_summary(sweep_rows),
-            "drums": drums,
-            "drums_threshold": music.DRUMS_THRESHOLD,
-        }
-
-    def drum_free_reference(self, seconds: float) -> dict[str, Any] | None:
-        """The percussive ratio of held-out audio without drums (drum-free mixes: drummed songs
-        without their kit and drum-free genres; else non-drum stems), as it is and after the
-        autoencoder's round trip: what a "no drums" render could score at best through this
-        decoder, whose noise HPSS partly counts as percussive. A drummed song's drumless twin is
-        scored beside its mix (``with_drums_*``): how far apart the two stay through the decoder."""
-        items = read_index(self.corpus, "test")
-        quiet = [
-            it for it in items if it.kind in ("mix", "mix:nodrums") and not it.metadata.get("has_drums", True)
-        ] or [it for it in items if it.kind.startswith("stem:") and it.kind != "stem:drums"]
-        if not quiet:
-            return None
-        pre = self.model.pretransform
-        drummed_twin = {drumless_id(it.id): it for it in items if it.kind == "mix"}
-
-        def scores(item: CorpusItem) -> tuple[float, float]:  # (as is, through the autoencoder)
-            [(_, clip)] = _crops([item], 1, seconds, self.rate, pre.io_channels, pre.downsampling_ratio)
-            with torch.inference_mode():
-                x = torch.from_numpy(clip)[None].float().to(self.gen.device)
-                y = pre.decode(pre.encode(x, sample=False))[0].float().cpu().numpy()
-            return music.percussive_ratio(clip, self.rate), music.percussive_ratio(y, self.rate)
-
-        rows = []
-        for item in quiet[: self.cfg.drum_prompts]:
-            original, autoencoded = scores(item)
-            row: dict[str, Any] = {"id": item.id, "original": original, "autoencoded": autoencoded}
-            twin = drummed_twin.get(item.id) if item.kind == "mix:nodrums" else None
-            if twin is not None:
-                row["with_drums_original"], row["with_drums_autoencoded"] = scores(twin)
-            rows.append(row)
-        twins = [r for r in rows if "with_drums_autoencoded" in r]
-        return {
-            "items": rows,
-            "mean_original": _mean([r["original"] for r in rows]),
-            "mean_autoencoded": _mean([r["autoencoded"] for r in rows]),
-            **(
-                {}
-                if not twins
-                else {
-                    "mean_with_drums_autoencoded": _mean([r["with_drums_autoencoded"] for r in twins]),
-                    "share_below_with_drums_autoencoded": _mean(
-                        [float(r["autoencoded"] < r["with_drums_autoencoded"]) for r in twins]
-                    ),
-                }
-            ),
-        }
-
     def structure(self) -> dict[str, Any]:
-        songs = _held_out(self.corpus)
+        songs = held_out_mixes(self.corpus)
         seconds = self.seconds(self.cfg.structure_seconds)
         meta = songs[0].metadata if songs else {}
         prompt = f"{meta.get('genre', 'pop')}, {float(meta.get('bpm', 120)):g} BPM"
@@ -409,13 +280,13 @@ class _Context:
                 **_levels(audio, self.rate),
                 "comb_share": metrics.comb_share(audio, self.rate, hop),
             },
-            "corpus_comb_share": _mean(comb),
+            "corpus_comb_share": mean_of(comb),
             "corpus": {
                 "items": corpus_rows,
-                "median_level_db": _mean([r["median_level_db"] for r in corpus_rows]),
-                "min_level_db": _mean([r["min_level_db"] for r in corpus_rows]),
-                "mean_fraction": _mean([r["fraction"] for r in corpus_rows]),
-                "mean_stripe": _mean([r["stripe"] for r in corpus_rows]),
+                "median_level_db": mean_of([r["median_level_db"] for r in corpus_rows]),
+                "min_level_db": mean_of([r["min_level_db"] for r in corpus_rows]),
+                "mean_fraction": mean_of([r["fraction"] for r in corpus_rows]),
+                "mean_stripe": mean_of([r["stripe"] for r in corpus_rows]),
             },
             "pngs": [binary.name, cosine.name],
         }
@@ -486,24 +357,7 @@ class _Context:
         return {"items": rows, "steps": steps, "sampler": defaults["sampler"], "device": str(self.gen.device)}
 
 
-def _tempo_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median errors and how many estimates sit at the asked tempo, half or double it, or elsewhere."""
-    octaves = [r["octave"] for r in rows]
-    return {
-        "items": rows,
-        "n": len(rows),
-        "median_relative_error": float(np.median([r["relative_error"] for r in rows])) if rows else None,
-        "median_octave_error": float(np.median([r["octave_error"] for r in rows])) if rows else None,
-        **{f"{k}_matches": octaves.count(k) for k in ("exact", "half", "double", "none")},
-    }
-
-
 def _levels(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
     """Median and quietest 10 s window level (dBFS), to show a render that falls silent."""
     levels = music.window_levels(audio, sample_rate)
     return {"median_level_db": float(np.median(levels)), "min_level_db": float(levels.min())}
-
-
-def _mean(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-
 # A full-scale sine peaks at log(n_fft / 4) = 6.2 in an n_fft-2,048 Hann frame; at the old bound
 # (12) single bins reached 400x that and the output 100x the input's level early in training.
 MAX_LOG_MAG = 7.0
