@@ -35,6 +35,7 @@ class STFTCodecConfig:
     # the head starts (-4); Adam moves a weight ~lr a step, so at gain 1 the magnitudes had not
     # moved after 250 steps (a near-silent decoder). The head starts at 0 and moves `mag_gain`x faster.
     mag_gain: float = 8.0
+    block_scale: float = 1e-2  # ConvNeXt layer scale at init
 
     @property
     def hop(self) -> int:
@@ -44,12 +45,12 @@ class STFTCodecConfig:
 class ConvNeXt1d(nn.Module):
     """ConvNeXt block on `[B, C, T]`: depthwise conv, LayerNorm, 4x MLP, residual."""
 
-    def __init__(self, dim: int, kernel: int = 7) -> None:
+    def __init__(self, dim: int, kernel: int = 7, scale: float = 1e-2) -> None:
         super().__init__()
         self.dw = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
         self.norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-        self.gamma = nn.Parameter(torch.full((dim,), 1e-2))
+        self.gamma = nn.Parameter(torch.full((dim,), scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dw(x).transpose(1, 2)  # [B, T, C]
@@ -124,12 +125,12 @@ class STFTCodec(nn.Module):
         c = config
         self.config = c
         self.enc_in = nn.Conv1d(c.channels * (c.enc_fft // 2 + 1), c.dim, 1)
-        self.enc_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.enc_blocks)])
+        self.enc_blocks = nn.Sequential(*[ConvNeXt1d(c.dim, scale=c.block_scale) for _ in range(c.enc_blocks)])
         self.enc_down = nn.Conv1d(c.dim, c.dim, c.down, stride=c.down)
         self.enc_out = nn.Conv1d(c.dim, 2 * c.latent_dim, 1)
         self.dec_in = nn.Conv1d(c.latent_dim, c.dim, 3, padding=1)
         self.dec_up = nn.ConvTranspose1d(c.dim, c.dim, c.down, stride=c.down)
-        self.dec_blocks = nn.Sequential(*[ConvNeXt1d(c.dim) for _ in range(c.dec_blocks)])
+        self.dec_blocks = nn.Sequential(*[ConvNeXt1d(c.dim, scale=c.block_scale) for _ in range(c.dec_blocks)])
         self.dec_norm = nn.LayerNorm(c.dim)  # as Vocos's backbone ends: the heads see unit-scale features
         self.dec_out = nn.Conv1d(c.dim, c.channels * 3 * (c.dec_fft // 2 + 1), 1)
         with torch.no_grad():  # deviation and residual start at 0: a phase vocoder at bin centres
@@ -143,8 +144,11 @@ class STFTCodec(nn.Module):
         b, ch, n = audio.shape
         window = torch.hann_window(c.enc_fft, device=audio.device, dtype=audio.dtype)
         spec = torch.stft(audio.reshape(b * ch, n), c.enc_fft, c.frame_hop, window=window, return_complex=True)
-        mag = torch.log(spec.abs() + 1e-5)[..., : n // c.frame_hop]  # [B*C, F, T]
-        mag = (mag + 4.0) / 4.0  # ~unit scale: log 1e-5 is -11.5, a loud bin ~+6
+        # log(1 + |X| / 1e-3) / 4: a silent bin reads 0 and a loud one ~3. (As (log(|X| + 1e-5) + 4) / 4
+        # every silent bin read -1.9: the 4,098 inputs summed to a constant that swamped the few
+        # bins a sine lights, latents of different sines differed by 3 % of their norm and the
+        # decoder learned one output for every input.)
+        mag = torch.log1p(spec.abs()[..., : n // c.frame_hop] / 1e-3) / 4.0  # [B*C, F, T]
         return mag.reshape(b, ch * mag.shape[1], mag.shape[2])
 
     def encode_dist(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
