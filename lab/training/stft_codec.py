@@ -35,6 +35,7 @@ class STFTCodecConfig:
     # the head starts (-4); Adam moves a weight ~lr a step, so at gain 1 the magnitudes had not
     # moved after 250 steps (a near-silent decoder). The head starts at 0 and moves `mag_gain`x faster.
     mag_gain: float = 8.0
+    phase_lock: bool = False  # decode with `lock_phase`
     block_scale: float = 1e-2  # ConvNeXt layer scale at init
 
     @property
@@ -78,18 +79,44 @@ def phase_vocoder_phase(dev: torch.Tensor, residual: torch.Tensor, hop: int, n_f
     return (torch.remainder(centre + drift, 2 * math.pi) + residual.to(torch.float64)).to(dev.dtype)
 
 
+def lock_phase(log_mag: torch.Tensor, phase: torch.Tensor, reach: int = 2) -> torch.Tensor:
+    """Identity phase locking (Laroche & Dolson 1999): each bin takes the phase of the loudest bin
+    within `reach` bins, plus pi per bin of distance (torch's frames alternate a sine's bins by pi).
+    A partial's main lobe then renders as one coherent sinusoid even where the heads' deviations
+    disagree from bin to bin, which an unlocked vocoder turns into cancelling phases."""
+    padded = torch.nn.functional.pad(log_mag.transpose(1, 2), (reach, reach), value=-1e4)  # [B, T, K + 2r]
+    offset = padded.unfold(-1, 2 * reach + 1, 1).argmax(-1).transpose(1, 2) - reach  # [B, K, T] in [-r, r]
+    k = torch.arange(log_mag.shape[1], device=log_mag.device)[:, None]
+    peak = (k + offset).clamp(0, log_mag.shape[1] - 1)
+    return phase.gather(1, peak) - math.pi * offset.to(phase.dtype)
+
+
 def synthesize(
-    log_mag: torch.Tensor, dev: torch.Tensor, residual: torch.Tensor, hop: int, n_fft: int, length: int
+    log_mag: torch.Tensor,
+    dev: torch.Tensor,
+    residual: torch.Tensor,
+    hop: int,
+    n_fft: int,
+    length: int,
+    lock: bool = False,
 ) -> torch.Tensor:
     """`[B, K, T]` log-magnitude, deviation (bins) and phase residual -> `[B, N]` audio by iSTFT."""
     phase = phase_vocoder_phase(dev, residual, hop, n_fft)
+    if lock:
+        phase = lock_phase(log_mag, phase)
     spec = torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)
     window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
     return torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
 
 
 def analysis_loss(
-    log_mag: torch.Tensor, dev: torch.Tensor, audio: torch.Tensor, hop: int, n_fft: int, floor: float = -7.0
+    log_mag: torch.Tensor,
+    dev: torch.Tensor,
+    audio: torch.Tensor,
+    hop: int,
+    n_fft: int,
+    floor: float = -7.0,
+    compressed: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Direct targets for the heads from the input's own STFT (the synthesis STFT, so these are
     exactly what reproduces it): L1 on log-magnitudes (floored at `floor`), and a wrapped
@@ -108,7 +135,7 @@ def analysis_loss(
     # and miss a sine's own bins by 9 nats after 270 steps.
     target = torch.log(mag + 1e-5).clamp(min=floor)
     l_mag = (log_mag.clamp(min=floor) - target).abs().mean()
-    l_mag = l_mag + (torch.exp(0.3 * log_mag) - (mag + 1e-5).pow(0.3)).abs().mean()
+    l_mag = l_mag + compressed * (torch.exp(0.3 * log_mag) - (mag + 1e-5).pow(0.3)).abs().mean()
     k = torch.arange(spec.shape[1], device=audio.device, dtype=audio.dtype)[:, None]
     advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # measured phase advance, wrapped
     predicted = 2 * math.pi * hop * (k + dev[..., 1:]) / n_fft
@@ -178,7 +205,7 @@ class STFTCodec(nn.Module):
         c = self.config
         log_mag, dev, residual = self.heads(latents)
         n = latents.shape[-1] * c.hop
-        audio = synthesize(log_mag, dev, residual, c.frame_hop, c.dec_fft, n)
+        audio = synthesize(log_mag, dev, residual, c.frame_hop, c.dec_fft, n, lock=c.phase_lock)
         return audio.reshape(latents.shape[0], c.channels, n)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

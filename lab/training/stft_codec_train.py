@@ -155,7 +155,7 @@ def train(args: argparse.Namespace) -> int:
             if span_loss is not None:
                 rec = rec + span_loss(y, x)
         if args.analysis > 0:
-            l_mag, l_if = analysis_loss(log_mag, dev, x, config.frame_hop, config.dec_fft)
+            l_mag, l_if = analysis_loss(log_mag, dev, x, config.frame_hop, config.dec_fft, compressed=args.compressed)
             rec = rec + args.analysis * (l_mag + l_if)
         kl = (mean.pow(2) + torch.exp(2 * log_scale) - 2 * log_scale - 1).mean() / 2
         loss = rec + args.kl * kl
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mag-gain", type=float, default=STFTCodecConfig.mag_gain, help="log-magnitude head gain")
     p.add_argument("--kl", type=float, default=1e-3)
     p.add_argument("--frame-span", action="store_true")
+    p.add_argument("--compressed", type=float, default=1.0, help="weight of |X|^0.3 beside log |X| in the targets")
     p.add_argument("--rec", type=float, default=1.0, help="MR-STFT weight on the synthesised audio; 0: off")
     p.add_argument("--mid-side", action="store_true", help="MR-STFT on mid/side too (the autoencoder's loss)")
     p.add_argument("--analysis", type=float, default=1.0, help="weight of the heads' direct STFT targets; 0: off")
