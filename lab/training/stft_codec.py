@@ -202,13 +202,13 @@ class STFTCodec(nn.Module):
     def decode(self, latents: torch.Tensor, chunk_frames: int | None = None) -> torch.Tensor:
         """`[B, D, L]` -> `[B, C, L * hop]`. The phase is whole-sequence; only the iSTFT may be
         chunked (not yet needed: a 285 s decode is 24.5k frames)."""
-        c = self.config
-        log_mag, dev, residual = self.heads(latents)
-        n = latents.shape[-1] * c.hop
-        audio = synthesize(log_mag, dev, residual, c.frame_hop, c.dec_fft, n, lock=c.phase_lock)
-        return audio.reshape(latents.shape[0], c.channels, n)
+        return self.render(self.heads(latents))
 
-    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (reconstruction `[B, C, N]`, mean, log_scale)."""
-        mean, log_scale = self.encode_dist(audio)
-        return self.decode(mean), mean, log_scale
+    def render(self, heads: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """`heads`' (log-magnitude, deviation, residual), `[B * C, K, T]` -> `[B, C, (T - 1) frame_hop]`:
+        the synthesis `decode` ends with, which training calls on the heads it also scores."""
+        c = self.config
+        log_mag, dev, residual = heads
+        n = (log_mag.shape[-1] - 1) * c.frame_hop
+        audio = synthesize(log_mag, dev, residual, c.frame_hop, c.dec_fft, n, lock=c.phase_lock)
+        return audio.reshape(-1, c.channels, n)

@@ -26,7 +26,7 @@ from lab.training.loop import (
     save_state,
     set_rng_state,
 )
-from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss, synthesize
+from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss
 
 SR = 44100
 FORMAT_VERSION = 1
@@ -150,7 +150,7 @@ def train(args: argparse.Namespace) -> int:
         log_mag, dev, residual = model.heads(mean)
         rec = l_mag = l_if = torch.zeros(())
         if args.rec > 0:  # 0: the heads' direct targets only (no synthesis: ~10x the steps a second)
-            y = synthesize(log_mag, dev, residual, config.frame_hop, config.dec_fft, length).reshape(x.shape)
+            y = model.render((log_mag, dev, residual))
             rec = args.rec * stft_loss(y, x)
             if span_loss is not None:
                 rec = rec + span_loss(y, x)
