@@ -36,6 +36,11 @@ class STFTCodecConfig:
     # moved after 250 steps (a near-silent decoder). The head starts at 0 and moves `mag_gain`x faster.
     mag_gain: float = 8.0
     phase_lock: bool = False  # decode with `lock_phase`
+    # Bins of the encoder's STFT (lowest first) that also get a phase-derived frequency feature:
+    # the instantaneous-frequency deviation from the phase advance, gated by the bin's level. From
+    # magnitudes alone the stage-1 encoder placed a sine to 1.3 % (the frequency probe) — 6 Hz at
+    # 441 Hz, over a quarter of a decoder bin; the phase advance gives it to a small fraction of a bin.
+    if_bins: int = 0
     block_scale: float = 1e-2  # ConvNeXt layer scale at init
 
     @property
@@ -151,7 +156,7 @@ class STFTCodec(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.enc_in = nn.Conv1d(c.channels * (c.enc_fft // 2 + 1), c.dim, 1)
+        self.enc_in = nn.Conv1d(c.channels * (c.enc_fft // 2 + 1 + c.if_bins), c.dim, 1)
         self.enc_blocks = nn.Sequential(*[ConvNeXt1d(c.dim, scale=c.block_scale) for _ in range(c.enc_blocks)])
         self.enc_down = nn.Conv1d(c.dim, c.dim, c.down, stride=c.down)
         self.enc_out = nn.Conv1d(c.dim, 2 * c.latent_dim, 1)
@@ -166,17 +171,44 @@ class STFTCodec(nn.Module):
             self.dec_out.bias.zero_()
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """`[B, C, N]` -> `[B, C * (enc_fft/2+1), N / frame_hop]` log-magnitudes."""
+        """`[B, C, N]` -> `[B, C * (enc_fft/2+1 + if_bins), N / frame_hop]`: log-magnitudes, then
+        (with `if_bins`) each low bin's frequency deviation times its log-magnitude."""
         c = self.config
         b, ch, n = audio.shape
+        frames = n // c.frame_hop
         window = torch.hann_window(c.enc_fft, device=audio.device, dtype=audio.dtype)
         spec = torch.stft(audio.reshape(b * ch, n), c.enc_fft, c.frame_hop, window=window, return_complex=True)
         # log(1 + |X| / 1e-3) / 4: a silent bin reads 0 and a loud one ~3. (As (log(|X| + 1e-5) + 4) / 4
         # every silent bin read -1.9: the 4,098 inputs summed to a constant that swamped the few
         # bins a sine lights, latents of different sines differed by 3 % of their norm and the
         # decoder learned one output for every input.)
-        mag = torch.log1p(spec.abs()[..., : n // c.frame_hop] / 1e-3) / 4.0  # [B*C, F, T]
+        mag = torch.log1p(spec.abs()[..., :frames] / 1e-3) / 4.0  # [B*C, F, T]
+        if c.if_bins:
+            mag = torch.cat([mag, mag[:, : c.if_bins] * self.deviation(spec[:, : c.if_bins, : frames + 1])], 1)
         return mag.reshape(b, ch * mag.shape[1], mag.shape[2])
+
+    def deviation(self, spec: torch.Tensor) -> torch.Tensor:
+        """`[B, K, T + 1]` STFT -> `[B, K, T]` each bin's frequency offset from its centre, in bins
+        of the encoder's STFT / 4, from the phase advance to the next frame (unambiguous within
+        ±n_fft / (2 hop) = ±4 bins, wider than a Hann main lobe), 0 where the bin is silent."""
+        c = self.config
+        k = torch.arange(spec.shape[1], device=spec.device, dtype=spec.real.dtype)[:, None]
+        advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())
+        wrapped = torch.remainder(advance - 2 * math.pi * c.frame_hop * k / c.enc_fft + math.pi, 2 * math.pi) - math.pi
+        return wrapped * c.enc_fft / (2 * math.pi * c.frame_hop) / 4.0
+
+    def grow_from(self, state: dict[str, torch.Tensor]) -> None:
+        """Load `state` from a codec without (or with fewer) frequency features: the new input
+        columns start at zero, so the grown encoder computes what the old one did."""
+        c = self.config
+        w = state["enc_in.weight"]
+        per_channel = w.shape[1] // c.channels
+        if per_channel != c.enc_fft // 2 + 1 + c.if_bins:
+            grown = torch.zeros_like(self.enc_in.weight)
+            view, old = grown.view(grown.shape[0], c.channels, -1), w.view(w.shape[0], c.channels, per_channel)
+            view[:, :, :per_channel] = old
+            state = {**state, "enc_in.weight": grown}
+        self.load_state_dict(state)
 
     def encode_dist(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.enc_blocks(self.enc_in(self.features(audio)))

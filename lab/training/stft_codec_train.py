@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lab.training.discriminator import DISC_FFT_SIZES, AdversarialLosses, MultiResolutionDiscriminator
 from lab.training.loop import (
     Deadline,
     Logger,
@@ -52,7 +53,8 @@ def synthetic_sines(rng: random.Random, channels: int, length: int) -> np.ndarra
     return np.stack([x * pan, x * (2 - pan)][:channels])
 
 
-def checkpoint(model: STFTCodec, opt: torch.optim.Optimizer, step: int, py_rng: random.Random) -> dict[str, Any]:
+def _small(opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state with its moment tensors in bfloat16 (a quarter of the float32 size)."""
     opt_state = opt.state_dict()
     # state_dict() shares the live per-parameter dicts: build new ones, never write into them
     opt_state["state"] = {
@@ -62,14 +64,36 @@ def checkpoint(model: STFTCodec, opt: torch.optim.Optimizer, step: int, py_rng: 
         }
         for i, s in opt_state["state"].items()
     }
-    return {
+    return opt_state
+
+
+def _load_small(opt: torch.optim.Optimizer, opt_state: dict[str, Any]) -> None:
+    opt.load_state_dict(opt_state)
+    for s in opt.state.values():
+        for k, v in s.items():
+            if torch.is_tensor(v) and v.is_floating_point():
+                s[k] = v.float()
+
+
+def checkpoint(
+    model: STFTCodec,
+    opt: torch.optim.Optimizer,
+    step: int,
+    py_rng: random.Random,
+    disc: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
+) -> dict[str, Any]:
+    state = {
         "format_version": FORMAT_VERSION,
         "config": dataclasses.asdict(model.config),
         "model": {k: v.half() for k, v in model.state_dict().items()},
-        "optimizer": opt_state,
+        "optimizer": _small(opt),
         "step": step,
         "rng": rng_state(py_rng),
     }
+    if disc is not None:  # the adversary (~0.1 M parameters) resumes with its own optimizer
+        state["disc"] = {k: v.half() for k, v in disc[0].state_dict().items()}
+        state["disc_opt"] = _small(disc[1])
+    return state
 
 
 def load_codec(path: Path) -> STFTCodec:
@@ -87,7 +111,8 @@ def export(checkpoint_path: Path, out: Path) -> None:
     state = load_state(checkpoint_path)
     if state is None:
         raise SystemExit(f"{checkpoint_path}: no checkpoint")
-    state.pop("optimizer", None)
+    for key in ("optimizer", "disc_opt"):
+        state.pop(key, None)
     save_state(out, state)
 
 
@@ -97,22 +122,23 @@ def train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     py_rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    config = STFTCodecConfig(latent_dim=args.latent_dim, dim=args.dim, mag_gain=args.mag_gain)
+    config = STFTCodecConfig(latent_dim=args.latent_dim, dim=args.dim, mag_gain=args.mag_gain, if_bins=args.if_bins)
     model = STFTCodec(config)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     step = 0
     ckpt = out / "checkpoint.pt"
     state = load_state(ckpt)
     if state is not None:
-        model = STFTCodec(STFTCodecConfig(**state["config"]))
-        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+        config = STFTCodecConfig(**state["config"])
+        grow = args.if_bins > config.if_bins  # new frequency-feature inputs, zero at first
+        if grow:
+            config = dataclasses.replace(config, if_bins=args.if_bins)
+        model = STFTCodec(config)
+        model.grow_from({k: v.float() for k, v in state["model"].items()})
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
-        if "optimizer" in state:  # a weights-only export (`--export`) resumes with a fresh optimizer
-            opt.load_state_dict(state["optimizer"])
-            for s in opt.state.values():
-                for k, v in s.items():
-                    if torch.is_tensor(v) and v.is_floating_point():
-                        s[k] = v.float()
+        # a weights-only export (`--export`) or a grown model resumes with a fresh optimizer
+        if "optimizer" in state and not grow:
+            _load_small(opt, state["optimizer"])
         step = state["step"]
         set_rng_state(py_rng, state["rng"])
     config = model.config
@@ -132,6 +158,17 @@ def train(args: argparse.Namespace) -> int:
     stft_loss = StereoSTFTLoss(SR, mid_side=args.mid_side)
     span_loss = FrameSpanSTFTLoss(config.hop) if args.frame_span else None
     length = args.crop_hops * config.hop
+    disc = None
+    if args.adv > 0 or args.fm > 0:  # stage 2: the adversary of the autoencoder's recipe
+        if length <= max(DISC_FFT_SIZES) // 2:
+            raise SystemExit(f"the discriminator's longest window ({max(DISC_FFT_SIZES)}) needs longer crops")
+        critic = MultiResolutionDiscriminator(channels=args.disc_channels, audio_channels=config.channels)
+        critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.disc_lr, betas=(0.8, 0.99), weight_decay=1e-3)
+        if state is not None and "disc" in state:
+            critic.load_state_dict({k: v.float() for k, v in state["disc"].items()})
+            if "disc_opt" in state:
+                _load_small(critic_opt, state["disc_opt"])
+        disc = (critic, critic_opt)
     logger = Logger(out, args.steps, "stftcodec")
     logger.begin(step)
     deadline = Deadline(args.time_limit)
@@ -148,12 +185,18 @@ def train(args: argparse.Namespace) -> int:
             g["lr"] = args.lr * linear_decay(step, args.steps, 0.1)
         mean, log_scale = model.encode_dist(x)
         log_mag, dev, residual = model.heads(mean)
-        rec = l_mag = l_if = torch.zeros(())
-        if args.rec > 0:  # 0: the heads' direct targets only (no synthesis: ~10x the steps a second)
+        rec = l_mag = l_if = adv = fm = d_loss = torch.zeros(())
+        if args.rec > 0 or disc is not None:  # neither: the heads' direct targets only (~10x the steps a second)
             y = model.render((log_mag, dev, residual))
-            rec = args.rec * stft_loss(y, x)
+            rec = args.rec * stft_loss(y, x) if args.rec > 0 else rec
             if span_loss is not None:
                 rec = rec + span_loss(y, x)
+            if disc is not None:
+                judge = AdversarialLosses(disc[0], x)
+                if step >= args.adv_start:  # the decoder hears the adversary once it has learnt something
+                    adv, fm = judge.generator(y)
+                    rec = rec + args.adv * adv + args.fm * fm
+                d_loss = judge.discriminator(y)  # on the detached output
         if args.analysis > 0:
             l_mag, l_if = analysis_loss(log_mag, dev, x, config.frame_hop, config.dec_fft, compressed=args.compressed)
             rec = rec + args.analysis * (l_mag + l_if)
@@ -164,16 +207,28 @@ def train(args: argparse.Namespace) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if disc is not None:
+            disc[1].zero_grad(set_to_none=True)  # drops what the generator's terms left on it
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(disc[0].parameters(), 1.0)
+            disc[1].step()
         step += 1
         if step % args.log_every == 0:
+            extra = {"adv": adv.item(), "fm": fm.item(), "disc": d_loss.item()} if disc is not None else {}
             logger.log(
-                step, loss=loss.item(), mag=l_mag.item(), inst_freq=l_if.item(), kl=kl.item(), z_std=mean.std().item()
+                step,
+                loss=loss.item(),
+                mag=l_mag.item(),
+                inst_freq=l_if.item(),
+                kl=kl.item(),
+                z_std=mean.std().item(),
+                **extra,
             )
         if step % args.save_every == 0:
-            save_state(ckpt, checkpoint(model, opt, step, py_rng))
+            save_state(ckpt, checkpoint(model, opt, step, py_rng, disc))
             if step % args.keep_every == 0:
-                save_state(out / f"step{step}.pt", checkpoint(model, opt, step, py_rng))
-    save_state(ckpt, checkpoint(model, opt, step, py_rng))
+                save_state(out / f"step{step}.pt", checkpoint(model, opt, step, py_rng, disc))
+    save_state(ckpt, checkpoint(model, opt, step, py_rng, disc))
     return step
 
 
@@ -191,11 +246,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--mag-gain", type=float, default=STFTCodecConfig.mag_gain, help="log-magnitude head gain")
     p.add_argument("--kl", type=float, default=1e-3)
+    p.add_argument(
+        "--if-bins",
+        type=int,
+        default=0,
+        help="low encoder bins with a phase-derived frequency feature (grows a resumed model)",
+    )
     p.add_argument("--frame-span", action="store_true")
     p.add_argument("--compressed", type=float, default=1.0, help="weight of |X|^0.3 beside log |X| in the targets")
     p.add_argument("--rec", type=float, default=1.0, help="MR-STFT weight on the synthesised audio; 0: off")
     p.add_argument("--mid-side", action="store_true", help="MR-STFT on mid/side too (the autoencoder's loss)")
     p.add_argument("--analysis", type=float, default=1.0, help="weight of the heads' direct STFT targets; 0: off")
+    p.add_argument("--adv", type=float, default=0.0, help="stage 2: the decoder's hinge adversarial weight")
+    p.add_argument("--fm", type=float, default=0.0, help="stage 2: feature-matching weight (Oobleck: 5 with adv 0.1)")
+    p.add_argument("--adv-start", type=int, default=0, help="step from which the decoder hears the adversary")
+    p.add_argument("--disc-channels", type=int, default=16)
+    p.add_argument("--disc-lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--save-every", type=int, default=200)

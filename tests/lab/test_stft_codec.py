@@ -141,3 +141,58 @@ def test_a_weights_only_export_resumes_with_a_fresh_optimizer(tmp_path) -> None:
     (tmp_path / "b" / "checkpoint.pt").write_bytes((tmp_path / "export.pt").read_bytes())
     main([str(tmp_path / "b"), "--steps", "3", "--save-every", "1", *common])
     assert load_state(tmp_path / "b" / "checkpoint.pt")["step"] == 3
+
+
+def test_frequency_features_read_a_sines_offset_from_its_bin() -> None:
+    """The phase-derived feature at a sine's loudest bin is its offset from that bin's centre."""
+    model = STFTCodec(STFTCodecConfig(latent_dim=8, dim=32, enc_blocks=1, dec_blocks=1, if_bins=512))
+    t = torch.arange(8 * 2048, dtype=torch.float64) / SR
+    for f in (100.0, 441.0, 1234.5):
+        feats = model.features(0.25 * torch.sin(2 * math.pi * f * t).expand(1, 2, -1))[0, :, 16]
+        mag, dev = feats[:2049], feats[2049 : 2049 + 512]
+        k = int(mag[:512].argmax())
+        offset = f * 4096 / SR - k
+        assert abs(dev[k] / mag[k] * 4 - offset) < 0.02, (f, k, float(dev[k] / mag[k] * 4), offset)
+    silent = model.features(torch.zeros(1, 2, 8 * 2048, dtype=torch.float64))
+    assert silent.abs().max() == 0
+
+
+def test_growing_the_frequency_inputs_keeps_what_the_encoder_computed() -> None:
+    """Resuming a magnitude-only codec with `if_bins`: same latents at first, the new inputs live."""
+    small = tiny()
+    grown = STFTCodec(STFTCodecConfig(latent_dim=8, dim=32, enc_blocks=1, dec_blocks=1, if_bins=64))
+    grown.grow_from(small.state_dict())
+    x = torch.randn(1, 2, 8 * 2048) * 0.1
+    assert torch.allclose(grown.encode(x), small.encode(x), atol=1e-6)
+    assert grown.enc_in.weight.shape[1] == 2 * (2049 + 64)
+    grown.encode(x).sum().backward()
+    assert grown.enc_in.weight.grad.view(32, 2, -1)[:, :, 2049:].abs().sum() > 0
+
+
+def test_stage_two_trains_the_adversary_and_resumes_it(tmp_path) -> None:
+    """`--adv`/`--fm`: the discriminator learns beside the codec and its weights resume with it."""
+    from lab.training.loop import load_state
+    from lab.training.stft_codec_train import main
+
+    common = ["--synthetic", "1.0", "--batch", "1", "--crop-hops", "4", "--latent-dim", "8", "--dim", "32"]
+    stage2 = ["--rec", "0", "--adv", "0.1", "--fm", "5", "--disc-channels", "4", "--disc-lr", "1e-2"]
+    main([str(tmp_path), "--steps", "2", "--save-every", "1", *common, *stage2])
+    first = load_state(tmp_path / "checkpoint.pt")
+    assert "disc" in first and "disc_opt" in first
+    main([str(tmp_path), "--steps", "3", "--save-every", "1", *common, *stage2])
+    second = load_state(tmp_path / "checkpoint.pt")
+    assert second["step"] == 3
+    moved = [k for k, v in second["disc"].items() if not torch.equal(v, first["disc"][k])]
+    assert moved, "the discriminator did not learn"
+    assert second["disc_opt"]["state"][0]["step"] == 3  # its optimizer resumed, not restarted
+
+
+def test_a_grown_resume_adds_the_frequency_inputs(tmp_path) -> None:
+    from lab.training.loop import load_state
+    from lab.training.stft_codec_train import load_codec, main
+
+    common = ["--synthetic", "1.0", "--batch", "1", "--crop-hops", "4", "--latent-dim", "8", "--dim", "32"]
+    main([str(tmp_path), "--steps", "1", "--save-every", "1", *common])
+    main([str(tmp_path), "--steps", "2", "--save-every", "1", "--if-bins", "16", *common])
+    assert load_state(tmp_path / "checkpoint.pt")["config"]["if_bins"] == 16
+    assert load_codec(tmp_path / "checkpoint.pt").enc_in.weight.shape[1] == 2 * (2049 + 16)
