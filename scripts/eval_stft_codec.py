@@ -8,6 +8,7 @@ decode time of 285 s of latents.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +52,49 @@ def frequency_probe(encode: Callable[[torch.Tensor], torch.Tensor]) -> float:
     return float(np.median(np.abs(np.exp(model.predict(np.concatenate(xt)) - yt) - 1)))
 
 
+def sine_level_db(
+    roundtrip: Callable[[torch.Tensor], torch.Tensor], freqs: tuple[float, ...] = (150.0, 441.0, 1200.0)
+) -> float:
+    """Median over a few steady sines of the output's RMS against the input's (middle 2 s), in dB:
+    a codec that places a tone right but hedges its magnitude decodes it quietly."""
+    n = 4 * SR // HOP * HOP
+    t = np.arange(n) / SR
+    mid = slice((n - 2 * SR) // 2, (n + 2 * SR) // 2)
+    levels = []
+    for f in freqs:
+        x = np.repeat((0.25 * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], 2, axis=0)
+        with torch.no_grad():
+            y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].numpy()
+        levels.append(20 * np.log10(np.sqrt(np.mean(y[:, mid] ** 2)) / np.sqrt(np.mean(x[:, mid] ** 2)) + 1e-12))
+    return float(np.median(levels))
+
+
+def heldout_targets(model: Any, clips: list, crops: int = 24) -> tuple[float, float, float]:
+    """Stage 1's direct-target losses (log/compressed magnitude, spectral convergence, inst.
+    frequency) on fixed 0.74 s
+    crops of the held-out clips and as many fixed synthetic sine crops: a deterministic
+    counterpart of the training log's single-batch numbers."""
+    import random
+
+    from lab.training.stft_codec import analysis_loss
+    from lab.training.stft_codec_train import synthetic_sines
+
+    length, rng = 16 * HOP, random.Random(0)
+    items = [c[:, i * length : (i + 1) * length] for _, c in clips for i in range(c.shape[1] // length)][:crops]
+    items += [synthetic_sines(rng, 2, length) for _ in range(crops)]
+    mags, scs, ifs = [], [], []
+    with torch.no_grad():
+        for a in items:
+            x = torch.from_numpy(np.ascontiguousarray(a))[None]
+            log_mag, dev, _ = model.heads(model.encode(x))
+            m, f = analysis_loss(log_mag, dev, x, model.config.frame_hop, model.config.dec_fft)
+            with_sc, _ = analysis_loss(log_mag, dev, x, model.config.frame_hop, model.config.dec_fft, convergence=1.0)
+            mags.append(float(m))
+            scs.append(float(with_sc - m))
+            ifs.append(float(f))
+    return float(np.mean(mags)), float(np.mean(scs)), float(np.mean(ifs))
+
+
 def held_out_clips(corpus: str, n: int, seconds: float) -> list[tuple[str, np.ndarray]]:
     from lab.training.data import AudioBank, read_index
 
@@ -76,7 +120,10 @@ def measure(name: str, encode: Callable, decode: Callable, params: int, clips: l
         return decode(encode(x))
 
     row: dict[str, Any] = {"model": name, "params (M)": params / 1e6}
-    row["tone"] = tone_fidelity(roundtrip, SR, HOP)["mean"]
+    tones = tone_fidelity(roundtrip, SR, HOP)
+    row["tone"] = tones["mean"]
+    row["per tone"] = " / ".join(f"{s:.2f}" for s in tones["share"])
+    row["sine level (dB)"] = sine_level_db(roundtrip)
     if notes:
         from lab.evaluation.notes import note_fidelity
 
@@ -104,13 +151,15 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--no-notes", action="store_true")
     p.add_argument("--no-shipped", action="store_true")
+    p.add_argument("--targets-only", action="store_true", help="only the held-out direct-target losses")
+    p.add_argument("--phase-lock", action="store_true", help="also measure each checkpoint decoding phase-locked")
     args = p.parse_args()
     torch.set_num_threads(1)
     from lab.training.stft_codec_train import load_codec
 
     clips = held_out_clips(args.corpus, args.clips, args.seconds) if args.clips else []
     rows = []
-    if not args.no_shipped:
+    if not args.no_shipped and not args.targets_only:
         from lab.training.autoencoder import load_autoencoder
 
         ae, _ = load_autoencoder(Path("resources/models/longplay-mini"))
@@ -128,16 +177,28 @@ def main() -> None:
     for ck in args.checkpoints:
         model = load_codec(Path(ck))
         step = torch.load(ck, map_location="cpu", weights_only=False)["step"]
-        rows.append(
-            measure(
-                f"stftcodec step {step}",
-                model.encode,
-                model.decode,
-                sum(p.numel() for p in model.parameters()),
-                clips,
-                not args.no_notes,
+        if clips:
+            targets = heldout_targets(model, clips)
+            print(
+                f"{ck} (step {step}): held-out direct targets: magnitude {targets[0]:.4f}, "
+                f"spectral convergence {targets[1]:.4f}, inst. frequency {targets[2]:.4f}"
             )
-        )
+        if args.targets_only:
+            continue
+        for lock in (False, True) if args.phase_lock else (False,):
+            model.config = dataclasses.replace(model.config, phase_lock=lock)
+            rows.append(
+                measure(
+                    f"{Path(ck).parent.name} step {step}" + (", phase-locked" if lock else ""),
+                    model.encode,
+                    model.decode,
+                    sum(p.numel() for p in model.parameters()),
+                    clips,
+                    not args.no_notes,
+                )
+            )
+    if not rows:
+        return
     keys = list(dict.fromkeys(k for r in rows for k in r))
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))

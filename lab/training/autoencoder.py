@@ -236,7 +236,7 @@ def _save_float(module: nn.Module, path: Path) -> None:
     tmp.replace(path)
 
 
-def _same_crop(x: Tensor, y: Tensor, length: int, rng: random.Random) -> tuple[Tensor, Tensor]:
+def same_crop(x: Tensor, y: Tensor, length: int, rng: random.Random) -> tuple[Tensor, Tensor]:
     """The same random `length` samples of target and reconstruction `[B, C, N]` (all if 0 or longer)."""
     n = x.shape[-1]
     if not length or length >= n:
@@ -428,7 +428,7 @@ def train_autoencoder(
         adv = fm = d_loss = torch.zeros(())
         if disc is not None and disc_opt is not None:
             # The discriminator hears a random `disc_crop` of each item (its cost grows with length).
-            dx, dy = _same_crop(x, y, cfg.disc_crop, rng)
+            dx, dy = same_crop(x, y, cfg.disc_crop, rng)
             judge = AdversarialLosses(disc, dx)
             if step >= cfg.adv_start:
                 adv, fm = judge.generator(dy)

@@ -41,6 +41,11 @@ class STFTCodecConfig:
     # magnitudes alone the stage-1 encoder placed a sine to 1.3 % (the frequency probe) — 6 Hz at
     # 441 Hz, over a quarter of a decoder bin; the phase advance gives it to a small fraction of a bin.
     if_bins: int = 0
+    # Width of a hidden layer beside the linear head (0: none). The linear head maps `dim` = 256
+    # features to 1,025 bins: rank 256, so it cannot place a sharp partial at every bin, and a
+    # trained stage-1 codec decoded steady sines above ~300 Hz as silence (peak bins at log -4 to
+    # -6 against 4.7: the L1 optimum of a peak it cannot place). Its output branch starts at zero.
+    head_hidden: int = 0
     block_scale: float = 1e-2  # ConvNeXt layer scale at init
 
     @property
@@ -122,9 +127,11 @@ def analysis_loss(
     n_fft: int,
     floor: float = -7.0,
     compressed: float = 1.0,
+    convergence: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Direct targets for the heads from the input's own STFT (the synthesis STFT, so these are
-    exactly what reproduces it): L1 on log-magnitudes (floored at `floor`), and a wrapped
+    exactly what reproduces it): L1 on log-magnitudes (floored at `floor`), `compressed` x L1 on
+    |X|^0.3, `convergence` x spectral convergence, and a wrapped
     instantaneous-frequency loss 1 - cos(predicted phase advance - measured advance), weighted by
     the root magnitude. The multi-resolution STFT losses alone moved the deviation head so slowly
     that a sine kept none of its energy at its frequency after 300 steps.
@@ -141,6 +148,12 @@ def analysis_loss(
     target = torch.log(mag + 1e-5).clamp(min=floor)
     l_mag = (log_mag.clamp(min=floor) - target).abs().mean()
     l_mag = l_mag + compressed * (torch.exp(0.3 * log_mag) - (mag + 1e-5).pow(0.3)).abs().mean()
+    if convergence:
+        # Spectral convergence ||Y| - |X||_F / ||X||_F per item: weighs bins by their level. Both
+        # terms above average over 1,025 bins, so a partial's 3 bins count for ~0.3 % of them: a
+        # stage-1 codec placed loud steady sines right but 2.5-3.7 nats (20-30 dB) too quiet.
+        err = (torch.exp(log_mag) - mag).flatten(1).norm(dim=1)
+        l_mag = l_mag + convergence * (err / mag.flatten(1).norm(dim=1).clamp(min=1e-3)).mean()
     k = torch.arange(spec.shape[1], device=audio.device, dtype=audio.dtype)[:, None]
     advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # measured phase advance, wrapped
     predicted = 2 * math.pi * hop * (k + dev[..., 1:]) / n_fft
@@ -165,6 +178,11 @@ class STFTCodec(nn.Module):
         self.dec_blocks = nn.Sequential(*[ConvNeXt1d(c.dim, scale=c.block_scale) for _ in range(c.dec_blocks)])
         self.dec_norm = nn.LayerNorm(c.dim)  # as Vocos's backbone ends: the heads see unit-scale features
         self.dec_out = nn.Conv1d(c.dim, c.channels * 3 * (c.dec_fft // 2 + 1), 1)
+        if c.head_hidden:
+            self.dec_mlp_in = nn.Conv1d(c.dim, c.head_hidden, 1)
+            self.dec_mlp_out = nn.Conv1d(c.head_hidden, c.channels * 3 * (c.dec_fft // 2 + 1), 1)
+            nn.init.zeros_(self.dec_mlp_out.weight)
+            nn.init.zeros_(self.dec_mlp_out.bias)
         with torch.no_grad():  # deviation and residual start at 0: a phase vocoder at bin centres
             rows = self.dec_out.weight.view(c.channels, 3, c.dec_fft // 2 + 1, c.dim, 1)
             rows.zero_()  # the log magnitude starts flat at -4 (see `mag_gain`)
@@ -198,8 +216,9 @@ class STFTCodec(nn.Module):
         return wrapped * c.enc_fft / (2 * math.pi * c.frame_hop) / 4.0
 
     def grow_from(self, state: dict[str, torch.Tensor]) -> None:
-        """Load `state` from a codec without (or with fewer) frequency features: the new input
-        columns start at zero, so the grown encoder computes what the old one did."""
+        """Load `state` from a codec without (or with fewer) frequency features, or without the
+        head's hidden layer: the new input columns and the hidden branch's output start at zero, so
+        the grown codec computes what the old one did."""
         c = self.config
         w = state["enc_in.weight"]
         per_channel = w.shape[1] // c.channels
@@ -208,6 +227,8 @@ class STFTCodec(nn.Module):
             view, old = grown.view(grown.shape[0], c.channels, -1), w.view(w.shape[0], c.channels, per_channel)
             view[:, :, :per_channel] = old
             state = {**state, "enc_in.weight": grown}
+        own = self.state_dict()
+        state = {**{k: v for k, v in own.items() if k.startswith("dec_mlp_")}, **state}
         self.load_state_dict(state)
 
     def encode_dist(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,6 +247,8 @@ class STFTCodec(nn.Module):
         h = self.dec_norm(h.transpose(1, 2)).transpose(1, 2)
         h = torch.cat([h, h[..., -1:]], dim=-1)  # iSTFT with centre wants N / hop + 1 frames
         out = self.dec_out(h)
+        if self.config.head_hidden:
+            out = out + self.dec_mlp_out(nn.functional.gelu(self.dec_mlp_in(h)))
         b, _, t = out.shape
         out = out.reshape(b * c.channels, 3, c.dec_fft // 2 + 1, t)
         log_mag, dev, residual = out.unbind(1)

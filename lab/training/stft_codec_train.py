@@ -122,7 +122,13 @@ def train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     py_rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    config = STFTCodecConfig(latent_dim=args.latent_dim, dim=args.dim, mag_gain=args.mag_gain, if_bins=args.if_bins)
+    config = STFTCodecConfig(
+        latent_dim=args.latent_dim,
+        dim=args.dim,
+        mag_gain=args.mag_gain,
+        if_bins=args.if_bins,
+        head_hidden=args.head_hidden,
+    )
     model = STFTCodec(config)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     step = 0
@@ -130,9 +136,12 @@ def train(args: argparse.Namespace) -> int:
     state = load_state(ckpt)
     if state is not None:
         config = STFTCodecConfig(**state["config"])
-        grow = args.if_bins > config.if_bins  # new frequency-feature inputs, zero at first
+        # new frequency-feature inputs or a head's hidden layer, each starting as a no-op
+        grow = args.if_bins > config.if_bins or args.head_hidden > config.head_hidden
         if grow:
-            config = dataclasses.replace(config, if_bins=args.if_bins)
+            config = dataclasses.replace(
+                config, if_bins=max(args.if_bins, config.if_bins), head_hidden=max(args.head_hidden, config.head_hidden)
+            )
         model = STFTCodec(config)
         model.grow_from({k: v.float() for k, v in state["model"].items()})
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
@@ -150,7 +159,7 @@ def train(args: argparse.Namespace) -> int:
         items = read_index(args.corpus, "train")
         random.Random(args.seed).shuffle(items)
         bank = AudioBank(items[: args.max_items], SR, config.channels)
-    from lab.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss
+    from lab.training.autoencoder import FrameSpanSTFTLoss, StereoSTFTLoss, same_crop
 
     # Left/right only: the analysis targets already fix each channel's spectrum, and mid/side's
     # spectral convergence on a near-mono crop (side ~0) grew to 100-250 and, through gradient
@@ -160,7 +169,7 @@ def train(args: argparse.Namespace) -> int:
     length = args.crop_hops * config.hop
     disc = None
     if args.adv > 0 or args.fm > 0:  # stage 2: the adversary of the autoencoder's recipe
-        if length <= max(DISC_FFT_SIZES) // 2:
+        if min(args.disc_crop or length, length) <= max(DISC_FFT_SIZES) // 2:
             raise SystemExit(f"the discriminator's longest window ({max(DISC_FFT_SIZES)}) needs longer crops")
         critic = MultiResolutionDiscriminator(channels=args.disc_channels, audio_channels=config.channels)
         critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.disc_lr, betas=(0.8, 0.99), weight_decay=1e-3)
@@ -192,13 +201,16 @@ def train(args: argparse.Namespace) -> int:
             if span_loss is not None:
                 rec = rec + span_loss(y, x)
             if disc is not None:
-                judge = AdversarialLosses(disc[0], x)
+                dx, dy = same_crop(x, y, args.disc_crop, py_rng)  # its cost grows with the length it hears
+                judge = AdversarialLosses(disc[0], dx)
                 if step >= args.adv_start:  # the decoder hears the adversary once it has learnt something
-                    adv, fm = judge.generator(y)
+                    adv, fm = judge.generator(dy)
                     rec = rec + args.adv * adv + args.fm * fm
-                d_loss = judge.discriminator(y)  # on the detached output
+                d_loss = judge.discriminator(dy)  # on the detached output
         if args.analysis > 0:
-            l_mag, l_if = analysis_loss(log_mag, dev, x, config.frame_hop, config.dec_fft, compressed=args.compressed)
+            l_mag, l_if = analysis_loss(
+                log_mag, dev, x, config.frame_hop, config.dec_fft, compressed=args.compressed, convergence=args.sc
+            )
             rec = rec + args.analysis * (l_mag + l_if)
         kl = (mean.pow(2) + torch.exp(2 * log_scale) - 2 * log_scale - 1).mean() / 2
         loss = rec + args.kl * kl
@@ -254,14 +266,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--frame-span", action="store_true")
     p.add_argument("--compressed", type=float, default=1.0, help="weight of |X|^0.3 beside log |X| in the targets")
+    p.add_argument("--sc", type=float, default=0.0, help="weight of spectral convergence in the direct targets")
     p.add_argument("--rec", type=float, default=1.0, help="MR-STFT weight on the synthesised audio; 0: off")
     p.add_argument("--mid-side", action="store_true", help="MR-STFT on mid/side too (the autoencoder's loss)")
     p.add_argument("--analysis", type=float, default=1.0, help="weight of the heads' direct STFT targets; 0: off")
+    p.add_argument(
+        "--head-hidden", type=int, default=0, help="hidden width beside the linear head (grows a resumed model)"
+    )
     p.add_argument("--adv", type=float, default=0.0, help="stage 2: the decoder's hinge adversarial weight")
     p.add_argument("--fm", type=float, default=0.0, help="stage 2: feature-matching weight (Oobleck: 5 with adv 0.1)")
     p.add_argument("--adv-start", type=int, default=0, help="step from which the decoder hears the adversary")
     p.add_argument("--disc-channels", type=int, default=16)
     p.add_argument("--disc-lr", type=float, default=1e-4)
+    p.add_argument("--disc-crop", type=int, default=0, help="samples of each crop the adversary hears (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--save-every", type=int, default=200)
