@@ -41,10 +41,10 @@ class STFTCodecConfig:
     # magnitudes alone the stage-1 encoder placed a sine to 1.3 % (the frequency probe) — 6 Hz at
     # 441 Hz, over a quarter of a decoder bin; the phase advance gives it to a small fraction of a bin.
     if_bins: int = 0
-    # Width of a hidden layer beside the linear head (0: none). The linear head maps `dim` = 256
-    # features to 1,025 bins: rank 256, so it cannot place a sharp partial at every bin, and a
-    # trained stage-1 codec decoded steady sines above ~300 Hz as silence (peak bins at log -4 to
-    # -6 against 4.7: the L1 optimum of a peak it cannot place). Its output branch starts at zero.
+    # Width of a hidden layer beside the linear head (0: none; its output branch starts at zero).
+    # The linear head maps `dim` = 256 features to 1,025 bins, rank 256; not used so far, because
+    # the best rank-256 map already reproduces 3-sine log-spectra to 0.42 nats at their peaks
+    # (lab/runs/stftcodec/README.md, session 14): the quiet partials were the loss's weighting.
     head_hidden: int = 0
     block_scale: float = 1e-2  # ConvNeXt layer scale at init
 
