@@ -71,9 +71,8 @@ def sine_level_db(
 
 def heldout_targets(model: Any, clips: list, crops: int = 24) -> tuple[float, float, float]:
     """Stage 1's direct-target losses (log/compressed magnitude, spectral convergence, inst.
-    frequency) on fixed 0.74 s
-    crops of the held-out clips and as many fixed synthetic sine crops: a deterministic
-    counterpart of the training log's single-batch numbers."""
+    frequency) on fixed 0.74 s crops of the held-out clips and as many fixed synthetic sine crops:
+    a deterministic counterpart of the training log's single-batch numbers."""
     import random
 
     from lab.training.stft_codec import analysis_loss

@@ -9,6 +9,7 @@ shipped longplay-mini autoencoder and from STFT-codec checkpoints, as mel spectr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from collections.abc import Callable
@@ -103,8 +104,6 @@ def main() -> None:
     for ck in args.checkpoints:
         codec = load_codec(Path(ck))
         if args.phase_lock:
-            import dataclasses
-
             codec.config = dataclasses.replace(codec.config, phase_lock=True)
         step = torch.load(ck, map_location="cpu", weights_only=False)["step"]
         rows.append((f"STFT codec {Path(ck).parent.name} step {step}", lambda x, c=codec: c.decode(c.encode(x))))
