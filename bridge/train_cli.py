@@ -319,7 +319,8 @@ def run_train(args: argparse.Namespace) -> int:
             kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] or None
             out = lab.encode_corpus(args.corpus, args.ae, args.out, shard=(int(index), int(count)), kinds=kinds)
         else:
-            ae_raw = lab.autoencoder_config(args.ae)[1]["model"]  # a folder or a model name
+            ae_folder = lab.autoencoder_config(args.ae)[1]  # a folder or a model name
+            ae_raw = ae_folder["model"]
             init = None
             if args.init_from:
                 raw = engine.read_config(engine.resolve_model(args.init_from))
@@ -328,7 +329,7 @@ def run_train(args: argparse.Namespace) -> int:
                 except engine.ConfigError as err:
                     raise BridgeError(f"--init-from {args.init_from}: not a diffusion model folder ({err})") from err
             arch = dit_architecture(args, init)
-            config = engine.diffusion_config(ae_raw, **arch)
+            config = engine.diffusion_config(ae_raw, **arch, pretransform_type=ae_folder["model_type"])
             rate: float = config["sample_rate"] / ae_raw["downsampling_ratio"]  # latent frames per second
             patch: int = arch["patch_size"]
 

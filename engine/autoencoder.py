@@ -299,6 +299,11 @@ class AudioAutoencoder(nn.Module):
         """The exact inverse of `patch`."""
         return unpatch(x, self.cfg.patch_size)
 
+    @property
+    def pre_channels(self) -> int:
+        """Channels of `encode_pre` (the STFT codec has the same name)."""
+        return self.cfg.encoder.latent_dim
+
     def encode_pre(self, audio: Tensor) -> Tensor:
         """Audio `[B, C, N]` -> pre-bottleneck `[B, encoder latent_dim, N / hop]`."""
         return cast(Tensor, self.encoder(self.patch(audio)))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .stft_codec_config import PRETRANSFORM_TYPE as STFT_CODEC, STFTCodecConfig, parse_stft_codec
 
 # Keys that stable-audio-tools configs carry but that do not change inference numerics.
 _HARMLESS = {"requires_grad", "iterate_batch", "model_half", "chunked", "type"}
@@ -129,7 +130,7 @@ class ModelConfig:
     sample_size: int
     sample_rate: int
     audio_channels: int
-    autoencoder: AutoencoderConfig
+    autoencoder: AutoencoderConfig | STFTCodecConfig  # the pretransform: an Oobleck VAE or the STFT codec
     conditioners: tuple[ConditionerSpec, ...]
     dit: DiTConfig
     cross_attention_cond_ids: tuple[str, ...]
@@ -400,12 +401,12 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
         raise ConfigError(f"model_type: only 'diffusion_cond' is supported, got {raw.get('model_type')!r}")
     model = _get("", raw, "model", dict)
     pre = _get("model", model, "pretransform", dict)
-    if pre.get("type") != "autoencoder":
-        raise ConfigError(f"model.pretransform.type: only 'autoencoder' is supported, got {pre.get('type')!r}")
+    if pre.get("type") not in ("autoencoder", STFT_CODEC):
+        raise ConfigError(f"model.pretransform.type: expected 'autoencoder' or '{STFT_CODEC}', got {pre.get('type')!r}")
     pre_cfg = dict(_get("model.pretransform", pre, "config", dict))
     if "scale" in pre:
         pre_cfg["scale"] = pre["scale"]
-    ae = parse_autoencoder(pre_cfg)
+    ae = parse_autoencoder(pre_cfg) if pre["type"] == "autoencoder" else parse_stft_codec(pre_cfg)
 
     cond = _get("model", model, "conditioning", dict)
     cond_dim = _get("model.conditioning", cond, "cond_dim", int)

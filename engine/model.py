@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from .autoencoder import AutoencoderPretransform
 from .conditioners import CondTensors, MultiConditioner
-from .config import ModelConfig, parse_model_config
+from .config import AutoencoderConfig, ModelConfig, parse_model_config
 from .dit import DiTWrapper, guided_forward
+from .stft_codec import STFTCodecPretransform
 
 
 class ConditionedDiffusionModel(nn.Module):
@@ -26,7 +27,10 @@ class ConditionedDiffusionModel(nn.Module):
         self.config = config
         self.model = DiTWrapper(config.dit)
         self.conditioner = MultiConditioner(config.conditioners)
-        self.pretransform = AutoencoderPretransform(config.autoencoder)
+        ae = config.autoencoder
+        self.pretransform: AutoencoderPretransform | STFTCodecPretransform = (
+            AutoencoderPretransform(ae) if isinstance(ae, AutoencoderConfig) else STFTCodecPretransform(ae)
+        )
 
     @property
     def device(self) -> torch.device:

@@ -212,8 +212,10 @@ def diffusion_config(
     sample_rate: int = 44100,
     patch_size: int = 1,
     beat_phase: bool = False,
+    pretransform_type: str = "autoencoder",
 ) -> dict[str, Any]:
-    """A `diffusion_cond` config around a trained autoencoder, with our byte-level text encoder.
+    """A `diffusion_cond` config around a trained autoencoder (`pretransform_type` "autoencoder",
+    an Oobleck, or "stft_codec"), with our byte-level text encoder.
     `patch_size` latent frames make one DiT token; the window is rounded up to whole tokens;
     `beat_phase` adds the tempo-grid input (see `DiTConfig.beat_phase`)."""
     hop = int(ae_raw["downsampling_ratio"])
@@ -241,7 +243,7 @@ def diffusion_config(
         "sample_rate": sample_rate,
         "audio_channels": 2,
         "model": {
-            "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": copy.deepcopy(ae_raw)},
+            "pretransform": {"type": pretransform_type, "iterate_batch": True, "config": copy.deepcopy(ae_raw)},
             "conditioning": {
                 "configs": [
                     {

@@ -35,6 +35,7 @@ from engine.errors import EngineError, ModelLoadError
 from engine.limits import DEFAULT_STRENGTH
 from engine.model import ConditionedDiffusionModel
 from engine.pipeline import Generator, RenderRequest, model_defaults
+from engine.stft_codec import STFTCodec
 
 from . import beatbox, metrics, music
 from .adherence import prompt_adherence
@@ -196,8 +197,9 @@ def _autoencoder_only(folder: Path, corpus: str | os.PathLike[str], cfg: EvalCon
     from ..training.autoencoder import load_autoencoder
 
     ae, raw = load_autoencoder(folder)
+    codec = isinstance(ae, STFTCodec)
     return _autoencoder_section(
-        lambda x: ae.decode(ae.encode(x, sample=False)[0]),
+        lambda x: ae.decode(ae.encode(x)) if codec else ae.decode(ae.encode(x, sample=False)[0]),
         Path(corpus),
         cfg,
         int(raw.get("sample_rate", 44100)),

@@ -24,6 +24,8 @@ from engine.autoencoder import AudioAutoencoder
 from engine.checkpoint import load_state_dict_strict
 from engine.config import parse_autoencoder
 from engine.errors import ModelLoadError
+from engine.stft_codec import STFTCodec
+from engine.stft_codec_config import PRETRANSFORM_TYPE as STFT_CODEC, parse_stft_codec
 
 from .data import AudioBank, read_index
 from .discriminator import DISC_FFT_SIZES, AdversarialLosses, MultiResolutionDiscriminator
@@ -197,10 +199,15 @@ class StereoMelLoss(nn.Module):
 
 
 def ae_folder_config(
-    ae_raw: Mapping[str, Any], sample_rate: int, sample_size: int, meta: Mapping[str, Any]
+    ae_raw: Mapping[str, Any],
+    sample_rate: int,
+    sample_size: int,
+    meta: Mapping[str, Any],
+    model_type: str = "autoencoder",
 ) -> dict[str, Any]:
+    """An autoencoder folder's config: `model_type` "autoencoder" (Oobleck) or "stft_codec"."""
     return {
-        "model_type": "autoencoder",
+        "model_type": model_type,
         "sample_rate": sample_rate,
         "sample_size": sample_size,
         "audio_channels": ae_raw["io_channels"],
@@ -263,22 +270,23 @@ def autoencoder_config(folder: str | Path) -> tuple[Path, dict[str, Any], str]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{folder}: no readable autoencoder model_config.json ({exc})") from exc
     if raw.get("model_type") == "diffusion_cond" and isinstance(raw.get("model", {}).get("pretransform"), Mapping):
-        ae_raw = {k: v for k, v in raw["model"]["pretransform"].get("config", {}).items() if k != "scale"}
+        pre = raw["model"]["pretransform"]
+        ae_raw = {k: v for k, v in pre.get("config", {}).items() if k != "scale"}
+        meta = {"from_model": str(folder)}
+        kind = STFT_CODEC if pre.get("type") == STFT_CODEC else "autoencoder"
         return (
             folder,
-            ae_folder_config(
-                ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0), {"from_model": str(folder)}
-            ),
+            ae_folder_config(ae_raw, raw.get("sample_rate", 44100), raw.get("sample_size", 0), meta, kind),
             PRETRANSFORM_PREFIX,
         )
-    if raw.get("model_type") != "autoencoder":
+    if raw.get("model_type") not in ("autoencoder", STFT_CODEC):
         raise ModelLoadError(
             f"{folder} holds a {raw.get('model_type')!r} model, not an autoencoder or a model with one"
         )
     return folder, raw, ""
 
 
-def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, Any]]:
+def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder | STFTCodec, dict[str, Any]]:
     """An autoencoder folder -> (model in eval mode, its config dict).
 
     `folder` is an `autoencoder` model folder (what `train ae` writes), or a whole `diffusion_cond`
@@ -291,8 +299,12 @@ def load_autoencoder(folder: str | Path) -> tuple[AudioAutoencoder, dict[str, An
     state = read_state_dict(folder)
     if prefix:  # a whole model's weights (float16 when shipped): keep its pretransform's
         state = {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}
-    model = AudioAutoencoder(parse_autoencoder(raw["model"], "model"))
-    load_state_dict_strict(model, state, str(folder))
+    model: AudioAutoencoder | STFTCodec
+    if raw["model_type"] == STFT_CODEC:
+        model = STFTCodec(parse_stft_codec(raw["model"], "model"))
+    else:
+        model = AudioAutoencoder(parse_autoencoder(raw["model"], "model"))
+    load_state_dict_strict(model, {k: v.float() for k, v in state.items()}, str(folder))
     return model.eval(), raw
 
 

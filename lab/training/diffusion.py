@@ -92,12 +92,15 @@ def encode_corpus(
     """
     from engine.audio_io import conform, load_audio
     from engine.autoencoder import default_chunk_frames, run_chunked
+    from engine.config import AutoencoderConfig
+    from engine.stft_codec import STFTCodecPretransform
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ae, raw = load_autoencoder(ae_dir)
     cfg = ae.cfg
     hop = cfg.downsampling_ratio
+    chunk = default_chunk_frames(ae.cfg) if isinstance(ae.cfg, AutoencoderConfig) else STFTCodecPretransform.CHUNK
     index, count = shard
     if not 0 <= index < count:
         raise TrainingError(f"shard {index} of {count} does not exist")
@@ -110,15 +113,15 @@ def encode_corpus(
         audio = conform(audio, sr, raw["sample_rate"], cfg.io_channels)
         pad = (-audio.shape[1]) % hop
         x = torch.from_numpy(np.pad(audio, ((0, 0), (0, pad))))[None]  # [1, C, N]
-        h = run_chunked(ae.encode_pre, x, default_chunk_frames(cfg), 32, hop, 1, cfg.encoder.latent_dim)[0]  # [2D, L]
+        h = run_chunked(ae.encode_pre, x, chunk, 32, hop, 1, ae.pre_channels)[0]  # [2D, L]
         tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, h.numpy().astype(np.float16))
         tmp.replace(target)
         if not quiet and (n % 20 == 0 or n == len(items)):
             print(f"[encode] {n}/{len(items)}", flush=True)
-    silence = run_chunked(
-        ae.encode_pre, torch.zeros(1, cfg.io_channels, hop * 64), 128, 32, hop, 1, cfg.encoder.latent_dim
-    )[0, :, 32]  # [2D]: a frame from the middle
+    silence = run_chunked(ae.encode_pre, torch.zeros(1, cfg.io_channels, hop * 64), 128, 32, hop, 1, ae.pre_channels)[
+        0, :, 32
+    ]  # [2D]: a frame from the middle
     np.save(out / "_silence.npy", silence.numpy().astype(np.float32))
     return out
 
@@ -397,10 +400,12 @@ def package_model(
         ae, ae_raw = load_autoencoder(ae_dir)
         own = {k: v.clone() for k, v in model.pretransform.model.state_dict().items()}
         new = ae.state_dict()
+        codec = ae_raw["model_type"] == "stft_codec"
+        encoder = ("enc_",) if codec else ("encoder.",)
         changed = [
             k
             for k in own
-            if k.startswith("encoder.")
+            if k.startswith(encoder)
             and (k not in new or own[k].shape != new[k].shape or not torch.equal(own[k], new[k]))
         ]
         if changed:
@@ -410,12 +415,17 @@ def package_model(
             )
         raw = json.loads(json.dumps(model.config.raw))
         pre = raw["model"]["pretransform"]["config"]
-        if ae_raw["model"]["decoder"] != pre["decoder"]:  # a resized decoder (train ae --decoder-channels)
+        rebuild = codec and ae_raw["model"] != {k: v for k, v in pre.items() if k != "scale"}
+        if codec:  # the same encoder (checked above): the codec's decoder config comes with it
+            raw["model"]["pretransform"]["config"] = {**ae_raw["model"], "scale": pre.get("scale", 1.0)}
+        elif ae_raw["model"]["decoder"] != pre["decoder"]:  # a resized decoder (train ae --decoder-channels)
             if {k: v for k, v in ae_raw["model"].items() if k != "decoder"} != {
                 k: v for k, v in pre.items() if k not in ("decoder", "scale")
             }:
                 raise TrainingError(f"{ae_dir}: its latent format differs from the model's; only its decoder may")
             pre["decoder"] = ae_raw["model"]["decoder"]
+            rebuild = True
+        if rebuild:
             keep = {k: v for k, v in model.state_dict().items() if not k.startswith("pretransform.model.")}
             model = build_model(raw)
             load_state_dict_strict(

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.stft_codec_config import PRETRANSFORM_TYPE as STFT_CODEC
 from lab.training.discriminator import DISC_FFT_SIZES, AdversarialLosses, MultiResolutionDiscriminator
 from lab.training.loop import (
     Deadline,
@@ -27,7 +28,7 @@ from lab.training.loop import (
     save_state,
     set_rng_state,
 )
-from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss
+from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss, grow_codec
 
 SR = 44100
 FORMAT_VERSION = 1
@@ -81,9 +82,11 @@ def checkpoint(
     step: int,
     py_rng: random.Random,
     disc: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
+    frozen_encoder: bool = False,
 ) -> dict[str, Any]:
     state = {
         "format_version": FORMAT_VERSION,
+        "frozen_encoder": frozen_encoder,
         "config": dataclasses.asdict(model.config),
         "model": {k: v.half() for k, v in model.state_dict().items()},
         "optimizer": _small(opt),
@@ -116,6 +119,23 @@ def export(checkpoint_path: Path, out: Path) -> None:
     save_state(out, state)
 
 
+def export_folder(checkpoint_path: Path, out: Path) -> Path:
+    """The codec of a checkpoint as an autoencoder folder (`model_type` "stft_codec"), decoding
+    phase-locked (session 14: tone fidelity 0.70 locked, 0.50 not), weights float16."""
+    from lab.training.autoencoder import ae_folder_config, save_autoencoder
+
+    state = load_state(checkpoint_path)
+    if state is None or state.get("format_version") != FORMAT_VERSION:
+        raise SystemExit(f"{checkpoint_path}: not an STFT-codec checkpoint of format {FORMAT_VERSION}")
+    config = dataclasses.replace(STFTCodecConfig(**state["config"]), phase_lock=True)
+    model = STFTCodec(config)
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    meta = {"step": state["step"], "from_checkpoint": str(checkpoint_path)}
+    block = {k: v for k, v in config.to_json().items() if k != "scale"}  # the DiT's, set when it trains
+    raw = ae_folder_config(block, SR, 32 * config.hop, meta, model_type=STFT_CODEC)
+    return save_autoencoder(model.half(), out, raw)
+
+
 def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -130,7 +150,12 @@ def train(args: argparse.Namespace) -> int:
         head_hidden=args.head_hidden,
     )
     model = STFTCodec(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+
+    def trained() -> list[torch.nn.Parameter]:
+        # Stage 2 trains the decoder alone: the latents (and a DiT trained on them) stay valid.
+        return [p for n, p in model.named_parameters() if not (args.freeze_encoder and n.startswith("enc_"))]
+
+    opt = torch.optim.AdamW(trained(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     step = 0
     ckpt = out / "checkpoint.pt"
     state = load_state(ckpt)
@@ -143,10 +168,11 @@ def train(args: argparse.Namespace) -> int:
                 config, if_bins=max(args.if_bins, config.if_bins), head_hidden=max(args.head_hidden, config.head_hidden)
             )
         model = STFTCodec(config)
-        model.grow_from({k: v.float() for k, v in state["model"].items()})
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
-        # a weights-only export (`--export`) or a grown model resumes with a fresh optimizer
-        if "optimizer" in state and not grow:
+        grow_codec(model, {k: v.float() for k, v in state["model"].items()})
+        opt = torch.optim.AdamW(trained(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+        # a weights-only export (`--export`), a grown model or one whose encoder was just frozen
+        # resumes with a fresh optimizer
+        if "optimizer" in state and not grow and state.get("frozen_encoder", False) == args.freeze_encoder:
             _load_small(opt, state["optimizer"])
         step = state["step"]
         set_rng_state(py_rng, state["rng"])
@@ -182,6 +208,10 @@ def train(args: argparse.Namespace) -> int:
     logger.begin(step)
     deadline = Deadline(args.time_limit)
     model.train()
+    if args.freeze_encoder:
+        model.requires_grad_(False)
+        for p in trained():
+            p.requires_grad_(True)
     while step < args.steps and not deadline.passed():
         batch = [
             synthetic_sines(py_rng, config.channels, length)
@@ -217,7 +247,7 @@ def train(args: argparse.Namespace) -> int:
         check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained(), 1.0)
         opt.step()
         if disc is not None:
             disc[1].zero_grad(set_to_none=True)  # drops what the generator's terms left on it
@@ -237,10 +267,10 @@ def train(args: argparse.Namespace) -> int:
                 **extra,
             )
         if step % args.save_every == 0:
-            save_state(ckpt, checkpoint(model, opt, step, py_rng, disc))
+            save_state(ckpt, checkpoint(model, opt, step, py_rng, disc, args.freeze_encoder))
             if step % args.keep_every == 0:
-                save_state(out / f"step{step}.pt", checkpoint(model, opt, step, py_rng, disc))
-    save_state(ckpt, checkpoint(model, opt, step, py_rng, disc))
+                save_state(out / f"step{step}.pt", checkpoint(model, opt, step, py_rng, disc, args.freeze_encoder))
+    save_state(ckpt, checkpoint(model, opt, step, py_rng, disc, args.freeze_encoder))
     return step
 
 
@@ -276,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adv", type=float, default=0.0, help="stage 2: the decoder's hinge adversarial weight")
     p.add_argument("--fm", type=float, default=0.0, help="stage 2: feature-matching weight (Oobleck: 5 with adv 0.1)")
     p.add_argument("--adv-start", type=int, default=0, help="step from which the decoder hears the adversary")
+    p.add_argument(
+        "--freeze-encoder", action="store_true", help="stage 2: train the decoder alone (the latents stay as they are)"
+    )
     p.add_argument("--disc-channels", type=int, default=16)
     p.add_argument("--disc-lr", type=float, default=1e-4)
     p.add_argument("--disc-crop", type=int, default=0, help="samples of each crop the adversary hears (0: all)")
@@ -285,9 +318,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--keep-every", type=int, default=1000)
     p.add_argument("--time-limit", type=float, default=0.0, help="seconds; 0: none")
     p.add_argument("--export", metavar="FILE", help="write OUT/checkpoint.pt's weights alone to FILE and stop")
+    p.add_argument(
+        "--export-folder",
+        metavar="DIR",
+        help="write OUT/checkpoint.pt as an autoencoder folder (float16, phase-locked decode) for "
+        "`longplay train encode/dit/package --ae DIR`, and stop",
+    )
     args = p.parse_args(argv)
-    if args.export:
-        export(Path(args.out) / "checkpoint.pt", Path(args.export))
+    if args.export or args.export_folder:
+        if args.export:
+            export(Path(args.out) / "checkpoint.pt", Path(args.export))
+        if args.export_folder:
+            export_folder(Path(args.out) / "checkpoint.pt", Path(args.export_folder))
         return
     train(args)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lab.evaluation.metrics import tone_fidelity
-from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss, synthesize
+from lab.training.stft_codec import STFTCodec, STFTCodecConfig, analysis_loss, grow_codec, synthesize
 
 SR = 44100
 
@@ -161,7 +161,7 @@ def test_growing_the_frequency_inputs_keeps_what_the_encoder_computed() -> None:
     """Resuming a magnitude-only codec with `if_bins`: same latents at first, the new inputs live."""
     small = tiny()
     grown = STFTCodec(STFTCodecConfig(latent_dim=8, dim=32, enc_blocks=1, dec_blocks=1, if_bins=64))
-    grown.grow_from(small.state_dict())
+    grow_codec(grown, small.state_dict())
     x = torch.randn(1, 2, 8 * 2048) * 0.1
     assert torch.allclose(grown.encode(x), small.encode(x), atol=1e-6)
     assert grown.enc_in.weight.shape[1] == 2 * (2049 + 64)
@@ -214,7 +214,7 @@ def test_a_grown_resume_adds_the_frequency_inputs(tmp_path) -> None:
 def test_growing_a_hidden_head_keeps_what_the_decoder_computed_and_then_learns() -> None:
     small = tiny()
     grown = STFTCodec(STFTCodecConfig(latent_dim=8, dim=32, enc_blocks=1, dec_blocks=1, head_hidden=48))
-    grown.grow_from(small.state_dict())
+    grow_codec(grown, small.state_dict())
     z = torch.randn(1, 8, 4)
     for a, b in zip(grown.heads(z), small.heads(z)):
         assert torch.allclose(a, b, atol=1e-6)
