@@ -1,7 +1,7 @@
 """The STFT codec (issue 19): an autoencoder at the latent rate (hop 2,048 at 44.1 kHz) that reads
 a fine log-magnitude spectrum and writes magnitudes plus a phase-vocoder phase, so a steady sine is
 a constant per-bin frequency deviation and renders phase-continuous — the Oobleck's transposed
-convolutions put a buzz on the latent rate's harmonics instead (docs/architecture.md).
+convolutions put a buzz on the latent rate's harmonics instead (docs/codec.md).
 
 Written here by hand: no maintained library has a latent-rate phase-vocoder decoder; the layout
 follows Vocos (ConvNeXt backbone, iSTFT head) with the phase from an integrated frequency

@@ -1,5 +1,5 @@
 """The STFT codec's configuration (issue 19), torch-free so `engine.config` parses a model folder
-without loading torch. The modules are `engine/stft_codec.py`; `docs/architecture.md` says why a
+without loading torch. The modules are `engine/stft_codec.py`; `docs/codec.md` says why a
 frame-domain codec replaced the Oobleck autoencoder in longplay-mini v2.
 
 In a `diffusion_cond` config it is the pretransform `{"type": "stft_codec", "config": {...}}`; an

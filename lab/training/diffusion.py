@@ -269,8 +269,11 @@ def train_dit(
         from engine.checkpoint import load_model
 
         init = load_model(init_from)
-        # The DiT learned latents divided by this scale: keep it, whatever the bank holds now.
-        ae_block["scale"] = init.config.raw["model"]["pretransform"]["config"].get("scale", 1.0)
+        init_pre = init.config.raw["model"]["pretransform"]
+        # The DiT learned latents divided by this scale: keep it, whatever the bank holds now --
+        # unless the latents are another autoencoder's altogether (an Oobleck DiT moving to the codec).
+        if init_pre.get("type") == config["model"]["pretransform"].get("type"):
+            ae_block["scale"] = init_pre["config"].get("scale", 1.0)
     if "scale" not in ae_block:  # unit-variance latents for the DiT, recorded in the model config
         ae_block["scale"] = round(bank.latent_std(), 6)
     bank.scale = float(ae_block["scale"])

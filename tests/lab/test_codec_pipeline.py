@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import Generator, RenderRequest, diffusion_config, load_model
+from engine import Generator, RenderRequest, build_model, diffusion_config, load_model, save_model, tiny_config
 from engine.stft_codec import STFTCodec, STFTCodecPretransform
 from lab import package_model
 from lab.training.autoencoder import load_autoencoder, save_autoencoder
@@ -57,6 +57,36 @@ def test_stage_two_trains_the_decoder_alone(runs: dict[str, Path]) -> None:
     assert load_state(runs["run"] / "checkpoint.pt")["frozen_encoder"] is True
 
 
+DIT = {"window_seconds": 1.5, "embed_dim": 32, "depth": 1, "num_heads": 1, "text_width": 32, "text_depth": 1}
+
+
+def _train(codec_block: dict, corpus: Path, latents: Path, ae: Path, out: Path, init_from: Path | None = None) -> Path:
+    return train_dit(
+        diffusion_config(codec_block, **DIT, pretransform_type="stft_codec"),  # type: ignore[arg-type]
+        corpus,
+        latents,
+        ae,
+        out,
+        DiTTrainConfig(steps=4, batch_size=2, lr=1e-3, log_every=2, ckpt_every=2, crop_frames=16, train_latents="mean"),
+        quiet=True,
+        init_from=init_from,
+    )
+
+
+def test_an_oobleck_dit_warm_starts_a_codec_dit_with_the_codec_latents_scale(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The DiT body carries over; the latent scale is the new latents' own, not the Oobleck's."""
+    oobleck = build_model(diffusion_config(tiny_config()["model"]["pretransform"]["config"] | {"scale": 9.0}, **DIT))
+    assert oobleck.config.autoencoder.latent_dim == 8
+    init = save_model(oobleck, tmp_path / "oobleck", {})
+    latents = encode_corpus(runs["corpus"], runs["stage1"], tmp_path / "latents", quiet=True)
+    raw = load_autoencoder(runs["stage1"])[1]
+    model = load_model(_train(raw["model"], runs["corpus"], latents, runs["stage1"], tmp_path / "dit", init))
+    means = np.concatenate([np.load(latents / f"s{i}.npy")[:8].ravel() for i in range(3)]).astype(np.float64)
+    assert model.config.autoencoder.scale == pytest.approx(means.std(), rel=1e-3)
+
+
 def test_a_dit_trains_on_codec_latents_renders_and_takes_the_stage_two_decoder(
     runs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -71,19 +101,7 @@ def test_a_dit_trains_on_codec_latents_renders_and_takes_the_stage_two_decoder(
     with torch.no_grad():
         np.testing.assert_allclose(first[:8], codec.encode(audio)[0].numpy(), atol=2e-3, rtol=2e-3)
 
-    config = diffusion_config(
-        raw["model"], window_seconds=1.5, embed_dim=32, depth=1, num_heads=1, text_width=32, text_depth=1,
-        pretransform_type="stft_codec",
-    )  # fmt: skip
-    folder = train_dit(
-        config,
-        corpus,
-        latents,
-        runs["stage1"],
-        tmp_path / "dit",
-        DiTTrainConfig(steps=4, batch_size=2, lr=1e-3, log_every=2, ckpt_every=2, crop_frames=16, train_latents="mean"),
-        quiet=True,
-    )
+    folder = _train(raw["model"], corpus, latents, runs["stage1"], tmp_path / "dit")
     model = load_model(folder)
     assert isinstance(model.pretransform, STFTCodecPretransform)
     means = np.concatenate([np.load(latents / f"s{i}.npy")[:8].ravel() for i in range(3)]).astype(np.float64)
