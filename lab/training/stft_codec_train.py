@@ -212,7 +212,8 @@ def train(args: argparse.Namespace) -> int:
         model.requires_grad_(False)
         for p in trained():
             p.requires_grad_(True)
-    while step < args.steps and not deadline.passed():
+    stop = min(args.steps, args.stop_at or args.steps)
+    while step < stop and not deadline.passed():
         batch = [
             synthetic_sines(py_rng, config.channels, length)
             if bank is None or py_rng.random() < args.synthetic
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--keep-every", type=int, default=1000)
     p.add_argument("--time-limit", type=float, default=0.0, help="seconds; 0: none")
+    p.add_argument("--stop-at", type=int, default=0, help="stop at this step; the lr schedule still spans --steps")
     p.add_argument("--export", metavar="FILE", help="write OUT/checkpoint.pt's weights alone to FILE and stop")
     p.add_argument(
         "--export-folder",

@@ -112,6 +112,18 @@ def test_resume_continues_at_the_right_step(tmp_path) -> None:
     assert load_state(tmp_path / "checkpoint.pt")["step"] == 3
 
 
+def test_stop_at_ends_a_stage_early_on_the_long_schedule(tmp_path) -> None:
+    """`--stop-at` stops a stage at a step while the learning rate keeps falling over `--steps`."""
+    from lab.training.loop import linear_decay, load_state
+    from lab.training.stft_codec_train import main
+
+    common = ["--synthetic", "1.0", "--batch", "1", "--crop-hops", "4", "--latent-dim", "8", "--dim", "32"]
+    main([str(tmp_path), "--steps", "100", "--stop-at", "2", "--save-every", "1", "--lr", "1e-3", *common])
+    state = load_state(tmp_path / "checkpoint.pt")
+    assert state["step"] == 2
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * linear_decay(1, 100, 0.1))
+
+
 def test_analysis_loss_is_zero_at_the_sines_own_heads_and_grows_off_them() -> None:
     n_fft, hop, n = 2048, 512, 16 * 2048
     f = 441.0
