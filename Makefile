@@ -41,6 +41,9 @@ $(STAMP): pyproject.toml | $(PY)
 	@# package import pulls torchvision, which breaks beside this torch). Offline: those tests skip.
 	$(PIP) download --no-deps --quiet k-diffusion==0.1.1.post1 -d $(VENV)/oracles \
 	  || echo "k-diffusion wheel not fetched: tests/engine/test_sampling.py's k-diffusion parity tests will skip"
+	@# The tempo check's tracker is numba code: compiled once here into its on-disk cache (~1 min),
+	@# not during a user's first render (engine/beats.py `warm_up`).
+	$(PY) -c "from engine import beats; beats.warm_up()"
 	touch $@
 
 # The judges env for `longplay eval` (lab/judges/, docs/evaluation.md "Judges"): madmom, basic-pitch,

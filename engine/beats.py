@@ -20,6 +20,7 @@ What is written here is what librosa does not do:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,32 @@ class Beats:
             "first_downbeat_s": round(self.first_downbeat, 4),
             "confidence": round(self.confidence, 3),
         }
+
+
+# Set once `warm_up` has heard its clicks: librosa imported, its numba functions compiled.
+WARM = threading.Event()
+_warming = threading.Lock()
+
+
+def warm_up() -> None:
+    """Hear two seconds of clicks once per process, so the first render's tempo check does not
+    wait for it: librosa's tracker is numba code, compiled on first use — 64 s on this 2-core CPU
+    with no compiled cache on disk (a fresh install; it made a CI render miss a 50 s wait), 8 s of
+    librosa import with one. `make venv` runs this once, which writes that cache; `Generator`
+    starts it in the background (`warm_up_in_background`). Idempotent and thread-safe."""
+    with _warming:
+        if WARM.is_set():
+            return
+        clicks = np.zeros(int(RATE * MIN_SECONDS * 2), np.float32)
+        clicks[:: RATE // 2] = 1.0
+        hear(clicks, RATE, 120.0)
+        WARM.set()
+
+
+def warm_up_in_background() -> None:
+    """`warm_up` on a daemon thread, unless this process has already begun it."""
+    if not WARM.is_set() and not _warming.locked():
+        threading.Thread(target=warm_up, name="longplay-beats-warm-up", daemon=True).start()
 
 
 def hear(audio: np.ndarray, sample_rate: int, bpm_hint: float | None = None, beats_per_bar: int = 4) -> Beats | None:

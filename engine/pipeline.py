@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import edit, groove, longform, loops, sampling, tempo_check
+from . import beats, edit, groove, longform, loops, sampling, tempo_check
 from .audio_io import conform, fade_edges, load_audio, normalize_loudness
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled
@@ -84,6 +84,7 @@ class Generator:
     ):
         self.device = pick_device(device)
         self.precision = precision
+        beats.warm_up_in_background()  # the tempo check's first hearing, compiled while the model samples
         if not isinstance(model, ConditionedDiffusionModel):
             from .sa3.render import SA3Renderer
 

@@ -88,3 +88,29 @@ def test_the_period_search_starts_near_what_was_played(bpm: float, times: list[f
     strays at either end (a least-squares line through these beats missed by 4-5 %)."""
     seeds = _period_seeds(np.asarray(times), 10.0, None)
     assert min(abs(60.0 / s / bpm - 1.0) for s in seeds) < 0.02
+
+
+def test_a_generator_warms_the_tracker_in_the_background() -> None:
+    """The first render's tempo check must not wait for librosa's numba code to compile (64 s cold
+    here): a `Generator` starts the tracker's first hearing on a thread of its own, once per process.
+    A fresh interpreter, so other tests' hearing does not count."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, threading, torch\n"
+        "from engine import Generator, build_model, tiny_config\n"
+        "from engine import beats\n"
+        "assert not beats.WARM.is_set() and 'librosa' not in sys.modules\n"
+        "gen = Generator(build_model(tiny_config()), device='cpu')\n"
+        "Generator(gen.model, device='cpu')  # a second one starts no second warm-up\n"
+        "names = [t.name for t in threading.enumerate() if t.name == 'longplay-beats-warm-up']\n"
+        "assert len(names) == 1 or beats.WARM.is_set(), names\n"
+        "assert beats.WARM.wait(600), 'never warmed'\n"
+        "assert 'librosa' in sys.modules\n"
+        "print('warm')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0 and out.stdout.strip() == "warm", out.stderr
