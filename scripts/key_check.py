@@ -1,0 +1,125 @@
+"""Does a model play the key it is asked for (issue 19)? Renders the eval's eight key prompts
+(`judges_eval.KEY_SWEEP`: genre, BPM, key) for each model, and scores them beside held-out mixes:
+
+- in-scale share: the share of chroma energy (librosa's CQT chroma, time-summed) on the seven
+  pitch classes of the asked key's scale (chance 7/12 = 0.58);
+- madmom's key CNN and basic-pitch's notes (Krumhansl–Kessler): right, or its relative, or
+  another key of the same scale (`judges.key_agreement`), when the judges env is built (`make judges`);
+- madmom's tempo against the asked BPM.
+
+    OMP_NUM_THREADS=2 .venv/bin/python scripts/key_check.py longplay-mini data/runs/dit-codec/model \
+        --corpus data/corpus --out /tmp/keycheck
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import Generator, RenderRequest, load_model  # noqa: E402
+from engine.audio_io import conform, load_audio, write_audio_atomic  # noqa: E402
+from lab.evaluation import judges  # noqa: E402
+from lab.evaluation.adherence import SWEEP_GENRES, TEMPO_SWEEP  # noqa: E402
+from lab.evaluation.judges_eval import KEY_SWEEP  # noqa: E402
+from lab.evaluation.metrics import middle_crop  # noqa: E402
+
+SR = 44100
+
+
+def in_scale_share(audio: np.ndarray, key: str) -> float | None:
+    import librosa
+
+    parsed = judges.parse_key(key)
+    if parsed is None:
+        return None
+    tonic, mode = parsed
+    chroma = librosa.feature.chroma_cqt(y=audio.mean(0), sr=SR, hop_length=2048).sum(1)
+    scale = [(tonic + s) % 12 for s in judges._MODE_STEPS[mode]]
+    return float(chroma[scale].sum() / max(chroma.sum(), 1e-9))
+
+
+def prompts(n: int) -> list[tuple[str, str, float]]:
+    """(prompt, key, bpm) as the eval's judges section asks them."""
+    out = []
+    for i in range(n):
+        bpm, key = TEMPO_SWEEP[(5 * i) % len(TEMPO_SWEEP)], KEY_SWEEP[i % len(KEY_SWEEP)]
+        out.append((f"{SWEEP_GENRES[i % len(SWEEP_GENRES)]}, {bpm} BPM, in {key}", key, float(bpm)))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+")
+    p.add_argument("--corpus", default="data/corpus")
+    p.add_argument("--out", default="/tmp/keycheck")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None)
+    args = p.parse_args()
+    out = Path(args.out)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for m in args.models:
+        gen = Generator(load_model(m), device="cpu")
+        name = Path(m).name if Path(m).exists() else m
+        rows[m] = []
+        for i, (prompt, key, bpm) in enumerate(prompts(args.n)):
+            req = RenderRequest(prompt=prompt, seconds=args.seconds, seed=500 + i, steps=args.steps, bpm=bpm)
+            audio = gen.render(req)[0].audio
+            path = write_audio_atomic(out / name / f"key_{i:02d}.wav", audio, SR, "pcm16")
+            rows[m].append({"file": str(path), "key": key, "bpm": bpm, "in_scale": in_scale_share(audio, key)})
+        print(f"rendered {m}", flush=True)
+    from lab.training.data import read_index
+
+    held = []
+    for it in [it for it in read_index(args.corpus, "test") if it.kind == "mix"][: args.n]:
+        audio, sr = load_audio(it.path)
+        clip = middle_crop(conform(audio, sr, SR, 2), int(args.seconds * SR))
+        path = write_audio_atomic(out / "held_out" / f"{it.id}.wav", clip, SR, "pcm16")
+        key = str(it.metadata.get("key"))
+        held.append(
+            {"file": str(path), "key": key, "bpm": it.metadata.get("bpm"), "in_scale": in_scale_share(clip, key)}
+        )
+    rows["held-out mixes"] = held
+    every = [r for rs in rows.values() for r in rs]
+    try:
+        res = judges.run_judges([(r["file"], ("key", "notes", "tempo")) for r in every])["results"]
+    except judges.JudgesUnavailable as err:
+        print(f"judges skipped: {err}")
+        res = {}
+
+    def got(r: dict[str, Any], judge: str) -> dict[str, Any] | None:
+        v = res.get(r["file"], {}).get(judge)
+        return v if isinstance(v, dict) and "error" not in v else None
+
+    print("\n| model | in-scale share (median) | madmom key: right+relative / same scale | "
+          "basic-pitch key: right+relative / same scale | tempo median error |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for m, rs in rows.items():
+        share = np.median([r["in_scale"] for r in rs if r["in_scale"] is not None])
+        cells = []
+        for judge in ("key", "notes"):
+            agree = [judges.key_agreement(r["key"], g["key"]) for r in rs if (g := got(r, judge)) and g.get("key")]
+            good = sum(a in ("right", "relative") for a in agree)
+            cells.append(f"{good} / {agree.count('same_scale')} of {len(agree)}")
+        timed = [judges.tempo_row(float(r["bpm"]), (got(r, "tempo") or {}).get("bpm")) for r in rs if r.get("bpm")]
+        summary = judges.tempo_summary(timed)
+        tempo = (
+            f"{summary['median_relative_error']:.3f} ({sum(t['within'] for t in timed)} within 4 %, "
+            f"{sum(t['octave_within'] for t in timed)} at half/double too)"
+            if summary["median_relative_error"] is not None
+            else "-"
+        )
+        print(f"| {m} | {share:.3f} | {cells[0]} | {cells[1]} | {tempo} |")
+    for m, rs in rows.items():
+        heard = [(r["key"], (got(r, "key") or {}).get("key"), (got(r, "notes") or {}).get("key")) for r in rs]
+        print(f"{m}: " + "; ".join(f"{a} -> {b} / {c}" for a, b, c in heard))
+
+
+if __name__ == "__main__":
+    main()
