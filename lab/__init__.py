@@ -15,8 +15,9 @@ from __future__ import annotations
 from .data import build_corpus
 from .evaluation import run_eval
 from .training.autoencoder import AETrainConfig, autoencoder_config, load_autoencoder, train_autoencoder
-from .training.diffusion import DiTTrainConfig, encode_corpus, package_model, train_dit
+from .training.diffusion import DiTTrainConfig, encode_corpus, train_dit
 from .training.errors import TrainingError
+from .training.package import package_model
 
 __all__ = [
     "AETrainConfig",
