@@ -10,6 +10,7 @@ deviation. Training (losses, growth, the adversary) is `lab/training/stft_codec*
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +40,9 @@ class ConvNeXt1d(nn.Module):
         return out
 
 
-def phase_vocoder_phase(dev: Tensor, residual: Tensor, hop: int, n_fft: int) -> Tensor:
+def phase_vocoder_phase(
+    dev: Tensor, residual: Tensor, hop: int, n_fft: int, start: int = 0, carry: Tensor | None = None
+) -> Tensor:
     """phi[t, k] = sum_{s<=t} 2 pi hop (k + dev[s, k]) / n_fft + pi k + residual[t, k] for `[B, K, T]`,
 
     plus pi k: torch's frames start at the window's edge, not its centre, so a sine's neighbouring
@@ -49,14 +52,23 @@ def phase_vocoder_phase(dev: Tensor, residual: Tensor, hop: int, n_fft: int) -> 
 
     The bin-centre part k (t hop + n_fft / 2) / n_fft is taken exactly in integers modulo n_fft;
     the deviation part is a float64 cumsum wrapped mod 2 pi, so a 24.5k-frame decode keeps its
-    precision."""
+    precision. A chunk of a longer sequence starts at frame `start`, `carry` `[B, K]` being the
+    deviation part reached before it (`drift_after`)."""
     _, bins, frames = dev.shape
     k = torch.arange(bins, device=dev.device, dtype=torch.int64)[:, None]
-    t = torch.arange(1, frames + 1, device=dev.device, dtype=torch.int64)[None]
+    t = torch.arange(start + 1, start + frames + 1, device=dev.device, dtype=torch.int64)[None]
     centre = ((k * (t * hop + n_fft // 2)) % n_fft).to(torch.float64) * (2 * math.pi / n_fft)  # [K, T]
     drift = torch.cumsum(dev.to(torch.float64) * (2 * math.pi * hop / n_fft), dim=-1)
+    if carry is not None:
+        drift = drift + carry[..., None]
     drift = torch.remainder(drift, 2 * math.pi)
     return (torch.remainder(centre + drift, 2 * math.pi) + residual.to(torch.float64)).to(dev.dtype)
+
+
+def drift_after(dev: Tensor, hop: int, n_fft: int, carry: Tensor | None = None) -> Tensor:
+    """`phase_vocoder_phase`'s deviation part after the frames of `dev` `[B, K, T]` -> `[B, K]`."""
+    total = dev.to(torch.float64).sum(-1) * (2 * math.pi * hop / n_fft)
+    return torch.remainder(total if carry is None else total + carry, 2 * math.pi)
 
 
 def lock_phase(log_mag: Tensor, phase: Tensor, reach: int = 2) -> Tensor:
@@ -87,6 +99,49 @@ def synthesize(
     spec = torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)
     window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
     return torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
+
+
+def synthesize_chunked(
+    heads: Callable[[int, int], tuple[Tensor, Tensor, Tensor]],
+    frames: int,
+    hop: int,
+    n_fft: int,
+    length: int,
+    lock: bool = False,
+    chunk: int = 2048,
+) -> Tensor:
+    """`synthesize` of `frames` frames in chunks of `chunk`, `heads(a, b)` giving frames [a, b):
+    the same audio (tested) in bounded memory. The whole-sequence synthesis of a 285 s decode
+    peaked at 2.35 GB (benchmarks/bench_codec.py); this holds one chunk's heads and the output.
+
+    By hand because torch.istft takes the whole spectrogram: each chunk's frames are inverted
+    (irfft), windowed and overlap-added (`fold`) into the centred output, the phase's deviation part
+    carried across chunks; then divided by the window's overlap-added square, as torch.istft does."""
+    out: Tensor | None = None
+    envelope: Tensor | None = None
+    carry: Tensor | None = None
+    for a in range(0, frames, chunk):
+        b = min(frames, a + chunk)
+        log_mag, dev, residual = heads(a, b)
+        phase = phase_vocoder_phase(dev, residual, hop, n_fft, start=a, carry=carry)
+        carry = drift_after(dev, hop, n_fft, carry)
+        if lock:
+            phase = lock_phase(log_mag, phase)
+        spec = torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)  # [B, K, F]
+        window = torch.hann_window(n_fft, device=spec.device, dtype=log_mag.dtype)
+        if out is None:
+            out = spec.real.new_zeros(spec.shape[0], (frames - 1) * hop + n_fft)
+            envelope = spec.real.new_zeros((frames - 1) * hop + n_fft)
+        assert envelope is not None
+        span = (b - a - 1) * hop + n_fft
+        parts = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # [B, n_fft, F]
+        fold = dict(output_size=(1, span), kernel_size=(1, n_fft), stride=(1, hop))
+        out[:, a * hop : a * hop + span] += nn.functional.fold(parts, **fold).reshape(spec.shape[0], span)
+        squares = (window**2)[None, :, None].expand(1, n_fft, b - a)
+        envelope[a * hop : a * hop + span] += nn.functional.fold(squares, **fold).reshape(span)
+    assert out is not None and envelope is not None
+    centre = slice(n_fft // 2, n_fft // 2 + length)
+    return out[:, centre] / envelope[centre].clamp(min=1e-11)
 
 
 class STFTCodec(nn.Module):
@@ -174,10 +229,12 @@ class STFTCodec(nn.Module):
         out: Tensor = self.dec_norm(h.transpose(1, 2)).transpose(1, 2)
         return out
 
-    def head(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Backbone features -> log-magnitude, deviation, residual, each `[B * C, K, T + 1]`."""
+    def head(self, h: Tensor, extend: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """Backbone features `[B, dim, T]` -> log-magnitude, deviation, residual, each `[B * C, K, T + 1]`
+        (`extend`: the last frame repeated, as the centred iSTFT wants N / hop + 1; else T)."""
         c = self.config
-        h = torch.cat([h, h[..., -1:]], dim=-1)  # iSTFT with centre wants N / hop + 1 frames
+        if extend:
+            h = torch.cat([h, h[..., -1:]], dim=-1)
         out = self.dec_out(h)
         if c.head_hidden:
             out = out + self.dec_mlp_out(nn.functional.gelu(self.dec_mlp_in(h)))
@@ -219,6 +276,7 @@ class STFTCodecPretransform(nn.Module):
         self.scale = cfg.scale
 
     CHUNK = 512  # latent frames, ~24 s: a chunk's activations are 256 channels at 4x the latent rate
+    SYNTH_CHUNK = 2048  # STFT frames (~24 s) synthesised at a time (`synthesize_chunked`)
 
     @property
     def default_chunk_frames(self) -> int:
@@ -244,10 +302,21 @@ class STFTCodecPretransform(nn.Module):
         return latents / self.scale
 
     def decode(self, latents: Tensor, chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
-        """Latents `[B, D, L]` -> audio `[B, C, L * hop]`: the backbone in chunks, the heads and
-        the phase integration over the whole sequence (phase continuity across chunks)."""
+        """Latents `[B, D, L]` -> audio `[B, C, L * hop]`: the backbone in overlapping chunks, then
+        heads and synthesis chunk by chunk with the phase carried across (`synthesize_chunked`)."""
         z = latents * self.scale
         chunk = chunk_frames or self.default_chunk_frames
         c = self.cfg
         h = run_chunked(self.model.trunk, z, chunk, overlap_frames, 1, c.down, c.dim)
-        return self.model.render(self.model.head(h))
+        h = torch.cat([h, h[..., -1:]], dim=-1)  # the centred iSTFT's N / hop + 1 frames
+        n = (h.shape[-1] - 1) * c.frame_hop
+        audio = synthesize_chunked(
+            lambda a, b: self.model.head(h[..., a:b], extend=False),
+            h.shape[-1],
+            c.frame_hop,
+            c.dec_fft,
+            n,
+            lock=c.phase_lock,
+            chunk=self.SYNTH_CHUNK,
+        )
+        return audio.reshape(-1, c.channels, n)
