@@ -111,3 +111,41 @@ $LP train package --model "$W/runs/dit-det1/model" --out resources/models/longpl
 #     evaluation scores as "no drums" references and scripts/calibrate_drums.py calibrates the
 #     drums measure on. (Added last so that no training stage above sees them.)
 $LP corpus "$W/corpus" --songs 99 --seed 7 --stems 2 --jobs 2 --drumless
+
+# ---- longplay-mini v2 (issue 19, in progress): the STFT codec replaces the Oobleck ----------
+# docs/codec.md says why; lab/runs/stftcodec/README.md has every run's numbers. The sessions ran
+# these stages with resumes in between (some from float16 exports with a fresh optimizer), so
+# this reproduces them closely, not bit for bit.
+C="$W/runs/codec"
+CODEC=(.venv/bin/python -m lab.training.stft_codec_train "$C" --corpus "$W/corpus" --synthetic 0.5 --batch 8
+       --crop-hops 16 --max-items 150 --steps 40000 --lr 1e-3 --rec 0 --kl 1e-2 --mag-gain 3
+       --log-every 250 --save-every 1000)
+
+# 15. Codec stage 1, the heads' direct targets only (~1.5 it/s on one core, ~4 h in all): plain to
+#     12,469; the encoder also reads phase-derived frequencies (--if-bins, new inputs at zero) to
+#     16,000; spectral convergence added (--sc) to 22,000, where the encoder is frozen for good.
+"${CODEC[@]}" --stop-at 12469
+"${CODEC[@]}" --if-bins 1024 --stop-at 16000
+"${CODEC[@]}" --if-bins 1024 --sc 1 --stop-at 22000
+"${CODEC[@]}" --export-folder "$W/runs/codec-s1"
+
+# 16. The mixes and drum stems through that encoder (64 latents at 21.5 Hz; ~12 min).
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/codec-s1" --out "$W/runs/latents-codec" --kinds mix,stem:drums --shard 0/2 &
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/codec-s1" --out "$W/runs/latents-codec" --kinds mix,stem:drums --shard 1/2
+wait
+
+# 17. In parallel: the decoder alone (encoder frozen: the latents stay valid) ...
+"${CODEC[@]}" --if-bins 1024 --sc 1 --freeze-encoder --stop-at 26000 &
+# 18. ... and the DiT on the codec latents' means, warm-started from v1 (its body; the latent
+#     projections grow 32 -> 64 channels, the scale is the new latents' own). Session 15: 1,529
+#     steps on one thread beside stage 17, then on two threads.
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-s1" \
+    --out "$W/runs/dit-codec" --init-from resources/models/longplay-mini --train-latents mean --seed 5 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 5e-4 --lr-final 0.1 --ema 0.995 --steps 6000 \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+wait
+"${CODEC[@]}" --export-folder "$W/runs/codec-dec"
+
+# 19. The candidate: the DiT with stage 17's decoder (its encoder checked equal), float16.
+$LP train package --model "$W/runs/dit-codec/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2" \
+    --default-steps 20 --default-cfg 5
