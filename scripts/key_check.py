@@ -1,8 +1,8 @@
 """Does a model play the key it is asked for (issue 19)? Renders the eval's eight key prompts
 (`judges_eval.KEY_SWEEP`: genre, BPM, key) for each model, and scores them beside held-out mixes:
 
-- in-scale share: the share of chroma energy (librosa's CQT chroma, time-summed) on the seven
-  pitch classes of the asked key's scale (chance 7/12 = 0.58);
+- in-scale share: the share of tonal peaks' energy on the seven pitch classes of the asked key's
+  scale (`music.tonal_in_scale_share`, as `longplay eval` reports it; chance 7/12 = 0.58);
 - madmom's key CNN and basic-pitch's notes (Krumhansl–Kessler): right, or its relative, or
   another key of the same scale (`judges.key_agreement`), when the judges env is built (`make judges`);
 - madmom's tempo against the asked BPM.
@@ -28,20 +28,14 @@ from lab.evaluation import judges  # noqa: E402
 from lab.evaluation.adherence import SWEEP_GENRES, TEMPO_SWEEP  # noqa: E402
 from lab.evaluation.judges_eval import KEY_SWEEP  # noqa: E402
 from lab.evaluation.metrics import middle_crop  # noqa: E402
+from lab.evaluation.music import tonal_in_scale_share  # noqa: E402
 
 SR = 44100
 
 
 def in_scale_share(audio: np.ndarray, key: str) -> float | None:
-    import librosa
-
-    parsed = judges.parse_key(key)
-    if parsed is None:
-        return None
-    tonic, mode = parsed
-    chroma = librosa.feature.chroma_cqt(y=audio.mean(0), sr=SR, hop_length=2048).sum(1)
-    scale = [(tonic + s) % 12 for s in judges._MODE_STEPS[mode]]
-    return float(chroma[scale].sum() / max(chroma.sum(), 1e-9))
+    scale = judges.scale_pitch_classes(key)
+    return None if scale is None else tonal_in_scale_share(audio, SR, scale)
 
 
 def prompts(n: int) -> list[tuple[str, str, float]]:

@@ -126,6 +126,12 @@ def parse_key(text: str) -> tuple[int, str] | None:
     return pitch_class(m.group(1)), m.group(2)
 
 
+def scale_pitch_classes(key: str) -> frozenset[int] | None:
+    """'D dorian' -> its seven pitch classes; None if not a key."""
+    parsed = parse_key(key)
+    return None if parsed is None else frozenset((parsed[0] + s) % 12 for s in _MODE_STEPS[parsed[1]])
+
+
 def key_agreement(asked: str, heard: str) -> str:
     """How a judge's 24-key answer sits against the asked key (a corpus key may be modal):
     'right' (same tonic, the mode's major/minor third), 'relative' (its relative major/minor),

@@ -79,7 +79,7 @@ def judges_section(ctx: Any, report: dict[str, Any]) -> dict[str, Any]:
         "unavailable": answer["unavailable"],
         "errors": _errors(res),
         "tempo": _tempo(res, timed, corpus),
-        "key": _keys(res, keyed, corpus),
+        "key": {**_keys(res, keyed, corpus), "in_scale": _in_scale(keyed, corpus)},
         "notes": _notes(res, timed, corpus),
         "tones": _tone_rows(res, tones),
         "frechet": _frechet(res, timed, corpus),
@@ -197,6 +197,31 @@ def _keys(res: dict[str, Any], keyed: list[dict[str, Any]], corpus: list[dict[st
     }
 
 
+def _in_scale(keyed: list[dict[str, Any]], corpus: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours beside the judges: the share of tonal peaks' energy in the asked (or the mix's own)
+    key's scale (`music.tonal_in_scale_share`; chance 0.58, issue 19's goal a median of 0.80)."""
+
+    def shares(items: list[dict[str, Any]]) -> list[float]:
+        out = []
+        for r in items:
+            scale = judges.scale_pitch_classes(str(r.get("key") or ""))
+            if scale is None or not Path(r["file"]).is_file():
+                continue
+            audio, sr = load_audio(r["file"])
+            share = music.tonal_in_scale_share(audio, sr, scale)
+            if share is not None:
+                out.append(round(share, 3))
+        return out
+
+    r, h = shares(keyed), shares(corpus)
+    return {
+        "renders": r,
+        "held_out": h,
+        "renders_median": float(np.median(r)) if r else None,
+        "held_out_median": float(np.median(h)) if h else None,
+    }
+
+
 def _notes(res: dict[str, Any], timed: list[dict[str, Any]], corpus: list[dict[str, Any]]) -> dict[str, Any]:
     def per_10s(items: list[dict[str, Any]]) -> list[float]:
         got = [_get(res, r["file"], "notes") for r in items]
@@ -307,6 +332,8 @@ def judges_markdown(s: dict[str, Any]) -> list[str]:
         f"{keys(k['renders']['madmom'])} | {keys(k['held_out']['madmom'])} |",
         f"| basic-pitch key (Krumhansl–Kessler on its notes), same counts | "
         f"{keys(k['renders']['basic_pitch'])} | {keys(k['held_out']['basic_pitch'])} |",
+        f"| ours: tonal peaks' energy in the asked key's scale, median (chance 0.58) | "
+        f"{_n(k.get('in_scale', {}).get('renders_median'), 3)} | {_n(k.get('in_scale', {}).get('held_out_median'), 3)} |",
         f"| basic-pitch notes per 10 s, mean | {_n(notes['renders_mean_per_10s'])} | "
         f"{_n(notes['held_out_mean_per_10s'])} |",
         f"| musicnn Fréchet distance ↓: renders vs held-out ({fd['render_frames']} / {fd['held_out_frames']} "

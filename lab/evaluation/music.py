@@ -265,3 +265,28 @@ def window_levels(audio: np.ndarray, sample_rate: int, window_seconds: float = 1
     count = max(1, a.shape[1] // n)
     windows = [a[:, i * n : (i + 1) * n] for i in range(count)]
     return np.array([20 * np.log10(np.sqrt(np.mean(w**2)) + 1e-12) for w in windows])
+
+
+TONAL_HZ = (80.0, 2000.0)  # where the corpus's bass, chords and melodies put their fundamentals
+TONAL_FLOOR_DB = -40.0  # spectral peaks this far under their frame's loudest are left out
+
+
+def tonal_in_scale_share(audio: np.ndarray, sample_rate: int, pitch_classes: frozenset[int]) -> float | None:
+    """The share of tonal energy on `pitch_classes` (a key's scale, `judges.scale_pitch_classes`):
+    per frame the spectral peaks (local maxima within `TONAL_FLOOR_DB` of the frame's loudest,
+    `TONAL_HZ`, 2.7 Hz bins) each give their power to their nearest pitch class. Peaks, not the
+    whole spectrum, so a drum's broadband energy does not count for every class (chance for a
+    seven-note scale: 7 / 12 = 0.58). None for silence."""
+    import librosa
+
+    y = to_mono(audio, sample_rate)
+    spec = np.abs(librosa.stft(y, n_fft=8192, hop_length=2048)) ** 2  # [F, T] at 22.05 kHz
+    freqs = librosa.fft_frequencies(sr=ANALYSIS_RATE, n_fft=8192)
+    band = (freqs >= TONAL_HZ[0]) & (freqs <= TONAL_HZ[1])
+    spec, freqs = spec[band], freqs[band]
+    peaks = librosa.util.localmax(spec, axis=0) & (spec >= spec.max(0, keepdims=True) * 10 ** (TONAL_FLOOR_DB / 10))
+    power = np.where(peaks, spec, 0.0).sum(1)  # [F]
+    if power.sum() <= 0:
+        return None
+    classes = np.round(12 * np.log2(freqs / 440.0) + 69).astype(int) % 12
+    return float(power[np.isin(classes, sorted(pitch_classes))].sum() / power.sum())

@@ -106,3 +106,48 @@ def test_missing_env_is_a_reason_in_eval_md(monkeypatch: pytest.MonkeyPatch, tmp
         judges.run_judges([str(tmp_path / "x.wav")])
     md = render_markdown({"model": "m", "corpus": "c", "created": "now", "judges": section})
     assert "## Independent judges" in md and "Skipped: no judges env" in md
+
+
+def test_tonal_in_scale_share_counts_the_pitches_not_the_drums() -> None:
+    """A C major triad with harmonics over loud noise bursts: its peaks are all in C major and none
+    of them in F# major (which shares no note with C, E, G); silence has no share."""
+    from lab.evaluation.music import tonal_in_scale_share
+
+    sr = 44100
+    t = np.arange(6 * sr) / sr
+    chord = sum(
+        0.1 / h * np.sin(2 * np.pi * f * h * t) for f in (261.63, 329.63, 392.0) for h in (1, 2, 3)
+    )  # fmt: skip
+    bursts = np.random.default_rng(0).standard_normal(t.size) * (np.mod(t, 0.5) < 0.05) * 0.5
+    audio = np.stack([chord + bursts, chord + bursts]).astype(np.float32)
+    assert tonal_in_scale_share(audio, sr, judges.scale_pitch_classes("C major")) > 0.95
+    assert tonal_in_scale_share(audio, sr, judges.scale_pitch_classes("F# major")) < 0.05
+    assert judges.scale_pitch_classes("D dorian") == judges.scale_pitch_classes("C major")
+    assert judges.scale_pitch_classes("H major") is None
+    assert tonal_in_scale_share(np.zeros((2, sr * 2), np.float32), sr, frozenset({0})) is None
+
+
+def test_the_eval_reports_the_in_scale_share_of_its_key_renders(tmp_path: Path) -> None:
+    from lab.evaluation.judges_eval import _in_scale, judges_markdown
+
+    chord = _chords([(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)])  # I IV V I in C major
+    path = _write(tmp_path / "c.wav", np.stack([chord, chord], 1))
+    got = _in_scale(
+        [{"file": path, "key": "C major"}, {"file": path, "key": "F# major"}], [{"file": path, "key": "A minor"}]
+    )
+    assert got["renders"][0] > 0.95 and got["renders"][1] < 0.2 and got["held_out_median"] > 0.95
+    none = {"right": 0, "relative": 0, "same_scale": 0, "other": 0, "n": 0}
+    tempo = {"n": 0, "median_relative_error": None, "share_within": None, "share_octave_within": None}
+    section = {
+        "versions": {},
+        "unavailable": {},
+        "errors": [],
+        "tempo": {"renders": tempo, "held_out": tempo},
+        "key": {g: {"madmom": none, "basic_pitch": none} for g in ("renders", "held_out")} | {"in_scale": got},
+        "notes": {"renders_mean_per_10s": None, "held_out_mean_per_10s": None},
+        "frechet": {"render_frames": 0, "held_out_frames": 0, "renders_vs_held_out": None, "held_out_split_half": None},
+        "tones": [],
+        "beatbox": {"skipped": "none"},
+    }
+    row = next(line for line in judges_markdown(section) if "in the asked key's scale" in line)
+    assert f"{got['renders_median']:.3f}" in row and f"{got['held_out_median']:.3f}" in row
