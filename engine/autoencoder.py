@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -389,21 +389,26 @@ def default_chunk_frames(cfg: AutoencoderConfig) -> int:
     return 128 * max(1, min(8, 128 // max(widest, 1)))
 
 
-class AutoencoderPretransform(nn.Module):
-    """The DiT's view of the autoencoder: audio <-> latents / scale, chunked for long signals."""
+class Pretransform(nn.Module):
+    """The DiT's view of an autoencoder (`model`: `encode_pre`, `pre_channels`): audio <-> latents /
+    scale, chunked for long signals. `AutoencoderPretransform` (Oobleck) and
+    `engine.stft_codec.STFTCodecPretransform` each add their `decode`."""
 
-    def __init__(self, cfg: AutoencoderConfig):
+    model: Any  # each subclass names its own (`encode_pre`, `pre_channels` and what its decode calls)
+
+    def __init__(self, cfg: Any, model: nn.Module, vae: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.model = AudioAutoencoder(cfg)
-        self.downsampling_ratio = cfg.downsampling_ratio
-        self.io_channels = cfg.io_channels
-        self.latent_dim = cfg.latent_dim
-        self.scale = cfg.scale
+        self.model = model
+        self.vae = vae
+        self.downsampling_ratio: int = cfg.downsampling_ratio
+        self.io_channels: int = cfg.io_channels
+        self.latent_dim: int = cfg.latent_dim
+        self.scale: float = cfg.scale
 
     @property
     def default_chunk_frames(self) -> int:
-        return default_chunk_frames(self.cfg)
+        raise NotImplementedError
 
     def encode(
         self,
@@ -413,19 +418,33 @@ class AutoencoderPretransform(nn.Module):
         chunk_frames: int | None = None,
         overlap_frames: int = 32,
     ) -> Tensor:
-        """Audio `[B, C, N]` (N a multiple of the hop) -> latents `[B, D, N / hop]`."""
+        """Audio `[B, C, N]` (N a multiple of the hop) -> latents `[B, D, N / hop]` (a VAE's
+        posterior sampled when `sample`, else its mean)."""
         hop = self.downsampling_ratio
         if audio.shape[-1] % hop:
             raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the hop {hop}")
-        enc_ch = self.cfg.encoder.latent_dim
         chunk_frames = chunk_frames or self.default_chunk_frames
-        pre = run_chunked(self.model.encode_pre, audio, chunk_frames, overlap_frames, hop, 1, enc_ch)
-        if self.cfg.bottleneck == "vae":
+        pre = run_chunked(self.model.encode_pre, audio, chunk_frames, overlap_frames, hop, 1, self.model.pre_channels)
+        if self.vae:
             mean, scale = pre.chunk(2, dim=1)
             latents = vae_sample(mean, scale, generator)[0] if sample else mean
         else:
             latents = pre
         return latents / self.scale
+
+
+class AutoencoderPretransform(Pretransform):
+    """The Oobleck autoencoder as the DiT's pretransform."""
+
+    model: AudioAutoencoder
+    cfg: AutoencoderConfig
+
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__(cfg, AudioAutoencoder(cfg), vae=cfg.bottleneck == "vae")
+
+    @property
+    def default_chunk_frames(self) -> int:
+        return default_chunk_frames(self.cfg)
 
     def decode(self, latents: Tensor, chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""

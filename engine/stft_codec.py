@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .autoencoder import run_chunked, vae_sample
+from .autoencoder import Pretransform, run_chunked
 from .stft_codec_config import STFTCodecConfig
 
 # A full-scale sine peaks at log(n_fft / 4) = 6.2 in an n_fft-2,048 Hann frame; at the old bound
@@ -262,44 +262,21 @@ class STFTCodec(nn.Module):
         return audio.reshape(-1, c.channels, n)
 
 
-class STFTCodecPretransform(nn.Module):
-    """The DiT's view of the codec, as `AutoencoderPretransform` is of the Oobleck: audio <->
-    latents / scale, the local parts chunked for long signals (keys `model.*`)."""
+class STFTCodecPretransform(Pretransform):
+    """The codec as the DiT's pretransform, as `AutoencoderPretransform` is the Oobleck (keys
+    `model.*`); its `decode` synthesises chunk by chunk."""
 
-    def __init__(self, cfg: STFTCodecConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.model = STFTCodec(cfg)
-        self.downsampling_ratio = cfg.downsampling_ratio
-        self.io_channels = cfg.io_channels
-        self.latent_dim = cfg.latent_dim
-        self.scale = cfg.scale
-
+    model: STFTCodec
+    cfg: STFTCodecConfig
     CHUNK = 512  # latent frames, ~24 s: a chunk's activations are 256 channels at 4x the latent rate
     SYNTH_CHUNK = 2048  # STFT frames (~24 s) synthesised at a time (`synthesize_chunked`)
+
+    def __init__(self, cfg: STFTCodecConfig):
+        super().__init__(cfg, STFTCodec(cfg))
 
     @property
     def default_chunk_frames(self) -> int:
         return self.CHUNK
-
-    def encode(
-        self,
-        audio: Tensor,
-        sample: bool = True,
-        generator: torch.Generator | None = None,
-        chunk_frames: int | None = None,
-        overlap_frames: int = 32,
-    ) -> Tensor:
-        """Audio `[B, C, N]` (N a multiple of the hop) -> latents `[B, D, N / hop]` (sampled from
-        the posterior when `sample`; the shipped DiT learned means)."""
-        hop = self.downsampling_ratio
-        if audio.shape[-1] % hop:
-            raise ValueError(f"audio length {audio.shape[-1]} is not a multiple of the hop {hop}")
-        chunk = chunk_frames or self.default_chunk_frames
-        pre = run_chunked(self.model.encode_pre, audio, chunk, overlap_frames, hop, 1, self.model.pre_channels)
-        mean, scale = pre.chunk(2, dim=1)
-        latents = vae_sample(mean, scale, generator)[0] if sample else mean
-        return latents / self.scale
 
     def decode(self, latents: Tensor, chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`: the backbone in overlapping chunks, then
