@@ -20,6 +20,7 @@ What is written here is what librosa does not do:
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -77,9 +78,18 @@ def warm_up() -> None:
 
 
 def warm_up_in_background() -> None:
-    """`warm_up` on a daemon thread, unless this process has already begun it."""
+    """`warm_up` on a daemon thread, unless this process has already begun it. A failure there is
+    only logged: the tempo check that needs the tracker reports its own (a background thread's
+    traceback would reach the user's terminal with nothing to act on)."""
+
+    def quietly() -> None:
+        try:
+            warm_up()
+        except Exception as err:  # noqa: BLE001 - see the docstring
+            logging.getLogger("longplay.beats").debug("beat tracker warm-up failed: %s", err)
+
     if not WARM.is_set() and not _warming.locked():
-        threading.Thread(target=warm_up, name="longplay-beats-warm-up", daemon=True).start()
+        threading.Thread(target=quietly, name="longplay-beats-warm-up", daemon=True).start()
 
 
 def hear(audio: np.ndarray, sample_rate: int, bpm_hint: float | None = None, beats_per_bar: int = 4) -> Beats | None:

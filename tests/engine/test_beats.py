@@ -114,3 +114,28 @@ def test_a_generator_warms_the_tracker_in_the_background() -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0 and out.stdout.strip() == "warm", out.stderr
+
+
+def test_a_failed_warm_up_prints_no_traceback() -> None:
+    """The warm-up is a courtesy: if hearing fails there (say a broken librosa), the user's terminal
+    gets no background thread's traceback; the tempo check reports its own error when it runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import threading\n"
+        "from engine import beats\n"
+        "def boom(*a, **k):\n"
+        "    raise RuntimeError('no tracker here')\n"
+        "beats.hear = boom\n"
+        "beats.warm_up_in_background()\n"
+        "for t in threading.enumerate():\n"
+        "    if t.name == 'longplay-beats-warm-up':\n"
+        "        t.join(60)\n"
+        "print('warm' if beats.WARM.is_set() else 'cold')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "cold", out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
