@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -90,14 +94,16 @@ def test_the_period_search_starts_near_what_was_played(bpm: float, times: list[f
     assert min(abs(60.0 / s / bpm - 1.0) for s in seeds) < 0.02
 
 
+def _fresh_interpreter(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` in a new Python at the repository root: no other test's hearing counts there."""
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
+
+
 def test_a_generator_warms_the_tracker_in_the_background() -> None:
     """The first render's tempo check must not wait for librosa's numba code to compile (64 s cold
     here): a `Generator` starts the tracker's first hearing on a thread of its own, once per process.
     A fresh interpreter, so other tests' hearing does not count."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = (
         "import sys, threading, torch\n"
         "from engine import Generator, build_model, tiny_config\n"
@@ -111,18 +117,13 @@ def test_a_generator_warms_the_tracker_in_the_background() -> None:
         "assert 'librosa' in sys.modules\n"
         "print('warm')\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
+    out = _fresh_interpreter(code)
     assert out.returncode == 0 and out.stdout.strip() == "warm", out.stderr
 
 
 def test_a_failed_warm_up_prints_no_traceback() -> None:
     """The warm-up is a courtesy: if hearing fails there (say a broken librosa), the user's terminal
     gets no background thread's traceback; the tempo check reports its own error when it runs."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = (
         "import threading\n"
         "from engine import beats\n"
@@ -135,7 +136,6 @@ def test_a_failed_warm_up_prints_no_traceback() -> None:
         "        t.join(60)\n"
         "print('warm' if beats.WARM.is_set() else 'cold')\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    out = _fresh_interpreter(code)
     assert out.returncode == 0 and out.stdout.strip() == "cold", out.stderr
     assert "Traceback" not in out.stderr, out.stderr
