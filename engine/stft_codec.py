@@ -93,12 +93,27 @@ def synthesize(
     lock: bool = False,
 ) -> Tensor:
     """`[B, K, T]` log-magnitude, deviation (bins) and phase residual -> `[B, N]` audio by iSTFT."""
-    phase = phase_vocoder_phase(dev, residual, hop, n_fft)
-    if lock:
-        phase = lock_phase(log_mag, phase)
-    spec = torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)
+    spec = spectrum(log_mag, dev, residual, hop, n_fft, lock)
     window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
     return torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
+
+
+def spectrum(
+    log_mag: Tensor,
+    dev: Tensor,
+    residual: Tensor,
+    hop: int,
+    n_fft: int,
+    lock: bool,
+    start: int = 0,
+    carry: Tensor | None = None,
+) -> Tensor:
+    """The heads' complex spectrum `[B, K, T]`: magnitudes (bounded) with the phase vocoder's phase,
+    locked when `lock`; `start` / `carry` as for `phase_vocoder_phase`."""
+    phase = phase_vocoder_phase(dev, residual, hop, n_fft, start=start, carry=carry)
+    if lock:
+        phase = lock_phase(log_mag, phase)
+    return torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)
 
 
 def synthesize_chunked(
@@ -119,20 +134,17 @@ def synthesize_chunked(
     carried across chunks; then divided by the window's overlap-added square, as torch.istft does."""
     out: Tensor | None = None
     envelope: Tensor | None = None
+    window: Tensor | None = None
     carry: Tensor | None = None
     for a in range(0, frames, chunk):
         b = min(frames, a + chunk)
         log_mag, dev, residual = heads(a, b)
-        phase = phase_vocoder_phase(dev, residual, hop, n_fft, start=a, carry=carry)
+        spec = spectrum(log_mag, dev, residual, hop, n_fft, lock, start=a, carry=carry)  # [B, K, F]
         carry = drift_after(dev, hop, n_fft, carry)
-        if lock:
-            phase = lock_phase(log_mag, phase)
-        spec = torch.polar(torch.exp(log_mag.clamp(max=MAX_LOG_MAG)), phase)  # [B, K, F]
-        window = torch.hann_window(n_fft, device=spec.device, dtype=log_mag.dtype)
-        if out is None:
-            out = spec.real.new_zeros(spec.shape[0], (frames - 1) * hop + n_fft)
-            envelope = spec.real.new_zeros((frames - 1) * hop + n_fft)
-        assert envelope is not None
+        if out is None or envelope is None or window is None:  # the first chunk: its device and dtype
+            out = log_mag.new_zeros(spec.shape[0], (frames - 1) * hop + n_fft)
+            envelope = log_mag.new_zeros((frames - 1) * hop + n_fft)
+            window = torch.hann_window(n_fft, device=log_mag.device, dtype=log_mag.dtype)
         span = (b - a - 1) * hop + n_fft
         parts = torch.fft.irfft(spec, n=n_fft, dim=1) * window[:, None]  # [B, n_fft, F]
         fold = dict(output_size=(1, span), kernel_size=(1, n_fft), stride=(1, hop))
@@ -248,7 +260,7 @@ class STFTCodec(nn.Module):
         return self.head(self.trunk(latents))
 
     def decode(self, latents: Tensor) -> Tensor:
-        """`[B, D, L]` -> `[B, C, L * hop]`, whole (`STFTCodecPretransform.decode` chunks the trunk)."""
+        """`[B, D, L]` -> `[B, C, L * hop]`, whole (`STFTCodecPretransform.decode` runs in chunks)."""
         return self.render(self.heads(latents))
 
     def render(self, heads: tuple[Tensor, Tensor, Tensor]) -> Tensor:
