@@ -99,13 +99,18 @@ def checkpoint(
     return state
 
 
-def load_codec(path: Path) -> STFTCodec:
+def read_codec(path: Path, **changes: Any) -> tuple[STFTCodec, dict[str, Any]]:
+    """A checkpoint's codec (its config with `changes`, e.g. phase_lock=True) and the checkpoint."""
     state = load_state(path)
     if state is None or state.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not an STFT-codec checkpoint of format {FORMAT_VERSION}")
-    model = STFTCodec(STFTCodecConfig(**state["config"]))
+    model = STFTCodec(dataclasses.replace(STFTCodecConfig(**state["config"]), **changes))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-    return model.eval()
+    return model.eval(), state
+
+
+def load_codec(path: Path) -> STFTCodec:
+    return read_codec(path)[0]
 
 
 def export(checkpoint_path: Path, out: Path) -> None:
@@ -124,12 +129,11 @@ def export_folder(checkpoint_path: Path, out: Path) -> Path:
     phase-locked (session 14: tone fidelity 0.70 locked, 0.50 not), weights float16."""
     from lab.training.autoencoder import ae_folder_config, save_autoencoder
 
-    state = load_state(checkpoint_path)
-    if state is None or state.get("format_version") != FORMAT_VERSION:
-        raise SystemExit(f"{checkpoint_path}: not an STFT-codec checkpoint of format {FORMAT_VERSION}")
-    config = dataclasses.replace(STFTCodecConfig(**state["config"]), phase_lock=True)
-    model = STFTCodec(config)
-    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    try:
+        model, state = read_codec(checkpoint_path, phase_lock=True)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    config = model.config
     meta = {"step": state["step"], "from_checkpoint": str(checkpoint_path)}
     block = {k: v for k, v in config.to_json().items() if k != "scale"}  # the DiT's, set when it trains
     raw = ae_folder_config(block, SR, 32 * config.hop, meta, model_type=STFT_CODEC)
