@@ -304,6 +304,11 @@ class AudioAutoencoder(nn.Module):
         """Channels of `encode_pre` (the STFT codec has the same name)."""
         return self.cfg.encoder.latent_dim
 
+    @property
+    def chunk_frames(self) -> int:
+        """Latent frames per chunk of a long signal (the STFT codec has the same name)."""
+        return default_chunk_frames(self.cfg)
+
     def encode_pre(self, audio: Tensor) -> Tensor:
         """Audio `[B, C, N]` -> pre-bottleneck `[B, encoder latent_dim, N / hop]`."""
         return cast(Tensor, self.encoder(self.patch(audio)))
@@ -394,7 +399,7 @@ class Pretransform(nn.Module):
     scale, chunked for long signals. `AutoencoderPretransform` (Oobleck) and
     `engine.stft_codec.STFTCodecPretransform` each add their `decode`."""
 
-    model: Any  # each subclass names its own (`encode_pre`, `pre_channels` and what its decode calls)
+    model: Any  # each subclass names its own (`encode_pre`, `pre_channels`, `chunk_frames`, what decode calls)
 
     def __init__(self, cfg: Any, model: nn.Module, vae: bool = True):
         super().__init__()
@@ -408,7 +413,7 @@ class Pretransform(nn.Module):
 
     @property
     def default_chunk_frames(self) -> int:
-        raise NotImplementedError
+        return int(self.model.chunk_frames)
 
     def encode(
         self,
@@ -441,10 +446,6 @@ class AutoencoderPretransform(Pretransform):
 
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__(cfg, AudioAutoencoder(cfg), vae=cfg.bottleneck == "vae")
-
-    @property
-    def default_chunk_frames(self) -> int:
-        return default_chunk_frames(self.cfg)
 
     def decode(self, latents: Tensor, chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`, bounded memory for any L."""

@@ -217,6 +217,8 @@ class STFTCodec(nn.Module):
         """Channels of `encode_pre`: the posterior's mean and scale parameter."""
         return 2 * self.config.latent_dim
 
+    chunk_frames = 512  # latent frames per chunk, ~24 s: 256 channels at 4x the latent rate
+
     def encode_dist(self, audio: Tensor) -> tuple[Tensor, Tensor]:
         """`[B, C, N]` -> the posterior's mean and log standard deviation, each `[B, D, N / hop]`."""
         h = self.enc_blocks(self.enc_in(self.features(audio)))
@@ -280,15 +282,10 @@ class STFTCodecPretransform(Pretransform):
 
     model: STFTCodec
     cfg: STFTCodecConfig
-    CHUNK = 512  # latent frames, ~24 s: a chunk's activations are 256 channels at 4x the latent rate
     SYNTH_CHUNK = 2048  # STFT frames (~24 s) synthesised at a time (`synthesize_chunked`)
 
     def __init__(self, cfg: STFTCodecConfig):
         super().__init__(cfg, STFTCodec(cfg))
-
-    @property
-    def default_chunk_frames(self) -> int:
-        return self.CHUNK
 
     def decode(self, latents: Tensor, chunk_frames: int | None = None, overlap_frames: int = 32) -> Tensor:
         """Latents `[B, D, L]` -> audio `[B, C, L * hop]`: the backbone in overlapping chunks, then

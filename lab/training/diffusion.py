@@ -91,16 +91,14 @@ def encode_corpus(
     (e.g. `("mix", "stem:drums")`) encodes only those kinds of items.
     """
     from engine.audio_io import conform, load_audio
-    from engine.autoencoder import default_chunk_frames, run_chunked
-    from engine.config import AutoencoderConfig
-    from engine.stft_codec import STFTCodecPretransform
+    from engine.autoencoder import run_chunked
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ae, raw = load_autoencoder(ae_dir)
     cfg = ae.cfg
     hop = cfg.downsampling_ratio
-    chunk = default_chunk_frames(ae.cfg) if isinstance(ae.cfg, AutoencoderConfig) else STFTCodecPretransform.CHUNK
+    chunk = ae.chunk_frames
     index, count = shard
     if not 0 <= index < count:
         raise TrainingError(f"shard {index} of {count} does not exist")
