@@ -174,6 +174,11 @@ def add_train_parser(sub: Any) -> None:
         help="give the DiT a tempo grid from each item's bpm (renders then lock to a requested BPM)",
     )
     dit.add_argument(
+        "--key",
+        action="store_true",
+        help="give the DiT a token for the key a prompt names, as pitch classes (renders then play in it)",
+    )
+    dit.add_argument(
         "--init-from",
         help="model folder or name to warm-start from, e.g. longplay-mini to fine-tune it; "
         "the architecture flags default to that model's (new modules, like --beat-phase's grid, start at zero)",
@@ -219,7 +224,7 @@ def dit_architecture(args: argparse.Namespace, init: Any | None) -> dict[str, An
     no flags that repeat its shape)."""
     arch = dict(ARCH_DEFAULTS)
     text: dict[str, Any] = {}
-    beat = bool(args.beat_phase)
+    beat, key = bool(args.beat_phase), bool(args.key)
     if init is not None:
         d = init.dit
         arch.update(
@@ -238,6 +243,7 @@ def dit_architecture(args: argparse.Namespace, init: Any | None) -> dict[str, An
             if prompt is not None and k in prompt.config
         }
         beat = beat or d.beat_phase  # a grid, once trained, stays
+        key = key or init.conditioner("key") is not None  # so does a key token
     arch.update({k: getattr(args, k) for k in ARCH_DEFAULTS if getattr(args, k) is not None})
     return {
         "window_seconds": arch["window"],
@@ -248,6 +254,7 @@ def dit_architecture(args: argparse.Namespace, init: Any | None) -> dict[str, An
         "global_layers": tuple(int(x) for x in str(arch["global_layers"]).split(",") if x.strip()),
         "patch_size": arch["patch"],
         "beat_phase": beat,
+        "key": key,
         **text,
     }
 

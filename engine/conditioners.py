@@ -1,4 +1,5 @@
-"""Conditioners: prompt text -> tokens, numbers (seconds_start / seconds_total) -> one token each.
+"""Conditioners: prompt text -> tokens, numbers (seconds_start / seconds_total) -> one token each,
+the key a prompt names -> one token.
 
 Layout equals stable-audio-tools' `MultiConditioner` (`conditioner.conditioners.<id>.*`). The T5
 encoder's weights are not part of the model checkpoint (as in the reference); they are loaded
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from .config import ConditionerSpec
 from .errors import ConfigError, RequestError, TextEncoderMissingError
+from .keys import prompt_key, scale_pitch_classes
 
 CondTensors = dict[str, tuple[Tensor, Tensor]]  # id -> (embeddings [B, S, D], mask [B, S])
 
@@ -134,6 +136,35 @@ class T5Conditioner(nn.Module):
         return h * mask[..., None].float(), mask
 
 
+class KeyConditioner(nn.Module):
+    """The key a prompt names -> one token: its scale's pitch-class set and its tonic (12 + 12 bits,
+    plus one saying a key was named), projected without a bias, so a prompt naming no key gives
+    the zero token -- the same null the unconditional branch of classifier-free guidance uses.
+
+    Our own addition (longplay-mini v2, issue 19): a small corpus names each of 72 keys a few times,
+    too few for a text encoder to learn what "Eb lydian" sounds like; as pitch classes, every song
+    teaches all twelve. `engine.keys.prompt_key` is the parser, the same in training and rendering.
+    """
+
+    FEATURES = 25
+
+    def __init__(self, output_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(self.FEATURES, output_dim, bias=False)
+
+    @staticmethod
+    def features(prompt: str) -> list[float]:
+        key = prompt_key(prompt)
+        if key is None:
+            return [0.0] * KeyConditioner.FEATURES
+        scale = scale_pitch_classes(key) or frozenset()
+        return [1.0] + [float(pc in scale) for pc in range(12)] + [float(pc == key[0]) for pc in range(12)]
+
+    def forward(self, prompts: Sequence[str], device: torch.device | str) -> tuple[Tensor, Tensor]:
+        x = torch.tensor([self.features(str(p)) for p in prompts], device=device, dtype=self.proj.weight.dtype)
+        return self.proj(x)[:, None, :], x[:, :1].bool()  # [B, 1, D], mask [B, 1]: a key was named
+
+
 def _longplay_text(output_dim: int, c: Mapping[str, Any]) -> nn.Module:
     from .text_encoder import LongplayTextConditioner
 
@@ -150,6 +181,7 @@ def _longplay_text(output_dim: int, c: Mapping[str, Any]) -> nn.Module:
 CONDITIONER_TYPES: dict[str, Callable[[int, Mapping[str, Any]], nn.Module]] = {
     "number": lambda d, c: NumberConditioner(d, c.get("min_val", 0), c.get("max_val", 1)),
     "longplay_text": lambda d, c: _longplay_text(d, c),
+    "longplay_key": lambda d, c: KeyConditioner(d),
     "t5": lambda d, c: T5Conditioner(
         d,
         c.get("t5_model_name", "t5-base"),
@@ -161,11 +193,14 @@ CONDITIONER_TYPES: dict[str, Callable[[int, Mapping[str, Any]], nn.Module]] = {
 
 
 class MultiConditioner(nn.Module):
-    """Runs each conditioner on its own metadata key: `[{id: value}] * B` -> {id: (emb, mask)}."""
+    """Runs each conditioner on its own metadata key: `[{id: value}] * B` -> {id: (emb, mask)}.
+    A conditioner whose config has `"source"` reads that key instead (the key conditioner reads
+    the prompt)."""
 
     def __init__(self, specs: Sequence[ConditionerSpec]):
         super().__init__()
         modules = {}
+        self.sources = {spec.id: str(spec.config.get("source", spec.id)) for spec in specs}
         for spec in specs:
             factory = CONDITIONER_TYPES.get(spec.type)
             if factory is None:
@@ -178,8 +213,9 @@ class MultiConditioner(nn.Module):
     def forward(self, metadata: Sequence[Mapping[str, Any]], device: torch.device | str) -> CondTensors:
         out: CondTensors = {}
         for key, cond in self.conditioners.items():
-            missing = [i for i, m in enumerate(metadata) if key not in m]
+            source = self.sources[key]
+            missing = [i for i, m in enumerate(metadata) if source not in m]
             if missing:
-                raise RequestError(f"conditioning value {key!r} missing for batch item(s) {missing}")
-            out[key] = cond([m[key] for m in metadata], device)
+                raise RequestError(f"conditioning value {source!r} missing for batch item(s) {missing}")
+            out[key] = cond([m[source] for m in metadata], device)
         return out

@@ -10,14 +10,20 @@ import copy
 from typing import Any
 
 
+# The key token (`conditioners.KeyConditioner`): reads the key the prompt names.
+KEY_CONDITIONER: dict[str, Any] = {"id": "key", "type": "longplay_key", "config": {"source": "prompt"}}
+
+
 def tiny_config(
     window_seconds: float = 2.0,
     sample_rate: int = 44100,
     text: str = "longplay_text",
     embed_dim: int = 64,
     depth: int = 2,
+    key: bool = False,
 ) -> dict[str, Any]:
-    """A model of a few hundred kB: hop 256 (172 latent frames/s), DiT 64 wide, byte text encoder."""
+    """A model of a few hundred kB: hop 256 (172 latent frames/s), DiT 64 wide, byte text encoder
+    (`key`: plus the key token, `KEY_CONDITIONER`)."""
     hop = 256
     frames = max(1, int(round(window_seconds * sample_rate / hop)))
     cond_dim = 32
@@ -28,6 +34,7 @@ def tiny_config(
     )
     if text != "longplay_text":
         cond_dim = 512
+    keyed = [KEY_CONDITIONER] if key else []
     return copy.deepcopy(
         {
             "model_type": "diffusion_cond",
@@ -73,11 +80,12 @@ def tiny_config(
                         prompt,
                         {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
                         {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+                        *keyed,
                     ],
                     "cond_dim": cond_dim,
                 },
                 "diffusion": {
-                    "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+                    "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total", *(c["id"] for c in keyed)],
                     "global_cond_ids": ["seconds_start", "seconds_total"],
                     "type": "dit",
                     "config": {
@@ -213,11 +221,13 @@ def diffusion_config(
     patch_size: int = 1,
     beat_phase: bool = False,
     pretransform_type: str = "autoencoder",
+    key: bool = False,
 ) -> dict[str, Any]:
     """A `diffusion_cond` config around a trained autoencoder (`pretransform_type` "autoencoder",
     an Oobleck, or "stft_codec"), with our byte-level text encoder.
     `patch_size` latent frames make one DiT token; the window is rounded up to whole tokens;
-    `beat_phase` adds the tempo-grid input (see `DiTConfig.beat_phase`)."""
+    `beat_phase` adds the tempo-grid input (see `DiTConfig.beat_phase`); `key` a token for the key
+    the prompt names (`conditioners.KeyConditioner`)."""
     hop = int(ae_raw["downsampling_ratio"])
     frames = -(-int(round(window_seconds * sample_rate / hop)) // patch_size) * patch_size
     cond_dim = embed_dim
@@ -237,6 +247,7 @@ def diffusion_config(
         dit["patch_size"] = patch_size
     if beat_phase:
         dit["beat_phase"] = True
+    keyed = [KEY_CONDITIONER] if key else []
     return {
         "model_type": "diffusion_cond",
         "sample_size": frames * hop,
@@ -258,11 +269,12 @@ def diffusion_config(
                     },
                     {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
                     {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+                    *keyed,
                 ],
                 "cond_dim": cond_dim,
             },
             "diffusion": {
-                "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+                "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total", *(c["id"] for c in keyed)],
                 "global_cond_ids": ["seconds_start", "seconds_total"],
                 "type": "dit",
                 "diffusion_objective": "v",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import warnings
 from collections.abc import Sequence
@@ -19,6 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from engine.keys import (
+    MODE_STEPS,
+    QUALITY,
+    parse_key,
+    scale_pitch_classes as scale_pitch_classes,  # the judges' callers read it here
+)
+
 from .errors import EvaluationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,19 +32,6 @@ RUNNER = ROOT / "lab" / "judges" / "run.py"
 ENV_VAR = "LONGPLAY_JUDGES_PYTHON"  # another judges interpreter than ROOT/.venv-judges
 JUDGES = ("tempo", "key", "onsets", "notes", "f0", "embedding")
 TEMPO_TOLERANCE = 0.04
-
-_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-# The corpus's modes as the major / minor key a 24-key judge can name (same tonic, same third).
-_QUALITY = {"major": "major", "lydian": "major", "mixolydian": "major"}
-_QUALITY |= {"minor": "minor", "dorian": "minor", "phrygian": "minor", "aeolian": "minor", "ionian": "major"}
-_MODE_STEPS = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-}
 
 
 class JudgesUnavailable(EvaluationError):
@@ -113,25 +106,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(mu @ mu + np.trace(sa) + np.trace(sb) - 2.0 * np.trace(np.real(root)))
 
 
-def pitch_class(name: str) -> int:
-    """'C', 'Db', 'F#', 'G#' -> 0..11."""
-    return (_PITCH[name[0].upper()] + name[1:].count("#") - name[1:].count("b")) % 12
-
-
-def parse_key(text: str) -> tuple[int, str] | None:
-    """'D dorian', 'Bb major', 'G# minor' -> (tonic pitch class, mode); None if not a key."""
-    m = re.fullmatch(r"\s*([A-Ga-g][#b]*)\s+([a-z]+)\s*", text or "")
-    if not m or m.group(2) not in _MODE_STEPS:
-        return None
-    return pitch_class(m.group(1)), m.group(2)
-
-
-def scale_pitch_classes(key: str) -> frozenset[int] | None:
-    """'D dorian' -> its seven pitch classes; None if not a key."""
-    parsed = parse_key(key)
-    return None if parsed is None else frozenset((parsed[0] + s) % 12 for s in _MODE_STEPS[parsed[1]])
-
-
 def key_agreement(asked: str, heard: str) -> str:
     """How a judge's 24-key answer sits against the asked key (a corpus key may be modal):
     'right' (same tonic, the mode's major/minor third), 'relative' (its relative major/minor),
@@ -141,13 +115,13 @@ def key_agreement(asked: str, heard: str) -> str:
     if a is None or h is None:
         return "other"
     (at, am), (ht, hm) = a, h
-    quality = _QUALITY[am]
+    quality = QUALITY[am]
     if ht == at and hm == quality:
         return "right"
     if hm != quality and ht == (at + (-3 if quality == "major" else 3)) % 12:
         return "relative"
-    scale = {(at + s) % 12 for s in _MODE_STEPS[am]}
-    if {(ht + s) % 12 for s in _MODE_STEPS[hm]} == scale:
+    scale = {(at + s) % 12 for s in MODE_STEPS[am]}
+    if {(ht + s) % 12 for s in MODE_STEPS[hm]} == scale:
         return "same_scale"
     return "other"
 

@@ -356,7 +356,7 @@ def train_dit(
 
 
 # Modules a config option adds to a trained architecture, zero-initialised (a warm start may lack them).
-GROWN_MODULES = ("model.model.to_beat_embed.",)
+GROWN_MODULES = ("model.model.to_beat_embed.", "conditioner.conditioners.key.")
 
 
 def _warm_start(model: torch.nn.Module, weights: Mapping[str, Tensor], source: str) -> None:

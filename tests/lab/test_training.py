@@ -18,6 +18,7 @@ from lab.training.diffusion import DiTTrainConfig, encode_corpus, train_dit
 from lab.training.errors import TrainingError
 
 SR = 44100
+KEYS = ("A major", "A minor", "E major", "A dorian")  # the tones' 110 * (i + 1) Hz
 
 
 def _synthetic_corpus(root: Path, n: int = 4) -> Path:
@@ -41,7 +42,7 @@ def _synthetic_corpus(root: Path, n: int = 4) -> Path:
                     "split": "test" if i == n - 1 else "train",
                     "kind": "mix",
                     "metadata": {"bpm": 240},  # clicks every 0.25 s
-                    "prompts": [f"tone {f} Hz, clicks", f"Genre: test|BPM: 240|Key: {i}"],
+                    "prompts": [f"tone {f} Hz, clicks", f"Genre: test|BPM: 240|Key: {KEYS[i % len(KEYS)]}"],
                 }
             )
         )
@@ -508,6 +509,36 @@ def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_pat
         train_dit(
             wide, corpus, latents, trained_ae, tmp_path / "wide", DiTTrainConfig(steps=0), quiet=True, init_from=base
         )
+
+
+def test_warm_start_adds_a_key_token_that_training_moves(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    """A model trained without the key token warm-starts one with it (`train dit --key`), and
+    training on prompts that name keys moves the new projection."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    base = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "base",
+        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128),
+        quiet=True,
+    )
+    keyed = tiny_config(window_seconds=1.5, key=True)
+    runs = {}
+    for steps in (0, 4):
+        runs[steps] = train_dit(
+            keyed,
+            corpus,
+            latents,
+            trained_ae,
+            tmp_path / f"keyed{steps}",
+            DiTTrainConfig(steps=steps, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, cfg_dropout=0.0),
+            quiet=True,
+            init_from=base,
+        )
+    start, trained = (load_model(runs[s]).conditioner.conditioners["key"].proj.weight for s in (0, 4))
+    assert not torch.allclose(start, trained)
 
 
 def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(

@@ -1,0 +1,96 @@
+"""The key a prompt names, and the key token a keyed model reads it through (issue 19)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.train_cli import add_train_parser, dit_architecture
+from engine import Generator, RenderRequest, build_model, parse_model_config, tiny_config
+from engine.conditioners import KeyConditioner
+from engine.keys import parse_key, prompt_key, scale_pitch_classes
+
+
+@pytest.mark.parametrize(
+    ("prompt", "key"),
+    [
+        ("Key: D dorian|Genre: lo-fi|BPM: 78", (2, "dorian")),  # the corpus's three phrasings
+        ("78 bpm, music box, in d dorian", (2, "dorian")),
+        ("techno, key of Eb major", (3, "major")),
+        ("warm house bed, 124 BPM, in F# minor, Rhodes", (6, "minor")),
+        ("BPM: 124|key: bb phrygian", (10, "phrygian")),
+        ("G♯ mixolydian pads", (8, "mixolydian")),
+        ("a Cmajor vamp", (0, "major")),
+        ("dub minor-key skank", None),  # "b minor" inside a word is not a key
+        ("Cmaj7 pads, Am groove", None),  # chord symbols are not keys
+        ("lo-fi, 80 BPM", None),
+        ("", None),
+    ],
+)
+def test_prompt_key_reads_the_key_a_prompt_names(prompt: str, key: tuple[int, str] | None) -> None:
+    assert prompt_key(prompt) == key
+
+
+def test_scales_of_modes_share_pitch_classes() -> None:
+    assert scale_pitch_classes("D dorian") == scale_pitch_classes("C major") == scale_pitch_classes("A aeolian")
+    assert scale_pitch_classes("F# major") == frozenset({6, 8, 10, 11, 1, 3, 5})
+    assert parse_key("Bb minor") == (10, "minor") and parse_key("in Bb minor") is None
+    assert scale_pitch_classes("nonsense") is None
+
+
+def test_key_token_is_the_pitch_classes_of_the_named_key_and_null_without_one() -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_config(window_seconds=1.0, key=True))
+    cond = model.conditioner(
+        [
+            {"prompt": p, "seconds_start": 0, "seconds_total": 1}
+            for p in ("Key: D dorian", "jazz, in d dorian", "jazz", "C major")
+        ],
+        "cpu",
+    )
+    tokens, mask = cond["key"]
+    assert tokens.shape == (4, 1, model.config.conditioners[0].output_dim) and mask[:, 0].tolist() == [
+        True,
+        True,
+        False,
+        True,
+    ]
+    assert torch.equal(tokens[0], tokens[1])  # the same key, however it is written
+    assert torch.count_nonzero(tokens[2]) == 0  # no key: the unconditional branch's null token
+    assert not torch.allclose(tokens[0], tokens[3])  # same seven pitch classes, another tonic
+    features = torch.tensor(KeyConditioner.features("in D dorian"))
+    assert features[0] == 1 and features[1:13].nonzero().flatten().tolist() == sorted(scale_pitch_classes("D dorian"))
+    assert features[13:].nonzero().flatten().tolist() == [2]
+
+
+def test_a_keyed_model_renders_by_the_key_and_a_plain_one_loads_unchanged() -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_config(window_seconds=1.0, key=True))
+    proj = model.conditioner.conditioners["key"].proj
+    with torch.no_grad():
+        proj.weight.mul_(50)  # an untrained token is faint
+    gen = Generator(model, device="cpu")
+
+    def render(prompt: str) -> np.ndarray:
+        return gen.render(RenderRequest(prompt, seconds=0.5, steps=3, seed=4))[0].audio
+
+    keyed, plain = render("ambient, in F minor"), render("ambient, slow")
+    with torch.no_grad():
+        proj.weight.zero_()  # the same model, deaf to keys
+    assert not np.allclose(keyed, render("ambient, in F minor"), atol=1e-4)
+    assert np.array_equal(plain, render("ambient, slow"))  # no key named: the token was null already
+    bare = parse_model_config(tiny_config())
+    assert bare.conditioner("key") is None and "key" not in bare.cross_attention_cond_ids
+
+
+def test_train_dit_key_flag_adds_the_token_and_a_keyed_model_keeps_it() -> None:
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers(dest="command"))
+    base = ["train", "dit", "--corpus", "c", "--latents", "l", "--ae", "a", "--out", "o"]
+    assert dit_architecture(parser.parse_args([*base, "--key"]), None)["key"] is True
+    assert dit_architecture(parser.parse_args(base), None)["key"] is False
+    keyed = parse_model_config(tiny_config(window_seconds=1.0, key=True))
+    assert dit_architecture(parser.parse_args(base), keyed)["key"] is True
