@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-
 # The key token (`conditioners.KeyConditioner`): reads the key the prompt names.
 KEY_CONDITIONER: dict[str, Any] = {"id": "key", "type": "longplay_key", "config": {"source": "prompt"}}
 
