@@ -151,6 +151,7 @@ class KeyConditioner(nn.Module):
     def __init__(self, output_dim: int):
         super().__init__()
         self.proj = nn.Linear(self.FEATURES, output_dim, bias=False)
+        nn.init.zeros_(self.proj.weight)  # starts silent: added to a trained model, it is a null token
 
     @staticmethod
     def features(prompt: str) -> list[float]:

@@ -355,7 +355,8 @@ def train_dit(
     return out / "model"
 
 
-# Modules a config option adds to a trained architecture, zero-initialised (a warm start may lack them).
+# Modules a config option adds to a trained architecture, zero-initialised (a warm start may lack
+# them): the tempo grid's projection, the key token's.
 GROWN_MODULES = ("model.model.to_beat_embed.", "conditioner.conditioners.key.")
 
 
