@@ -23,6 +23,8 @@ MODE_STEPS |= {"ionian": MODE_STEPS["major"], "aeolian": MODE_STEPS["minor"]}
 # Which of the two 24-key answers (major / minor third) a mode is heard as.
 QUALITY = {m: "major" if steps[2] == 4 else "minor" for m, steps in MODE_STEPS.items()}
 
+# Names a musician would write: flats for the black keys except F#, as the corpus's charts do.
+PITCH_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _NOTE = r"[A-Ga-g](?:#|b|♯|♭)?"
 _MODES = "|".join(sorted(MODE_STEPS, key=len, reverse=True))
@@ -49,6 +51,11 @@ def prompt_key(prompt: str) -> tuple[int, str] | None:
     pitch class, mode), or None. A note name must stand alone: "Am" or "Cmaj7" are not keys here."""
     m = _IN_TEXT.search(prompt or "")
     return None if m is None else (pitch_class(m.group(1)), m.group(2).lower())
+
+
+def key_name(key: tuple[int, str] | None) -> str | None:
+    """(6, 'minor') -> 'F# minor'."""
+    return None if key is None else f"{PITCH_NAMES[key[0] % 12]} {key[1]}"
 
 
 def scale_pitch_classes(key: str | tuple[int, str]) -> frozenset[int] | None:

@@ -24,6 +24,7 @@ from . import beats, edit, groove, longform, loops, sampling, tempo_check
 from .audio_io import conform, fade_edges, load_audio, normalize_loudness
 from .devices import autocast_for, pick_device
 from .errors import RenderCancelled
+from .keys import key_name, prompt_key
 from .model import ConditionedDiffusionModel
 from .request import (
     SAMPLE_SHARE,
@@ -249,6 +250,8 @@ class Generator:
         }
         if cfg.dit.beat_phase:
             recipe["grid_bpm"] = bpm  # the tempo grid the model played on (None: none)
+        if cfg.conditioner("key") is not None:
+            recipe["key"] = key_name(prompt_key(prompt))  # the key the model was told (None: none)
         if init is not None:
             recipe["source_tempo"] = init.tempo  # what the source was heard at (engine/groove.py)
         if loop is not None:

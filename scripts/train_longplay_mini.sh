@@ -149,3 +149,17 @@ wait
 # 19. The candidate: the DiT with stage 17's decoder (its encoder checked equal), float16.
 $LP train package --model "$W/runs/dit-codec/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2" \
     --default-steps 20 --default-cfg 5
+
+# 20. Twice the songs (99 more of the same seed: the first 99 and their splits are unchanged), so
+#     every tonic is named 11-21 times in the training mixes, and their latents (~12 min).
+$LP corpus "$W/corpus" --songs 198 --seed 7 --stems 2 --jobs 2 --drumless
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/codec-s1" --out "$W/runs/latents-codec" --kinds mix,stem:drums --shard 0/2 &
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/codec-s1" --out "$W/runs/latents-codec" --kinds mix,stem:drums --shard 1/2
+wait
+
+# 21. The stage-18 DiT goes on with the key token (`--key`: the key a prompt names, as pitch
+#     classes; its projection starts at zero), on the codec decoder of stage 17 (session 16).
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-dec" \
+    --out "$W/runs/dit-key" --init-from "$W/runs/dit-codec/model" --key --train-latents mean --seed 7 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 3e-4 --lr-final 0.1 --ema 0.995 --steps 6000 \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"

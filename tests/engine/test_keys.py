@@ -80,12 +80,19 @@ def test_a_keyed_model_renders_by_the_key_and_a_plain_one_loads_unchanged() -> N
         return gen.render(RenderRequest(prompt, seconds=0.5, steps=3, seed=4))[0].audio
 
     keyed, plain = render("ambient, in F minor"), render("ambient, slow")
+    said = gen.render(RenderRequest("lo-fi, in f# minor, no drums", seconds=0.5, steps=2))[0].recipe
+    assert said["key"] == "F# minor"  # the recipe names the key the model was told
+    assert gen.render(RenderRequest("lo-fi", seconds=0.5, steps=2))[0].recipe["key"] is None
     with torch.no_grad():
         proj.weight.zero_()  # the same model, deaf to keys
     assert not np.allclose(keyed, render("ambient, in F minor"), atol=1e-4)
     assert np.array_equal(plain, render("ambient, slow"))  # no key named: the token was null already
     bare = parse_model_config(tiny_config())
     assert bare.conditioner("key") is None and "key" not in bare.cross_attention_cond_ids
+    assert (
+        "key"
+        not in Generator(build_model(bare), device="cpu").render(RenderRequest("x", seconds=0.5, steps=2))[0].recipe
+    )
 
 
 def test_train_dit_key_flag_adds_the_token_and_a_keyed_model_keeps_it() -> None:
