@@ -138,7 +138,7 @@ wait
 "${CODEC[@]}" --if-bins 1024 --sc 1 --freeze-encoder --stop-at 26000 &
 # 18. ... and the DiT on the codec latents' means, warm-started from v1 (its body; the latent
 #     projections grow 32 -> 64 channels, the scale is the new latents' own). Session 15: 1,529
-#     steps on one thread beside stage 17, then on two threads.
+#     steps on one thread beside stage 17, then on two threads; its time limit stopped it at 4,027.
 OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-s1" \
     --out "$W/runs/dit-codec" --init-from resources/models/longplay-mini --train-latents mean --seed 5 \
     --crop 47.5 --long 142.7 --batch 3 --lr 5e-4 --lr-final 0.1 --ema 0.995 --steps 6000 \
@@ -146,8 +146,8 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
 wait
 "${CODEC[@]}" --export-folder "$W/runs/codec-dec"
 
-# 19. The candidate: the DiT with stage 17's decoder (its encoder checked equal), float16.
-$LP train package --model "$W/runs/dit-codec/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2" \
+# 19. Session 15's candidate (keys at chance; superseded by stage 22): the DiT with stage 17's decoder, float16.
+$LP train package --model "$W/runs/dit-codec/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2-s15" \
     --default-steps 20 --default-cfg 5
 
 # 20. Twice the songs (99 more of the same seed: the first 99 and their splits are unchanged), so
@@ -163,3 +163,7 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
     --out "$W/runs/dit-key" --init-from "$W/runs/dit-codec/model" --key --train-latents mean --seed 7 \
     --crop 47.5 --long 142.7 --batch 3 --lr 3e-4 --lr-final 0.1 --ema 0.995 --steps 6000 \
     --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 22. The candidate: that DiT (its folder holds stage 17's decoder already), float16.
+$LP train package --model "$W/runs/dit-key/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2" \
+    --default-steps 20 --default-cfg 5
