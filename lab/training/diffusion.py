@@ -351,7 +351,7 @@ def train_dit(
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             checkpoint()
     checkpoint()
-    (out / "model" / "train_summary.json").write_text(json.dumps({"steps": step, **asdict(cfg)}, indent=2))
+    (out / "model" / "train_summary.json").write_text(json.dumps({**asdict(cfg), "steps_done": step}, indent=2))
     return out / "model"
 
 

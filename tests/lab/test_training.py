@@ -461,6 +461,24 @@ def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_
         )
 
 
+def test_a_stopped_dit_run_says_how_many_steps_it_took(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+    """A run stopped early (Ctrl-C, `--minutes`) records the steps it took, beside the ones it was set."""
+    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+    calls = iter(range(100))
+    folder = train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path / "dit",
+        DiTTrainConfig(steps=50, batch_size=2, crop_frames=128),
+        quiet=True,
+        should_stop=lambda: next(calls) >= 3,
+    )
+    summary = json.loads((folder / "train_summary.json").read_text())
+    assert summary["steps"] == 50 and summary["steps_done"] == 3
+
+
 def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
     """A model trained without the grid warm-starts one with it: same outputs at step 0 (the new
     projection starts at zero), same latent scale, and training moves the new projection."""
