@@ -9,19 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Interval patterns of the diatonic modes. Chords are stacked thirds inside the mode, so a
-# progression written as scale degrees sounds right in every mode it is allowed in.
-MODES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-}
+from engine.keys import (
+    MODE_STEPS,
+    PITCH_NAMES as PITCH_NAMES,  # the composer's charts name keys so
+)
 
-# Names a musician would write: flats for the black keys except F#, as most charts do.
-PITCH_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+# The diatonic modes the composer writes in, in this order (songs draw from it: the order is part of
+# the corpus seed), with their intervals (engine/keys.py). Chords are stacked thirds inside the
+# mode, so a progression written as scale degrees sounds right in every mode it is allowed in.
+MODES: dict[str, tuple[int, ...]] = {
+    m: MODE_STEPS[m] for m in ("major", "minor", "dorian", "mixolydian", "phrygian", "lydian")
+}
 
 STEPS_PER_BAR = 16
 BEATS_PER_BAR = 4
