@@ -7,6 +7,10 @@
   another key of the same scale (`judges.key_agreement`), when the judges env is built (`make judges`);
 - madmom's tempo against the asked BPM.
 
+`--matrix`: does the asked key steer at all? Renders "house, 120 BPM, in X major" for all twelve X
+(one seed, 10 s) and scores each against all twelve major scales: a model that follows keys has
+its largest share on the diagonal.
+
     OMP_NUM_THREADS=2 .venv/bin/python scripts/key_check.py longplay-mini data/runs/dit-codec/model \
         --corpus data/corpus --out /tmp/keycheck
 """
@@ -24,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import Generator, RenderRequest, load_model  # noqa: E402
 from engine.audio_io import conform, load_audio, write_audio_atomic  # noqa: E402
+from engine.keys import MODE_STEPS, PITCH_NAMES  # noqa: E402
 from lab.evaluation import judges  # noqa: E402
 from lab.evaluation.adherence import SWEEP_GENRES, TEMPO_SWEEP  # noqa: E402
 from lab.evaluation.judges_eval import KEY_SWEEP  # noqa: E402
@@ -47,6 +52,20 @@ def prompts(n: int) -> list[tuple[str, str, float]]:
     return out
 
 
+def key_matrix(model: str, seconds: float = 10.0, seed: int = 11) -> None:
+    gen = Generator(load_model(model), device="cpu")
+    scales = [frozenset((t + s) % 12 for s in MODE_STEPS["major"]) for t in range(12)]
+    m = np.zeros((12, 12))
+    for t, name in enumerate(PITCH_NAMES):
+        req = RenderRequest(prompt=f"house, 120 BPM, in {name} major", seconds=seconds, seed=seed, bpm=120.0)
+        audio = gen.render(req)[0].audio
+        m[t] = [tonal_in_scale_share(audio, SR, s) or 0.0 for s in scales]
+        print(f"asked {name} major: {m[t, t]:.3f}; best {PITCH_NAMES[int(m[t].argmax())]} major {m[t].max():.3f}")
+    off = (m.sum() - np.trace(m)) / 132
+    right = sum(int(m[t].argmax() == t) for t in range(12))
+    print(f"{model}: asked scale {np.trace(m) / 12:.3f}, the others {off:.3f}; best fit is the asked key {right} of 12")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+")
@@ -55,7 +74,12 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--matrix", action="store_true", help="the twelve-key steering matrix instead (see above)")
     args = p.parse_args()
+    if args.matrix:
+        for m in args.models:
+            key_matrix(m)
+        return
     out = Path(args.out)
     rows: dict[str, list[dict[str, Any]]] = {}
     for m in args.models:
