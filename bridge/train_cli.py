@@ -176,7 +176,7 @@ def add_train_parser(sub: Any) -> None:
     dit.add_argument(
         "--key",
         action="store_true",
-        help="give the DiT a token for the key a prompt names, as pitch classes (renders then play in it)",
+        help="give the DiT a token for the key a prompt names, as pitch classes (learned from the corpus prompts' keys)",
     )
     dit.add_argument(
         "--init-from",

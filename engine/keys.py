@@ -48,7 +48,8 @@ def parse_key(text: str) -> tuple[int, str] | None:
 
 def prompt_key(prompt: str) -> tuple[int, str] | None:
     """The first key a prompt names anywhere in it ("warm house, 124 BPM, in F minor") -> (tonic
-    pitch class, mode), or None. A note name must stand alone: "Am" or "Cmaj7" are not keys here."""
+    pitch class, mode), or None. A note name must stand alone: "Am" or "Cmaj7" are not keys here
+    (and prose like "a major hit" reads as A major)."""
     m = _IN_TEXT.search(prompt or "")
     return None if m is None else (pitch_class(m.group(1)), m.group(2).lower())
 
