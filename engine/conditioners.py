@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .config import ConditionerSpec
 from .errors import ConfigError, RequestError, TextEncoderMissingError
-from .keys import prompt_key, scale_pitch_classes
+from .keys import prompt_key, scale_of
 
 CondTensors = dict[str, tuple[Tensor, Tensor]]  # id -> (embeddings [B, S, D], mask [B, S])
 
@@ -158,7 +158,7 @@ class KeyConditioner(nn.Module):
         key = prompt_key(prompt)
         if key is None:
             return [0.0] * KeyConditioner.FEATURES
-        scale = scale_pitch_classes(key) or frozenset()
+        scale = scale_of(key)
         return [1.0] + [float(pc in scale) for pc in range(12)] + [float(pc == key[0]) for pc in range(12)]
 
     def forward(self, prompts: Sequence[str], device: torch.device | str) -> tuple[Tensor, Tensor]:

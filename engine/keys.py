@@ -59,7 +59,13 @@ def key_name(key: tuple[int, str] | None) -> str | None:
     return None if key is None else f"{PITCH_NAMES[key[0] % 12]} {key[1]}"
 
 
-def scale_pitch_classes(key: str | tuple[int, str]) -> frozenset[int] | None:
-    """'D dorian' (or its parsed tuple) -> its seven pitch classes; None if not a key."""
-    parsed = parse_key(key) if isinstance(key, str) else key
-    return None if parsed is None else frozenset((parsed[0] + s) % 12 for s in MODE_STEPS[parsed[1]])
+def scale_of(key: tuple[int, str]) -> frozenset[int]:
+    """(2, 'dorian') -> its seven pitch classes."""
+    tonic, mode = key
+    return frozenset((tonic + s) % 12 for s in MODE_STEPS[mode])
+
+
+def scale_pitch_classes(key: str) -> frozenset[int] | None:
+    """'D dorian' -> its seven pitch classes; None if not a key."""
+    parsed = parse_key(key)
+    return None if parsed is None else scale_of(parsed)

@@ -246,7 +246,7 @@ def diffusion_config(
         dit["patch_size"] = patch_size
     if beat_phase:
         dit["beat_phase"] = True
-    keyed = [KEY_CONDITIONER] if key else []
+    keyed = [copy.deepcopy(KEY_CONDITIONER)] if key else []  # a config of its own, as ae_raw below
     return {
         "model_type": "diffusion_cond",
         "sample_size": frames * hop,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import Generator, RenderRequest, load_model  # noqa: E402
 from engine.audio_io import conform, load_audio, write_audio_atomic  # noqa: E402
-from engine.keys import MODE_STEPS, PITCH_NAMES  # noqa: E402
+from engine.keys import PITCH_NAMES, scale_of  # noqa: E402
 from lab.evaluation import judges  # noqa: E402
 from lab.evaluation.adherence import SWEEP_GENRES, TEMPO_SWEEP  # noqa: E402
 from lab.evaluation.judges_eval import KEY_SWEEP  # noqa: E402
@@ -54,7 +54,7 @@ def prompts(n: int) -> list[tuple[str, str, float]]:
 
 def key_matrix(model: str, seconds: float = 10.0, seed: int = 11) -> None:
     gen = Generator(load_model(model), device="cpu")
-    scales = [frozenset((t + s) % 12 for s in MODE_STEPS["major"]) for t in range(12)]
+    scales = [scale_of((t, "major")) for t in range(12)]
     m = np.zeros((12, 12))
     for t, name in enumerate(PITCH_NAMES):
         req = RenderRequest(prompt=f"house, 120 BPM, in {name} major", seconds=seconds, seed=seed, bpm=120.0)

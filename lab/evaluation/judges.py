@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from engine.keys import (
-    MODE_STEPS,
     QUALITY,
     parse_key,
+    scale_of,
     scale_pitch_classes as scale_pitch_classes,  # the judges' callers read it here
 )
 
@@ -120,8 +120,7 @@ def key_agreement(asked: str, heard: str) -> str:
         return "right"
     if hm != quality and ht == (at + (-3 if quality == "major" else 3)) % 12:
         return "relative"
-    scale = {(at + s) % 12 for s in MODE_STEPS[am]}
-    if {(ht + s) % 12 for s in MODE_STEPS[hm]} == scale:
+    if scale_of(h) == scale_of(a):
         return "same_scale"
     return "other"
 
