@@ -26,6 +26,14 @@ def add_corpus_parser(sub: Any, integer: Callable[[str], int], finite: Callable[
         help="also write each drummed song's mix without its drums (kind mix:nodrums, prompted "
         "'no drums'); on a finished corpus this renders just those",
     )
+    c.add_argument(
+        "--transpose",
+        type=integer,
+        default=0,
+        help="also write each training song N more times, moved by -5..+6 semitones (kind "
+        "mix:transposed, prompts naming the new key), 0-11 (default 0); raising it on a finished "
+        "corpus renders just those",
+    )
     c.add_argument("--held-out", type=finite, default=0.1, help="fraction of songs in the test split (default 0.1)")
     c.add_argument("--jobs", type=integer, default=1, help="songs rendered in parallel, 1-16 (default 1)")
 
@@ -45,6 +53,7 @@ def validate_corpus(args: argparse.Namespace) -> None:
         args.min_seconds = min(10.0, args.max_seconds)
     check_range("--min-seconds", args.min_seconds, 1, args.max_seconds)
     check_range("--stems", args.stems, 0, 5)
+    check_range("--transpose", args.transpose, 0, 11)
     check_range("--held-out", args.held_out, 0, 1)
     check_range("--jobs", args.jobs, 1, 16)
     out = Path(args.out_dir)
@@ -78,6 +87,7 @@ def run_corpus(args: argparse.Namespace) -> int:
             args.seed,
             stems_per_song=args.stems,
             drumless=args.drumless,
+            transpose=args.transpose,
             min_seconds=args.min_seconds,
             max_seconds=args.max_seconds,
             held_out_fraction=args.held_out,

@@ -12,7 +12,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mido
@@ -185,6 +185,23 @@ def compose(seed: int, genre: str | None = None, seconds: float | None = None) -
     song = Song(seed, spec.name, bpm, scale, sections, tracks)
     song.metadata = _metadata(song, spec, rng_for(seed, "moods"))
     return song
+
+
+def transposed(song: Song, semitones: int) -> Song:
+    """The same song ``semitones`` higher (lower when negative): every pitched note and the key
+    move, the drums (GM kit notes name drums, not pitches) and everything else stay. Prompts
+    built from its metadata name the new key, so a model trained on both versions hears the one
+    difference a key makes."""
+    tracks = {
+        stem: track
+        if stem == "drums"
+        else replace(track, notes=tuple(replace(n, pitch=n.pitch + semitones) for n in track.notes))
+        for stem, track in song.tracks.items()
+    }
+    scale = Scale((song.scale.tonic + semitones) % 12, song.scale.mode)
+    out = Song(song.seed, song.genre, song.bpm, scale, song.sections, tracks)
+    out.metadata = {**song.metadata, "key": scale.name, "tonic": PITCH_NAMES[scale.tonic], "transposed": semitones}
+    return out
 
 
 def _arrange(seed: int, spec: Genre, scale: Scale, sections: list[Section]) -> dict[str, Track]:

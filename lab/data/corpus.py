@@ -9,7 +9,11 @@ Layout::
 Item kinds: ``mix`` (the song), ``stem:<name>`` (one stem, as it sits in the mix) and, with
 ``drumless``, ``mix:nodrums`` (``<song>-nodrums``: every stem but the drums, mixed and mastered
 the same way; metadata ``has_drums: false, drums_removed: true``), so the model hears every
-genre with and without a kit and learns what "no drums" asks for.
+genre with and without a kit and learns what "no drums" asks for. With ``transpose`` N, every
+training song also comes as ``mix:transposed`` (``<song>-t+3``, ``<song>-t-5``): the same song
+moved N ways by -5..+6 semitones (drums unmoved), its prompts naming the new key, so the key a
+prompt names is the one thing that differs between two items (issue 19: a DiT trained on the
+songs alone did not learn to place pitch). Held-out songs are not transposed.
 
 Everything is a function of ``seed``: song i's genre, length, split and music. A run can be
 stopped at any point and started again: finished songs are skipped, every file is written under
@@ -31,7 +35,7 @@ from typing import Any
 
 from engine.audio_io import write_audio_atomic, write_json_atomic
 
-from .composer import STEMS, Song, compose, rng_for
+from .composer import STEMS, Song, compose, rng_for, transposed
 from .errors import CorpusBuildError
 from .genres import GENRES
 from .prompts import sample_prompts
@@ -129,18 +133,33 @@ def _read_lines(path: Path) -> dict[str, dict[str, Any]]:
 
 
 # Settings added after format 1 shipped: a header without them was built with these values.
-SETTING_DEFAULTS = {"drumless": False}
-# Setting changes a resume may make because they only add files: (key, old, new).
-ADDITIVE = {("drumless", False, True)}
+SETTING_DEFAULTS = {"drumless": False, "transpose": 0}
+MAX_TRANSPOSE = 11
+
+
+def _additive(key: str, old: Any, new: Any) -> bool:
+    """Setting changes a resume may make because they only add files."""
+    return (key, old, new) == ("drumless", False, True) or (key == "transpose" and 0 <= old < new)
+
+
+def shifts(plan: SongPlan, n: int) -> list[int]:
+    """The ``n`` transpositions (semitones, -5..+6, never 0) of a training song: the first ``n`` of
+    one shuffled order per song, so raising ``n`` on a finished corpus only adds items."""
+    if plan.split != "train" or n <= 0:
+        return []
+    order = rng_for(plan.seed, "transpose").sample(range(1, 12), 11)
+    return [k - 12 if k > 6 else k for k in order[:n]]
+
+
+def transposed_id(song_id: str, semitones: int) -> str:
+    return f"{song_id}-t{semitones:+d}"
 
 
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     header = out / "corpus.json"
     if header.exists():
         old = {**SETTING_DEFAULTS, **json.loads(header.read_text(encoding="utf-8"))}
-        diff = {
-            k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v and (k, old.get(k), v) not in ADDITIVE
-        }
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v and not _additive(k, old.get(k), v)}
         if diff:
             changes = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in diff.items())
             raise CorpusBuildError(
@@ -172,19 +191,29 @@ def _has_drumless(song_meta: dict[str, Any]) -> bool:
 
 
 def _parts(
-    song_id: str, stems: list[str], song_meta: dict[str, Any], drumless: bool
+    song_id: str, stems: list[str], song_meta: dict[str, Any], drumless: bool, moves: Sequence[int] = ()
 ) -> list[tuple[str, str | None, str]]:
-    """(kind, stem, id) of a song's items in file order: stems, the drumless mix, the mix last."""
+    """(kind, stem, id) of a song's items in file order: stems, the drumless mix, the transposed
+    mixes, the mix last."""
     parts: list[tuple[str, str | None, str]] = [(f"stem:{s}", s, f"{song_id}-{s}") for s in stems]
     if drumless and _has_drumless(song_meta):
         parts.append(("mix:nodrums", None, drumless_id(song_id)))
+    parts += [("mix:transposed", None, transposed_id(song_id, k)) for k in moves]
     return parts + [("mix", None, song_id)]
 
 
-def _items(plan: SongPlan, song: Song, stems: list[str], seconds: float, drumless: bool) -> Iterator[dict[str, Any]]:
+def _items(
+    plan: SongPlan, song: Song, stems: list[str], seconds: float, drumless: bool, moves: Sequence[int] = ()
+) -> Iterator[dict[str, Any]]:
     """Metadata lines of a song, in `_parts` order (see the module docstring)."""
-    for kind, stem, item_id in _parts(plan.song_id, stems, song.metadata, drumless):
-        meta = drumless_metadata(song.metadata) if kind == "mix:nodrums" else dict(song.metadata)
+    moved = {transposed_id(plan.song_id, k): k for k in moves}
+    for kind, stem, item_id in _parts(plan.song_id, stems, song.metadata, drumless, moves):
+        if kind == "mix:nodrums":
+            meta = drumless_metadata(song.metadata)
+        elif kind == "mix:transposed":
+            meta = transposed(song, moved[item_id]).metadata
+        else:
+            meta = dict(song.metadata)
         if stem is not None:
             meta["stem"] = stem
             meta["instruments"] = [song.tracks[stem].instrument]
@@ -210,6 +239,7 @@ def build_corpus(
     *,
     stems_per_song: int = 2,
     drumless: bool = False,
+    transpose: int = 0,
     min_seconds: float = 10.0,
     max_seconds: float = MAX_SECONDS,
     held_out_fraction: float = 0.1,
@@ -222,10 +252,13 @@ def build_corpus(
     ``out_dir``; resumable, deterministic in ``seed``. ``jobs`` > 1 renders songs in parallel
     (FluidSynth and pedalboard both run outside the GIL). ``drumless`` adds a ``mix:nodrums``
     item per song with drums; turning it on for a finished corpus renders just those (the songs
-    are the same, only missing files are written)."""
+    are the same, only missing files are written). ``transpose`` N adds N transposed mixes per
+    training song (see the module docstring); raising it on a finished corpus renders just those."""
     genres = list(genres) if genres is not None else sorted(GENRES)
     if n_songs < 0 or stems_per_song < 0 or jobs < 1:
         raise CorpusBuildError("n_songs and stems_per_song must be >= 0 and jobs >= 1")
+    if not 0 <= transpose <= MAX_TRANSPOSE:
+        raise CorpusBuildError(f"transpose must be between 0 and {MAX_TRANSPOSE} (got {transpose})")
     if not 0 < min_seconds <= max_seconds:
         raise CorpusBuildError(f"need 0 < min_seconds <= max_seconds (got {min_seconds:g}, {max_seconds:g})")
     if not 0.0 <= held_out_fraction <= 1.0:
@@ -242,6 +275,7 @@ def build_corpus(
             "seed": seed,
             "stems_per_song": stems_per_song,
             "drumless": drumless,
+            "transpose": transpose,
             "min_seconds": min_seconds,
             "max_seconds": max_seconds,
             "held_out_fraction": held_out_fraction,
@@ -266,22 +300,28 @@ def build_corpus(
         mix = lines.get(p.song_id)
         if mix is None or not (out / mix["path"]).exists():
             return False
-        extra = drumless_id(p.song_id)  # a corpus that has just been given --drumless
-        return not (drumless and _has_drumless(mix.get("metadata", {}))) or (
-            extra in lines and (out / lines[extra]["path"]).exists()
-        )
+        # Items a corpus gains when it is given --drumless or a larger --transpose later.
+        extra = [transposed_id(p.song_id, k) for k in shifts(p, transpose)]
+        if drumless and _has_drumless(mix.get("metadata", {})):
+            extra.append(drumless_id(p.song_id))
+        return all(i in lines and (out / lines[i]["path"]).exists() for i in extra)
 
     todo = [p for p in plans if not finished(p)]
     synth: list[Synth] = []
     start = time.perf_counter()
 
-    def work(plan: SongPlan) -> tuple[SongPlan, Song, list[str], Rendered | None]:
+    def work(plan: SongPlan) -> tuple[SongPlan, Song, list[str], Rendered | None, dict[int, Rendered]]:
         song = compose(plan.seed, plan.genre, plan.target_s)
         stems = chosen_stems(song, stems_per_song, plan.seed)
         ids = [item_id for _, _, item_id in _parts(plan.song_id, stems, song.metadata, drumless)]
-        if all((out / "audio" / f"{i}.flac").exists() for i in ids):
-            return plan, song, stems, None  # files survived a crash; only their lines are missing
-        return plan, song, stems, render_song(song, synth=synth[0], stems=stems, drumless=drumless)
+        have = all((out / "audio" / f"{i}.flac").exists() for i in ids)  # files that survived a crash
+        moved = {
+            k: render_song(transposed(song, k), synth=synth[0], stems=[])
+            for k in shifts(plan, transpose)
+            if not (out / "audio" / f"{transposed_id(plan.song_id, k)}.flac").exists()
+        }
+        rendered = None if have else render_song(song, synth=synth[0], stems=stems, drumless=drumless)
+        return plan, song, stems, rendered, moved
 
     if todo:
         synth.append(find_synth(soundfont))  # fail before any work if FluidSynth is missing
@@ -289,24 +329,29 @@ def build_corpus(
     # Batches of ``jobs`` songs: a finished 285 s render holds ~300 MB, so none may pile up.
     batches = [todo[i : i + jobs] for i in range(0, len(todo), jobs)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for plan, song, stems, rendered in (r for batch in batches for r in pool.map(work, batch)):
+        for plan, song, stems, rendered, moved in (r for batch in batches for r in pool.map(work, batch)):
             # The exact file length (whole samples), whether or not the audio was rendered now.
-            items = list(_items(plan, song, stems, int(round(song.length_s * SAMPLE_RATE)) / SAMPLE_RATE, drumless))
-            if rendered is not None:
-                for item in items:
-                    if (out / item["path"]).exists():  # written whole (write-then-rename) by an earlier run
-                        continue
-                    stem = item["metadata"].get("stem")
-                    audio = (
-                        rendered.drumless
-                        if item["kind"] == "mix:nodrums"
-                        else rendered.mix
-                        if stem is None
-                        else rendered.stems[stem]
-                    )
-                    write_audio_atomic(out / item["path"], audio, rendered.sample_rate, subtype="pcm24")
-                    written += 1
-                    audio_s += rendered.seconds
+            seconds = int(round(song.length_s * SAMPLE_RATE)) / SAMPLE_RATE
+            items = list(_items(plan, song, stems, seconds, drumless, shifts(plan, transpose)))
+            for item in items:
+                if (out / item["path"]).exists():  # written whole (write-then-rename) by an earlier run
+                    continue
+                source = (
+                    moved.get(item["metadata"].get("transposed", 0)) if item["kind"] == "mix:transposed" else rendered
+                )
+                if source is None:
+                    continue
+                stem = item["metadata"].get("stem")
+                audio = (
+                    source.drumless
+                    if item["kind"] == "mix:nodrums"
+                    else source.mix
+                    if stem is None
+                    else source.stems[stem]
+                )
+                write_audio_atomic(out / item["path"], audio, source.sample_rate, subtype="pcm24")
+                written += 1
+                audio_s += source.seconds
             fresh = [item for item in items if item["id"] not in lines]  # a torn append left some
             with open(jsonl, "a", encoding="utf-8") as fh:
                 fh.write("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in fresh))
@@ -321,10 +366,10 @@ def build_corpus(
                         plan.song_id,
                         plan.genre,
                         song.length_s,
-                        rendered is None,
+                        rendered is None and not moved,
                         audio_s,
                         time.perf_counter() - start,
-                        rendered.realtime if rendered else 0.0,
+                        rendered.realtime if rendered else next(iter(moved.values())).realtime if moved else 0.0,
                     )
                 )
     return CorpusSummary(out, len(plans), len(todo), written, audio_s, time.perf_counter() - start)

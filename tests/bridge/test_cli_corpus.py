@@ -27,6 +27,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (["--max-seconds", "300"], "--max-seconds must be between 1 and 285 (got 300)"),
         (["--max-seconds", "20", "--min-seconds", "30"], "--min-seconds must be between 1 and 20 (got 30)"),
         (["--stems", "6"], "--stems must be between 0 and 5 (got 6)"),
+        (["--transpose", "12"], "--transpose must be between 0 and 11 (got 12)"),
         (["--held-out", "1.5"], "--held-out must be between 0 and 1 (got 1.5)"),
         (["--jobs", "0"], "--jobs must be between 1 and 16 (got 0)"),
         (["--songs", "ten"], "argument --songs: expected an integer (got 'ten')"),
@@ -64,9 +65,10 @@ def test_corpus_builds_a_tiny_corpus(tmp_path: Path, capsys: pytest.CaptureFixtu
     if shutil.which("fluidsynth") is None:
         pytest.skip("FluidSynth is not installed (`make apt` installs it)")
     out = tmp_path / "c"
-    assert main(["corpus", str(out), "--songs", "1", "--max-seconds", "4", "--stems", "0"]) == 0
+    assert main(["corpus", str(out), "--songs", "1", "--max-seconds", "4", "--stems", "0", "--transpose", "1"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == str(out / "metadata.jsonl")
     assert "[1/1]" in captured.err
-    (item,) = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    moved, item = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
     assert item["kind"] == "mix" and (out / item["path"]).is_file()
+    assert moved["kind"] == "mix:transposed" and (out / moved["path"]).is_file()  # the song is in the train split

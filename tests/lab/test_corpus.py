@@ -18,6 +18,7 @@ import mido
 import numpy as np
 import pytest
 
+from engine.keys import parse_key, scale_of
 from lab.data import (
     GENRES,
     CorpusBuildError,
@@ -29,8 +30,10 @@ from lab.data import (
     render_song,
     sample_prompts,
 )
-from lab.data.corpus import drumless_metadata, plan_songs
+from lab.data.composer import transposed
+from lab.data.corpus import drumless_metadata, plan_songs, shifts
 from lab.data.mixing import CEILING_DBTP, active_rms_db, true_peak
+from lab.evaluation.music import tonal_in_scale_share
 
 SR = 44100
 
@@ -232,6 +235,42 @@ def test_drumless_songs_sometimes_say_so() -> None:
 # --- render -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("semitones", [-5, 3, 6])
+def test_a_transposed_song_moves_every_pitched_note_and_its_key_not_its_drums(semitones: int) -> None:
+    from engine.keys import parse_key, prompt_key
+
+    song = compose(9, "house", 20.0)
+    moved = transposed(song, semitones)
+    assert moved.tracks["drums"] == song.tracks["drums"]
+    for stem, track in song.tracks.items():
+        if stem != "drums":
+            got = moved.tracks[stem].notes
+            assert [n.pitch - semitones for n in got] == [n.pitch for n in track.notes]
+            assert [(n.start, n.length, n.velocity) for n in got] == [
+                (n.start, n.length, n.velocity) for n in track.notes
+            ]
+    old, new = parse_key(song.metadata["key"]), parse_key(moved.metadata["key"])
+    assert old is not None and new == ((old[0] + semitones) % 12, old[1])
+    assert moved.metadata["tonic"] == moved.metadata["key"].split()[0] and moved.metadata["transposed"] == semitones
+    assert {k: v for k, v in moved.metadata.items() if k not in ("key", "tonic", "transposed")} == {
+        k: v for k, v in song.metadata.items() if k not in ("key", "tonic")
+    }
+    named = [prompt_key(p) for p in sample_prompts(moved.metadata, random.Random(1), 40)]
+    assert new in named and old not in named  # prompts that name a key name the new one
+
+
+def test_transpositions_are_a_prefix_stable_draw_for_training_songs_only() -> None:
+    plans = plan_songs(40, 3, min_seconds=10, max_seconds=20, held_out_fraction=0.3, genres=sorted(GENRES))
+    train = [p for p in plans if p.split == "train"]
+    assert train and len(train) < len(plans)
+    for p in train:
+        all11 = shifts(p, 11)
+        assert sorted(all11) == [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]  # every other tonic once
+        assert shifts(p, 3) == all11[:3] and shifts(p, 0) == []
+    assert len({tuple(shifts(p, 2)) for p in train}) > len(train) // 2  # drawn per song
+    assert all(shifts(p, 5) == [] for p in plans if p.split != "train")
+
+
 def test_missing_synth_is_a_typed_actionable_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(SynthMissingError, match="apt-get install"):
@@ -338,3 +377,32 @@ def test_build_corpus_writes_a_resumable_deterministic_folder(tmp_path: Path) ->
     assert build_corpus(out, 3, seed=5, drumless=True, **kwargs).songs_built == 0
     with pytest.raises(CorpusBuildError, match="drumless True → False"):
         build_corpus(out, 3, seed=5, **kwargs)  # half the songs would lack theirs
+
+    # --transpose on the finished corpus adds moved mixes of the training songs and nothing else.
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "audio").iterdir()}
+    count = len((out / "metadata.jsonl").read_text().splitlines())
+    mixes = {item["song_id"]: item for item in lines if item["kind"] == "mix"}
+    train = [p for p in plans if p.split == "train"]
+    build_corpus(out, 3, seed=5, drumless=True, transpose=2, **kwargs)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "audio").iterdir() if p.name in before} == before
+    new = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()][count:]
+    assert sorted(item["id"] for item in new) == sorted(f"{p.song_id}-t{k:+d}" for p in train for k in shifts(p, 2))
+    for item in new:
+        source = mixes[item["song_id"]]
+        k = item["metadata"]["transposed"]
+        assert item["kind"] == "mix:transposed" and item["split"] == "train" and item["seconds"] == source["seconds"]
+        tonic, mode = parse_key(source["metadata"]["key"]) or (0, "")
+        assert parse_key(item["metadata"]["key"]) == ((tonic + k) % 12, mode)
+        audio, _ = sf.read(str(out / item["path"]), always_2d=True)
+        original, _ = sf.read(str(out / source["path"]), always_2d=True)
+        assert audio.shape == original.shape
+        # The audio moved with the key: more of its tonal energy on the new scale than on the old.
+        moved_key, old_key = scale_of(((tonic + k) % 12, mode)), scale_of((tonic, mode))
+        if moved_key != old_key and source["metadata"]["stems"].keys() - {"drums"}:
+            share = tonal_in_scale_share(audio.T.astype(np.float32), SR, moved_key)
+            assert share is not None and share > (tonal_in_scale_share(audio.T.astype(np.float32), SR, old_key) or 0)
+    assert build_corpus(out, 3, seed=5, drumless=True, transpose=2, **kwargs).songs_built == 0
+    with pytest.raises(CorpusBuildError, match="transpose 2 → 1"):
+        build_corpus(out, 3, seed=5, drumless=True, transpose=1, **kwargs)
+    with pytest.raises(CorpusBuildError, match="transpose must be between 0 and 11"):
+        build_corpus(out, 3, seed=5, transpose=12, **kwargs)

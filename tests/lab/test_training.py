@@ -71,6 +71,26 @@ def trained_ae(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def latents(corpus: Path, trained_ae: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic corpus through `trained_ae` (tests read it, none writes to it)."""
+    return encode_corpus(corpus, trained_ae, tmp_path_factory.mktemp("latents"), quiet=True)
+
+
+@pytest.fixture(scope="module")
+def base_dit(corpus: Path, trained_ae: Path, latents: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DiT folder (2 steps) that warm starts and decoder runs start from (read only)."""
+    return train_dit(
+        tiny_config(window_seconds=1.5),
+        corpus,
+        latents,
+        trained_ae,
+        tmp_path_factory.mktemp("base_dit"),
+        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1),
+        quiet=True,
+    )
+
+
 def _losses(folder: Path, key: str = "loss") -> list[float]:
     return [json.loads(line)[key] for line in (folder / "train_log.jsonl").read_text().splitlines()]
 
@@ -94,8 +114,7 @@ def test_autoencoder_training_resumes_exactly(corpus: Path, tmp_path: Path) -> N
         assert torch.equal(va, vb), k
 
 
-def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
+def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_path: Path, latents: Path) -> None:
     assert sorted(p.name for p in latents.glob("s*.npy")) == [f"s{i}.npy" for i in range(4)]
     config = tiny_config(window_seconds=1.5)
     # Crops shorter than the window, one longer crop every 4th step (the long-context schedule).
@@ -201,35 +220,27 @@ def test_decoder_only_training_keeps_the_latent_space(trained_ae: Path, corpus: 
         train_autoencoder(corpus, tmp_path / "nothing", AE_RAW, AETrainConfig(steps=1, decoder_only=True), quiet=True)
 
 
-def test_decoder_of_a_shipped_model_trains_on_and_swaps_back(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+def test_decoder_of_a_shipped_model_trains_on_and_swaps_back(
+    corpus: Path, trained_ae: Path, tmp_path: Path, base_dit: Path
+) -> None:
     """`init_from` a whole model folder: its autoencoder (architecture and weights) is the start,
     the encoder stays put, and the trained decoder packages back into that model."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(
-        tiny_config(window_seconds=1.5),
-        corpus,
-        latents,
-        trained_ae,
-        tmp_path / "base",
-        DiTTrainConfig(steps=1, batch_size=2, crop_frames=128),
-        quiet=True,
-    )
     dec = train_autoencoder(
         corpus,
         tmp_path / "dec",
         None,
         AETrainConfig(steps=3, batch_size=2, crop_samples=4096, lr=1e-3, log_every=1, decoder_only=True),
         quiet=True,
-        init_from=base,
+        init_from=base_dit,
     )
-    before, _ = load_autoencoder(base)
+    before, _ = load_autoencoder(base_dit)
     after, _ = load_autoencoder(dec)
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
     from lab import package_model
 
-    shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
+    shipped = load_model(package_model(base_dit, tmp_path / "ship", dec, half=False))
     assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in new.items())
 
 
@@ -324,21 +335,11 @@ def test_adversarial_training_widens_latents_and_resumes_from_float16_weights(
 
 
 def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(
-    corpus: Path, trained_ae: Path, tmp_path: Path
+    corpus: Path, trained_ae: Path, tmp_path: Path, base_dit: Path
 ) -> None:
     """`decoder_channels` + `decoder_latents="mean"` from a model folder: the encoder stays, the
     decoder grows, and `package_model` rebuilds the model around it (config and weights)."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(
-        tiny_config(window_seconds=1.5),
-        corpus,
-        latents,
-        trained_ae,
-        tmp_path / "base",
-        DiTTrainConfig(steps=1, batch_size=2, crop_frames=128),
-        quiet=True,
-    )
-    before, _ = load_autoencoder(base)
+    before, _ = load_autoencoder(base_dit)
     width = before.cfg.decoder.channels
     cfg = AETrainConfig(
         steps=3,
@@ -350,7 +351,7 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(
         decoder_latents="mean",
         decoder_channels=2 * width,
     )
-    dec = train_autoencoder(corpus, tmp_path / "dec", None, cfg, quiet=True, init_from=base)
+    dec = train_autoencoder(corpus, tmp_path / "dec", None, cfg, quiet=True, init_from=base_dit)
     after, raw = load_autoencoder(dec)
     assert raw["model"]["decoder"]["config"]["channels"] == 2 * width
     assert raw["longplay"]["train"]["decoder_latents"] == "mean"
@@ -358,16 +359,16 @@ def test_wider_decoder_on_the_mean_trains_and_packages_into_the_model(
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("encoder."))
     # Resuming rebuilds the widened shapes before loading its own checkpoint.
     train_autoencoder(
-        corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 4}), quiet=True, init_from=base
+        corpus, tmp_path / "dec", None, AETrainConfig(**{**cfg.__dict__, "steps": 4}), quiet=True, init_from=base_dit
     )
     from lab import package_model
 
-    shipped = load_model(package_model(base, tmp_path / "ship", dec, half=False))
+    shipped = load_model(package_model(base_dit, tmp_path / "ship", dec, half=False))
     assert shipped.pretransform.model.cfg.decoder.channels == 2 * width
     assert shipped.config.raw["model"]["pretransform"]["config"]["decoder"]["config"]["channels"] == 2 * width
     resumed, _ = load_autoencoder(dec)
     assert all(torch.equal(v, shipped.pretransform.model.state_dict()[k]) for k, v in resumed.state_dict().items())
-    base_model = load_model(base)
+    base_model = load_model(base_dit)
     assert all(
         torch.equal(v, shipped.state_dict()[k])
         for k, v in base_model.state_dict().items()
@@ -461,9 +462,10 @@ def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_
         )
 
 
-def test_a_stopped_dit_run_says_how_many_steps_it_took(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+def test_a_stopped_dit_run_says_how_many_steps_it_took(
+    corpus: Path, trained_ae: Path, tmp_path: Path, latents: Path
+) -> None:
     """A run stopped early (Ctrl-C, `--minutes`) records the steps it took, beside the ones it was set."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
     calls = iter(range(100))
     folder = train_dit(
         tiny_config(window_seconds=1.5),
@@ -479,19 +481,11 @@ def test_a_stopped_dit_run_says_how_many_steps_it_took(corpus: Path, trained_ae:
     assert summary["steps"] == 50 and summary["steps_done"] == 3
 
 
-def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+def test_warm_start_grows_the_tempo_grid(
+    corpus: Path, trained_ae: Path, tmp_path: Path, latents: Path, base_dit: Path
+) -> None:
     """A model trained without the grid warm-starts one with it: same outputs at step 0 (the new
     projection starts at zero), same latent scale, and training moves the new projection."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(
-        tiny_config(window_seconds=1.5),
-        corpus,
-        latents,
-        trained_ae,
-        tmp_path / "base",
-        DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, log_every=2),
-        quiet=True,
-    )
     grid_config = tiny_config(window_seconds=1.5)
     grid_config["model"]["diffusion"]["config"]["beat_phase"] = True
     start = train_dit(
@@ -502,9 +496,9 @@ def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_pat
         tmp_path / "grown0",
         DiTTrainConfig(steps=0),
         quiet=True,
-        init_from=base,
+        init_from=base_dit,
     )
-    old, new = load_model(base), load_model(start)
+    old, new = load_model(base_dit), load_model(start)
     assert new.config.autoencoder.scale == old.config.autoencoder.scale
     req = RenderRequest("tone 220 Hz, clicks, 240 BPM", seconds=1.0, steps=3, seed=2)
     a = Generator(old, device="cpu").render(req)[0]
@@ -518,30 +512,29 @@ def test_warm_start_grows_the_tempo_grid(corpus: Path, trained_ae: Path, tmp_pat
         tmp_path / "grown",
         DiTTrainConfig(steps=4, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, tempo_dropout=0.0, log_every=2),
         quiet=True,
-        init_from=base,
+        init_from=base_dit,
     )
     assert load_model(trained).model.model.to_beat_embed.weight.abs().sum() > 0
     # Another architecture does not fit, and the error names the first tensor that differs.
     wide = tiny_config(window_seconds=1.5, depth=3)
     with pytest.raises(TrainingError, match="does not fit the model being trained"):
         train_dit(
-            wide, corpus, latents, trained_ae, tmp_path / "wide", DiTTrainConfig(steps=0), quiet=True, init_from=base
+            wide,
+            corpus,
+            latents,
+            trained_ae,
+            tmp_path / "wide",
+            DiTTrainConfig(steps=0),
+            quiet=True,
+            init_from=base_dit,
         )
 
 
-def test_warm_start_adds_a_key_token_that_training_moves(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+def test_warm_start_adds_a_key_token_that_training_moves(
+    corpus: Path, trained_ae: Path, tmp_path: Path, latents: Path, base_dit: Path
+) -> None:
     """A model trained without the key token warm-starts one with it (`train dit --key`), and
     training on prompts that name keys moves the new projection."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(
-        tiny_config(window_seconds=1.5),
-        corpus,
-        latents,
-        trained_ae,
-        tmp_path / "base",
-        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128),
-        quiet=True,
-    )
     keyed = tiny_config(window_seconds=1.5, key=True)
     runs = {}
     for steps in (0, 4):
@@ -553,14 +546,14 @@ def test_warm_start_adds_a_key_token_that_training_moves(corpus: Path, trained_a
             tmp_path / f"keyed{steps}",
             DiTTrainConfig(steps=steps, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, cfg_dropout=0.0),
             quiet=True,
-            init_from=base,
+            init_from=base_dit,
         )
     start, trained = (load_model(runs[s]).conditioner.conditioners["key"].proj.weight for s in (0, 4))
     assert not torch.allclose(start, trained)
 
 
 def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
-    corpus: Path, trained_ae: Path, tmp_path: Path
+    corpus: Path, trained_ae: Path, tmp_path: Path, base_dit: Path
 ) -> None:
     """A DiT trained on C latent channels warm-starts one on 2C (an autoencoder grown by
     `latent_dim`): at step 0 it predicts for the old channels exactly what it did, and 0 for the
@@ -568,16 +561,6 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
     from lab.training.autoencoder import ae_folder_config, save_autoencoder
     from lab.training.widen import widen_latents
 
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(
-        tiny_config(window_seconds=1.5),
-        corpus,
-        latents,
-        trained_ae,
-        tmp_path / "base",
-        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1),
-        quiet=True,
-    )
     ae, raw = load_autoencoder(trained_ae)
     d = ae.cfg.latent_dim
     wide, wide_raw = widen_latents(ae, raw["model"], 2 * d)
@@ -587,9 +570,16 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
     config["model"]["pretransform"]["config"] = {**wide_raw}
     config["model"]["diffusion"]["config"]["io_channels"] = 2 * d
     start = train_dit(
-        config, corpus, wide_latents, wide_dir, tmp_path / "grown0", DiTTrainConfig(steps=0), quiet=True, init_from=base
+        config,
+        corpus,
+        wide_latents,
+        wide_dir,
+        tmp_path / "grown0",
+        DiTTrainConfig(steps=0),
+        quiet=True,
+        init_from=base_dit,
     )
-    old, new = load_model(base).model.model.eval(), load_model(start).model.model.eval()
+    old, new = load_model(base_dit).model.model.eval(), load_model(start).model.model.eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, d, 64, generator=g)
     t, cond = torch.tensor([0.5]), torch.randn(1, 3, old.cfg.cond_token_dim, generator=g)
@@ -606,7 +596,7 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
         tmp_path / "grown",
         DiTTrainConfig(steps=3, batch_size=2, crop_frames=128, lr=1e-3, ema_decay=0.0, log_every=1),
         quiet=True,
-        init_from=base,
+        init_from=base_dit,
     )
     w = load_model(trained).model.model.transformer.project_out.weight
     assert w[d * old.cfg.patch_size :].abs().sum() > 0
@@ -702,25 +692,17 @@ def test_frame_span_loss_hears_a_decoder_that_repeats_every_hop() -> None:
     assert float(span(buzz, x)) / float(span(quiet, x)) > 2 * float(paper(buzz, x)) / float(paper(quiet, x))
 
 
-def test_a_model_folder_serves_as_the_autoencoder(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
+def test_a_model_folder_serves_as_the_autoencoder(
+    corpus: Path, trained_ae: Path, tmp_path: Path, latents: Path, base_dit: Path
+) -> None:
     """Fine-tuning a shipped model needs no separate autoencoder folder: `load_autoencoder` takes
     a whole model's pretransform, weight for weight, and encodes the corpus the same way."""
-    latents = encode_corpus(corpus, trained_ae, tmp_path / "latents", quiet=True)
-    base = train_dit(
-        tiny_config(window_seconds=1.5),
-        corpus,
-        latents,
-        trained_ae,
-        tmp_path / "base",
-        DiTTrainConfig(steps=2, batch_size=2, crop_frames=128, log_every=1),
-        quiet=True,
-    )
     a, _ = load_autoencoder(trained_ae)
-    b, raw = load_autoencoder(base)
+    b, raw = load_autoencoder(base_dit)
     assert raw["model_type"] == "autoencoder" and raw["model"] == load_autoencoder(trained_ae)[1]["model"]
     assert a.state_dict().keys() == b.state_dict().keys()
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
-    again = encode_corpus(corpus, base, tmp_path / "latents2", quiet=True)
+    again = encode_corpus(corpus, base_dit, tmp_path / "latents2", quiet=True)
     for f in latents.glob("s*.npy"):
         assert np.array_equal(np.load(f), np.load(again / f.name)), f.name
     with pytest.raises(ModelLoadError, match="not found"):
