@@ -109,6 +109,10 @@ class DiTConfig:
     # 4-bar phrase, plus the tempo), projected and added to its token, so a requested BPM is a
     # grid the DiT plays on rather than digits in the prompt it must learn to read.
     beat_phase: bool = False
+    # Longplay extension (off for every public config): the last cross-attention token (a one-token
+    # condition such as the key) is also projected (zero-init) and added to every token, so the DiT
+    # reads it in each token directly instead of finding it by attention among the text tokens.
+    add_last_cond_token: bool = False
 
     @property
     def dim_heads(self) -> int:
@@ -297,6 +301,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         "attn_window",
         "global_layers",
         "beat_phase",
+        "add_last_cond_token",
     }
     _check_keys(s, cfg, known)
     ttype = cfg.get("transformer_type", "continuous_transformer")
@@ -335,6 +340,7 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
         global_layers=_get(s, cfg, "global_layers", tuple, ()),
         patch_size=_get(s, cfg, "patch_size", int, 1),
         beat_phase=_get(s, cfg, "beat_phase", bool, False),
+        add_last_cond_token=_get(s, cfg, "add_last_cond_token", bool, False),
     )
     if dit.patch_size < 1:
         raise ConfigError(f"{s}.patch_size must be at least 1, got {dit.patch_size}")
@@ -435,6 +441,10 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
         raise ConfigError(
             f"diffusion.config.global_cond_dim is {dit.global_cond_dim} but "
             f"{len(glob)} global conditioners of width {cond_dim} give {cond_dim * len(glob)}"
+        )
+    if dit.add_last_cond_token and not (xattn and dit.cond_token_dim):
+        raise ConfigError(
+            "diffusion.config.add_last_cond_token needs cross-attention conditioning to take a token from"
         )
     if dit.io_channels != ae.latent_dim:
         raise ConfigError(f"diffusion.config.io_channels {dit.io_channels} != autoencoder latent_dim {ae.latent_dim}")

@@ -120,6 +120,10 @@ class DiffusionTransformer(nn.Module):
             # Zero-init, so a model trained without the grid starts unchanged when it is added.
             self.to_beat_embed = nn.Linear(BEAT_FEATURES * cfg.patch_size, dim, bias=False)
             nn.init.zeros_(self.to_beat_embed.weight)
+        if cfg.add_last_cond_token:
+            # Zero-init as the grid's: a model that grows this path starts as it was.
+            self.to_last_token_add = nn.Linear(cfg.cond_token_dim, dim, bias=False)
+            nn.init.zeros_(self.to_last_token_add.weight)
         self.preprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.io_channels, cfg.io_channels, 1, bias=False)
         # Zero-init residual convs: the reference's init, so a fresh model starts as identity there.
@@ -150,6 +154,9 @@ class DiffusionTransformer(nn.Module):
         add = None
         if self.cfg.beat_phase and tempo is not None:
             add = self.to_beat_embed(_patch(beat_features(tempo, frames), p).to(self.to_beat_embed.weight.dtype))
+        if self.cfg.add_last_cond_token and cross_attn_cond is not None:
+            last = self.to_last_token_add(cross_attn_cond[:, -1:, :])  # [B, 1, dim]; CFG's null token adds 0
+            add = last if add is None else add + last
         out: Tensor = self.transformer(tokens, prepend=g[:, None, :], context=context, add=add)  # [B, 1 + T/p, C*p]
         out = out.transpose(1, 2)[:, :, 1:]  # [B, C*p, T/p]: drop the prepended token
         if p > 1:  # "b (c p) t -> b c (t p)"

@@ -96,6 +96,7 @@ def tiny_config(
                         "global_cond_dim": 2 * cond_dim,
                         "project_cond_tokens": False,
                         "transformer_type": "continuous_transformer",
+                        **({"add_last_cond_token": True} if key else {}),
                     },
                 },
                 "io_channels": 8,
@@ -226,7 +227,8 @@ def diffusion_config(
     an Oobleck, or "stft_codec"), with our byte-level text encoder.
     `patch_size` latent frames make one DiT token; the window is rounded up to whole tokens;
     `beat_phase` adds the tempo-grid input (see `DiTConfig.beat_phase`); `key` a token for the key
-    the prompt names (`conditioners.KeyConditioner`)."""
+    the prompt names (`conditioners.KeyConditioner`), read by cross-attention and added to every
+    DiT token (`DiTConfig.add_last_cond_token`)."""
     hop = int(ae_raw["downsampling_ratio"])
     frames = -(-int(round(window_seconds * sample_rate / hop)) // patch_size) * patch_size
     cond_dim = embed_dim
@@ -247,6 +249,8 @@ def diffusion_config(
     if beat_phase:
         dit["beat_phase"] = True
     keyed = [copy.deepcopy(KEY_CONDITIONER)] if key else []  # a config of its own, as ae_raw below
+    if key:  # the key token is the last cross-attention token; it is also added to every DiT token
+        dit["add_last_cond_token"] = True
     return {
         "model_type": "diffusion_cond",
         "sample_size": frames * hop,

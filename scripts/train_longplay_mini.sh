@@ -167,3 +167,25 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
 # 22. The candidate: that DiT (its folder holds stage 17's decoder already), float16.
 $LP train package --model "$W/runs/dit-key/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2" \
     --default-steps 20 --default-cfg 5
+
+# 23. Every training song twice more, moved by -5..+6 semitones (`--transpose 2`, kind
+#     mix:transposed: same song, drums unmoved, prompts naming the new key; ~50 min), and their
+#     latents (~25 min). Session 16's DiT did not follow the key token; a song heard in three keys
+#     makes the key the one thing that differs between items (session 17).
+$LP corpus "$W/corpus" --songs 198 --seed 7 --stems 2 --jobs 2 --drumless --transpose 2
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/codec-s1" --out "$W/runs/latents-codec" --kinds mix:transposed --shard 0/2 &
+$LP train encode --corpus "$W/corpus" --ae "$W/runs/codec-s1" --out "$W/runs/latents-codec" --kinds mix:transposed --shard 1/2
+wait
+
+# 24. The stage-21 DiT goes on, on the songs and their transpositions (session 17).
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-dec" \
+    --out "$W/runs/dit-transpose" --init-from "$W/runs/dit-key/model" --key --train-latents mean --seed 11 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 3e-4 --lr-final 0.1 --ema 0.995 --steps 4000 --minutes 55 \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 25. The key token also added to every DiT token (`add_last_cond_token`, grown at zero by the
+#     warm start): stage 24's DiT did not move its conditional mean with the key (session 18).
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-dec" \
+    --out "$W/runs/dit-keyadd" --init-from "$W/runs/dit-transpose/model" --key --train-latents mean --seed 13 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 3e-4 --lr-final 0.1 --ema 0.995 --steps 4000 --minutes 50 \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"

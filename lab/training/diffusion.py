@@ -356,8 +356,8 @@ def train_dit(
 
 
 # Modules a config option adds to a trained architecture, zero-initialised (a warm start may lack
-# them): the tempo grid's projection, the key token's.
-GROWN_MODULES = ("model.model.to_beat_embed.", "conditioner.conditioners.key.")
+# them): the tempo grid's projection, the key token's, and the key token's path into every DiT token.
+GROWN_MODULES = ("model.model.to_beat_embed.", "conditioner.conditioners.key.", "model.model.to_last_token_add.")
 
 
 def _warm_start(model: torch.nn.Module, weights: Mapping[str, Tensor], source: str) -> None:

@@ -11,6 +11,7 @@ import torch
 from bridge.train_cli import add_train_parser, dit_architecture
 from engine import Generator, RenderRequest, build_model, parse_model_config, tiny_config
 from engine.conditioners import KeyConditioner
+from engine.errors import ConfigError
 from engine.keys import parse_key, prompt_key, scale_pitch_classes
 
 
@@ -103,3 +104,40 @@ def test_train_dit_key_flag_adds_the_token_and_a_keyed_model_keeps_it() -> None:
     assert dit_architecture(parser.parse_args(base), None)["key"] is False
     keyed = parse_model_config(tiny_config(window_seconds=1.0, key=True))
     assert dit_architecture(parser.parse_args(base), keyed)["key"] is True
+
+
+def test_the_key_token_reaches_every_dit_token_without_attention_and_starts_silent() -> None:
+    """`add_last_cond_token`: the key token is added to every token, so the DiT reads the key even
+    where cross-attention gives it no weight; the grown path starts at zero (a warm start is the old
+    model) and the null token (no key named, CFG's unconditional branch) adds nothing."""
+    torch.manual_seed(0)
+    config = tiny_config(window_seconds=1.0, key=True)
+    assert config["model"]["diffusion"]["config"]["add_last_cond_token"] is True
+    net = build_model(config).model.model
+    for layer in net.transformer.layers:  # cross-attention silenced: only the added path is left
+        torch.nn.init.zeros_(layer.cross_attn.to_out.weight)
+    x, t = torch.randn(2, 8, 172), torch.full((2,), 0.5)
+    glob = torch.randn(2, net.cfg.global_cond_dim)
+    tokens = torch.randn(2, 4, net.cfg.cond_token_dim)
+
+    def out(last: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x, t, torch.cat((tokens, last[:, None, :]), dim=1), glob)
+
+    a, b = torch.randn(2, net.cfg.cond_token_dim), torch.randn(2, net.cfg.cond_token_dim)
+    assert torch.equal(out(a), out(b))  # zero-init: silent
+    with torch.no_grad():
+        net.to_last_token_add.weight.normal_(0.0, 1.0)  # as if trained
+    assert not torch.allclose(out(a), out(b), atol=1e-4)  # heard through the added path alone
+    zero = torch.zeros(2, net.cfg.cond_token_dim)
+    with torch.no_grad():
+        silent = net.to_last_token_add.weight.clone()
+        net.to_last_token_add.weight.zero_()
+        without = out(zero)
+        net.to_last_token_add.weight.copy_(silent)
+    assert torch.equal(out(zero), without)  # the null token adds nothing
+    bad = tiny_config(window_seconds=1.0)
+    bad["model"]["diffusion"]["config"]["add_last_cond_token"] = True
+    bad["model"]["diffusion"]["cross_attention_cond_ids"] = []
+    with pytest.raises(ConfigError, match="add_last_cond_token"):
+        parse_model_config(bad)

@@ -534,7 +534,8 @@ def test_warm_start_adds_a_key_token_that_training_moves(
     corpus: Path, trained_ae: Path, tmp_path: Path, latents: Path, base_dit: Path
 ) -> None:
     """A model trained without the key token warm-starts one with it (`train dit --key`), and
-    training on prompts that name keys moves the new projection."""
+    training on prompts that name keys moves the new projection and the key's path into every DiT
+    token, which starts at zero."""
     keyed = tiny_config(window_seconds=1.5, key=True)
     runs = {}
     for steps in (0, 4):
@@ -550,6 +551,8 @@ def test_warm_start_adds_a_key_token_that_training_moves(
         )
     start, trained = (load_model(runs[s]).conditioner.conditioners["key"].proj.weight for s in (0, 4))
     assert not torch.allclose(start, trained)
+    start, trained = (load_model(runs[s]).model.model.to_last_token_add.weight for s in (0, 4))
+    assert not start.any() and trained.any()
 
 
 def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
