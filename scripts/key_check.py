@@ -9,7 +9,12 @@
 
 `--matrix`: does the asked key steer at all? Renders "house, 120 BPM, in X major" for all twelve X
 (one seed, 10 s) and scores each against all twelve major scales: a model that follows keys has
-its largest share on the diagonal.
+its largest share on the diagonal. The whole matrix goes to `OUT/<model>/key_matrix.csv`.
+
+`--mean-shift LATENTS`: seconds, no rendering. At pure noise a DiT's x0 is its conditional mean, so a
+model that has learned the key moves that mean with the asked key as the corpus's latents move
+with their scale. Prints, per model, the size of the move (rms over the twelve major keys) against
+the corpus's, and the cosine of each key's move with the corpus's (0: unrelated, 1: the same).
 
     OMP_NUM_THREADS=2 .venv/bin/python scripts/key_check.py longplay-mini data/runs/dit-codec/model \
         --corpus data/corpus --out /tmp/keycheck
@@ -23,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import Generator, RenderRequest, load_model  # noqa: E402
 from engine.audio_io import conform, load_audio, write_audio_atomic  # noqa: E402
-from engine.keys import PITCH_NAMES, scale_of  # noqa: E402
+from engine.keys import PITCH_NAMES, parse_key, scale_of  # noqa: E402
+from engine.sampling import VDenoiser  # noqa: E402
 from lab.evaluation import judges  # noqa: E402
 from lab.evaluation.adherence import SWEEP_GENRES, TEMPO_SWEEP  # noqa: E402
 from lab.evaluation.judges_eval import KEY_SWEEP  # noqa: E402
@@ -52,7 +59,8 @@ def prompts(n: int) -> list[tuple[str, str, float]]:
     return out
 
 
-def key_matrix(model: str, seconds: float = 10.0, seed: int = 11) -> None:
+def key_matrix(model: str, out: Path, seconds: float = 10.0, seed: int = 11) -> None:
+    """Prints the matrix's diagonal and best fits, and writes it whole to `out/key_matrix.csv`."""
     gen = Generator(load_model(model), device="cpu")
     scales = [scale_of((t, "major")) for t in range(12)]
     m = np.zeros((12, 12))
@@ -64,6 +72,49 @@ def key_matrix(model: str, seconds: float = 10.0, seed: int = 11) -> None:
     off = (m.sum() - np.trace(m)) / 132
     right = sum(int(m[t].argmax() == t) for t in range(12))
     print(f"{model}: asked scale {np.trace(m) / 12:.3f}, the others {off:.3f}; best fit is the asked key {right} of 12")
+    out.mkdir(parents=True, exist_ok=True)
+    head = f"rows: asked key (C..B major, house 120 BPM, {seconds:g} s, seed {seed}); columns: in-scale share against each major scale C..B"
+    np.savetxt(out / "key_matrix.csv", m, fmt="%.3f", delimiter=",", header=head)
+
+
+def corpus_key_means(corpus: str, latents: str, dim: int) -> np.ndarray:
+    """The training mixes' (and their transpositions') latent mean per major scale, less the mean
+    over scales: `[12, dim]`, row r for the scale of r major (a key's relative modes share it)."""
+    from lab.training.data import read_index
+
+    scales = [scale_of((t, "major")) for t in range(12)]
+    sums, count = np.zeros((12, dim)), np.zeros(12)
+    for it in read_index(corpus, "train"):
+        key = parse_key(str(it.metadata.get("key", "")))
+        path = Path(latents) / f"{it.id}.npy"
+        if it.kind not in ("mix", "mix:transposed") or key is None or not path.is_file():
+            continue
+        z = np.load(path)[:dim].astype(np.float64)  # the posterior mean's channels
+        r = scales.index(scale_of(key))
+        sums[r] += z.sum(1)
+        count[r] += z.shape[1]
+    means = sums / np.maximum(count, 1)[:, None]
+    return means - means.mean(0)
+
+
+def mean_shift(model: str, corpus: str, latents: str, frames: int = 216, seed: int = 0) -> None:
+    m = load_model(model).eval()
+    dim = m.config.autoencoder.latent_dim
+    want = corpus_key_means(corpus, latents, dim) / float(m.pretransform.scale)  # in the DiT's units
+    den, sigma = VDenoiser(m.network), 80.0  # sigma 80: all but pure noise
+    x = torch.randn(4, dim, frames, generator=torch.Generator().manual_seed(seed)) * sigma
+    got = np.zeros((12, dim))
+    for t, name in enumerate(PITCH_NAMES):
+        meta = {"prompt": f"house, 120 BPM, in {name} major", "seconds_start": 0.0, "seconds_total": 10.0, "bpm": 120.0}
+        with torch.no_grad():
+            x0 = den(x, torch.full((4,), sigma), **m.encode_conditioning([meta] * 4))
+        got[t] = x0.double().mean((0, 2)).numpy()
+    got -= got.mean(0)
+    cos = [float(got[t] @ want[t] / (np.linalg.norm(got[t]) * np.linalg.norm(want[t]) + 1e-12)) for t in range(12)]
+    size = float(np.sqrt((got**2).sum(1).mean()) / np.sqrt((want**2).sum(1).mean()))
+    print(
+        f"{model}: its key move is {size:.3f} of the corpus's; cosine with it {np.mean(cos):.3f} (per key {np.round(cos, 2).tolist()})"
+    )
 
 
 def main() -> None:
@@ -74,11 +125,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--cfg", type=float, default=None, help="CFG scale (default: each model's own)")
     p.add_argument("--matrix", action="store_true", help="the twelve-key steering matrix instead (see above)")
+    p.add_argument("--mean-shift", metavar="LATENTS", help="the conditional-mean check instead, on these latents")
     args = p.parse_args()
-    if args.matrix:
+    if args.matrix or args.mean_shift:
         for m in args.models:
-            key_matrix(m)
+            name = Path(m).name if Path(m).exists() else m
+            key_matrix(m, Path(args.out) / name) if args.matrix else mean_shift(m, args.corpus, args.mean_shift)
         return
     out = Path(args.out)
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -87,7 +141,9 @@ def main() -> None:
         name = Path(m).name if Path(m).exists() else m
         rows[m] = []
         for i, (prompt, key, bpm) in enumerate(prompts(args.n)):
-            req = RenderRequest(prompt=prompt, seconds=args.seconds, seed=500 + i, steps=args.steps, bpm=bpm)
+            req = RenderRequest(
+                prompt=prompt, seconds=args.seconds, seed=500 + i, steps=args.steps, cfg=args.cfg, bpm=bpm
+            )
             audio = gen.render(req)[0].audio
             path = write_audio_atomic(out / name / f"key_{i:02d}.wav", audio, SR, "pcm16")
             rows[m].append({"file": str(path), "key": key, "bpm": bpm, "in_scale": in_scale_share(audio, key)})
