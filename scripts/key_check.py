@@ -98,6 +98,8 @@ def corpus_key_means(corpus: str, latents: str, dim: int) -> np.ndarray:
 
 
 def mean_shift(model: str, corpus: str, latents: str, frames: int = 216, seed: int = 0) -> None:
+    """The model's conditional x0 (no CFG) for "house, 120 BPM, in X major", X = C..B, averaged over
+    frames and four noise draws, against `corpus_key_means` (see the module's doc)."""
     m = load_model(model).eval()
     dim = m.config.autoencoder.latent_dim
     want = corpus_key_means(corpus, latents, dim) / float(m.pretransform.scale)  # in the DiT's units
@@ -132,7 +134,10 @@ def main() -> None:
     if args.matrix or args.mean_shift:
         for m in args.models:
             name = Path(m).name if Path(m).exists() else m
-            key_matrix(m, Path(args.out) / name) if args.matrix else mean_shift(m, args.corpus, args.mean_shift)
+            if args.matrix:
+                key_matrix(m, Path(args.out) / name)
+            else:
+                mean_shift(m, args.corpus, args.mean_shift)
         return
     out = Path(args.out)
     rows: dict[str, list[dict[str, Any]]] = {}
