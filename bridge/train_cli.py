@@ -127,6 +127,11 @@ def add_train_parser(sub: Any) -> None:
     pkg.add_argument("--description", help="replace the model's description")
     pkg.add_argument("--default-steps", type=int, help="sampler steps renders use unless asked otherwise")
     pkg.add_argument("--default-cfg", type=float, help="guidance scale renders use unless asked otherwise")
+    pkg.add_argument(
+        "--default-key-cfg",
+        type=float,
+        help="guidance scale of the key a prompt names (models with an added key token; default: --default-cfg)",
+    )
     pkg.add_argument("--default-sampler", help="sampler renders use unless asked otherwise")
 
     dit = tsub.add_parser("dit", help="train the DiT and text encoder on encoded latents")
@@ -312,6 +317,7 @@ def run_train(args: argparse.Namespace) -> int:
                 for k, v in (
                     ("steps", args.default_steps),
                     ("cfg", args.default_cfg),
+                    ("key_cfg", args.default_key_cfg),
                     ("sampler", args.default_sampler),
                 )
                 if v is not None

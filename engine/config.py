@@ -365,7 +365,14 @@ def _parse_dit(cfg: Mapping[str, Any]) -> DiTConfig:
 
 
 # Sampler defaults a model folder may carry (`longplay.defaults`) and their types.
-DEFAULT_KEYS: dict[str, type] = {"steps": int, "cfg": float, "sampler": str, "sigma_min": float, "sigma_max": float}
+DEFAULT_KEYS: dict[str, type] = {
+    "steps": int,
+    "cfg": float,
+    "key_cfg": float,
+    "sampler": str,
+    "sigma_min": float,
+    "sigma_max": float,
+}
 
 
 def learned_latents(raw: Any) -> str | None:
@@ -455,8 +462,13 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
             f"sample_size {sample_size} is not a multiple of {unit} (downsampling_ratio "
             f"{ae.downsampling_ratio} x DiT patch_size {dit.patch_size})"
         )
+    defaults = _defaults(raw)
+    if "key_cfg" in defaults and not dit.add_last_cond_token:
+        raise ConfigError(
+            "longplay.defaults.key_cfg needs diffusion.config.add_last_cond_token (a key added to every token)"
+        )
     return ModelConfig(
-        defaults=_defaults(raw),
+        defaults=defaults,
         learned_latents=learned_latents(raw),
         sample_size=sample_size,
         sample_rate=_get("", raw, "sample_rate", int),

@@ -137,9 +137,12 @@ class DiffusionTransformer(nn.Module):
         cross_attn_cond: Tensor | None = None,
         global_cond: Tensor | None = None,
         tempo: Tensor | None = None,
+        key_add: Tensor | None = None,
     ) -> Tensor:
         """`tempo [B, 2]` (beats per latent frame, beat at frame 0; NaN rows: none) is used by
-        `beat_phase` models and ignored by others."""
+        `beat_phase` models and ignored by others. `key_add [B, 1, cond_token_dim]` is the token an
+        `add_last_cond_token` model adds to every token (default: the last cross-attention token;
+        `guided_forward` gives the unconditional branch part of the key through it)."""
         context = self.to_cond_embed(cross_attn_cond) if cross_attn_cond is not None else None
         t_embed = self.to_timestep_embed(
             self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype))
@@ -155,7 +158,8 @@ class DiffusionTransformer(nn.Module):
         if self.cfg.beat_phase and tempo is not None:
             add = self.to_beat_embed(_patch(beat_features(tempo, frames), p).to(self.to_beat_embed.weight.dtype))
         if self.cfg.add_last_cond_token and cross_attn_cond is not None:
-            last = self.to_last_token_add(cross_attn_cond[:, -1:, :])  # [B, 1, dim]; CFG's null token adds 0
+            token = cross_attn_cond[:, -1:, :] if key_add is None else key_add
+            last = self.to_last_token_add(token)  # [B, 1, dim]; CFG's null token adds 0
             add = last if add is None else add + last
         out: Tensor = self.transformer(tokens, prepend=g[:, None, :], context=context, add=add)  # [B, 1 + T/p, C*p]
         out = out.transpose(1, 2)[:, :, 1:]  # [B, C*p, T/p]: drop the prepended token
@@ -178,8 +182,9 @@ class DiTWrapper(nn.Module):
         cross_attn_cond: Tensor | None = None,
         global_cond: Tensor | None = None,
         tempo: Tensor | None = None,
+        key_add: Tensor | None = None,
     ) -> Tensor:
-        return cast(Tensor, self.model(x, t, cross_attn_cond, global_cond, tempo))
+        return cast(Tensor, self.model(x, t, cross_attn_cond, global_cond, tempo, key_add))
 
 
 def guided_forward(
@@ -192,6 +197,7 @@ def guided_forward(
     negative_cross_attn_cond: Tensor | None = None,
     cfg_rescale: float = 0.0,
     tempo: Tensor | None = None,
+    key_cfg: float | None = None,
 ) -> Tensor:
     """Classifier-free guidance as stable-audio-tools computes it, on the network output.
 
@@ -199,16 +205,30 @@ def guided_forward(
     tokens), while the prepended global token is kept. Both branches run as one batch.
     CFG rescale (Lin et al. 2023, "Common diffusion noise schedules...") blends in the guided
     output rescaled to the conditional output's std over channels, with weight `cfg_rescale`.
+
+    `key_cfg` (models whose DiT adds the key token to every token, `add_last_cond_token`): the
+    guidance scale of that added key, in place of `cfg_scale`. The unconditional branch then adds
+    the fraction w = (cfg - key_cfg) / (cfg - 1) of the conditional branch's key, so where the
+    network is linear in it the key's pull is key_cfg times its conditional pull, with no third
+    pass (key_cfg = cfg: the plain CFG above; 1: the key gets no boost). Text and the key's
+    cross-attention token keep `cfg_scale`. Why: CFG 5 on the key alone cost the tempo lock
+    (issue 19, lab/runs/dit-keyadd).
     """
     if cfg_scale == 1.0 or cross_attn_cond is None:
         return net(x, t, cross_attn_cond, global_cond, tempo)
     uncond = negative_cross_attn_cond if negative_cross_attn_cond is not None else torch.zeros_like(cross_attn_cond)
+    extra = {}
+    if key_cfg is not None and key_cfg != cfg_scale:
+        w = (cfg_scale - key_cfg) / (cfg_scale - 1.0)
+        key, null = cross_attn_cond[:, -1:], uncond[:, -1:]
+        extra["key_add"] = torch.cat((key, null + (key - null) * w))
     batch = net(
         torch.cat((x, x)),
         torch.cat((t, t)),
         torch.cat((cross_attn_cond, uncond)),
         None if global_cond is None else torch.cat((global_cond, global_cond)),
         None if tempo is None else torch.cat((tempo, tempo)),
+        **extra,
     )
     cond_out, uncond_out = batch.chunk(2)
     out = uncond_out + (cond_out - uncond_out) * cfg_scale

@@ -51,6 +51,7 @@ LIMITS: Mapping[str, Bound] = MappingProxyType(
         "steps": Bound(1, 500, integer=True),
         "cfg": Bound(0, 25),
         "cfg_rescale": Bound(0, 1),
+        "key_cfg": Bound(0, 25),
         "bpm": Bound(20, 300, unit="BPM"),
         "bars": Bound(1, 512, integer=True),
         "beats_per_bar": Bound(1, 32, integer=True),

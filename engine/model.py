@@ -106,10 +106,20 @@ class ConditionedDiffusionModel(nn.Module):
         negative_cross_attn_cond: Tensor | None = None,
         cfg_rescale: float = 0.0,
         tempo: Tensor | None = None,
+        key_cfg: float | None = None,
     ) -> Tensor:
         """The DiT with classifier-free guidance: the `inner` of a v- or RF-denoiser wrapper."""
         return guided_forward(
-            self.model, x, t, cross_attn_cond, global_cond, cfg_scale, negative_cross_attn_cond, cfg_rescale, tempo
+            self.model,
+            x,
+            t,
+            cross_attn_cond,
+            global_cond,
+            cfg_scale,
+            negative_cross_attn_cond,
+            cfg_rescale,
+            tempo,
+            key_cfg,
         )
 
 

@@ -320,6 +320,7 @@ class Generator:
                 cond.get("negative_cross_attn_cond"),
                 req.cfg_rescale,
                 cond.get("tempo"),
+                req.key_cfg,
             )
 
         return inner

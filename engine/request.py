@@ -29,6 +29,9 @@ class RenderRequest:
     steps: int | None = None
     cfg: float | None = None
     cfg_rescale: float = 0.0
+    # The guidance scale of the key a prompt names, where the model's DiT adds the key token to
+    # every token (`engine/dit.py` `guided_forward`); None: the model's default, else `cfg`.
+    key_cfg: float | None = None
     cfg_interval: tuple[float, float] | None = None  # sigma range where CFG applies (None: all steps)
     sampler: str | None = None
     sigma_min: float | None = None

@@ -71,6 +71,11 @@ def resolve_request(
     if req.seed != -1:
         _check("seed", req.seed, what="seed (-1: random)")
     _check("cfg_rescale", req.cfg_rescale)
+    if cfg.dit.add_last_cond_token:
+        values["key_cfg"] = float(req.key_cfg if req.key_cfg is not None else d.get("key_cfg", values["cfg"]))
+        _check("key_cfg", values["key_cfg"])
+    elif req.key_cfg is not None:
+        raise RequestError("key_cfg needs a model whose DiT adds the key token to every token; this model has none")
     _check("fade_ms", req.fade_ms)
     if req.loop:
         loops.check(req, cfg)

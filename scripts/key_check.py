@@ -59,13 +59,14 @@ def prompts(n: int) -> list[tuple[str, str, float]]:
     return out
 
 
-def key_matrix(model: str, out: Path, seconds: float = 10.0, seed: int = 11) -> None:
+def key_matrix(model: str, out: Path, seconds: float = 10.0, seed: int = 11, key_cfg: float | None = None) -> None:
     """Prints the matrix's diagonal and best fits, and writes it whole to `out/key_matrix.csv`."""
     gen = Generator(load_model(model), device="cpu")
     scales = [scale_of((t, "major")) for t in range(12)]
     m = np.zeros((12, 12))
     for t, name in enumerate(PITCH_NAMES):
-        req = RenderRequest(prompt=f"house, 120 BPM, in {name} major", seconds=seconds, seed=seed, bpm=120.0)
+        prompt = f"house, 120 BPM, in {name} major"
+        req = RenderRequest(prompt=prompt, seconds=seconds, seed=seed, bpm=120.0, key_cfg=key_cfg)
         audio = gen.render(req)[0].audio
         m[t] = [tonal_in_scale_share(audio, SR, s) or 0.0 for s in scales]
         print(f"asked {name} major: {m[t, t]:.3f}; best {PITCH_NAMES[int(m[t].argmax())]} major {m[t].max():.3f}")
@@ -128,14 +129,21 @@ def main() -> None:
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--cfg", type=float, default=None, help="CFG scale (default: each model's own)")
+    p.add_argument(
+        "--key-cfg",
+        default="",
+        help="comma-separated key guidance scales to compare, each a row (default: the model's own)",
+    )
     p.add_argument("--matrix", action="store_true", help="the twelve-key steering matrix instead (see above)")
     p.add_argument("--mean-shift", metavar="LATENTS", help="the conditional-mean check instead, on these latents")
     args = p.parse_args()
+    key_cfgs: list[float | None] = [float(g) for g in args.key_cfg.split(",")] if args.key_cfg else [None]
     if args.matrix or args.mean_shift:
         for m in args.models:
             name = Path(m).name if Path(m).exists() else m
             if args.matrix:
-                key_matrix(m, Path(args.out) / name)
+                for g in key_cfgs:
+                    key_matrix(m, Path(args.out) / (name if g is None else f"{name}-key{g:g}"), key_cfg=g)
             else:
                 mean_shift(m, args.corpus, args.mean_shift)
         return
@@ -143,16 +151,23 @@ def main() -> None:
     rows: dict[str, list[dict[str, Any]]] = {}
     for m in args.models:
         gen = Generator(load_model(m), device="cpu")
-        name = Path(m).name if Path(m).exists() else m
-        rows[m] = []
-        for i, (prompt, key, bpm) in enumerate(prompts(args.n)):
-            req = RenderRequest(
-                prompt=prompt, seconds=args.seconds, seed=500 + i, steps=args.steps, cfg=args.cfg, bpm=bpm
-            )
-            audio = gen.render(req)[0].audio
-            path = write_audio_atomic(out / name / f"key_{i:02d}.wav", audio, SR, "pcm16")
-            rows[m].append({"file": str(path), "key": key, "bpm": bpm, "in_scale": in_scale_share(audio, key)})
-        print(f"rendered {m}", flush=True)
+        for g in key_cfgs:
+            name = (Path(m).name if Path(m).exists() else m) + ("" if g is None else f"-key{g:g}")
+            row = rows[m if g is None else f"{m}, key_cfg {g:g}"] = []
+            for i, (prompt, key, bpm) in enumerate(prompts(args.n)):
+                req = RenderRequest(
+                    prompt=prompt,
+                    seconds=args.seconds,
+                    seed=500 + i,
+                    steps=args.steps,
+                    cfg=args.cfg,
+                    bpm=bpm,
+                    key_cfg=g,
+                )
+                audio = gen.render(req)[0].audio
+                path = write_audio_atomic(out / name / f"key_{i:02d}.wav", audio, SR, "pcm16")
+                row.append({"file": str(path), "key": key, "bpm": bpm, "in_scale": in_scale_share(audio, key)})
+            print(f"rendered {name}", flush=True)
     from lab.training.data import read_index
 
     held = []

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Rebuilds resources/models/longplay-mini from nothing, the way it was made (2-core CPU, ~6.5 h):
-# corpus -> autoencoder -> latents -> DiT (+ the decoder trained on, encoder frozen) -> the DiT
-# warm-started with a tempo grid (all stems, then mixes + drums) -> the decoder on the posterior
-# mean, then widened -> encoder and decoder on together as a deterministic autoencoder -> new
-# latents (their means) and the DiT on them -> package.
+# v1 (stages 1-14): corpus -> Oobleck autoencoder -> latents -> DiT with a tempo grid ->
+# deterministic autoencoder -> the DiT on its latents' means -> package. Then the v2 candidate
+# (stages 15-27, issue 19, ~16 h more; not shipped yet): the STFT codec (encoder frozen at 22,000)
+# -> its latents -> the DiT moved onto them from v1 -> twice the songs, the key token, each song in
+# three keys, the key added to every DiT token -> packaged to $W/runs/mini-v2.
 # Every stage resumes if interrupted. Run from the repository root after `make venv apt`.
 #   bash scripts/train_longplay_mini.sh [WORK_DIR]     (default: data/)
 set -euo pipefail
@@ -112,7 +113,7 @@ $LP train package --model "$W/runs/dit-det1/model" --out resources/models/longpl
 #     drums measure on. (Added last so that no training stage above sees them.)
 $LP corpus "$W/corpus" --songs 99 --seed 7 --stems 2 --jobs 2 --drumless
 
-# ---- longplay-mini v2 (issue 19, in progress): the STFT codec replaces the Oobleck ----------
+# ---- longplay-mini v2 (issue 19): the STFT codec replaces the Oobleck ------------------------
 # docs/codec.md says why; lab/runs/stftcodec/README.md has every run's numbers. The sessions ran
 # these stages with resumes in between (some from float16 exports with a fresh optimizer), so
 # this reproduces them closely, not bit for bit.
@@ -189,3 +190,15 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
     --out "$W/runs/dit-keyadd" --init-from "$W/runs/dit-transpose/model" --key --train-latents mean --seed 13 \
     --crop 47.5 --long 142.7 --batch 3 --lr 3e-4 --lr-final 0.1 --ema 0.995 --steps 4000 --minutes 50 \
     --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 26. The same DiT on, from its float16 folder (session 19), lr 2e-4 falling towards 2e-5, seed 17;
+#     the time limit stopped it at 3,061. It won the tempo back with a key named (lab/runs/dit-keyadd2).
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-dec" \
+    --out "$W/runs/dit-keyadd2" --init-from "$W/runs/dit-keyadd/model" --key --train-latents mean --seed 17 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 2e-4 --lr-final 0.1 --ema 0.995 --steps 4500 --minutes 70 \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 27. The v2 candidate (lab/runs/dit-keyadd2): float16 weights, the decoder of stage 17.
+$LP train package --model "$W/runs/dit-keyadd2/model" --ae "$W/runs/codec-dec" --out "$W/runs/mini-v2" \
+    --default-steps 20 --default-cfg 5 \
+    --description "longplay-mini v2: Longplay's embedded demo model (DiT 192x8 with a tempo grid and a key token + STFT codec, 64 latents at 21.5 Hz + byte-level text encoder), trained on a 2-core CPU on a generated corpus"

@@ -160,7 +160,11 @@ class SA3Renderer:
         sampler = req.sampler or d["sampler"]
         if sampler != d["sampler"]:
             raise RequestError(f"this Stable Audio 3 model samples with {d['sampler']} only (got {sampler!r})")
-        for name, unset in (("seconds_start", req.seconds_start == 0), ("cfg_rescale", req.cfg_rescale == 0)):
+        for name, unset in (
+            ("seconds_start", req.seconds_start == 0),
+            ("cfg_rescale", req.cfg_rescale == 0),
+            ("key_cfg", req.key_cfg is None),
+        ):
             if not unset:
                 raise RequestError(f"{name} is not available with Stable Audio 3 models")
         if req.cfg_interval is not None:

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 
 from engine.checkpoint import save_model
+from engine.config import parse_model_config
+from engine.errors import ConfigError
 from engine.model import build_model
 
 from .autoencoder import load_autoencoder
@@ -78,4 +80,10 @@ def package_model(
     if defaults:
         old = model.config.raw.get("longplay", {}).get("defaults", {})
         extra["defaults"] = {**old, **defaults}
+        raw = json.loads(json.dumps(model.config.raw))
+        raw["longplay"] = {**raw.get("longplay", {}), "defaults": extra["defaults"]}
+        try:  # refused before anything is written (e.g. key_cfg for a model without an added key)
+            parse_model_config(raw)
+        except ConfigError as err:
+            raise TrainingError(f"the defaults do not fit this model: {err}") from err
     return save_model(model, out_dir, extra, dtype=torch.float16 if half else None)

@@ -210,6 +210,7 @@ def test_sa3_refuses_what_it_cannot_do(gen: Generator) -> None:
         gen.render(RenderRequest("x", seconds=1200.5))
     with pytest.raises(RequestTooLong):
         gen.render(RenderRequest("x", bpm=20.0, bars=101))  # 1212 s
-    for bad in (dict(seconds_start=1.0), dict(cfg_rescale=0.5), dict(sampler="dpmpp-3m-sde"), dict(loop=True)):
+    bad_ones = (dict(seconds_start=1.0), dict(cfg_rescale=0.5), dict(key_cfg=2.0), dict(sampler="dpmpp-3m-sde"))
+    for bad in (*bad_ones, dict(loop=True)):
         with pytest.raises(RequestError):
             gen.render(RenderRequest("x", seconds=1.0, **bad))  # type: ignore[arg-type]

@@ -162,6 +162,10 @@ def test_dit_trains_on_latents_and_renders(corpus: Path, trained_ae: Path, tmp_p
     save_autoencoder(ae, tmp_path / "other_ae", raw)
     with pytest.raises(TrainingError, match="encoder differs"):
         package_model(folder, tmp_path / "ship2", tmp_path / "other_ae")
+    # Defaults the model cannot use are refused before anything is written.
+    with pytest.raises(TrainingError, match="key_cfg needs"):
+        package_model(folder, tmp_path / "ship3", defaults={"key_cfg": 3.0})
+    assert not (tmp_path / "ship3").exists()
 
 
 def test_corpus_errors_are_clear(tmp_path: Path) -> None:
