@@ -120,6 +120,12 @@ def mean_shift(model: str, corpus: str, latents: str, frames: int = 216, seed: i
     )
 
 
+def folder_name(model: str, key_cfg: float | None) -> str:
+    """The output subfolder of `model`'s renders (a folder's name, else the model's name) at `key_cfg`."""
+    name = Path(model).name if Path(model).exists() else model
+    return name if key_cfg is None else f"{name}-key{key_cfg:g}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+")
@@ -140,10 +146,9 @@ def main() -> None:
     key_cfgs: list[float | None] = [float(g) for g in args.key_cfg.split(",")] if args.key_cfg else [None]
     if args.matrix or args.mean_shift:
         for m in args.models:
-            name = Path(m).name if Path(m).exists() else m
             if args.matrix:
                 for g in key_cfgs:
-                    key_matrix(m, Path(args.out) / (name if g is None else f"{name}-key{g:g}"), key_cfg=g)
+                    key_matrix(m, Path(args.out) / folder_name(m, g), key_cfg=g)
             else:
                 mean_shift(m, args.corpus, args.mean_shift)
         return
@@ -152,7 +157,7 @@ def main() -> None:
     for m in args.models:
         gen = Generator(load_model(m), device="cpu")
         for g in key_cfgs:
-            name = (Path(m).name if Path(m).exists() else m) + ("" if g is None else f"-key{g:g}")
+            name = folder_name(m, g)
             row = rows[m if g is None else f"{m}, key_cfg {g:g}"] = []
             for i, (prompt, key, bpm) in enumerate(prompts(args.n)):
                 req = RenderRequest(
