@@ -166,6 +166,13 @@ def add_train_parser(sub: Any) -> None:
     )
     dit.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long (0: no limit)")
     dit.add_argument(
+        "--max-gap",
+        type=float,
+        default=0.0,
+        help="never train on a crop holding a silent stretch longer than this many seconds before its item's end "
+        "(0: any crop; e.g. 2 keeps a drum stem's long silent intro from teaching that a prompt may be silence)",
+    )
+    dit.add_argument(
         "--train-latents",
         choices=("sample", "mean"),
         help="learn VAE posterior samples (as the paper) or the posterior mean (for a decoder "
@@ -358,6 +365,7 @@ def run_train(args: argparse.Namespace) -> int:
                 lr_final=args.lr_final,
                 crop_frames=frames(args.crop),
                 long_frames=frames(args.long),
+                max_gap_frames=round(args.max_gap * rate),
                 time_limit_s=args.minutes * 60,
                 train_latents=latents_default(args.train_latents, args.init_from, args.ae),
             )

@@ -27,6 +27,7 @@ from engine.model import ConditionedDiffusionModel, build_model
 from .autoencoder import load_autoencoder
 from .data import CorpusItem, read_index
 from .errors import TrainingError
+from .gaps import SILENT_TOLERANCE, crop_starts, silent_frames
 from .loop import (
     Deadline,
     Logger,
@@ -72,6 +73,9 @@ class DiTTrainConfig:
     # reference's pre-encoded training); "mean" takes its mean, the latents a decoder trained with
     # `AETrainConfig(decoder_latents="mean")` expects.
     train_latents: str = "sample"
+    # Crops never hold a silent stretch longer than this many latent frames before their item's end
+    # (0: any crop), so the DiT does not learn silence as a way to play a prompt (`gaps.py`).
+    max_gap_frames: int = 0
 
 
 @torch.no_grad()
@@ -134,6 +138,7 @@ class LatentBank:
         latent_rate: float,
         split: str = "train",
         scale: float = 1.0,
+        max_gap: int = 0,
     ):
         root = Path(latent_dir)
         items = read_index(corpus_dir, split)
@@ -148,6 +153,10 @@ class LatentBank:
         self.silence = torch.from_numpy(np.load(root / "_silence.npy"))  # [2D]
         self.rate = latent_rate
         self.scale = scale  # the pretransform's: the DiT sees latents / scale
+        # Crops never hold more than `max_gap` silent frames in a row before their item's end
+        # (0: any crop; `lab/training/gaps.py`). The allowed starts per (item, crop length), lazily.
+        self.max_gap = max_gap
+        self._starts: dict[tuple[int, int], np.ndarray] = {}
 
     def latent_std(self) -> float:
         """Standard deviation of the VAE means over the whole bank (the pretransform scale that
@@ -166,9 +175,8 @@ class LatentBank:
         `sample`) and conditioning metadata."""
         xs, metas = [], []
         for _ in range(n):
-            i = rng.randrange(len(self.items))
+            i, start = self._draw(rng, frames)
             lat = torch.from_numpy(self.latents[i].astype(np.float32))  # [2D, L]
-            start = rng.randrange(lat.shape[1] - frames + 1) if lat.shape[1] > frames else 0
             crop = lat[:, start : start + frames]
             if crop.shape[1] < frames:  # silence after the end: the model learns to stop
                 fill = self.silence[:, None].expand(-1, frames - crop.shape[1])
@@ -187,6 +195,27 @@ class LatentBank:
                 }
             )
         return torch.stack(xs), metas
+
+    def _draw(self, rng: random.Random, frames: int) -> tuple[int, int]:
+        """An item and where its crop starts: uniform over items, then over the starts allowed."""
+        if not self.max_gap:
+            i = rng.randrange(len(self.items))
+            length = self.latents[i].shape[1]
+            return i, rng.randrange(length - frames + 1) if length > frames else 0
+        for _ in range(1000):
+            i = rng.randrange(len(self.items))
+            if (i, frames) not in self._starts:
+                lat = self.latents[i]
+                half, tol = lat.shape[0] // 2, SILENT_TOLERANCE * self.scale  # the bank's units
+                silent = silent_frames(lat[:half], self.silence[:half].numpy(), tol)
+                self._starts[i, frames] = crop_starts(silent, frames, self.max_gap)
+            starts = self._starts[i, frames]
+            if len(starts):
+                return i, int(starts[rng.randrange(len(starts))])
+        raise TrainingError(
+            f"no crop of {frames} latent frames without a silent gap over {self.max_gap} frames "
+            "in 1000 draws; allow a longer gap"
+        )
 
     @staticmethod
     def _prompt(item: CorpusItem, rng: random.Random, fresh: float) -> str:
@@ -257,7 +286,9 @@ def train_dit(
     config = copy.deepcopy(dict(config))
     ae_block = config["model"]["pretransform"]["config"]
     rate = config["sample_rate"] / ae_block["downsampling_ratio"]
-    bank = LatentBank(corpus_dir, latent_dir, rate)
+    if cfg.max_gap_frames < 0:
+        raise TrainingError(f"max_gap_frames must be 0 (any crop) or more, not {cfg.max_gap_frames}")
+    bank = LatentBank(corpus_dir, latent_dir, rate, max_gap=cfg.max_gap_frames)
     if cfg.train_latents not in ("sample", "mean"):
         raise TrainingError(f"train_latents must be 'sample' or 'mean', not {cfg.train_latents!r}")
     sample = cfg.train_latents == "sample"
