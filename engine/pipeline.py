@@ -11,7 +11,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -180,6 +180,11 @@ class Generator:
             meta = {**meta, **loop.meta(self._seconds(loop.frames), _filled(req.bars) * req.beats_per_bar)}
         gen = torch.Generator(device="cpu").manual_seed(seed)
         segments = [longform.Segment(0, loop.frames, 0)] if loop else self.segments(seconds)
+        if loop is None and len(segments) == 1 and cfg.dit.attn_window:
+            # No sampled frame past the end: there training taught the silence padded after an
+            # item, and on a short window that silence took whole renders (issue 19). The render is
+            # cut to length all the same.
+            meta["seconds_total"] = max(seconds, self._seconds(segments[0].frames))
         total = done = 0  # sampler steps over all windows, and those done
 
         def on_step(info: dict[str, Any]) -> None:
@@ -361,15 +366,20 @@ class Generator:
         Full-attention models (every public SAO config) always sample their whole window, as they
         were trained: timing conditioning tells them where to stop. Models with local attention
         (`attn_window`) were trained on crops shorter than their window with the same timing
-        conditioning, so they sample only what the render keeps plus the decode margin, rounded
-        up to whole attention blocks: a 30 s render of a 285 s model costs 30 s, not 285 s.
+        conditioning, so they sample what the render keeps plus the decode margin, rounded up to
+        whole attention blocks, but never fewer frames than the crop they trained on (the
+        folder's `longplay.train.crop_frames`): a 60 s render of a 285 s model costs 60 s, not
+        285 s, and a 4 s one costs the 47.5 s crop of longplay-mini.
         """
         cfg = self.model.config
         window, dit = cfg.window_frames, cfg.dit
         if not dit.attn_window:
             return window
         unit = dit.attn_window * dit.patch_size
-        return min(window, -(-self._needed_frames(seconds) // unit) * unit)
+        # Never a shorter window than the model trained on: on one, longplay-mini v2 rendered some
+        # seeds as the encoded silence (issue 19; `lab/runs/dit-gap/README.md`).
+        need = max(self._needed_frames(seconds), _trained_frames(cfg.raw))
+        return min(window, -(-need // unit) * unit)
 
     def learned_latents(self) -> str:
         """What the DiT learned: "sample" (VAE posterior samples, as Stable Audio and every public
@@ -406,6 +416,14 @@ class Generator:
 
 
 T = TypeVar("T")
+
+
+def _trained_frames(raw: Mapping[str, Any]) -> int:
+    """The training crop a Longplay-trained model's folder records (`longplay.train.crop_frames`,
+    the shortest window it ever saw), or 0 when it records none."""
+    train = (raw.get("longplay") or {}).get("train") or {}
+    frames = train.get("crop_frames") if isinstance(train, Mapping) else None
+    return int(frames) if isinstance(frames, int) and frames > 0 else 0
 
 
 def _filled(value: T | None) -> T:

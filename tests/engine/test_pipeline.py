@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -252,3 +253,32 @@ def test_local_attention_models_sample_only_what_the_render_keeps() -> None:
     # Full-attention models (the public configs) keep sampling their whole window.
     full = Generator(build_model(tiny_config(window_seconds=6.0)), device="cpu")
     assert full.render_frames(1.0) == full.model.config.window_frames
+
+
+def test_a_short_render_samples_the_window_its_model_trained_on_and_nothing_past_the_end() -> None:
+    """Issue 19: a local-attention model trained on crops of N frames, asked for a render shorter
+    than that, samples N frames (never a shorter window than it trained on) and is told the piece
+    lasts at least as long as what it samples, so no sampled frame lies past `seconds_total`, where
+    training taught it the silence padded after an item's end. Without both, longplay-mini v2's
+    candidate rendered 4 of 10 "drums" prompts at 4 s as that silence. The render is cut to length."""
+    torch.manual_seed(0)
+    raw = tiny_config(window_seconds=6.0)
+    raw["model"]["diffusion"]["config"].update(attn_window=8, global_layers=[1], patch_size=2)
+    raw["longplay"] = {"format_version": 1, "train": {"crop_frames": 512}}
+    local = Generator(build_model(raw), device="cpu")
+    assert local.render_frames(1.0) == 512 and local.render_frames(60.0) == local.model.config.window_frames
+    told: list[dict[str, Any]] = []
+    real = local.model.conditioner.forward
+
+    def spy(metas: list[dict[str, Any]], *a: object, **k: object) -> Any:
+        told.extend(metas)
+        return real(metas, *a, **k)
+
+    local.model.conditioner.forward = spy  # type: ignore[method-assign]
+    res = local.render(RenderRequest(prompt="x", seconds=1.0, steps=2, seed=4))[0]
+    assert res.audio.shape == (2, 44100)
+    sampled_s = 512 * local.model.config.autoencoder.downsampling_ratio / 44100
+    assert told and all(m["seconds_total"] >= sampled_s for m in told), told
+    # A model that records no training crop keeps sampling only what the render keeps.
+    del raw["longplay"]
+    assert Generator(build_model(raw), device="cpu").render_frames(1.0) == 192
