@@ -142,9 +142,11 @@ class ModelConfig:
     objective: str  # "v" | "rf_denoiser"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # From the `longplay` block `longplay train package` writes (read here, once): the sampler
-    # defaults renders use unless asked otherwise, and which VAE latents the DiT learned.
+    # defaults renders use unless asked otherwise, which VAE latents the DiT learned, and the crop
+    # it trained on in latent frames (0: not recorded; renders never sample a shorter window).
     defaults: Mapping[str, Any] = field(default_factory=dict, compare=False)
     learned_latents: str | None = None
+    trained_frames: int = 0
 
     @property
     def latent_rate(self) -> float:
@@ -379,13 +381,24 @@ def learned_latents(raw: Any) -> str | None:
     """Which VAE latents a folder's config says its network learned: a DiT's `train_latents` or an
     autoencoder decoder's `decoder_latents` ("sample" or "mean", in the `longplay.train` block
     `longplay train` writes); None when it does not say (every public config: samples)."""
+    train = _train_block(raw)
+    for key in ("train_latents", "decoder_latents"):
+        if train.get(key) in ("sample", "mean"):
+            return str(train[key])
+    return None
+
+
+def trained_frames(raw: Any) -> int:
+    """The crop a folder's DiT trained on, in latent frames (`longplay.train.crop_frames`), or 0."""
+    frames = _train_block(raw).get("crop_frames")
+    return frames if isinstance(frames, int) and frames > 0 else 0
+
+
+def _train_block(raw: Any) -> Mapping[str, Any]:
+    """The `longplay.train` block `longplay train` writes into a folder's config ({} when absent)."""
     meta = raw.get("longplay") if isinstance(raw, Mapping) else None
     train = meta.get("train") if isinstance(meta, Mapping) else None
-    if isinstance(train, Mapping):
-        for key in ("train_latents", "decoder_latents"):
-            if train.get(key) in ("sample", "mean"):
-                return str(train[key])
-    return None
+    return train if isinstance(train, Mapping) else {}
 
 
 def _defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -470,6 +483,7 @@ def parse_model_config(raw: Mapping[str, Any]) -> ModelConfig:
     return ModelConfig(
         defaults=defaults,
         learned_latents=learned_latents(raw),
+        trained_frames=trained_frames(raw),
         sample_size=sample_size,
         sample_rate=_get("", raw, "sample_rate", int),
         audio_channels=_get("", raw, "audio_channels", int),

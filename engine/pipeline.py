@@ -11,7 +11,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -378,7 +378,7 @@ class Generator:
         unit = dit.attn_window * dit.patch_size
         # Never a shorter window than the model trained on: on one, longplay-mini v2 rendered some
         # seeds as the encoded silence (issue 19; `lab/runs/dit-gap/README.md`).
-        need = max(self._needed_frames(seconds), _trained_frames(cfg.raw))
+        need = max(self._needed_frames(seconds), cfg.trained_frames)
         return min(window, -(-need // unit) * unit)
 
     def learned_latents(self) -> str:
@@ -416,14 +416,6 @@ class Generator:
 
 
 T = TypeVar("T")
-
-
-def _trained_frames(raw: Mapping[str, Any]) -> int:
-    """The training crop a Longplay-trained model's folder records (`longplay.train.crop_frames`,
-    the shortest window it ever saw), or 0 when it records none."""
-    train = (raw.get("longplay") or {}).get("train") or {}
-    frames = train.get("crop_frames") if isinstance(train, Mapping) else None
-    return int(frames) if isinstance(frames, int) and frames > 0 else 0
 
 
 def _filled(value: T | None) -> T:
