@@ -173,6 +173,18 @@ def add_train_parser(sub: Any) -> None:
         "(0: any crop; e.g. 2 keeps a drum stem's long silent intro from teaching that a prompt may be silence)",
     )
     dit.add_argument(
+        "--trim-lead",
+        action="store_true",
+        help="start every training item at its first sound: a stem's silent lead-in is cut, so the start of "
+        "a render (seconds_start 0) is never learned as the seconds before the drums enter",
+    )
+    dit.add_argument(
+        "--mask-padding",
+        action="store_true",
+        help="the silence padded after an item shorter than its crop adds nothing to the loss (the "
+        "engine never keeps a frame past the end a render is told)",
+    )
+    dit.add_argument(
         "--train-latents",
         choices=("sample", "mean"),
         help="learn VAE posterior samples (as the paper) or the posterior mean (for a decoder "
@@ -366,6 +378,8 @@ def run_train(args: argparse.Namespace) -> int:
                 crop_frames=frames(args.crop),
                 long_frames=frames(args.long),
                 max_gap_frames=round(args.max_gap * rate),
+                trim_lead=args.trim_lead,
+                mask_padding=args.mask_padding,
                 time_limit_s=args.minutes * 60,
                 train_latents=latents_default(args.train_latents, args.init_from, args.ae),
             )

@@ -160,6 +160,13 @@ class ModelConfig:
     def window_seconds(self) -> float:
         return self.sample_size / self.sample_rate
 
+    @property
+    def least_frames(self) -> int:
+        """The shortest window a render or a loop samples: the whole window for a full-attention DiT
+        (it trained on nothing else), else the crop it trained on. On a shorter one longplay-mini
+        v2 rendered some seeds as the encoded silence (issue 19; `lab/runs/dit-gap/README.md`)."""
+        return self.window_frames if not self.dit.attn_window else min(self.trained_frames, self.window_frames)
+
     def conditioner(self, cond_id: str) -> ConditionerSpec | None:
         for spec in self.conditioners:
             if spec.id == cond_id:

@@ -13,6 +13,11 @@ The seam is made continuous at the source, not hidden by a crossfade afterwards:
   the signal as periodic: the loop's own continuation is what the filter sees at both ends). The
   stretch is below 1 / (2 * frames): under 0.3 % for a bar of 120 BPM at 44.1 kHz, and the
   grid's tempo is chosen so the resampled file plays the BPM asked for exactly.
+- **As long as the model trained on.** A loop shorter than the window the model trained on
+  (`ModelConfig.least_frames`: a 2-bar loop is 86 frames, longplay-mini trained on 1,024) is shown
+  to the network as that many copies of itself in a row, a piece that repeats it, and each call's
+  prediction is the mean over the copies. On its 86 frames alone longplay-mini v2 rendered 5 of 10
+  seeds of a 2-bar "drums" loop as silence (issue 19), as it did short renders on short windows.
 - **Circular decode.** The decoder sees the loop's last frames before its first and its first
   after its last, so its receptive field wraps too.
 """
@@ -47,6 +52,7 @@ class LoopPlan:
     frames: int  # latent frames sampled (even: the DiT's patch size divides it)
     grid_bpm: float  # the tempo the model plays at in those frames
     stretch: float  # samples / (frames * hop): the resampling ratio afterwards
+    tiles: int = 1  # copies of the loop the network sees in a row (`circular`)
 
     def meta(self, seconds: float, beats: float) -> dict[str, float]:
         """Conditioning metadata for a loop of `seconds` (model time) and `beats` beats: its timing
@@ -64,11 +70,17 @@ class LoopPlan:
         return {"seconds_start": seconds, "seconds_total": 3 * seconds}
 
     def as_dict(self) -> dict[str, float]:
-        return {"frames": self.frames, "grid_bpm": round(self.grid_bpm, 4), "stretch": round(self.stretch, 6)}
+        return {
+            "frames": self.frames,
+            "tiles": self.tiles,
+            "grid_bpm": round(self.grid_bpm, 4),
+            "stretch": round(self.stretch, 6),
+        }
 
 
-def plan(samples: int, bpm: float, hop: int, patch: int, max_frames: int) -> LoopPlan:
-    """The latent loop for `samples` samples of music at `bpm` (see the module doc)."""
+def plan(samples: int, bpm: float, hop: int, patch: int, max_frames: int, least_frames: int = 0) -> LoopPlan:
+    """The latent loop for `samples` samples of music at `bpm`, shown to the network as copies of
+    itself reaching `least_frames` frames where `max_frames` allows (see the module doc)."""
     unit = max(patch, 2)
     frames = max(unit, unit * round(samples / hop / unit))
     if frames > max_frames:
@@ -77,14 +89,16 @@ def plan(samples: int, bpm: float, hop: int, patch: int, max_frames: int) -> Loo
             f"{samples} samples is longer — ask for fewer bars"
         )
     stretch = samples / (frames * hop)
-    return LoopPlan(samples, frames, bpm * stretch, stretch)
+    tiles = max(1, min(-(-least_frames // frames), max_frames // frames))
+    return LoopPlan(samples, frames, bpm * stretch, stretch, tiles)
 
 
 def plan_for(req: RenderRequest, cfg: ModelConfig) -> LoopPlan:
     """The loop a request asks for (`bars` bars at `bpm`) on this model."""
     assert req.bars is not None and req.bpm is not None, "check() first"
     samples = round(req.bars * req.beats_per_bar * 60 / req.bpm * cfg.sample_rate)
-    return plan(samples, req.bpm, cfg.autoencoder.downsampling_ratio, cfg.dit.patch_size, cfg.window_frames)
+    hop = cfg.autoencoder.downsampling_ratio
+    return plan(samples, req.bpm, hop, cfg.dit.patch_size, cfg.window_frames, cfg.least_frames)
 
 
 def check(req: RenderRequest, cfg: ModelConfig) -> None:
@@ -97,12 +111,17 @@ def check(req: RenderRequest, cfg: ModelConfig) -> None:
 
 
 def circular(
-    inner_for: Callable[[Tensor | None], Callable[[Tensor, Tensor], Tensor]], tempo: Tensor | None, frames: int
+    inner_for: Callable[[Tensor | None], Callable[[Tensor, Tensor], Tensor]],
+    tempo: Tensor | None,
+    frames: int,
+    tiles: int = 1,
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """A network call over a circle of `frames` latent frames: call k sees the latents rolled by
     `round((k + 1) * GOLDEN * frames) % frames` frames (and the tempo grid with them), its output rolled
-    back. `inner_for(tempo)` is the network with guidance for that grid. Deterministic: the k-th
-    call of a render always rolls the same amount, so a seed renders the same loop."""
+    back. With `tiles` > 1 it sees the rolled circle that many times in a row and its output is the
+    mean over the copies (the grid wraps at the loop's beats, so it repeats with them).
+    `inner_for(tempo)` is the network with guidance for that grid. Deterministic: the k-th call of
+    a render always rolls the same amount, so a seed renders the same loop."""
     calls = itertools.count()
 
     def inner(x: Tensor, t: Tensor) -> Tensor:
@@ -111,7 +130,10 @@ def circular(
         if tempo is not None and shift:
             rolled = tempo.clone()
             rolled[:, 1] = tempo[:, 1] + shift * tempo[:, 0]  # NaN rows (no tempo) stay NaN
-        out = inner_for(rolled)(torch.roll(x, -shift, dims=-1), t)
+        seen = torch.roll(x, -shift, dims=-1)
+        out = inner_for(rolled)(seen.repeat(*(1,) * (x.dim() - 1), tiles) if tiles > 1 else seen, t)
+        if tiles > 1:
+            out = out.reshape(*out.shape[:-1], tiles, frames).mean(dim=-2)
         return torch.roll(out, shift, dims=-1)
 
     return inner

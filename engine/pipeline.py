@@ -177,7 +177,7 @@ class Generator:
         if init is not None and bpm is not None:
             meta.update(init.meta())
         if loop is not None:  # told it sits inside a longer piece, the model plays no intro or ending
-            meta = {**meta, **loop.meta(self._seconds(loop.frames), _filled(req.bars) * req.beats_per_bar)}
+            meta = {**meta, **loop.meta(self._seconds(loop.frames * loop.tiles), _filled(req.bars) * req.beats_per_bar)}
         gen = torch.Generator(device="cpu").manual_seed(seed)
         segments = [longform.Segment(0, loop.frames, 0)] if loop else self.segments(seconds)
         if loop is None and len(segments) == 1 and cfg.dit.attn_window:
@@ -211,7 +211,7 @@ class Generator:
                 report(Progress("sampling", 0, total, v, n, v / n))
             inner = self._inner(req, cond)
             if loop is not None:
-                inner = loops.circular(partial(self._with_tempo, req, cond), cond.get("tempo"), loop.frames)
+                inner = loops.circular(partial(self._with_tempo, req, cond), cond.get("tempo"), loop.frames, loop.tiles)
             denoiser = self._denoiser(inner)
             if seg.known and latents is not None:
                 denoiser = longform.KnownPrefix(denoiser, latents[..., seg.start : seg.start + seg.known])
@@ -376,9 +376,7 @@ class Generator:
         if not dit.attn_window:
             return window
         unit = dit.attn_window * dit.patch_size
-        # Never a shorter window than the model trained on: on one, longplay-mini v2 rendered some
-        # seeds as the encoded silence (issue 19; `lab/runs/dit-gap/README.md`).
-        need = max(self._needed_frames(seconds), cfg.trained_frames)
+        need = max(self._needed_frames(seconds), cfg.least_frames)  # never a window it did not train on
         return min(window, -(-need // unit) * unit)
 
     def learned_latents(self) -> str:

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Rebuilds resources/models/longplay-mini from nothing, the way it was made (2-core CPU, ~6.5 h):
 # v1 (stages 1-14): corpus -> Oobleck autoencoder -> latents -> DiT with a tempo grid ->
-# deterministic autoencoder -> the DiT on its latents' means -> package. Then the v2 candidate
-# (stages 15-28, issue 19, ~16 h more; not shipped yet): the STFT codec (encoder frozen at 22,000)
+# deterministic autoencoder -> the DiT on its latents' means -> package ($W/runs/mini-v1). Then v2,
+# the shipped model (stages 15-31, issue 19, ~17 h more): the STFT codec (encoder frozen at 22,000)
 # -> its latents -> the DiT moved onto them from v1 -> twice the songs, the key token, each song in
-# three keys, the key added to every DiT token -> packaged to $W/runs/mini-v2 (stage 28: an
-# experiment beside it).
+# three keys, the key added to every DiT token -> no silent starts, no padding in the loss ->
+# packaged to resources/models/longplay-mini (stages 27-28: a candidate and an experiment beside it).
 # Every stage resumes if interrupted. Run from the repository root after `make venv apt`.
 #   bash scripts/train_longplay_mini.sh [WORK_DIR]     (default: data/)
 set -euo pipefail
@@ -104,8 +104,8 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
     --crop 47.5 --long 142.7 --batch 3 --lr 2e-4 --lr-final 0.1 --ema 0.995 --steps 1500 --minutes 20 \
     --description "longplay-mini: Longplay's embedded demo model, trained on CPU on a generated corpus"
 
-# 13. Ship: float16 weights, sampler defaults (the DiT's folder holds stage 10's autoencoder).
-$LP train package --model "$W/runs/dit-det1/model" --out resources/models/longplay-mini \
+# 13. v1 (shipped sessions 8-20): float16 weights, sampler defaults (the DiT's folder holds stage 10's autoencoder).
+$LP train package --model "$W/runs/dit-det1/model" --out "$W/runs/mini-v1" \
     --default-steps 20 --default-cfg 5 \
     --description "longplay-mini: Longplay's embedded demo model (DiT 192x8 with a tempo grid + Oobleck patch-4 VAE + byte-level text encoder), trained on a 2-core CPU on a generated corpus"
 
@@ -142,7 +142,7 @@ wait
 #     projections grow 32 -> 64 channels, the scale is the new latents' own). Session 15: 1,529
 #     steps on one thread beside stage 17, then on two threads; its time limit stopped it at 4,027.
 OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-s1" \
-    --out "$W/runs/dit-codec" --init-from resources/models/longplay-mini --train-latents mean --seed 5 \
+    --out "$W/runs/dit-codec" --init-from "$W/runs/mini-v1" --train-latents mean --seed 5 \
     --crop 47.5 --long 142.7 --batch 3 --lr 5e-4 --lr-final 0.1 --ema 0.995 --steps 6000 \
     --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
 wait
@@ -215,3 +215,29 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
     --out "$W/runs/dit-gap" --init-from "$W/runs/dit-keyadd2/model" --key --train-latents mean --seed 19 \
     --crop 47.5 --long 142.7 --batch 3 --lr 2e-4 --lr-final 0.1 --ema 0.995 --steps 2500 --minutes 36 --max-gap 2 \
     --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 29. Session 21 (lab/runs/dit-lead). With the engine's fix, stage 26's DiT
+#     still rendered one "drums" seed in ten at 4 s as silence: a 14 s silent intro, because 81 of
+#     the 180 drum stems enter more than 2 s in and a render starts at seconds_start 0. Stage 26's
+#     DiT on, each item starting at its first sound (`--trim-lead`) and no crop across a silent gap
+#     over 2 s (`--max-gap 2`), lr 2e-4 falling, seed 21.
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-dec" \
+    --out "$W/runs/dit-lead" --init-from "$W/runs/dit-keyadd2/model" --key --train-latents mean --seed 21 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 2e-4 --lr-final 0.1 --ema 0.995 --steps 2500 --minutes 36 \
+    --max-gap 2 --trim-lead \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 30. The shipped DiT (session 21): stage 29's on, the silence padded after an item's end out of the
+#     loss too (`--mask-padding`; renders never keep a frame past their end), lr 1e-4 falling, seed
+#     23; the time limit stopped it at 2,446 steps. Stage 29 left a 2-bar "drums" loop silent at 1
+#     seed in 10; this one 0 of 20 on every row of scripts/silence_check.py, and the tempo lock back.
+OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-codec" --ae "$W/runs/codec-dec" \
+    --out "$W/runs/dit-mask" --init-from "$W/runs/dit-lead/model" --key --train-latents mean --seed 23 \
+    --crop 47.5 --long 142.7 --batch 3 --lr 1e-4 --lr-final 0.1 --ema 0.995 --steps 2500 --minutes 30 \
+    --max-gap 2 --trim-lead --mask-padding \
+    --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
+
+# 31. Package v2 as the embedded model: float16 weights, the decoder of stage 17.
+$LP train package --model "$W/runs/dit-mask/model" --ae "$W/runs/codec-dec" --out resources/models/longplay-mini \
+    --default-steps 20 --default-cfg 5 \
+    --description "longplay-mini v2: Longplay's embedded demo model (DiT 192x8 with a tempo grid and a key token + STFT codec, 64 latents at 21.5 Hz + byte-level text encoder), trained on a 2-core CPU on a generated corpus"

@@ -27,7 +27,7 @@ from engine.model import ConditionedDiffusionModel, build_model
 from .autoencoder import load_autoencoder
 from .data import CorpusItem, read_index
 from .errors import TrainingError
-from .gaps import SILENT_TOLERANCE, crop_starts, silent_frames
+from .gaps import SILENT_TOLERANCE, crop_starts, lead_in, silent_frames
 from .loop import (
     Deadline,
     Logger,
@@ -76,6 +76,11 @@ class DiTTrainConfig:
     # Crops never hold a silent stretch longer than this many latent frames before their item's end
     # (0: any crop), so the DiT does not learn silence as a way to play a prompt (`gaps.py`).
     max_gap_frames: int = 0
+    # Items begin at their first sound: a stem's silent lead-in is cut (`gaps.lead_in`).
+    trim_lead: bool = False
+    # The silence padded after an item's end adds nothing to the loss (renders never keep a frame
+    # past the end they are told, so nothing needs to learn it).
+    mask_padding: bool = False
 
 
 @torch.no_grad()
@@ -139,6 +144,7 @@ class LatentBank:
         split: str = "train",
         scale: float = 1.0,
         max_gap: int = 0,
+        trim_lead: bool = False,
     ):
         root = Path(latent_dir)
         items = read_index(corpus_dir, split)
@@ -157,6 +163,10 @@ class LatentBank:
         # (0: any crop; `lab/training/gaps.py`). The allowed starts per (item, crop length), lazily.
         self.max_gap = max_gap
         self._starts: dict[tuple[int, int], np.ndarray] = {}
+        # With `trim_lead` an item begins at its first sound: a drum stem's silent lead-in is never
+        # a crop's start, and `seconds_start` counts from where the stem enters (`gaps.lead_in`).
+        self.trim_lead = trim_lead
+        self._silent: dict[int, np.ndarray] = {}
 
     def latent_std(self) -> float:
         """Standard deviation of the VAE means over the whole bank (the pretransform scale that
@@ -176,7 +186,8 @@ class LatentBank:
         xs, metas = [], []
         for _ in range(n):
             i, start = self._draw(rng, frames)
-            lat = torch.from_numpy(self.latents[i].astype(np.float32))  # [2D, L]
+            lead = self._lead(i)
+            lat = torch.from_numpy(self.latents[i][:, lead:].astype(np.float32))  # [2D, L]
             crop = lat[:, start : start + frames]
             if crop.shape[1] < frames:  # silence after the end: the model learns to stop
                 fill = self.silence[:, None].expand(-1, frames - crop.shape[1])
@@ -190,31 +201,49 @@ class LatentBank:
                 {
                     "prompt": self._prompt(item, rng, fresh_prompts),
                     "seconds_start": start / self.rate,
-                    "seconds_total": item.seconds,
+                    "seconds_total": item.seconds - lead / self.rate,
                     "bpm": item.metadata.get("bpm"),
+                    "frames_before_end": min(frames, lat.shape[1] - start),  # the rest is padding
                 }
             )
         return torch.stack(xs), metas
 
+    def _silent_frames(self, i: int) -> np.ndarray:
+        if i not in self._silent:
+            lat = self.latents[i]
+            half, tol = lat.shape[0] // 2, SILENT_TOLERANCE * self.scale  # the bank's units
+            self._silent[i] = silent_frames(lat[:half], self.silence[:half].numpy(), tol)
+        return self._silent[i]
+
+    def _lead(self, i: int) -> int:
+        """Frames cut from the start of item `i`: its silent lead-in with `trim_lead`, else none."""
+        return lead_in(self._silent_frames(i)) if self.trim_lead else 0
+
     def _draw(self, rng: random.Random, frames: int) -> tuple[int, int]:
-        """An item and where its crop starts: uniform over items, then over the starts allowed."""
-        if not self.max_gap:
+        """An item and where its crop starts (after its lead): uniform over items, then over the
+        starts allowed."""
+        if not self.max_gap and not self.trim_lead:
             i = rng.randrange(len(self.items))
             length = self.latents[i].shape[1]
             return i, rng.randrange(length - frames + 1) if length > frames else 0
         for _ in range(1000):
             i = rng.randrange(len(self.items))
             if (i, frames) not in self._starts:
-                lat = self.latents[i]
-                half, tol = lat.shape[0] // 2, SILENT_TOLERANCE * self.scale  # the bank's units
-                silent = silent_frames(lat[:half], self.silence[:half].numpy(), tol)
-                self._starts[i, frames] = crop_starts(silent, frames, self.max_gap)
+                silent = self._silent_frames(i)[self._lead(i) :]
+                if not len(silent):  # all silence: nothing of it is trained on
+                    self._starts[i, frames] = np.zeros(0, dtype=np.int64)
+                elif self.max_gap:
+                    self._starts[i, frames] = crop_starts(silent, frames, self.max_gap)
+                else:
+                    self._starts[i, frames] = np.arange(max(len(silent) - frames + 1, 1))
             starts = self._starts[i, frames]
             if len(starts):
                 return i, int(starts[rng.randrange(len(starts))])
         raise TrainingError(
             f"no crop of {frames} latent frames without a silent gap over {self.max_gap} frames "
             "in 1000 draws; allow a longer gap"
+            if self.max_gap
+            else f"no crop of {frames} latent frames after the silent lead-ins in 1000 draws: is the corpus silent?"
         )
 
     @staticmethod
@@ -237,8 +266,11 @@ def v_loss(
     rng: random.Random,
     cfg_dropout: float,
     tempo_dropout: float = 0.0,
+    mask_padding: bool = False,
 ) -> Tensor:
-    """v-objective (Salimans & Ho 2022): x_t = x0 cos + n sin, target v = n cos - x0 sin, t ~ U(0,1)."""
+    """v-objective (Salimans & Ho 2022): x_t = x0 cos + n sin, target v = n cos - x0 sin, t ~ U(0,1).
+    With `mask_padding` the frames after an item's end (`frames_before_end` in its metadata) add
+    nothing to the loss: the network still sees them, and learns nothing about the padding."""
     b = x0.shape[0]
     g = torch.Generator().manual_seed(rng.randrange(2**31))
     t = torch.rand(b, generator=g)
@@ -256,7 +288,12 @@ def v_loss(
     if model.config.dit.beat_phase:
         tempo = model.tempo_inputs([{**m, "bpm": None} if rng.random() < tempo_dropout else m for m in metas])
     out = model.model(x_t, t, xattn, glob, tempo)
-    return torch.nn.functional.mse_loss(out, target)
+    if not mask_padding:
+        return torch.nn.functional.mse_loss(out, target)
+    frames = torch.arange(x0.shape[-1])
+    ends = torch.tensor([m.get("frames_before_end", x0.shape[-1]) for m in metas])
+    mask = (frames[None, :] < ends[:, None]).to(out.dtype)[:, None, :]  # [B, 1, L]
+    return ((out - target) ** 2 * mask).sum() / (mask.sum() * out.shape[1]).clamp(min=1)
 
 
 def train_dit(
@@ -288,7 +325,7 @@ def train_dit(
     rate = config["sample_rate"] / ae_block["downsampling_ratio"]
     if cfg.max_gap_frames < 0:
         raise TrainingError(f"max_gap_frames must be 0 (any crop) or more, not {cfg.max_gap_frames}")
-    bank = LatentBank(corpus_dir, latent_dir, rate, max_gap=cfg.max_gap_frames)
+    bank = LatentBank(corpus_dir, latent_dir, rate, max_gap=cfg.max_gap_frames, trim_lead=cfg.trim_lead)
     if cfg.train_latents not in ("sample", "mean"):
         raise TrainingError(f"train_latents must be 'sample' or 'mean', not {cfg.train_latents!r}")
     sample = cfg.train_latents == "sample"
@@ -368,7 +405,7 @@ def train_dit(
             x0, metas = bank.batch(rng, 1, cfg.long_frames, cfg.fresh_prompts, sample)
         else:
             x0, metas = bank.batch(rng, cfg.batch_size, frames, cfg.fresh_prompts, sample)
-        loss = v_loss(model, x0, metas, rng, cfg.cfg_dropout, cfg.tempo_dropout)
+        loss = v_loss(model, x0, metas, rng, cfg.cfg_dropout, cfg.tempo_dropout, cfg.mask_padding)
         check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -41,3 +41,13 @@ def crop_starts(silent: np.ndarray, frames: int, max_gap: int) -> np.ndarray:
             overlap = np.minimum(b, starts + frames) - np.maximum(a, starts)
             ok &= overlap <= max_gap
     return starts[ok]
+
+
+def lead_in(silent: np.ndarray) -> int:
+    """Frames before an item's first sound: its leading silent run (all of it for an item of
+    silence). The encoder's first frame sits off the encoded silence even before a silent start
+    (the zero padding it sees before frame 0), so it counts as part of the run when frame 1 is
+    silent."""
+    skip = 1 if len(silent) > 1 and silent[1] else 0  # frame 0 joins a run from frame 1
+    sound = np.flatnonzero(~silent[skip:])
+    return skip + int(sound[0]) if len(sound) else len(silent)

@@ -66,7 +66,10 @@ def test_the_cli_plays_on_the_source_grid_and_keeps_its_hits(tmp_path: Path) -> 
     played = hear(audio.T, sr, bpm_hint=BPM)
     assert played is not None and abs(played.bpm / BPM - 1) < 0.01  # the output's tempo: the take's
     f1 = music.onset_f_measure(onsets, music.detect_onsets(audio.T, sr)).f_measure
-    assert f1 >= 0.8, f1  # its hits where the take's are (librosa's detector, +-50 ms)
+    # Its hits where the take's are (librosa's detector, +-50 ms). longplay-mini v1 passed 0.8 here;
+    # v2's codec writes softer onsets: 0.66 (the held-out beatbox set: 0.886 -> 0.739; its model
+    # card). Not hearing the source (`GrooveSettings(listen=False)`) scores 0.51 here.
+    assert f1 >= 0.6, f1
 
 
 def test_osc_transform_and_the_drop_folder_hear_the_source(

@@ -11,7 +11,7 @@ from engine import Generator, RenderRequest, load_model
 from engine.beats import hear
 from engine.dit import beat_features
 from engine.errors import RequestError
-from engine.loops import circular, plan, resample_periodic, seam_z
+from engine.loops import GOLDEN, circular, plan, resample_periodic, seam_z
 
 RATE = 44100
 SEAM_Z = 6.0  # |z| a seam may read against the file's other beat lines (see seam_z)
@@ -76,6 +76,34 @@ def test_circular_sampling_rolls_the_tempo_grid_with_the_latents() -> None:
         expected = beat_features(tempo, frames)[0, :, -2].double()
         assert torch.allclose(out[0, 0], expected, atol=1e-6)  # rolled back: each frame its own grid position
     assert len(set(seen)) == 5 and seen[0] != 0.0  # five different rolls, the first one too
+
+
+def test_a_short_loop_is_shown_to_the_network_as_long_as_it_trained_on() -> None:
+    """A 2-bar loop (86 frames) of a model that trained on 1,024-frame crops is seen as 12 copies
+    in a row, never past the window; each call's output is the mean over the copies, rolled back;
+    a loop as long as the crop is seen once. (On its 86 frames alone longplay-mini v2 rendered 5 of
+    10 seeds of a 2-bar "drums" loop as silence; issue 19.)"""
+    assert plan(round(8 * 0.5 * 44100), 120.0, 2048, 2, 6144, 1024).tiles == 12
+    assert plan(round(8 * 0.5 * 44100), 120.0, 2048, 2, 600, 1024).tiles == 6  # the window caps it
+    assert plan(round(96 * 0.5 * 44100), 120.0, 2048, 2, 6144, 1024).tiles == 1
+    frames, tiles = 10, 3
+    lengths: list[int] = []
+
+    def inner_for(grid: torch.Tensor | None):  # noqa: ANN202 - a test double
+        def inner(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            lengths.append(x.shape[-1])
+            copies = x.unflatten(-1, (tiles, frames))
+            assert torch.equal(copies[..., 0, :], copies[..., 2, :])  # the same circle, thrice
+            return x * torch.arange(1, 1 + tiles * frames, dtype=x.dtype)  # a different output per copy
+
+        return inner
+
+    x = torch.randn(2, 4, frames, dtype=torch.float64)
+    out = circular(inner_for, None, frames, tiles)(x, torch.zeros(1))
+    shift = round(GOLDEN * frames) % frames
+    weights = torch.arange(1, 1 + tiles * frames, dtype=x.dtype).unflatten(-1, (tiles, frames)).mean(0)
+    assert lengths == [tiles * frames]
+    assert torch.allclose(out, torch.roll(torch.roll(x, -shift, -1) * weights, shift, -1))
 
 
 def test_periodic_resampling_is_exact_for_a_periodic_signal() -> None:
