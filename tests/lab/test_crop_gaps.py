@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from engine import tiny_config
-from lab.training.diffusion import DiTTrainConfig, LatentBank, train_dit
+from lab.training.bank import LatentBank
+from lab.training.diffusion import DiTTrainConfig, train_dit
 from lab.training.errors import TrainingError
 from lab.training.gaps import crop_starts, lead_in, silent_frames
 

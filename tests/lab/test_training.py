@@ -425,7 +425,7 @@ def test_quiet_crops_are_redrawn(tmp_path: Path) -> None:
 
 
 def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
-    from lab.training.diffusion import LatentBank
+    from lab.training.bank import LatentBank
 
     none = encode_corpus(corpus, trained_ae, tmp_path / "none", quiet=True, kinds=("stem:drums",))
     assert not list(none.glob("s*.npy"))
@@ -440,7 +440,7 @@ def test_encoding_some_kinds_and_training_on_what_was_encoded(corpus: Path, trai
 def test_latent_batches_are_posterior_samples_or_the_mean(corpus: Path, trained_ae: Path, tmp_path: Path) -> None:
     import random
 
-    from lab.training.diffusion import LatentBank
+    from lab.training.bank import LatentBank
 
     bank = LatentBank(corpus, encode_corpus(corpus, trained_ae, tmp_path / "lat", quiet=True), 172.0, scale=2.0)
     frames = min(lat.shape[1] for lat in bank.latents)
@@ -612,8 +612,8 @@ def test_warm_start_grows_the_latent_channels_of_a_widened_autoencoder(
 def test_fresh_prompts_come_from_metadata_when_it_has_the_fields(tmp_path: Path) -> None:
     import random
 
+    from lab.training.bank import LatentBank
     from lab.training.data import CorpusItem
-    from lab.training.diffusion import LatentBank
 
     meta = {
         "genre": "house",
