@@ -126,11 +126,12 @@ def test_it_plays_in_the_key_the_prompt_names(gen: Generator) -> None:
 )
 def test_its_renders_are_audible(gen: Generator, prompt: str, seconds: float, seeds: tuple[int, ...]) -> None:
     """The fault that held v2 back for two sessions: these seeds of its candidates rendered the
-    encoded silence (-111 to -121 dBFS). Two causes, two fixes: a short render sampled a window
+    encoded silence (-111 to -121 dBFS). Two causes, fixed where each lives: a short render sampled a window
     shorter than any the model trained on, with frames past `seconds_total` (the engine now samples
     at least the training crop and tells no end inside it: `Generator.render_frames`); and drum
     stems' silent lead-ins taught that a render's start may be the seconds before the drums enter
-    (seed 7: 14 s of silence; trained out with `train dit --trim-lead`, `lab/runs/dit-lead`)."""
+    (seed 7: 14 s of silence; trained out with `train dit --trim-lead`, then `--mask-padding`:
+    `lab/runs/dit-lead`)."""
     for seed in seeds:
         audio = gen.render(RenderRequest(prompt, seconds=seconds, seed=seed))[0].audio
         level = 20 * np.log10(np.sqrt(np.mean(audio**2)) + 1e-12)
@@ -138,9 +139,11 @@ def test_its_renders_are_audible(gen: Generator, prompt: str, seconds: float, se
 
 
 def test_its_short_loops_are_audible(gen: Generator) -> None:
-    """A 2-bar "drums" loop at 120 BPM samples 86 latent frames; on those alone, five of these ten
-    seeds came back as the encoded silence (-110 to -114 dBFS). The engine shows the network the
-    loop as copies of itself as long as the crop it trained on (engine/loops.py)."""
+    """A 2-bar "drums" loop at 120 BPM samples 86 latent frames. On those alone, v2's DiT one stage
+    before the shipped one rendered five of these ten seeds as the encoded silence (-110 to -114
+    dBFS); shown to the network as 12 copies of itself, as long as the crop it trained on
+    (engine/loops.py), one (seed 0, -96 dBFS); the shipped stage, its padding out of the loss, none
+    (`lab/runs/dit-lead/README.md`)."""
     req = RenderRequest("drums", bpm=120.0, bars=2, loop=True)
     for seed in range(10):
         result = gen.render(dataclasses.replace(req, seed=seed))[0]
