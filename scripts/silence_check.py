@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from engine import Generator, RenderRequest, load_model
+from lab.evaluation.music import level_dbfs
 
 ROWS = [("drums", 4.0), ("drums", 8.0), ("drums", 30.0), ("techno, 130 BPM, drums only", 16.0), ("house, 124 BPM", 8.0)]
-# And "drums" as a 2-bar loop at 120 BPM (4 s): a bar-exact loop samples only its own frames,
-# circularly (engine/loops.py), not the training crop.
+# And "drums" as a 2-bar loop at 120 BPM (4 s): a bar-exact loop is sampled circularly, shown to
+# the network as copies of itself as long as the training crop (engine/loops.py).
 REQUESTS = [(f"{p} {s}", dict(prompt=p, seconds=s)) for p, s in ROWS]
 REQUESTS.append(("drums 2-bar loop", dict(prompt="drums", bpm=120.0, bars=2, loop=True)))
 SILENT_DBFS = -60.0
@@ -34,7 +33,7 @@ def main() -> None:
             levels = []
             for seed in range(args.seeds):
                 audio = gen.render(RenderRequest(seed=seed, **fields))[0].audio
-                levels.append(round(20 * np.log10(np.sqrt(np.mean(audio**2)) + 1e-12)))
+                levels.append(round(level_dbfs(audio)))
             silent = sum(level < SILENT_DBFS for level in levels)
             print(f"{name} {label} silent (< {SILENT_DBFS:.0f} dBFS): {silent} of {len(levels)}; levels {levels}")
 

@@ -256,6 +256,12 @@ def repetition_score(
 
 
 # ------------------------------------------------------------------ level over time
+def level_dbfs(audio: np.ndarray) -> float:
+    """RMS level in dBFS over all samples and channels (-240 for digital silence)."""
+    a = np.asarray(audio, dtype=np.float64)
+    return float(20 * np.log10(np.sqrt(np.mean(a**2)) + 1e-12))
+
+
 def window_levels(audio: np.ndarray, sample_rate: int, window_seconds: float = 10.0) -> np.ndarray:
     """RMS level in dBFS of each whole `window_seconds` window (all channels; one window if shorter).
     A long render that fades into near-silence scores well on repetition; this shows it."""
@@ -264,7 +270,7 @@ def window_levels(audio: np.ndarray, sample_rate: int, window_seconds: float = 1
     n = max(1, int(window_seconds * sample_rate))
     count = max(1, a.shape[1] // n)
     windows = [a[:, i * n : (i + 1) * n] for i in range(count)]
-    return np.array([20 * np.log10(np.sqrt(np.mean(w**2)) + 1e-12) for w in windows])
+    return np.array([level_dbfs(w) for w in windows])
 
 
 TONAL_HZ = (80.0, 2000.0)  # where the corpus's bass, chords and melodies put their fundamentals

@@ -71,8 +71,9 @@ class LatentBank:
         for _ in range(n):
             i, start = self._draw(rng, frames)
             lead = self._lead(i)
-            lat = torch.from_numpy(self.latents[i][:, lead:].astype(np.float32))  # [2D, L]
-            crop = lat[:, start : start + frames]
+            length = self.latents[i].shape[1] - lead  # frames from the first kept one to the end
+            at = lead + start  # only the crop is converted: an item is up to ~6,000 frames
+            crop = torch.from_numpy(self.latents[i][:, at : at + frames].astype(np.float32))  # [2D, <= frames]
             if crop.shape[1] < frames:  # silence after the end (with seconds_total: where to stop)
                 fill = self.silence[:, None].expand(-1, frames - crop.shape[1])
                 crop = torch.cat((crop, fill), dim=1)
@@ -87,7 +88,7 @@ class LatentBank:
                     "seconds_start": start / self.rate,
                     "seconds_total": item.seconds - lead / self.rate,
                     "bpm": item.metadata.get("bpm"),
-                    "frames_before_end": min(frames, lat.shape[1] - start),  # the rest is padding
+                    "frames_before_end": min(frames, length - start),  # the rest is padding
                 }
             )
         return torch.stack(xs), metas

@@ -15,6 +15,7 @@ from engine import Generator, RenderRequest, load_model
 from engine.checkpoint import REPO_MODELS, resolve_model
 from engine.keys import scale_of
 from engine.stft_codec_config import STFTCodecConfig
+from lab.evaluation.music import level_dbfs
 
 FOLDER = REPO_MODELS / "longplay-mini"
 
@@ -136,7 +137,7 @@ def test_its_renders_are_audible(gen: Generator, prompt: str, seconds: float, se
     `lab/runs/dit-lead`)."""
     for seed in seeds:
         audio = gen.render(RenderRequest(prompt, seconds=seconds, seed=seed))[0].audio
-        level = 20 * np.log10(np.sqrt(np.mean(audio**2)) + 1e-12)
+        level = level_dbfs(audio)
         assert level > -45.0, (seed, level)
 
 
@@ -149,6 +150,6 @@ def test_its_short_loops_are_audible(gen: Generator) -> None:
     req = RenderRequest("drums", bpm=120.0, bars=2, loop=True)
     for seed in range(10):
         result = gen.render(dataclasses.replace(req, seed=seed))[0]
-        level = 20 * np.log10(np.sqrt(np.mean(result.audio**2)) + 1e-12)
+        level = level_dbfs(result.audio)
         assert level > -45.0, (seed, level)
     assert result.recipe["loop"]["frames"] == 86 and result.recipe["loop"]["tiles"] == 12
