@@ -94,10 +94,10 @@ def heldout_targets(model: Any, clips: list, crops: int = 24) -> tuple[float, fl
     return float(np.mean(mags)), float(np.mean(scs)), float(np.mean(ifs))
 
 
-def held_out_clips(corpus: str, n: int, seconds: float) -> list[tuple[str, np.ndarray]]:
+def held_out_clips(corpus: str, n: int, seconds: float, kind: str = "mix") -> list[tuple[str, np.ndarray]]:
     from lab.training.data import AudioBank, read_index
 
-    items = read_index(corpus, "test")[:n]
+    items = [i for i in read_index(corpus, "test") if i.kind == kind][:n]
     bank = AudioBank(items, SR, 2)
     length = int(seconds * SR) // HOP * HOP
     clips = []
@@ -112,7 +112,23 @@ def held_out_clips(corpus: str, n: int, seconds: float) -> list[tuple[str, np.nd
     return clips
 
 
-def measure(name: str, encode: Callable, decode: Callable, params: int, clips: list, notes: bool) -> dict[str, Any]:
+def onset_f1(roundtrip: Callable[[torch.Tensor], torch.Tensor], stems: list) -> tuple[float, float]:
+    """Mean onset F1 / precision of held-out drum stems through `roundtrip` alone (no diffusion),
+    against the stems' own onsets (librosa, +-50 ms): how exactly the decoder places a hit, which
+    bounds what audio-to-audio's drum renders can keep of a take's groove."""
+    from lab.evaluation.music import detect_onsets, onset_f_measure
+
+    scores = []
+    for _, x in stems:
+        with torch.no_grad():
+            y = roundtrip(torch.from_numpy(x)[None])[0, :, : x.shape[-1]].float().numpy()
+        scores.append(onset_f_measure(detect_onsets(x, SR), detect_onsets(y, SR)))
+    return float(np.mean([s.f_measure for s in scores])), float(np.mean([s.precision for s in scores]))
+
+
+def measure(
+    name: str, encode: Callable, decode: Callable, params: int, clips: list, notes: bool, takes: list = ()
+) -> dict[str, Any]:
     from lab.evaluation.metrics import evaluate_reconstruction, tone_fidelity
 
     def roundtrip(x: torch.Tensor) -> torch.Tensor:
@@ -122,6 +138,7 @@ def measure(name: str, encode: Callable, decode: Callable, params: int, clips: l
     tones = tone_fidelity(roundtrip, SR, HOP)
     row["tone"] = tones["mean"]
     row["per tone"] = " / ".join(f"{s:.2f}" for s in tones["share"])
+    row["tone hop (dB)"] = tones["hop_periodic_db_mean"]
     row["sine level (dB)"] = sine_level_db(roundtrip)
     if notes:
         from lab.evaluation.notes import note_fidelity
@@ -133,6 +150,8 @@ def measure(name: str, encode: Callable, decode: Callable, params: int, clips: l
         with torch.no_grad():
             z = torch.cat([encode(torch.from_numpy(c)[None]) for _, c in clips], dim=-1)
         row["z std"] = float(z.std())
+    if takes:
+        row["beatbox onset F1"], row["onset precision"] = onset_f1(roundtrip, list(takes))
     row["probe err"] = frequency_probe(encode)
     z = torch.randn(1, encode(torch.zeros(1, 2, 4 * HOP)).shape[1], int(285 * SR / HOP))
     with torch.no_grad():
@@ -150,27 +169,33 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--no-notes", action="store_true")
     p.add_argument("--no-shipped", action="store_true")
+    p.add_argument("--shipped", default="resources/models/longplay-mini", help="the model folder measured beside")
     p.add_argument("--targets-only", action="store_true", help="only the held-out direct-target losses")
     p.add_argument("--phase-lock", action="store_true", help="also measure each checkpoint decoding phase-locked")
+    p.add_argument("--onsets", type=int, default=0, help="held-out drum stems (10 s) through the codec alone (0: none)")
     args = p.parse_args()
     torch.set_num_threads(1)
     from lab.training.stft_codec_train import load_codec
 
     clips = held_out_clips(args.corpus, args.clips, args.seconds) if args.clips else []
+    takes: list = []
     rows = []
+    if args.onsets:
+        takes = held_out_clips(args.corpus, args.onsets, 10.0, kind="stem:drums")
     if not args.no_shipped and not args.targets_only:
         from lab.training.autoencoder import load_autoencoder
 
-        ae, _ = load_autoencoder(Path("resources/models/longplay-mini"))
+        ae, _ = load_autoencoder(Path(args.shipped))
         ae.eval()
         rows.append(
             measure(
-                "longplay-mini (shipped)",
-                lambda x: ae.encode(x, sample=False)[0],
+                f"{Path(args.shipped).name} ({args.shipped})",
+                ae.encode if hasattr(ae, "encode_dist") else lambda x: ae.encode(x, sample=False)[0],
                 ae.decode,
                 sum(p.numel() for p in ae.parameters()),
                 clips,
                 not args.no_notes,
+                takes,
             )
         )
     for ck in args.checkpoints:
@@ -194,6 +219,7 @@ def main() -> None:
                     sum(p.numel() for p in model.parameters()),
                     clips,
                     not args.no_notes,
+                    takes,
                 )
             )
     if not rows:

@@ -237,7 +237,8 @@ OMP_NUM_THREADS=2 $LP train dit --corpus "$W/corpus" --latents "$W/runs/latents-
     --max-gap 2 --trim-lead --mask-padding \
     --description "longplay-mini v2: Longplay's embedded demo model, trained on CPU on a generated corpus"
 
-# 31. Package v2 as the embedded model: float16 weights, the decoder of stage 17.
+# 31. Package v2 as the embedded model: float16 weights, the decoder of stage 17, the key's
+#     guidance at 9 (session 21: lab/runs/dit-lead/key_check*.txt).
 $LP train package --model "$W/runs/dit-mask/model" --ae "$W/runs/codec-dec" --out resources/models/longplay-mini \
-    --default-steps 20 --default-cfg 5 \
+    --default-steps 20 --default-cfg 5 --default-key-cfg 9 \
     --description "longplay-mini v2: Longplay's embedded demo model (DiT 192x8 with a tempo grid and a key token + STFT codec, 64 latents at 21.5 Hz + byte-level text encoder), trained on a 2-core CPU on a generated corpus"

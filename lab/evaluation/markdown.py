@@ -59,6 +59,14 @@ def _pitch_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "tones" in s:
         tones = ", ".join(f"{f:g}" for f in s["tones"]["tones_hz"])
         rows.append((f"tone fidelity: energy at the pitch of sines at {tones} Hz ↑", _num(s["tones"]["mean"]), DASH))
+        if "hop_periodic_db_mean" in s["tones"]:  # absent from older eval.json
+            rows.append(
+                (
+                    "energy repeating every latent hop, those sines (dB; the sines themselves -30) ↓",
+                    _num(s["tones"]["hop_periodic_db_mean"], 1),
+                    DASH,
+                )
+            )
     notes = s.get("notes")
     if isinstance(notes, dict) and "skipped" in notes:
         rows.append(("note fidelity (GM notes, 55-1,760 Hz)", f"skipped: {notes['skipped']}", DASH))

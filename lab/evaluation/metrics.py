@@ -158,23 +158,32 @@ def tone_fidelity(
     roundtrip: Roundtrip, sample_rate: int, hop: int, channels: int = 2, seconds: float = 4.0, amplitude: float = 0.25
 ) -> dict[str, Any]:
     """Each of `between_harmonic_tones` as a steady sine, through `roundtrip`; the share of the
-    output's energy (middle 2 s, Hann window) within `TONE_BAND_HZ` of the tone.
+    output's energy (middle 2 s, Hann window) within `TONE_BAND_HZ` of the tone, and the output's
+    `hop_periodic_db` (the input's own: ~-30 dB, the tone flips sign every hop).
 
-    -> {"tones_hz": [...], "share": [...], "mean": float}. The input itself scores ~1.0."""
+    -> {"tones_hz": [...], "share": [...], "mean": float, "hop_periodic_db": [...],
+    "hop_periodic_db_mean": float}. The input itself scores ~1.0 and ~-30 dB."""
     n = max(4 * hop, int(seconds * sample_rate) // hop * hop)
     t = np.arange(n) / sample_rate
     mid = int(2.0 * sample_rate)
     start = (n - mid) // 2
     window = np.hanning(mid)
     freqs = np.fft.rfftfreq(mid, 1.0 / sample_rate)
-    tones, shares = between_harmonic_tones(sample_rate, hop), []
+    tones, shares, periodic = between_harmonic_tones(sample_rate, hop), [], []
     for f in tones:
         x = np.repeat((amplitude * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], channels, axis=0)
         with torch.no_grad():
             y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].float().cpu().numpy()
         power = np.sum(np.abs(np.fft.rfft(y[:, start : start + mid] * window, axis=-1)) ** 2, axis=0)
         shares.append(float(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30)))
-    return {"tones_hz": [round(f, 1) for f in tones], "share": shares, "mean": float(np.mean(shares))}
+        periodic.append(float(hop_periodic_db(y[:, start : start + mid], hop)))
+    return {
+        "tones_hz": [round(f, 1) for f in tones],
+        "share": shares,
+        "mean": float(np.mean(shares)),
+        "hop_periodic_db": periodic,
+        "hop_periodic_db_mean": float(np.mean(periodic)),
+    }
 
 
 def evaluate_reconstruction(

@@ -48,13 +48,15 @@ def analysis_loss(
     floor: float = -7.0,
     compressed: float = 1.0,
     convergence: float = 0.0,
+    if_lags: tuple[int, ...] = (1,),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Direct targets for the heads from the input's own STFT (the synthesis STFT, so these are
     exactly what reproduces it): L1 on log-magnitudes (floored at `floor`), `compressed` x L1 on
     |X|^0.3, `convergence` x spectral convergence, and a wrapped
     instantaneous-frequency loss 1 - cos(predicted phase advance - measured advance), weighted by
-    the root magnitude. The multi-resolution STFT losses alone moved the deviation head so slowly
-    that a sine kept none of its energy at its frequency after 300 steps.
+    the root magnitude, averaged over `if_lags` (the advance over that many hops; see below). The
+    multi-resolution STFT losses alone moved the deviation head so slowly that a sine kept none of
+    its energy at its frequency after 300 steps.
 
     `log_mag`, `dev`: `[B * C, K, T]` from `STFTCodec.heads`; `audio` `[B, C, N]`, N = (T - 1) hop."""
     window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
@@ -74,9 +76,17 @@ def analysis_loss(
         # stage-1 codec placed loud steady sines right but 2.5-3.7 nats (20-30 dB) too quiet.
         err = (torch.exp(log_mag) - mag).flatten(1).norm(dim=1)
         l_mag = l_mag + convergence * (err / mag.flatten(1).norm(dim=1).clamp(min=1e-3)).mean()
+    # The vocoder's phase is the running sum of the deviations, so a partial's pitch is their mean
+    # over many hops. One hop's advance reads an error of d bins as (pi / 2) d rad (hop = n_fft / 4):
+    # 1 - cos of that is ~0.003 at the 1 Hz a held note must be within, so session 21's codec left
+    # partials 2-4 Hz off. The advance over m hops reads the same error m times as large.
     k = torch.arange(spec.shape[1], device=audio.device, dtype=audio.dtype)[:, None]
-    advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # measured phase advance, wrapped
-    predicted = 2 * math.pi * hop * (k + dev[..., 1:]) / n_fft
-    weight = (mag[..., 1:] * mag[..., :-1]).pow(0.25)  # root magnitude of both frames
-    l_if = ((1 - torch.cos(predicted - advance)) * weight).sum() / weight.sum().clamp(min=1e-8)
-    return l_mag, l_if
+    drift = torch.cumsum(dev, dim=-1)
+    l_if = torch.zeros((), device=audio.device, dtype=audio.dtype)
+    for m in if_lags:
+        advance = torch.angle(spec[..., m:] * spec[..., :-m].conj())  # measured advance over m hops, wrapped
+        moved = dev[..., 1:] if m == 1 else drift[..., m:] - drift[..., :-m]  # lag 1: as before, to the bit
+        predicted = 2 * math.pi * hop * (m * k + moved) / n_fft
+        weight = (mag[..., m:] * mag[..., :-m]).pow(0.25)  # root magnitude of both frames
+        l_if = l_if + ((1 - torch.cos(predicted - advance)) * weight).sum() / weight.sum().clamp(min=1e-8)
+    return l_mag, l_if / len(if_lags)

@@ -93,7 +93,12 @@ def test_tone_fidelity_is_one_for_the_identity_and_zero_for_a_hop_periodic_decod
     ident = tone_fidelity(lambda x: x, 44100, 2048)
     assert ident["tones_hz"] == pytest.approx([118.4, 226.1, 441.4, 872.1], abs=0.1)
     assert ident["mean"] > 0.999
-    assert tone_fidelity(_repeat_each_hop, 44100, 2048)["mean"] < 1e-3
+    hop_periodic = tone_fidelity(_repeat_each_hop, 44100, 2048)
+    assert hop_periodic["mean"] < 1e-3
+    # the buzz target on tones (<= -20 dB): a sine half-way between the latent rate's
+    # harmonics flips sign every hop (1/33 of it passes the comb, -30 dB); a repeated hop is all buzz
+    assert max(ident["hop_periodic_db"]) < -29 and ident["hop_periodic_db_mean"] < -29
+    assert min(hop_periodic["hop_periodic_db"]) > -0.1
     # a detuned decoder (every tone 1 % sharp: resampled) misses the 3 Hz band above 300 Hz
     detuned = tone_fidelity(
         lambda x: torch.from_numpy(

@@ -137,6 +137,14 @@ def test_analysis_loss_is_zero_at_the_sines_own_heads_and_grows_off_them() -> No
     assert l_mag < 1e-4 and l_if < 0.02
     off_mag, off_if = analysis_loss(log_mag + 1.0, dev + 0.5, x, hop, n_fft)
     assert off_mag > 0.05 and off_if > 0.3  # (most bins sit at the floor either way)
+    # `if_lags`: the phase advance over several hops too. Exact heads still score ~0 at every lag; a
+    # partial 0.05 bins (1.1 Hz) off, too little for one hop's advance to notice (0.08 rad), costs
+    # 16 times more at lags 1 and 16 together: the longer lag reads the error 16 times as large
+    _, lagged = analysis_loss(log_mag, dev, x, hop, n_fft, if_lags=(1, 16))
+    assert lagged < 0.02
+    _, near = analysis_loss(log_mag, dev + 0.05, x, hop, n_fft)
+    _, near_lagged = analysis_loss(log_mag, dev + 0.05, x, hop, n_fft, if_lags=(1, 16))
+    assert near - l_if < 0.01 and near_lagged - lagged > 16 * (near - l_if)
 
 
 def test_a_weights_only_export_resumes_with_a_fresh_optimizer(tmp_path) -> None:
@@ -252,3 +260,24 @@ def test_spectral_convergence_weighs_a_partials_peak_over_the_quiet_bins() -> No
     sc = [analysis_loss(h, dev, x, hop, n_fft, convergence=1.0)[0] - p for h, p in zip((quiet_peak, spread), plain)]
     assert plain[0] < plain[1]  # the averaged terms hardly see the quiet partial
     assert sc[0] > 10 * sc[1]
+
+
+def test_synthetic_notes_are_stacks_of_partials_and_repeat_per_seed() -> None:
+    """`--notes`: held or struck harmonic notes. Same seed -> same crop; each crop lights many
+    spectral peaks on the multiples of a few fundamentals, where a sine crop lights one to four."""
+    import random
+
+    from lab.training.stft_codec_train import synthetic_notes, synthetic_sines
+
+    n = 2 * SR
+
+    def peaks(x: np.ndarray) -> int:  # spectral peaks within 30 dB of the loudest
+        power = np.abs(np.fft.rfft(x[0].astype(np.float64) * np.hanning(n))) ** 2
+        mid = power[1:-1]
+        return int(np.sum((mid > power[:-2]) & (mid >= power[2:]) & (mid > power.max() * 1e-3)))
+
+    x = synthetic_notes(random.Random(3), 2, n)
+    assert x.shape == (2, n) and x.dtype == np.float32 and 0.01 < np.abs(x).max() <= 1.0
+    assert np.array_equal(x, synthetic_notes(random.Random(3), 2, n))
+    assert min(peaks(synthetic_notes(random.Random(s), 1, n)) for s in range(8)) >= 5
+    assert max(peaks(synthetic_sines(random.Random(s), 1, n)) for s in range(8)) <= 4
