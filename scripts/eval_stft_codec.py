@@ -1,5 +1,5 @@
 """Measure STFT-codec checkpoints against the shipped longplay-mini autoencoder (issue 19) and
-print a markdown table: tone/note fidelity, held-out reconstruction, frequency probe, params,
+print a markdown table: tone/note fidelity (the eval's probes and wider ones, to choose checkpoints on), held-out reconstruction, frequency probe, params,
 decode time of 285 s of latents.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/eval_stft_codec.py CKPT [CKPT ...] --corpus data/corpus
@@ -112,6 +112,25 @@ def held_out_clips(corpus: str, n: int, seconds: float, kind: str = "mix") -> li
     return clips
 
 
+def tone_sweep(roundtrip: Callable[[torch.Tensor], torch.Tensor], count: int = 16) -> float:
+    """Mean share of the output's energy within `metrics.TONE_BAND_HZ` of `count` sines log-spaced
+    over 55-1,760 Hz (4 s, 0.25, middle 2 s): the four tones of `tone_fidelity` pass or fail
+    whole and swing by 0.5 between neighbouring checkpoints; this spreads the same question wider."""
+    from lab.evaluation.metrics import TONE_BAND_HZ
+
+    n, mid = 4 * SR // HOP * HOP, 2 * SR
+    t, start = np.arange(n) / SR, (n - mid) // 2
+    freqs = np.fft.rfftfreq(mid, 1.0 / SR)
+    shares = []
+    for f in np.geomspace(55.0, 1760.0, count):
+        x = torch.from_numpy(np.repeat((0.25 * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], 2, 0))[None]
+        with torch.no_grad():
+            y = roundtrip(x)[0, :, :n].float().numpy()
+        power = np.sum(np.abs(np.fft.rfft(y[:, start : start + mid] * np.hanning(mid), axis=-1)) ** 2, axis=0)
+        shares.append(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30))
+    return float(np.mean(shares))
+
+
 def onset_f1(roundtrip: Callable[[torch.Tensor], torch.Tensor], stems: list) -> tuple[float, float]:
     """Mean onset F1 / precision of held-out drum stems through `roundtrip` alone (no diffusion),
     against the stems' own onsets (librosa, +-50 ms): how exactly the decoder places a hit, which
@@ -139,11 +158,13 @@ def measure(
     row["tone"] = tones["mean"]
     row["per tone"] = " / ".join(f"{s:.2f}" for s in tones["share"])
     row["tone hop (dB)"] = tones["hop_periodic_db_mean"]
+    row["16 tones"] = tone_sweep(roundtrip)
     row["sine level (dB)"] = sine_level_db(roundtrip)
     if notes:
-        from lab.evaluation.notes import note_fidelity
+        from lab.evaluation.notes import WIDE_NOTE_PROBES, note_fidelity
 
         row["note"] = note_fidelity(roundtrip, SR, HOP)["mean"]
+        row["32 notes"] = note_fidelity(roundtrip, SR, HOP, probes=WIDE_NOTE_PROBES)["mean"]
     if clips:
         rec = evaluate_reconstruction(roundtrip, clips, SR, hop=HOP)
         row |= {"mel": rec["mel"], "stft": rec["stft"], "sisdr": rec["sisdr"], "hop_db": rec["hop_periodic_db"]}
@@ -151,7 +172,7 @@ def measure(
             z = torch.cat([encode(torch.from_numpy(c)[None]) for _, c in clips], dim=-1)
         row["z std"] = float(z.std())
     if takes:
-        row["beatbox onset F1"], row["onset precision"] = onset_f1(roundtrip, list(takes))
+        row["drum onset F1"], row["onset precision"] = onset_f1(roundtrip, list(takes))
     row["probe err"] = frequency_probe(encode)
     z = torch.randn(1, encode(torch.zeros(1, 2, 4 * HOP)).shape[1], int(285 * SR / HOP))
     with torch.no_grad():
@@ -172,6 +193,7 @@ def main() -> None:
     p.add_argument("--shipped", default="resources/models/longplay-mini", help="the model folder measured beside")
     p.add_argument("--targets-only", action="store_true", help="only the held-out direct-target losses")
     p.add_argument("--phase-lock", action="store_true", help="also measure each checkpoint decoding phase-locked")
+    p.add_argument("--locked-only", action="store_true", help="only phase-locked (how an exported folder decodes)")
     p.add_argument("--onsets", type=int, default=0, help="held-out drum stems (10 s) through the codec alone (0: none)")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -209,7 +231,7 @@ def main() -> None:
             )
         if args.targets_only:
             continue
-        for lock in (False, True) if args.phase_lock else (False,):
+        for lock in (True,) if args.locked_only else (False, True) if args.phase_lock else (False,):
             model.config = dataclasses.replace(model.config, phase_lock=lock)
             rows.append(
                 measure(

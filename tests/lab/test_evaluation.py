@@ -140,12 +140,18 @@ def test_note_fidelity_is_one_for_the_identity_and_low_for_a_hop_periodic_decode
     hop (the buzz) keeps little of any; a half-tone detune (partials moved) keeps little too."""
     import torch
 
-    from lab.evaluation.notes import NOTE_PROBES, note_fidelity
+    from lab.evaluation.notes import NOTE_PROBES, WIDE_NOTE_PROBES, note_fidelity
 
     ident = note_fidelity(lambda x: x, 44100, 2048)
     assert len(ident["notes"]) == sum(len(n) for _, _, n in NOTE_PROBES)
     assert ident["mean"] > 0.999 and min(r["input"] for r in ident["notes"]) > 0.2  # each note has harmonics to keep
     assert note_fidelity(_repeat_each_hop, 44100, 2048)["mean"] < 0.25
+    # the wider probe (32 other notes of the same programs) holds the same: the identity keeps all
+    wide = note_fidelity(lambda x: x, 44100, 2048, probes=WIDE_NOTE_PROBES)
+    assert (
+        len(wide["notes"]) == 32 and wide["mean"] > 0.999 and set(wide["by_instrument"]) == set(ident["by_instrument"])
+    )
+    assert min(r["input"] for r in wide["notes"]) > 0.2
     semitone = 2 ** (1 / 12)
     shifted = note_fidelity(
         lambda x: torch.from_numpy(
