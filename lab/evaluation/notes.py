@@ -95,9 +95,9 @@ def note_fidelity(
     seconds: float = 4.0,
     probes: tuple[tuple[str, int, tuple[int, ...]], ...] = NOTE_PROBES,
 ) -> dict[str, Any]:
-    """Each of `probes` (`NOTE_PROBES`, or `WIDE_NOTE_PROBES`) through `roundtrip`; per note the share of the output's energy on the
-    input's partials over the input's own share (capped at 1), on the 2 s after the first 0.5 s
-    (the attack left out).
+    """Each of `probes` (`NOTE_PROBES`, or `WIDE_NOTE_PROBES`) through `roundtrip`; per note the
+    share of the output's energy on the input's partials over the input's own share (capped at 1),
+    on the 2 s after the first 0.5 s (the attack left out).
 
     -> {"notes": [{"instrument", "hz", "input", "output", "fidelity"}...], "mean", "by_instrument"}.
     Raises `SynthMissingError` (an `EngineError`) where FluidSynth or a GM soundfont is missing."""

@@ -79,7 +79,7 @@ def analysis_loss(
     # The vocoder's phase is the running sum of the deviations, so a partial's pitch is their mean
     # over many hops. One hop's advance reads an error of d bins as (pi / 2) d rad (hop = n_fft / 4):
     # 1 - cos of that is ~0.003 at the 1 Hz a held note must be within, so session 21's codec left
-    # partials 2-4 Hz off. The advance over m hops reads the same error m times as large.
+    # partials 2-18 Hz off. The advance over m hops reads the same error m times as large.
     k = torch.arange(spec.shape[1], device=audio.device, dtype=audio.dtype)[:, None]
     drift = torch.cumsum(dev, dim=-1)
     l_if = torch.zeros((), device=audio.device, dtype=audio.dtype)
