@@ -112,25 +112,6 @@ def held_out_clips(corpus: str, n: int, seconds: float, kind: str = "mix") -> li
     return clips
 
 
-def tone_sweep(roundtrip: Callable[[torch.Tensor], torch.Tensor], count: int = 16) -> float:
-    """Mean share of the output's energy within `metrics.TONE_BAND_HZ` of `count` sines log-spaced
-    over 55-1,760 Hz (4 s, 0.25, middle 2 s): the four tones of `tone_fidelity` pass or fail
-    whole and swing by 0.5 between neighbouring checkpoints; this spreads the same question wider."""
-    from lab.evaluation.metrics import TONE_BAND_HZ
-
-    n, mid = 4 * SR // HOP * HOP, 2 * SR
-    t, start = np.arange(n) / SR, (n - mid) // 2
-    freqs = np.fft.rfftfreq(mid, 1.0 / SR)
-    shares = []
-    for f in np.geomspace(55.0, 1760.0, count):
-        x = torch.from_numpy(np.repeat((0.25 * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], 2, 0))[None]
-        with torch.no_grad():
-            y = roundtrip(x)[0, :, :n].float().numpy()
-        power = np.sum(np.abs(np.fft.rfft(y[:, start : start + mid] * np.hanning(mid), axis=-1)) ** 2, axis=0)
-        shares.append(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30))
-    return float(np.mean(shares))
-
-
 def onset_f1(roundtrip: Callable[[torch.Tensor], torch.Tensor], stems: list) -> tuple[float, float]:
     """Mean onset F1 / precision of held-out drum stems through `roundtrip` alone (no diffusion),
     against the stems' own onsets (librosa, +-50 ms): how exactly the decoder places a hit, which
@@ -148,7 +129,7 @@ def onset_f1(roundtrip: Callable[[torch.Tensor], torch.Tensor], stems: list) -> 
 def measure(
     name: str, encode: Callable, decode: Callable, params: int, clips: list, notes: bool, takes: list = ()
 ) -> dict[str, Any]:
-    from lab.evaluation.metrics import evaluate_reconstruction, tone_fidelity
+    from lab.evaluation.metrics import evaluate_reconstruction, tone_fidelity, tone_sweep
 
     def roundtrip(x: torch.Tensor) -> torch.Tensor:
         return decode(encode(x))
@@ -158,7 +139,7 @@ def measure(
     row["tone"] = tones["mean"]
     row["per tone"] = " / ".join(f"{s:.2f}" for s in tones["share"])
     row["tone hop (dB)"] = tones["hop_periodic_db_mean"]
-    row["16 tones"] = tone_sweep(roundtrip)
+    row["16 tones"] = tone_sweep(roundtrip, SR, HOP)["mean"]
     row["sine level (dB)"] = sine_level_db(roundtrip)
     if notes:
         from lab.evaluation.notes import WIDE_NOTE_PROBES, note_fidelity

@@ -79,6 +79,19 @@ def _pitch_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
                 DASH,
             )
         )
+    # the wider probes (absent from older eval.json): a few pass/fail probes swing between checkpoints
+    if "tone_sweep" in s:
+        rows.append(
+            (
+                "same as tone fidelity, 16 sines over 55-1,760 Hz, off the latent rate's harmonics ↑",
+                _num(s["tone_sweep"]["mean"]),
+                DASH,
+            )
+        )
+    wide = s.get("notes_wide")
+    if isinstance(wide, dict) and "mean" in wide:
+        by = ", ".join(f"{k} {v:.2f}" for k, v in wide["by_instrument"].items())
+        rows.append((f"same as note fidelity, 32 other notes of those programs ↑ ({by})", _num(wide["mean"]), DASH))
     return rows
 
 

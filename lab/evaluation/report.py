@@ -174,15 +174,18 @@ def _autoencoder_section(
     roundtrip: metrics.Roundtrip, corpus: Path, cfg: EvalConfig, rate: int, hop: int, channels: int
 ) -> dict[str, Any]:
     """The autoencoder section, for a whole model's pretransform or an autoencoder folder alike:
-    Table-5 metrics and hop periodicity on held-out crops, tone fidelity, the paper's numbers."""
+    Table-5 metrics and hop periodicity on held-out crops, tone and note fidelity (the issue's
+    probes and wider ones), the paper's numbers."""
     clips = middle_crops(held_out_mixes(corpus), cfg.ae_items, cfg.ae_crop_seconds, rate, channels, hop)
     result = metrics.evaluate_reconstruction(roundtrip, clips, rate, hop)
     result["tones"] = metrics.tone_fidelity(roundtrip, rate, hop, channels)
+    result["tone_sweep"] = metrics.tone_sweep(roundtrip, rate, hop, channels)
     if cfg.notes:
-        from .notes import note_fidelity
+        from .notes import WIDE_NOTE_PROBES, note_fidelity
 
         try:
             result["notes"] = note_fidelity(roundtrip, rate, hop)
+            result["notes_wide"] = note_fidelity(roundtrip, rate, hop, probes=WIDE_NOTE_PROBES)
         except EngineError as err:  # no FluidSynth / soundfont here: said, not hidden
             result["notes"] = {"skipped": str(err)}
     return {

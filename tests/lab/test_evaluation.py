@@ -26,7 +26,7 @@ from lab.evaluation import (  # noqa: E402
     self_similarity,
     tempo_error,
 )
-from lab.evaluation.metrics import hop_periodic_db, tone_fidelity  # noqa: E402
+from lab.evaluation.metrics import hop_periodic_db, tone_fidelity, tone_sweep  # noqa: E402
 from lab.evaluation.music import window_levels  # noqa: E402
 
 SR = 22050  # the analysis rate: no resampling in the music tests
@@ -99,6 +99,13 @@ def test_tone_fidelity_is_one_for_the_identity_and_zero_for_a_hop_periodic_decod
     # harmonics flips sign every hop (1/33 of it passes the comb, -30 dB); a repeated hop is all buzz
     assert max(ident["hop_periodic_db"]) < -29 and ident["hop_periodic_db_mean"] < -29
     assert min(hop_periodic["hop_periodic_db"]) > -0.1
+    # the wider sweep: 16 sines over 55-1,760 Hz at every offset from the harmonics but the
+    # harmonics themselves, scored alike (identity 1, a repeated hop ~0)
+    sweep = tone_sweep(lambda x: x, 44100, 2048)
+    offsets = np.array(sweep["tones_hz"]) / (44100 / 2048) % 1
+    assert len(offsets) == 16 and offsets.min() > 0.24 and offsets.max() < 0.76 and np.ptp(offsets) > 0.45
+    assert 45 < sweep["tones_hz"][0] < 65 and 1700 < sweep["tones_hz"][-1] < 1780
+    assert sweep["mean"] > 0.999 and tone_sweep(_repeat_each_hop, 44100, 2048)["mean"] < 0.01
     # a detuned decoder (every tone 1 % sharp: resampled) misses the 3 Hz band above 300 Hz
     detuned = tone_fidelity(
         lambda x: torch.from_numpy(
@@ -357,6 +364,8 @@ def test_run_eval_quick_writes_json_markdown_and_pngs(tiny_model_dir: Path, tmp_
     assert "held-out audio without drums: as is → through the autoencoder" in md
     assert "| energy repeating every latent hop (dB; held-out audio itself) |" in md
     assert "| tone fidelity: energy at the pitch of sines at " in md
+    assert "| energy repeating every latent hop, those sines (dB; the sines themselves -30) ↓ |" in md
+    assert "| same as tone fidelity, 16 sines over 55-1,760 Hz, off the latent rate's harmonics ↑ |" in md
     assert "| share judged 'drums present': drums / ambient, no drums / genre, no drums |" in md
     assert "| tempo sweep, 1 prompts at 70-175 BPM over 8 genres: median error / matches |" in md
     assert "| level of 10 s windows, median / quietest (dBFS): render |" in md
