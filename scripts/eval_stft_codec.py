@@ -1,5 +1,6 @@
 """Measure STFT-codec checkpoints against the shipped longplay-mini autoencoder (issue 19) and
-print a markdown table: tone/note fidelity (the eval's probes and wider ones, to choose checkpoints on), held-out reconstruction, frequency probe, params,
+print a markdown table: tone/note fidelity (the eval's probes and the wider ones to choose
+checkpoints on), held-out reconstruction, drum onsets (`--onsets`), frequency probe, params,
 decode time of 285 s of latents.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/eval_stft_codec.py CKPT [CKPT ...] --corpus data/corpus
@@ -127,7 +128,7 @@ def onset_f1(roundtrip: Callable[[torch.Tensor], torch.Tensor], stems: list) -> 
 
 
 def measure(
-    name: str, encode: Callable, decode: Callable, params: int, clips: list, notes: bool, takes: list = ()
+    name: str, encode: Callable, decode: Callable, params: int, clips: list, notes: bool, stems: list = ()
 ) -> dict[str, Any]:
     from lab.evaluation.metrics import evaluate_reconstruction, tone_fidelity, tone_sweep
 
@@ -152,8 +153,8 @@ def measure(
         with torch.no_grad():
             z = torch.cat([encode(torch.from_numpy(c)[None]) for _, c in clips], dim=-1)
         row["z std"] = float(z.std())
-    if takes:
-        row["drum onset F1"], row["onset precision"] = onset_f1(roundtrip, list(takes))
+    if stems:
+        row["drum onset F1"], row["onset precision"] = onset_f1(roundtrip, list(stems))
     row["probe err"] = frequency_probe(encode)
     z = torch.randn(1, encode(torch.zeros(1, 2, 4 * HOP)).shape[1], int(285 * SR / HOP))
     with torch.no_grad():
@@ -181,10 +182,8 @@ def main() -> None:
     from lab.training.stft_codec_train import load_codec
 
     clips = held_out_clips(args.corpus, args.clips, args.seconds) if args.clips else []
-    takes: list = []
+    stems = held_out_clips(args.corpus, args.onsets, 10.0, kind="stem:drums") if args.onsets else []
     rows = []
-    if args.onsets:
-        takes = held_out_clips(args.corpus, args.onsets, 10.0, kind="stem:drums")
     if not args.no_shipped and not args.targets_only:
         from lab.training.autoencoder import load_autoencoder
 
@@ -198,7 +197,7 @@ def main() -> None:
                 sum(p.numel() for p in ae.parameters()),
                 clips,
                 not args.no_notes,
-                takes,
+                stems,
             )
         )
     for ck in args.checkpoints:
@@ -222,7 +221,7 @@ def main() -> None:
                     sum(p.numel() for p in model.parameters()),
                     clips,
                     not args.no_notes,
-                    takes,
+                    stems,
                 )
             )
     if not rows:
