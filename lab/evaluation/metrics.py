@@ -154,6 +154,28 @@ def comb_share(
 TONE_BAND_HZ = 3.0  # the band counted as "at the tone": the Hann main lobe of 2 s is +-1 Hz
 
 
+def _sines_through(
+    roundtrip: Roundtrip, tones: Sequence[float], sample_rate: int, n: int, channels: int, amplitude: float
+) -> tuple[list[float], list[np.ndarray]]:
+    """Each of `tones` as a steady `n`-sample sine through `roundtrip` -> per tone the share of the
+    output's energy (middle 2 s, Hann window) within `TONE_BAND_HZ` of it, and that middle `[C, 2 s]`."""
+    t = np.arange(n) / sample_rate
+    mid = int(2.0 * sample_rate)
+    start = (n - mid) // 2
+    window = np.hanning(mid)
+    freqs = np.fft.rfftfreq(mid, 1.0 / sample_rate)
+    shares, middles = [], []
+    for f in tones:
+        x = np.repeat((amplitude * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], channels, axis=0)
+        with torch.no_grad():
+            y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].float().cpu().numpy()
+        middle = y[:, start : start + mid]
+        power = np.sum(np.abs(np.fft.rfft(middle * window, axis=-1)) ** 2, axis=0)
+        shares.append(float(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30)))
+        middles.append(middle)
+    return shares, middles
+
+
 def tone_fidelity(
     roundtrip: Roundtrip, sample_rate: int, hop: int, channels: int = 2, seconds: float = 4.0, amplitude: float = 0.25
 ) -> dict[str, Any]:
@@ -164,19 +186,9 @@ def tone_fidelity(
     -> {"tones_hz": [...], "share": [...], "mean": float, "hop_periodic_db": [...],
     "hop_periodic_db_mean": float}. The input itself scores ~1.0 and ~-30 dB."""
     n = max(4 * hop, int(seconds * sample_rate) // hop * hop)
-    t = np.arange(n) / sample_rate
-    mid = int(2.0 * sample_rate)
-    start = (n - mid) // 2
-    window = np.hanning(mid)
-    freqs = np.fft.rfftfreq(mid, 1.0 / sample_rate)
-    tones, shares, periodic = between_harmonic_tones(sample_rate, hop), [], []
-    for f in tones:
-        x = np.repeat((amplitude * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], channels, axis=0)
-        with torch.no_grad():
-            y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].float().cpu().numpy()
-        power = np.sum(np.abs(np.fft.rfft(y[:, start : start + mid] * window, axis=-1)) ** 2, axis=0)
-        shares.append(float(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30)))
-        periodic.append(float(hop_periodic_db(y[:, start : start + mid], hop)))
+    tones = between_harmonic_tones(sample_rate, hop)
+    shares, middles = _sines_through(roundtrip, tones, sample_rate, n, channels, amplitude)
+    periodic = [float(hop_periodic_db(m, hop)) for m in middles]
     return {
         "tones_hz": [round(f, 1) for f in tones],
         "share": shares,
@@ -197,24 +209,17 @@ def sweep_tones(sample_rate: int, hop: int, count: int = 16) -> list[float]:
 
 
 def tone_sweep(
-    roundtrip: Roundtrip, sample_rate: int, hop: int, channels: int = 2, amplitude: float = 0.25
+    roundtrip: Roundtrip, sample_rate: int, hop: int, channels: int = 2, seconds: float = 4.0, amplitude: float = 0.25
 ) -> dict[str, Any]:
-    """`sweep_tones` as steady 4 s sines through `roundtrip`, scored as `tone_fidelity` scores its
-    four. Those four pass or fail whole: between decoder checkpoints 2,000 steps apart their mean
-    swung 0.17-0.75 while a 16-sine sweep moved 0.60-0.75 (lab/runs/stftcodec/README.md, session 22).
+    """`sweep_tones` as steady sines through `roundtrip`, scored as `tone_fidelity` scores its four,
+    which pass or fail whole. Sixteen spread the same question wider; between decoder checkpoints
+    2,000 steps apart both still swung (four tones 0.17-0.75, sixteen 0.44-0.87: the decoder's
+    pitch wobbles by a few hertz; lab/runs/stftcodec/README.md, session 22).
 
     -> {"tones_hz": [...], "share": [...], "mean": float}."""
-    n = max(4 * hop, 4 * sample_rate // hop * hop)
-    mid = 2 * sample_rate
-    t, start = np.arange(n) / sample_rate, (n - mid) // 2
-    freqs = np.fft.rfftfreq(mid, 1.0 / sample_rate)
-    tones, shares = sweep_tones(sample_rate, hop), []
-    for f in tones:
-        x = np.repeat((amplitude * np.sin(2 * np.pi * f * t)).astype(np.float32)[None], channels, axis=0)
-        with torch.no_grad():
-            y = roundtrip(torch.from_numpy(x)[None])[0, :, :n].float().cpu().numpy()
-        power = np.sum(np.abs(np.fft.rfft(y[:, start : start + mid] * np.hanning(mid), axis=-1)) ** 2, axis=0)
-        shares.append(float(power[np.abs(freqs - f) <= TONE_BAND_HZ].sum() / max(power.sum(), 1e-30)))
+    n = max(4 * hop, int(seconds * sample_rate) // hop * hop)
+    tones = sweep_tones(sample_rate, hop)
+    shares, _ = _sines_through(roundtrip, tones, sample_rate, n, channels, amplitude)
     return {"tones_hz": [round(f, 1) for f in tones], "share": shares, "mean": float(np.mean(shares))}
 
 

@@ -81,7 +81,7 @@ def analysis_loss(
     # 1 - cos of that is ~0.003 at the 1 Hz a held note must be within, so session 21's codec left
     # partials 2-18 Hz off. The advance over m hops reads the same error m times as large.
     k = torch.arange(spec.shape[1], device=audio.device, dtype=audio.dtype)[:, None]
-    drift = torch.cumsum(dev, dim=-1)
+    drift = torch.cumsum(dev, dim=-1) if max(if_lags) > 1 else dev
     l_if = torch.zeros((), device=audio.device, dtype=audio.dtype)
     for m in if_lags:
         advance = torch.angle(spec[..., m:] * spec[..., :-m].conj())  # measured advance over m hops, wrapped

@@ -248,6 +248,7 @@ def train(args: argparse.Namespace) -> int:
         model.requires_grad_(False)
         for p in trained():
             p.requires_grad_(True)
+    if_lags = tuple(int(m) for m in args.if_lags.split(","))
     stop = min(args.steps, args.stop_at or args.steps)
     while step < stop and not deadline.passed():
         batch = [
@@ -285,7 +286,7 @@ def train(args: argparse.Namespace) -> int:
                 config.dec_fft,
                 compressed=args.compressed,
                 convergence=args.sc,
-                if_lags=tuple(int(m) for m in args.if_lags.split(",")),
+                if_lags=if_lags,
             )
             rec = rec + args.analysis * (l_mag + l_if)
         kl = (mean.pow(2) + torch.exp(2 * log_scale) - 2 * log_scale - 1).mean() / 2
